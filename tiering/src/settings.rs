@@ -1,0 +1,275 @@
+//! The only place that reads environment variables (CONTRACT.md section 3).
+//!
+//! Each binary builds its settings once at start-up; every error names the
+//! variable. Tests build the structs directly or through [`from_lookup`](StoreSettings::from_lookup).
+
+use std::fmt;
+use std::time::Duration;
+
+use azure_core::credentials::Secret;
+use url::Url;
+
+use crate::record::AgeField;
+
+/// A setting that is missing or malformed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("setting {name}: {message}")]
+pub struct SettingsError {
+    pub name: &'static str,
+    pub message: String,
+}
+
+/// Where settings come from: the process environment in production, a map in tests.
+pub trait Lookup {
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+#[derive(Debug, Clone, Copy)]
+pub struct Env;
+
+impl Lookup for Env {
+    fn get(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl<F: Fn(&str) -> Option<String>> Lookup for F {
+    fn get(&self, name: &str) -> Option<String> {
+        self(name)
+    }
+}
+
+struct Reader<'a>(&'a dyn Lookup);
+
+impl Reader<'_> {
+    /// A set, non-blank value; blank counts as unset, as app settings often are.
+    fn opt(&self, name: &'static str) -> Option<String> {
+        self.0.get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+    }
+
+    fn required(&self, name: &'static str) -> Result<String, SettingsError> {
+        self.opt(name).ok_or(SettingsError { name, message: "is required but not set".into() })
+    }
+
+    fn or(&self, name: &'static str, default: &str) -> String {
+        self.opt(name).unwrap_or_else(|| default.to_owned())
+    }
+
+    fn parsed<T: std::str::FromStr>(&self, name: &'static str, default: T, what: &str) -> Result<T, SettingsError> {
+        match self.opt(name) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|_| SettingsError { name, message: format!("`{v}` is not {what}") }),
+        }
+    }
+
+    fn url(&self, name: &'static str) -> Result<Url, SettingsError> {
+        let v = self.required(name)?;
+        let url = Url::parse(&v).map_err(|e| SettingsError { name, message: format!("`{v}` is not a URL: {e}") })?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err(SettingsError { name, message: format!("`{v}` must be an http(s) URL with a host") });
+        }
+        Ok(url)
+    }
+
+    fn name(&self, name: &'static str, default: &str) -> Result<String, SettingsError> {
+        let v = self.or(name, default);
+        if v.chars().any(|c| c == '/' || c == '\\' || c == '?' || c == '#' || c.is_control()) {
+            return Err(SettingsError { name, message: format!("`{v}` is not a valid resource name") });
+        }
+        Ok(v)
+    }
+}
+
+/// How to reach both stores; shared by the archiver and the reader.
+#[derive(Clone)]
+pub struct StoreSettings {
+    pub cosmos_endpoint: Url,
+    /// Account key, emulators only; `None` means Managed Identity.
+    pub cosmos_key: Option<Secret>,
+    pub cosmos_database: String,
+    pub cosmos_container: String,
+    pub blob_endpoint: Url,
+    /// SAS token, emulators only; `None` means Managed Identity.
+    pub blob_sas: Option<Secret>,
+    pub archive_container: String,
+    pub age_field: AgeField,
+    /// A user-assigned managed identity; `None` means the system-assigned one.
+    pub azure_client_id: Option<String>,
+}
+
+impl fmt::Debug for StoreSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreSettings")
+            .field("cosmos_endpoint", &self.cosmos_endpoint.as_str())
+            .field("cosmos_key", &self.cosmos_key.as_ref().map(|_| "<set>"))
+            .field("cosmos_database", &self.cosmos_database)
+            .field("cosmos_container", &self.cosmos_container)
+            .field("blob_endpoint", &self.blob_endpoint.as_str())
+            .field("blob_sas", &self.blob_sas.as_ref().map(|_| "<set>"))
+            .field("archive_container", &self.archive_container)
+            .field("age_field", &self.age_field.name())
+            .field("azure_client_id", &self.azure_client_id)
+            .finish()
+    }
+}
+
+impl StoreSettings {
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Self::from_lookup(&Env)
+    }
+
+    pub fn from_lookup(env: &dyn Lookup) -> Result<Self, SettingsError> {
+        let r = Reader(env);
+        let sas = r.opt("ARCHIVE_BLOB_SAS").map(|s| s.trim_start_matches('?').to_owned());
+        Ok(Self {
+            cosmos_endpoint: r.url("COSMOS_ENDPOINT")?,
+            cosmos_key: r.opt("COSMOS_KEY").map(Secret::new),
+            cosmos_database: r.name("COSMOS_DATABASE", "billing")?,
+            cosmos_container: r.name("COSMOS_CONTAINER", "records")?,
+            blob_endpoint: r.url("ARCHIVE_BLOB_ENDPOINT")?,
+            blob_sas: sas.map(Secret::new),
+            archive_container: r.name("ARCHIVE_CONTAINER", "billing-archive")?,
+            age_field: AgeField::parse(&r.or("ARCHIVE_AGE_FIELD", "_ts"))
+                .map_err(|message| SettingsError { name: "ARCHIVE_AGE_FIELD", message })?,
+            azure_client_id: r.opt("AZURE_CLIENT_ID"),
+        })
+    }
+}
+
+/// The archiver's own settings.
+#[derive(Debug, Clone)]
+pub struct ArchiverSettings {
+    pub stores: StoreSettings,
+    pub after_days: u32,
+    pub dry_run: bool,
+    pub concurrency: usize,
+    /// 0 means unlimited.
+    pub max_ru_per_second: u32,
+    pub time_budget: Duration,
+}
+
+/// Records in flight at once unless `ARCHIVE_CONCURRENCY` says otherwise.
+/// `archiver bench` on the local emulators: see the README's benchmark section.
+pub const DEFAULT_CONCURRENCY: usize = 8;
+/// Below host.json's `functionTimeout` of 30 minutes, leaving room to finish in-flight records.
+pub const DEFAULT_TIME_BUDGET_SECONDS: u64 = 25 * 60;
+
+impl ArchiverSettings {
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Self::from_lookup(&Env)
+    }
+
+    pub fn from_lookup(env: &dyn Lookup) -> Result<Self, SettingsError> {
+        let r = Reader(env);
+        let stores = StoreSettings::from_lookup(env)?;
+        let after_days = r.parsed("ARCHIVE_AFTER_DAYS", 90u32, "a whole number of days")?;
+        if !(1..=36_500).contains(&after_days) {
+            return Err(SettingsError {
+                name: "ARCHIVE_AFTER_DAYS",
+                message: format!("{after_days} is outside 1..=36500"),
+            });
+        }
+        let dry_run = match r.or("ARCHIVE_DRY_RUN", "false").to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => true,
+            "false" | "0" | "no" => false,
+            other => {
+                return Err(SettingsError {
+                    name: "ARCHIVE_DRY_RUN",
+                    message: format!("`{other}` is not true or false"),
+                });
+            }
+        };
+        let concurrency = r.parsed("ARCHIVE_CONCURRENCY", DEFAULT_CONCURRENCY, "a whole number")?;
+        if !(1..=256).contains(&concurrency) {
+            return Err(SettingsError {
+                name: "ARCHIVE_CONCURRENCY",
+                message: format!("{concurrency} is outside 1..=256"),
+            });
+        }
+        let max_ru_per_second = r.parsed("ARCHIVE_MAX_RU_PER_SECOND", 0u32, "a whole number of request units")?;
+        let budget =
+            r.parsed("ARCHIVE_TIME_BUDGET_SECONDS", DEFAULT_TIME_BUDGET_SECONDS, "a whole number of seconds")?;
+        if budget == 0 {
+            return Err(SettingsError { name: "ARCHIVE_TIME_BUDGET_SECONDS", message: "must be at least 1".into() });
+        }
+        Ok(Self {
+            stores,
+            after_days,
+            dry_run,
+            concurrency,
+            max_ru_per_second,
+            time_budget: Duration::from_secs(budget),
+        })
+    }
+}
+
+/// The port the Functions host asks a custom handler to listen on.
+pub fn handler_port(env: &dyn Lookup) -> Result<u16, SettingsError> {
+    Reader(env).parsed("FUNCTIONS_CUSTOMHANDLER_PORT", 8080u16, "a TCP port")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k: &str| map.get(k).cloned()
+    }
+
+    const BASE: [(&str, &str); 2] =
+        [("COSMOS_ENDPOINT", "http://127.0.0.1:1/"), ("ARCHIVE_BLOB_ENDPOINT", "http://127.0.0.1:2/devstoreaccount1")];
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let s = ArchiverSettings::from_lookup(&env(&BASE)).unwrap();
+        assert_eq!(s.stores.cosmos_database, "billing");
+        assert_eq!(s.stores.cosmos_container, "records");
+        assert_eq!(s.stores.archive_container, "billing-archive");
+        assert_eq!(s.stores.age_field, AgeField::Ts);
+        assert_eq!(s.after_days, 90);
+        assert!(!s.dry_run);
+        assert_eq!(s.max_ru_per_second, 0);
+        assert!(s.stores.cosmos_key.is_none() && s.stores.blob_sas.is_none());
+    }
+
+    #[test]
+    fn every_error_names_its_setting() {
+        for missing in ["COSMOS_ENDPOINT", "ARCHIVE_BLOB_ENDPOINT"] {
+            let pairs: Vec<_> = BASE.iter().copied().filter(|(k, _)| *k != missing).collect();
+            assert_eq!(ArchiverSettings::from_lookup(&env(&pairs)).unwrap_err().name, missing);
+        }
+        let malformed = [
+            ("COSMOS_ENDPOINT", "not a url"),
+            ("COSMOS_ENDPOINT", "ftp://x/"),
+            ("ARCHIVE_AFTER_DAYS", "ninety"),
+            ("ARCHIVE_AFTER_DAYS", "0"),
+            ("ARCHIVE_DRY_RUN", "maybe"),
+            ("ARCHIVE_CONCURRENCY", "0"),
+            ("ARCHIVE_MAX_RU_PER_SECOND", "-5"),
+            ("ARCHIVE_TIME_BUDGET_SECONDS", "1h"),
+            ("ARCHIVE_AGE_FIELD", "a.b"),
+            ("ARCHIVE_CONTAINER", "a/b"),
+        ];
+        for (name, value) in malformed {
+            let mut pairs: Vec<_> = BASE.iter().copied().filter(|(k, _)| *k != name).collect();
+            pairs.push((name, value));
+            let err = ArchiverSettings::from_lookup(&env(&pairs)).unwrap_err();
+            assert_eq!(err.name, name, "{err}");
+            assert!(err.to_string().starts_with(&format!("setting {name}: ")), "{err}");
+        }
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("COSMOS_KEY", "super-secret-key"));
+        pairs.push(("ARCHIVE_BLOB_SAS", "?sv=2025&sig=super-secret-sig"));
+        let s = StoreSettings::from_lookup(&env(&pairs)).unwrap();
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("super-secret"), "{printed}");
+        assert_eq!(s.blob_sas.unwrap().secret(), "sv=2025&sig=super-secret-sig");
+    }
+}
