@@ -14,13 +14,26 @@
 //! - [`codec`]: compression, integrity hash, blob metadata. Pure.
 //! - [`settings`]: the only place that reads environment variables.
 //! - [`host`]: the Functions custom-handler payload types.
+//! - [`store`]: store errors by what a caller can do, and transport limits.
+//! - [`cosmos`]: the Cosmos side: point reads, aged-record queries, conditional deletes.
+//! - [`archive`]: the Blob side: conditional uploads, reads, listing.
+//! - [`identity`]: Managed Identity when no emulator key or SAS is set.
+//! - [`sample`]: realistic sample invoices for the demo, benchmarks and tests.
 //! - [`telemetry`]: tracing set-up for both binaries.
+//! - `testing` (feature `testing`): emulator settings and unique names for tests.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod archive;
 pub mod codec;
+pub mod cosmos;
 pub mod host;
+pub mod identity;
 pub mod layout;
 pub mod record;
+pub mod sample;
 pub mod settings;
+pub mod store;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;

@@ -46,6 +46,11 @@ pub fn validate_id(what: &str, id: &str) -> Result<(), RecordError> {
     if let Some(c) = id.chars().find(|c| matches!(c, '/' | '\\' | '?' | '#') || c.is_control()) {
         return fail(&format!("must not contain {c:?}"));
     }
+    // URL path handling drops or climbs `.` and `..` segments, so such an id would
+    // address its container instead of itself (a delete would hit the wrong resource).
+    if id == "." || id == ".." {
+        return fail("must not be `.` or `..`");
+    }
     Ok(())
 }
 
@@ -375,10 +380,10 @@ mod tests {
 
     #[test]
     fn id_rules_follow_the_contract() {
-        for ok in ["r1", "a b", "ü%+.,;", "..", ".", &"x".repeat(255), "日本語"] {
+        for ok in ["r1", "a b", "ü%+.,;", "...", ".a", "a.", &"x".repeat(255), "日本語"] {
             assert!(validate_id("recordId", ok).is_ok(), "{ok:?}");
         }
-        for bad in ["", "a/b", "a\\b", "a?b", "a#b", "a\nb", "\u{7f}", "a\u{0}b", &"x".repeat(256)] {
+        for bad in ["", ".", "..", "a/b", "a\\b", "a?b", "a#b", "a\nb", "\u{7f}", "a\u{0}b", &"x".repeat(256)] {
             let err = validate_id("recordId", bad).unwrap_err().to_string();
             assert!(err.starts_with("recordId "), "{err}");
         }

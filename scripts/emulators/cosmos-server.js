@@ -1,0 +1,381 @@
+#!/usr/bin/env node
+"use strict";
+/*
+ * Local Cosmos DB (NoSQL API) emulator for tests.
+ *
+ * Runs @vercel/cosmosdb-server 1.0.1 (in memory) in plain-HTTP mode on
+ * 127.0.0.1 and fixes, at load time, the defects that break the official
+ * SDKs (azure_data_cosmos 1.0 for Rust, azure-cosmos for Python).
+ * node_modules is never edited (CI reinstalls it): we replace the package's
+ * handler exports before its router captures them, and patch a few
+ * prototypes. Each fix says WHY it exists.
+ *
+ * Usage: node cosmos-server.js [--port N]      (or env COSMOS_EMULATOR_PORT)
+ *   N = 0 (default) picks a free port. Once listening it prints
+ *   "cosmos-server listening on http://127.0.0.1:<port>/".
+ */
+const path = require("path");
+const { AsyncLocalStorage } = require("async_hooks");
+
+const LIB = path.join(
+  path.dirname(require.resolve("@vercel/cosmosdb-server/package.json")),
+  "lib"
+);
+const lib = name => require(path.join(LIB, name));
+
+const HOST = "127.0.0.1";
+const PK_HEADER = "x-ms-documentdb-partitionkey";
+
+const isTrue = (req, name) =>
+  String(req.headers[name] || "").toLowerCase() === "true";
+const notFound = res => {
+  res.statusCode = 404;
+  return {
+    code: "NotFound",
+    message: "Entity with the specified id does not exist in the system."
+  };
+};
+
+// --- Fix: partition key range ids must be strings -------------------------
+// The server creates its single range with id 0 (a number); the Rust SDK
+// deserializes `id`/`parents` as strings and fails with "failed to resolve
+// container metadata".
+const PartitionKeyRanges = lib("account/partition-key-ranges").default;
+const origCreateRange = PartitionKeyRanges.prototype.create;
+PartitionKeyRanges.prototype.create = function create(data) {
+  return origCreateRange.call(this, {
+    ...data,
+    id: String(data.id),
+    parents: (data.parents || []).map(String)
+  });
+};
+
+// --- Fix: document etags look like real Cosmos etags ----------------------
+// The server uses a bare UUID; Cosmos uses a quoted one ("\"...\"", also as
+// the `etag` header). Clients echo it in If-Match, so quoting here makes tests
+// exercise the same header values as production.
+const Documents = lib("account/documents").default;
+const origSet = Documents.prototype._set;
+Documents.prototype._set = function set(data) {
+  if (typeof data._etag === "string" && !data._etag.startsWith('"')) {
+    // eslint-disable-next-line no-param-reassign
+    data._etag = `"${data._etag}"`;
+  }
+  return origSet.call(this, data);
+};
+
+// --- Fix: queries/read-feeds ignore the partition-key header --------------
+// A request with x-ms-documentdb-partitionkey is scoped to that logical
+// partition in Cosmos; the server ran it over the whole container. The scope
+// is carried from the handler to Documents.query/read via AsyncLocalStorage
+// (safe with concurrent requests), and the item map is narrowed for the
+// (synchronous) duration of the call.
+const partitionScope = new AsyncLocalStorage();
+const getValue = (obj, keys) =>
+  keys.reduce((v, k) => (v == null ? undefined : v[k]), obj);
+const partitionFilter = (collection, header) => {
+  let values;
+  try {
+    values = JSON.parse(header);
+  } catch (err) {
+    return null;
+  }
+  if (!Array.isArray(values)) values = [values];
+  const paths = (((collection.read() || {}).partitionKey || {}).paths || [])
+    .map(p => p.slice(1).split("/"));
+  // Fewer values than paths = prefix of a hierarchical key.
+  return doc =>
+    values.every((want, i) => {
+      if (i >= paths.length) return true;
+      const have = getValue(doc, paths[i]);
+      // `{}` is how SDKs encode "no value" (PartitionKey.None / undefined).
+      if (want && typeof want === "object") return have === undefined;
+      return have === want;
+    });
+};
+const scoped = orig =>
+  function scopedCall(...args) {
+    const filter = partitionScope.getStore();
+    if (!filter) return orig.apply(this, args);
+    const all = this._data;
+    this._data = new Map([...all].filter(([, item]) => filter(item.read())));
+    try {
+      return orig.apply(this, args);
+    } finally {
+      this._data = all;
+    }
+  };
+Documents.prototype.query = scoped(Documents.prototype.query);
+Documents.prototype.read = scoped(Documents.prototype.read);
+
+// --- Handler wrappers (must run before the package's router is loaded) ----
+const wrapHandler = (name, wrap) => {
+  const mod = lib(`handler/${name}`);
+  mod.default = wrap(mod.default);
+};
+// Fix: a point read of a missing item crashed with 500 ("Cannot read
+// properties of undefined"); Cosmos answers 404 NotFound.
+const {
+  parsePartitionKey
+} = lib("utils/get-partition-from-header");
+wrapHandler("read-document", orig => (account, req, res, params) => {
+  const header = req.headers[PK_HEADER];
+  if (header !== undefined) {
+    let pk;
+    try {
+      pk = parsePartitionKey(header, params.docId);
+    } catch (err) {
+      res.statusCode = 400;
+      return { code: "BadRequest", message: err.message };
+    }
+    const collection = account.database(params.dbId).collection(params.collId);
+    if (!collection.document(params.docId, pk).read()) return notFound(res);
+  }
+  return orig(account, req, res, params);
+});
+
+// Query plans. SDKs ask the gateway for one before a cross-partition query
+// (x-ms-cosmos-is-query-plan-request: True). The server treated it as a
+// normal query and returned documents, which SDKs cannot parse as a plan.
+// (Python sends it as a plain JSON POST; the Rust SDK only when its local
+// planner gives up, e.g. for aggregates.) The server has exactly one
+// partition key range and evaluates whole queries itself (ORDER BY, TOP,
+// aggregates), so the correct plan is the minimal one: "no client-side
+// work, one full range".
+const cosmosQuery = require("@zeit/cosmosdb-query");
+const readJson = lib("json").default;
+const queryPlan = ast => ({
+  partitionedQueryExecutionInfoVersion: 2,
+  queryInfo: {
+    distinctType: "None",
+    top: null,
+    offset: null,
+    limit: null,
+    orderBy: [],
+    orderByExpressions: [],
+    groupByExpressions: [],
+    groupByAliases: [],
+    aggregates: [],
+    groupByAliasToAggregateType: {},
+    rewrittenQuery: "",
+    hasSelectValue: Boolean(ast.body && ast.body.select && ast.body.select.value),
+    hasNonStreamingOrderBy: false,
+    dCountInfo: null
+  },
+  queryRanges: [{ min: "", max: "FF", isMinInclusive: true, isMaxInclusive: false }]
+});
+
+wrapHandler("query-documents", orig => async (account, req, res, params) => {
+  if (isTrue(req, "x-ms-cosmos-is-query-plan-request")) {
+    const body = await readJson(req);
+    try {
+      return queryPlan(cosmosQuery.default(String(body.query || "")).ast);
+    } catch (err) {
+      res.statusCode = 400;
+      return { code: "BadRequest", message: err.message };
+    }
+  }
+  const header = req.headers[PK_HEADER];
+  if (header !== undefined && header !== "[]") {
+    const filter = partitionFilter(
+      account.database(params.dbId).collection(params.collId),
+      header
+    );
+    if (!filter) {
+      res.statusCode = 400;
+      return { code: "BadRequest", message: `invalid ${PK_HEADER}: ${header}` };
+    }
+    // The server rejects queries without a partition-key filter in their
+    // WHERE clause unless cross-partition is enabled; the header is the
+    // scope, so skip that check.
+    req.headers["x-ms-documentdb-query-enablecrosspartition"] = "True";
+    return partitionScope.run(filter, () => orig(account, req, res, params));
+  }
+  // Fix: the Rust SDK runs cross-partition queries by targeting each range
+  // (x-ms-documentdb-partitionkeyrangeid, or x-ms-start-epk/x-ms-end-epk for
+  // a feed range) without x-ms-documentdb-query-enablecrosspartition, which
+  // Cosmos accepts but the server rejected ("missing partition keys"). There
+  // is one range covering everything, so such a query spans all items.
+  if (
+    req.headers["x-ms-documentdb-partitionkeyrangeid"] !== undefined ||
+    req.headers["x-ms-start-epk"] !== undefined
+  ) {
+    req.headers["x-ms-documentdb-query-enablecrosspartition"] = "True";
+  }
+  return orig(account, req, res, params);
+});
+
+wrapHandler("read-documents", orig => (account, req, res, params) => {
+  const header = req.headers[PK_HEADER];
+  if (header === undefined) return orig(account, req, res, params);
+  const filter = partitionFilter(
+    account.database(params.dbId).collection(params.collId),
+    header
+  );
+  return partitionScope.run(filter, () => orig(account, req, res, params));
+});
+
+// Fix: in plain-HTTP mode the account document still advertised https://
+// endpoints; SDKs then send every later request there and fail.
+wrapHandler("read-meta", orig => (account, req, res, params) => {
+  const meta = orig(account, req, res, params);
+  const endpoint = `http://${req.headers.host || `${HOST}:${req.socket.localPort}`}/`;
+  const fix = locations =>
+    (locations || []).map(l => ({ ...l, databaseAccountEndpoint: endpoint }));
+  return {
+    ...meta,
+    writableLocations: fix(meta.writableLocations),
+    readableLocations: fix(meta.readableLocations)
+  };
+});
+
+const DOC_HANDLERS = [
+  "batch-documents",
+  "create-document",
+  "delete-document",
+  "patch-document",
+  "query-documents",
+  "read-document",
+  "read-documents",
+  "replace-document",
+  "upsert-document"
+];
+// Fix: document operations on a missing database/collection crashed (500)
+// instead of answering 404 NotFound. Applied last, so it runs first.
+DOC_HANDLERS.forEach(name =>
+  wrapHandler(name, orig => (account, req, res, params) => {
+    const collection = account.database(params.dbId).collection(params.collId);
+    if (!collection.read()) return notFound(res);
+    return orig(account, req, res, params);
+  })
+);
+
+// --- Response fixes (every request) ----------------------------------------
+const ERROR_CODES = {
+  400: "BadRequest",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "NotFound",
+  409: "Conflict",
+  412: "PreconditionFailed",
+  413: "RequestEntityTooLarge",
+  429: "TooManyRequests",
+  500: "InternalServerError"
+};
+// Plausible request charge. The server always says 1; real reads cost about
+// 1 RU + 0.08 RU/KB and writes about 5 times that, which lets RU accounting
+// code see realistic, size-dependent numbers.
+const requestCharge = (req, res, bodyLength) => {
+  const requestLength = parseInt(req.headers["content-length"] || "0", 10) || 0;
+  const kb = Math.max(bodyLength, requestLength) / 1024;
+  const isWrite =
+    res.statusCode < 300 &&
+    (req.method === "PUT" ||
+      req.method === "PATCH" ||
+      req.method === "DELETE" ||
+      (req.method === "POST" &&
+        !isTrue(req, "x-ms-documentdb-isquery") &&
+        req.headers["content-type"] !== "application/query+json"));
+  const charge = (1 + kb * 0.08) * (isWrite ? 5 : 1);
+  return charge.toFixed(2);
+};
+const fixExchange = (req, res) => {
+  // Fix: Python's query-plan request is a POST with Content-Type
+  // application/json and no x-ms-documentdb-isquery, so the router took it
+  // for "create document" (400 "missing id"). Route it as a query, where the
+  // query-documents wrapper answers it.
+  if (req.method === "POST" && isTrue(req, "x-ms-cosmos-is-query-plan-request")) {
+    req.headers["x-ms-documentdb-isquery"] = "True";
+  }
+  const end = res.end.bind(res);
+  res.end = (chunk, ...rest) => {
+    let body = chunk;
+    if (!res.headersSent) {
+      // Fix: error bodies often lacked Cosmos' {"code","message"} shape
+      // (e.g. 404 `{}` for delete/replace of a missing item), and a malformed
+      // partition-key header crashed with 500 instead of 400.
+      if (res.statusCode >= 400 && typeof body === "string") {
+        try {
+          const err = JSON.parse(body);
+          if (err && typeof err === "object" && !Array.isArray(err)) {
+            if (
+              res.statusCode === 500 &&
+              /x-ms-documentdb-partitionkey/.test(err.message || "")
+            ) {
+              res.statusCode = 400;
+            }
+            if (!err.code) err.code = ERROR_CODES[res.statusCode] || String(res.statusCode);
+            if (!err.message) {
+              err.message =
+                res.statusCode === 404
+                  ? "Entity with the specified id does not exist in the system."
+                  : err.code;
+            }
+            body = JSON.stringify(err);
+          }
+        } catch (e) {
+          // not JSON: leave as is
+        }
+      }
+      res.setHeader(
+        "x-ms-request-charge",
+        requestCharge(req, res, typeof body === "string" ? Buffer.byteLength(body) : 0)
+      );
+      // Same https-in-HTTP-mode defect as the account document.
+      res.setHeader("content-location", `http://${req.headers.host}${req.url}`);
+    }
+    return end(body, ...rest);
+  };
+};
+
+// --- Start -------------------------------------------------------------------
+function parsePort(argv, env) {
+  let port = env.COSMOS_EMULATOR_PORT || "0";
+  for (let i = 0; i < argv.length; i += 1) {
+    if (argv[i] === "--port" || argv[i] === "-p") port = argv[(i += 1)];
+    else if (/^--port=/.test(argv[i])) port = argv[i].slice(7);
+    else if (/^\d+$/.test(argv[i])) port = argv[i];
+  }
+  const n = Number(port);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) {
+    throw new Error(`invalid port: ${port}`);
+  }
+  return n;
+}
+
+function start(port = 0) {
+  // Loaded only now, so its router picks up the wrapped handlers above.
+  const { createHttpServer } = require("@vercel/cosmosdb-server");
+  const server = createHttpServer({ keepAlive: true });
+  // Keep idle connections longer than clients' pools do (hyper/reqwest: 90 s)
+  // so a client never reuses a connection the server is just closing
+  // (Node's default is 5 s, a classic source of flaky "connection closed").
+  server.keepAliveTimeout = 120 * 1000;
+  server.headersTimeout = 121 * 1000;
+  server.prependListener("request", fixExchange);
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, HOST, () => resolve(server));
+  });
+}
+
+if (require.main === module) {
+  start(parsePort(process.argv.slice(2), process.env)).then(
+    server => {
+      const { port } = server.address();
+      // eslint-disable-next-line no-console
+      console.log(`cosmos-server listening on http://${HOST}:${port}/`);
+      // Everything is in memory: nothing to flush, exit at once.
+      const stop = () => process.exit(0);
+      process.on("SIGTERM", stop);
+      process.on("SIGINT", stop);
+    },
+    err => {
+      // eslint-disable-next-line no-console
+      console.error(`cosmos-server failed to start: ${err.message}`);
+      process.exit(1);
+    }
+  );
+}
+
+module.exports = { start };

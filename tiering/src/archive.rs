@@ -1,0 +1,199 @@
+//! The Blob side: the archive container, conditional writes, verified reads, listing.
+//!
+//! [`Archive`] is what the archiver and reader need from Blob Storage; [`BlobArchive`]
+//! implements it over `azure_storage_blob`. The trait exists so tests can wrap the
+//! real store with fault injection (an outage mid-run) without a second fake store.
+
+use std::collections::HashMap;
+use std::num::NonZero;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use azure_core::credentials::TokenCredential;
+use azure_core::http::{ClientOptions, Etag, StatusCode};
+use azure_storage_blob::models::{
+    BlobClientDeleteOptions, BlobClientDownloadOptions, BlobClientGetPropertiesResultHeaders, BlobClientUploadOptions,
+    BlobContainerClientListBlobsOptions, ListBlobsIncludeItem,
+};
+use azure_storage_blob::{BlobContainerClient, BlobContainerClientOptions};
+use bytes::Bytes;
+use futures::TryStreamExt;
+use futures::stream::BoxStream;
+
+use crate::settings::StoreSettings;
+use crate::store::{StoreError, Transport};
+
+/// The x-ms-version sent to Blob Storage. The SDK's default is newer than the
+/// local emulator knows; this one is served by Azure and by Azurite 3.35.
+pub const BLOB_API_VERSION: &str = "2025-11-05";
+
+/// The write condition of an upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutCondition {
+    /// Create only: fails with [`StoreError::AlreadyExists`] if the blob exists.
+    Absent,
+    /// Replace only this version: fails with [`StoreError::PreconditionFailed`] otherwise.
+    Matches(String),
+}
+
+/// A stored blob's identity and metadata, without its body.
+#[derive(Debug, Clone)]
+pub struct BlobInfo {
+    pub name: String,
+    pub etag: String,
+    pub metadata: HashMap<String, String>,
+}
+
+/// A stored blob with its body (still compressed).
+#[derive(Debug, Clone)]
+pub struct StoredBlob {
+    pub info: BlobInfo,
+    pub body: Bytes,
+}
+
+#[async_trait]
+pub trait Archive: Send + Sync + std::fmt::Debug {
+    /// Uploads `body` under `name`; returns the new ETag.
+    async fn put(
+        &self,
+        name: &str,
+        body: Bytes,
+        metadata: HashMap<String, String>,
+        condition: PutCondition,
+    ) -> Result<String, StoreError>;
+    async fn head(&self, name: &str) -> Result<BlobInfo, StoreError>;
+    async fn get(&self, name: &str) -> Result<StoredBlob, StoreError>;
+    /// Deletes the blob only if it is still at `etag`.
+    async fn delete_if_match(&self, name: &str, etag: &str) -> Result<(), StoreError>;
+    /// Every blob under `prefix`, with metadata, page by page as the service returns them.
+    fn list(&self, prefix: &str) -> BoxStream<'static, Result<BlobInfo, StoreError>>;
+}
+
+/// The archive container in Azure Blob Storage (or Azurite).
+#[derive(Clone)]
+pub struct BlobArchive {
+    container: Arc<BlobContainerClient>,
+}
+
+impl std::fmt::Debug for BlobArchive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL holds the SAS in emulator set-ups: print only its path.
+        f.debug_struct("BlobArchive").field("container", &self.container.url().path()).finish()
+    }
+}
+
+impl BlobArchive {
+    /// Builds the client once; it is cheap to clone and reuses its connections.
+    ///
+    /// With `ARCHIVE_BLOB_SAS` the SAS rides on the URL (emulators); without it the
+    /// managed identity signs requests.
+    pub fn new(settings: &StoreSettings, transport: Transport) -> anyhow::Result<Self> {
+        let mut url = settings.blob_endpoint.clone();
+        // A trailing slash after an account path would make `//container`.
+        if url.path() != "/" && url.path().ends_with('/') {
+            let trimmed = url.path().trim_end_matches('/').to_owned();
+            url.set_path(&trimmed);
+        }
+        url.path_segments_mut()
+            .map_err(|()| anyhow::anyhow!("ARCHIVE_BLOB_ENDPOINT cannot hold a path"))?
+            .pop_if_empty()
+            .push(&settings.archive_container);
+        let credential: Option<Arc<dyn TokenCredential>> = match &settings.blob_sas {
+            Some(sas) => {
+                url.set_query(Some(sas.secret()));
+                None
+            }
+            None => Some(crate::identity::credential(settings)?),
+        };
+        let options = BlobContainerClientOptions {
+            version: BLOB_API_VERSION.to_owned(),
+            client_options: ClientOptions {
+                retry: transport.retry_options(),
+                per_try_policies: vec![transport.per_try_policy()],
+                ..Default::default()
+            },
+        };
+        let container = BlobContainerClient::new(url, credential, Some(options))?;
+        Ok(Self { container: Arc::new(container) })
+    }
+
+    /// Creates the archive container if it is missing (the archiver's start-up step).
+    pub async fn ensure_container(&self) -> Result<(), StoreError> {
+        match self.container.create(None).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.http_status() == Some(StatusCode::Conflict) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+fn etag_string(etag: Option<Etag>) -> String {
+    etag.map(|e| e.to_string()).unwrap_or_default()
+}
+
+#[async_trait]
+impl Archive for BlobArchive {
+    async fn put(
+        &self,
+        name: &str,
+        body: Bytes,
+        metadata: HashMap<String, String>,
+        condition: PutCondition,
+    ) -> Result<String, StoreError> {
+        let (if_none_match, if_match) = match condition {
+            PutCondition::Absent => (Some(Etag::from("*")), None),
+            PutCondition::Matches(etag) => (None, Some(Etag::from(etag))),
+        };
+        let options = BlobClientUploadOptions {
+            metadata: Some(metadata),
+            blob_content_type: Some("application/zstd".into()),
+            if_none_match,
+            if_match,
+            ..Default::default()
+        };
+        let blob = self.container.blob_client(name);
+        let result = blob.upload(body.into(), Some(options)).await?;
+        Ok(etag_string(result.etag))
+    }
+
+    async fn head(&self, name: &str) -> Result<BlobInfo, StoreError> {
+        let response = self.container.blob_client(name).get_properties(None).await?;
+        Ok(BlobInfo { name: name.to_owned(), etag: etag_string(response.etag()?), metadata: response.metadata()? })
+    }
+
+    async fn get(&self, name: &str) -> Result<StoredBlob, StoreError> {
+        // Archived bodies are far below one 4 MiB range: one request, no parallel ranges.
+        let options = BlobClientDownloadOptions { parallel: NonZero::new(1), ..Default::default() };
+        let response = self.container.blob_client(name).download(Some(options)).await?;
+        let info = BlobInfo {
+            name: name.to_owned(),
+            etag: etag_string(response.properties.etag.clone()),
+            metadata: response.properties.metadata.clone(),
+        };
+        let body = response.body.collect().await?;
+        Ok(StoredBlob { info, body })
+    }
+
+    async fn delete_if_match(&self, name: &str, etag: &str) -> Result<(), StoreError> {
+        let options = BlobClientDeleteOptions { if_match: Some(Etag::from(etag)), ..Default::default() };
+        self.container.blob_client(name).delete(Some(options)).await?;
+        Ok(())
+    }
+
+    fn list(&self, prefix: &str) -> BoxStream<'static, Result<BlobInfo, StoreError>> {
+        let options = BlobContainerClientListBlobsOptions {
+            prefix: Some(prefix.to_owned()),
+            include: Some(vec![ListBlobsIncludeItem::Metadata]),
+            ..Default::default()
+        };
+        match self.container.list_blobs(Some(options)) {
+            Err(e) => Box::pin(futures::stream::once(async move { Err(e.into()) })),
+            Ok(pager) => Box::pin(pager.map_err(StoreError::from).try_filter_map(|item| async move {
+                let Some(name) = item.name else { return Ok(None) };
+                let etag = etag_string(item.properties.and_then(|p| p.etag));
+                let metadata = item.metadata.and_then(|m| m.values).unwrap_or_default();
+                Ok(Some(BlobInfo { name, etag, metadata }))
+            })),
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! Test and demo support: settings for the local emulators, unique names, seeding.
+//!
+//! `scripts/test.sh` starts the emulators and exports their endpoints; every test
+//! then works in its own database, container and archive container, so tests run
+//! in parallel against one pair of emulators without seeing each other's data.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::cosmos::{CosmosStore, ensure_container, upsert_raw};
+use crate::record::AgeField;
+use crate::sample::SampleRecord;
+use crate::settings::{Env, StoreSettings};
+use crate::store::Transport;
+
+/// Short limits so a test that hits a dead store fails in seconds, not minutes.
+pub const TEST_TRANSPORT: Transport = Transport {
+    retries: 1,
+    per_try_timeout: std::time::Duration::from_secs(10),
+    total: std::time::Duration::from_secs(15),
+};
+
+/// A name no other test (or earlier run) uses: `prefix` + pid + counter, lowercase
+/// letters, digits and `-` only, so it is valid for databases and blob containers.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Emulator settings from the environment `scripts/test.sh` exports, with fresh names.
+pub fn emulator_settings(age_field: AgeField) -> StoreSettings {
+    let mut settings = StoreSettings::from_env()
+        .unwrap_or_else(|e| panic!("{e}: integration tests need the emulators; run them through ./scripts/test.sh"));
+    settings.cosmos_database = unique("db");
+    settings.cosmos_container = "records".into();
+    settings.archive_container = unique("archive");
+    settings.age_field = age_field;
+    settings
+}
+
+/// Creates the settings' database and container and returns a store on it.
+pub async fn fresh_cosmos(settings: &StoreSettings) -> CosmosStore {
+    let client = CosmosStore::client(settings, TEST_TRANSPORT).await.expect("cosmos client");
+    ensure_container(&client, &settings.cosmos_database, &settings.cosmos_container).await.expect("create container");
+    CosmosStore::connect(settings, TEST_TRANSPORT).await.expect("open container")
+}
+
+/// Writes sample records into Cosmos.
+pub async fn seed(cosmos: &CosmosStore, records: &[SampleRecord]) {
+    for r in records {
+        upsert_raw(cosmos, &r.customer_id, &r.id, &r.json).await.unwrap_or_else(|e| panic!("seeding {}: {e}", r.id));
+    }
+}
+
+/// Reads `Env` so callers need not import settings types.
+pub fn env(name: &str) -> Option<String> {
+    crate::settings::Lookup::get(&Env, name)
+}
