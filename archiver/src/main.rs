@@ -34,10 +34,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve => {
             let port = handler_port(&Env)?;
             let archiver = startup::build(settings, Transport::BATCH).await?;
-            let (listener, addr) = startup::bind(port).await?;
+            let (listener, addr) = tiering::host::bind(port).await?;
             tracing::info!(%addr, "archiver listening");
             axum::serve(listener, handler::router(archiver))
-                .with_graceful_shutdown(startup::shutdown_signal())
+                .with_graceful_shutdown(tiering::telemetry::shutdown_signal())
                 .await
                 .context("serving")?;
         }

@@ -20,7 +20,7 @@ use tiering::record::AgeField;
 use tiering::sample::{SampleRecord, invoice};
 use tiering::settings::{ArchiverSettings, StoreSettings};
 use tiering::store::StoreError;
-use tiering::testing::{TEST_TRANSPORT, emulator_settings, fresh_cosmos, seed};
+use tiering::testing::{OwnEmulator, TEST_TRANSPORT, emulator_settings, fresh_cosmos, seed};
 
 fn date_days_ago(days: i64) -> NaiveDate {
     (Utc::now() - chrono::Duration::days(days)).date_naive()
@@ -116,7 +116,7 @@ async fn timer_run_moves_old_records_only_and_a_second_run_is_a_no_op() {
     let new_before = f.hot(&f.new).await;
 
     let app = archiver::handler::router(f.archiver(Arc::new(f.blob.clone()), 4));
-    let (listener, addr) = archiver::startup::bind(0).await.unwrap();
+    let (listener, addr) = tiering::host::bind(0).await.unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let http = reqwest::Client::new();
     let timer = serde_json::json!({
@@ -303,61 +303,10 @@ async fn the_request_unit_budget_paces_the_run() {
     assert!(paced.duration_ms + 100 >= floor_ms, "{} RU in {} ms", paced.request_units, paced.duration_ms);
 }
 
-/// A private Azurite that the test can stop, for a real outage. Stopped on drop.
-struct OwnAzurite {
-    child: Mutex<std::process::Child>,
-    endpoint: String,
-}
-
-impl OwnAzurite {
-    fn stop(&self) {
-        let mut child = self.child.lock().unwrap();
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-}
-
-impl Drop for OwnAzurite {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn start_own_azurite() -> OwnAzurite {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let dir = tempdir();
-    let bin = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/emulators/node_modules/.bin/azurite-blob");
-    let mut child = std::process::Command::new(bin)
-        .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string(), "--skipApiVersionCheck", "--loose"])
-        .args(["--disableTelemetry", "--inMemoryPersistence", "--silent"])
-        .current_dir(&dir)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return OwnAzurite {
-                child: Mutex::new(child),
-                endpoint: format!("http://127.0.0.1:{port}/devstoreaccount1"),
-            };
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("azurite did not start on port {port}");
-}
-
-fn tempdir() -> String {
-    let dir = std::env::temp_dir().join(tiering::testing::unique("azurite"));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.to_string_lossy().into_owned()
-}
-
 #[tokio::test]
 async fn a_blob_outage_mid_run_stops_the_run_and_deletes_nothing_unverified() {
     let mut f = fixture().await;
-    let azurite = start_own_azurite();
+    let azurite = OwnEmulator::azurite();
     f.stores.blob_endpoint = azurite.endpoint.parse().unwrap();
     let blob = BlobArchive::new(&f.stores, TEST_TRANSPORT).unwrap();
     blob.ensure_container().await.unwrap();

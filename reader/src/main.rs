@@ -1,1 +1,25 @@
-fn main() {}
+//! `reader`: serves the billing-records read API as a custom handler.
+
+use anyhow::Context;
+use clap::Parser;
+use tiering::settings::{Env, StoreSettings, handler_port};
+use tiering::store::Transport;
+
+#[derive(Debug, Parser)]
+#[command(version, about = "Serves billing records from Cosmos DB, falling back to the Blob archive")]
+struct Cli {}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tiering::telemetry::init();
+    Cli::parse();
+    let settings = StoreSettings::from_env()?;
+    let port = handler_port(&Env)?;
+    let tiers = reader::startup::build(&settings, Transport::INTERACTIVE).await?;
+    let (listener, addr) = tiering::host::bind(port).await?;
+    tracing::info!(%addr, "reader listening");
+    axum::serve(listener, reader::router(tiers))
+        .with_graceful_shutdown(tiering::telemetry::shutdown_signal())
+        .await
+        .context("serving")
+}

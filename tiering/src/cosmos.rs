@@ -19,6 +19,9 @@ use azure_data_cosmos::{
 use bytes::Bytes;
 use serde_json::value::RawValue;
 
+use std::collections::HashSet;
+
+use crate::listing::Window;
 use crate::record::{AgeField, AgeValue, RawDocument};
 use crate::settings::StoreSettings;
 use crate::store::{StoreError, Transport};
@@ -148,6 +151,54 @@ impl CosmosStore {
         self.pages(query, FeedScope::full_container(), page_size, None).await
     }
 
+    /// The first `limit` records of a customer inside `window`, in listing order.
+    pub async fn customer_records(
+        &self,
+        customer_id: &str,
+        window: &Window,
+        limit: u32,
+    ) -> Result<(Vec<RawDocument>, f64), StoreError> {
+        let query = list_query(&self.age_field, customer_id, window, limit)?;
+        let scope = FeedScope::partition(customer_id.to_owned());
+        let mut pages = self.pages(query, scope, limit.max(1), None).await?;
+        let (mut docs, mut charge) = (Vec::new(), 0.0);
+        while let Some(page) = pages.next_page().await {
+            let page = page?;
+            charge += page.request_charge;
+            for raw in page.docs {
+                docs.push(RawDocument::parse(raw).map_err(|e| StoreError::Other(format!("Cosmos returned {e}")))?);
+            }
+            if docs.len() >= limit as usize {
+                break;
+            }
+        }
+        docs.truncate(limit as usize);
+        Ok((docs, charge))
+    }
+
+    /// Which of `ids` exist in Cosmos for this customer (at any age).
+    pub async fn existing_ids(&self, customer_id: &str, ids: &[String]) -> Result<HashSet<String>, StoreError> {
+        if ids.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let query = Query::from("SELECT c.id FROM c WHERE c.customerId = @customer AND ARRAY_CONTAINS(@ids, c.id)")
+            .with_parameter("@customer", customer_id)?
+            .with_parameter("@ids", ids)?;
+        let scope = FeedScope::partition(customer_id.to_owned());
+        let mut pages = self.pages(query, scope, 100, None).await?;
+        let mut found = HashSet::new();
+        while let Some(page) = pages.next_page().await {
+            for raw in page?.docs {
+                #[derive(serde::Deserialize)]
+                struct Id {
+                    id: String,
+                }
+                found.insert(serde_json::from_slice::<Id>(&raw)?.id);
+            }
+        }
+        Ok(found)
+    }
+
     /// A parameterised query, paged, optionally resumed from a continuation token.
     pub async fn pages(
         &self,
@@ -169,6 +220,40 @@ impl CosmosStore {
     pub fn cosmos_client(&self) -> &CosmosClient {
         &self.client
     }
+}
+
+/// The list query: one partition, the window as predicates, listing order, `TOP limit`.
+///
+/// The ORDER BY on two properties needs a composite index (age DESC, id ASC);
+/// [`ensure_container`] and the Bicep template create it.
+pub fn list_query(field: &AgeField, customer_id: &str, window: &Window, limit: u32) -> Result<Query, StoreError> {
+    // The field name is validated as a plain identifier by AgeField::parse.
+    let f = format!("c.{}", field.name());
+    let mut sql = format!("SELECT TOP {limit} * FROM c WHERE c.customerId = @customer");
+    sql += &match field {
+        AgeField::Ts => format!(" AND IS_NUMBER({f})"),
+        AgeField::Iso(_) => format!(" AND IS_STRING({f})"),
+    };
+    let mut query_params: Vec<(&str, serde_json::Value)> = vec![("@customer", customer_id.into())];
+    if let Some(from) = &window.from {
+        sql += &format!(" AND {f} >= @from");
+        query_params.push(("@from", from.to_json()));
+    }
+    if let Some(until) = &window.until {
+        sql += &format!(" AND {f} < @until");
+        query_params.push(("@until", until.to_json()));
+    }
+    if let Some(after) = &window.after {
+        sql += &format!(" AND ({f} < @afterAge OR ({f} = @afterAge AND c.id > @afterId))");
+        query_params.push(("@afterAge", after.age.to_json()));
+        query_params.push(("@afterId", after.id.clone().into()));
+    }
+    sql += &format!(" ORDER BY {f} DESC, c.id ASC");
+    let mut query = Query::from(sql);
+    for (name, value) in query_params {
+        query = query.with_parameter(name, value)?;
+    }
+    Ok(query)
 }
 
 /// True when the endpoint is a plain-HTTP local emulator.
@@ -209,15 +294,32 @@ impl Pages {
 }
 
 /// Creates the database and container if missing (tests, the demo, local set-up;
-/// in Azure the Bicep template owns them).
-pub async fn ensure_container(client: &CosmosClient, database: &str, container: &str) -> anyhow::Result<()> {
-    use azure_data_cosmos::models::{ContainerProperties, PartitionKeyDefinition};
+/// in Azure the Bicep template owns them), with the composite index the list query needs.
+pub async fn ensure_container(
+    client: &CosmosClient,
+    database: &str,
+    container: &str,
+    age_field: &AgeField,
+) -> anyhow::Result<()> {
+    use azure_data_cosmos::models::{
+        CompositeIndex, CompositeIndexOrder, CompositeIndexProperty, ContainerProperties, IndexingMode, IndexingPolicy,
+        PartitionKeyDefinition, PropertyPath,
+    };
     match client.create_database(database, None).await {
         Ok(_) => {}
         Err(e) if e.status().is_conflict() => {}
         Err(e) => return Err(anyhow::anyhow!("create database {database}: {e}")),
     }
-    let properties = ContainerProperties::new(container.to_owned(), PartitionKeyDefinition::from("/customerId"));
+    let listing = CompositeIndex::default()
+        .with_property(CompositeIndexProperty::new(format!("/{}", age_field.name()), CompositeIndexOrder::Descending))
+        .with_property(CompositeIndexProperty::new("/id", CompositeIndexOrder::Ascending));
+    let mut policy = IndexingPolicy::default()
+        .with_indexing_mode(IndexingMode::Consistent)
+        .with_included_path(PropertyPath::default().with_path("/*"))
+        .with_composite_index(listing);
+    policy.automatic = true;
+    let properties = ContainerProperties::new(container.to_owned(), PartitionKeyDefinition::from("/customerId"))
+        .with_indexing_policy(policy);
     match client.database_client(database).create_container(properties, None).await {
         Ok(_) => Ok(()),
         Err(e) if e.status().is_conflict() => Ok(()),

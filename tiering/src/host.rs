@@ -42,6 +42,17 @@ pub struct InvokeResponse {
     pub return_value: Value,
 }
 
+/// Binds `127.0.0.1:port`, where the host calls a custom handler (0 = any free
+/// port, for tests), and returns the listener with the address it really got.
+pub async fn bind(port: u16) -> anyhow::Result<(tokio::net::TcpListener, std::net::SocketAddr)> {
+    use anyhow::Context;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .with_context(|| format!("binding 127.0.0.1:{port}"))?;
+    let addr = listener.local_addr()?;
+    Ok((listener, addr))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

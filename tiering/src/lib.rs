@@ -12,6 +12,7 @@
 //! - [`record`]: a record as raw JSON; ids, age field, system properties. Pure.
 //! - [`layout`]: `(customerId, id)` <-> blob name. Pure, reversible.
 //! - [`codec`]: compression, integrity hash, blob metadata. Pure.
+//! - [`listing`]: the cross-tier listing order, window and page merge. Pure.
 //! - [`settings`]: the only place that reads environment variables.
 //! - [`host`]: the Functions custom-handler payload types.
 //! - [`store`]: store errors by what a caller can do, and transport limits.
@@ -30,6 +31,7 @@ pub mod cosmos;
 pub mod host;
 pub mod identity;
 pub mod layout;
+pub mod listing;
 pub mod record;
 pub mod sample;
 pub mod settings;

@@ -121,6 +121,15 @@ impl RawDocument {
         AgeValue::from_json(field, raw)
     }
 
+    /// The age value used for ordering a listing: like [`age`](Self::age), but an ISO
+    /// field's string is taken as it is (Cosmos orders it as a string either way).
+    pub fn sort_key(&self, field: &AgeField) -> Option<AgeValue> {
+        match field {
+            AgeField::Ts => self.get::<i64>("_ts").map(AgeValue::Seconds),
+            AgeField::Iso(name) => self.get::<String>(name).map(AgeValue::Text),
+        }
+    }
+
     /// The body the read API serves: the document minus [`SYSTEM_PROPERTIES`],
     /// every other member byte for byte and in its original order.
     pub fn without_system_properties(&self) -> Vec<u8> {

@@ -12,3 +12,19 @@ pub fn init() {
     // try_init: tests may call this more than once in one process.
     let _ = if in_azure { builder.json().flatten_event(true).try_init() } else { builder.compact().try_init() };
 }
+
+/// Resolves on SIGTERM or Ctrl-C: the Functions host stops handlers with SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+}

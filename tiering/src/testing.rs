@@ -40,7 +40,9 @@ pub fn emulator_settings(age_field: AgeField) -> StoreSettings {
 /// Creates the settings' database and container and returns a store on it.
 pub async fn fresh_cosmos(settings: &StoreSettings) -> CosmosStore {
     let client = CosmosStore::client(settings, TEST_TRANSPORT).await.expect("cosmos client");
-    ensure_container(&client, &settings.cosmos_database, &settings.cosmos_container).await.expect("create container");
+    ensure_container(&client, &settings.cosmos_database, &settings.cosmos_container, &settings.age_field)
+        .await
+        .expect("create container");
     CosmosStore::connect(settings, TEST_TRANSPORT).await.expect("open container")
 }
 
@@ -54,4 +56,72 @@ pub async fn seed(cosmos: &CosmosStore, records: &[SampleRecord]) {
 /// Reads `Env` so callers need not import settings types.
 pub fn env(name: &str) -> Option<String> {
     crate::settings::Lookup::get(&Env, name)
+}
+
+/// An emulator process of a test's own, for outages: the test stops it, and it is
+/// stopped on drop in any case.
+#[derive(Debug)]
+pub struct OwnEmulator {
+    child: std::sync::Mutex<std::process::Child>,
+    /// The endpoint to put in settings.
+    pub endpoint: String,
+}
+
+impl OwnEmulator {
+    /// A private Azurite (blob) on a free port.
+    pub fn azurite() -> Self {
+        let port = free_port();
+        let mut command = std::process::Command::new(emulator_bin("azurite-blob"));
+        command
+            .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string(), "--skipApiVersionCheck", "--loose"])
+            .args(["--disableTelemetry", "--inMemoryPersistence", "--silent"])
+            .current_dir(std::env::temp_dir());
+        Self::spawn(command, port, format!("http://127.0.0.1:{port}/devstoreaccount1"))
+    }
+
+    /// A private Cosmos emulator (the project's patched server) on a free port.
+    pub fn cosmos() -> Self {
+        let port = free_port();
+        let script = format!("{}/../scripts/emulators/cosmos-server.js", env!("CARGO_MANIFEST_DIR"));
+        let mut command = std::process::Command::new("node");
+        command.args([script.as_str(), "--port", &port.to_string()]);
+        Self::spawn(command, port, format!("http://127.0.0.1:{port}/"))
+    }
+
+    fn spawn(mut command: std::process::Command, port: u16, endpoint: String) -> Self {
+        let child = command
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("starting an emulator (npm packages installed?)");
+        let me = Self { child: std::sync::Mutex::new(child), endpoint };
+        for _ in 0..150 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return me;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("emulator did not listen on port {port} within 15 s");
+    }
+
+    /// Kills the process and waits for it: from now on connections are refused.
+    pub fn stop(&self) {
+        if let Ok(mut child) = self.child.lock() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnEmulator {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+fn emulator_bin(name: &str) -> String {
+    format!("{}/../scripts/emulators/node_modules/.bin/{name}", env!("CARGO_MANIFEST_DIR"))
 }

@@ -1,0 +1,98 @@
+//! The read API's one error type and its JSON shape (CONTRACT.md section 2).
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tiering::store::StoreError;
+use tracing::error;
+
+/// Default `Retry-After` (seconds) for an outage that named no delay.
+const RETRY_AFTER_SECONDS: u64 = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request is malformed; the message tells the caller what to fix.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 404: the record is in neither tier (or the route does not exist).
+    #[error("{0}")]
+    NotFound(String),
+    /// 405: only GET is served.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 503: a tier that had to be consulted could not be.
+    #[error("{tier} is unavailable: {detail}")]
+    Unavailable { tier: &'static str, retry_after: u64, detail: String },
+    /// 500: something we cannot blame on the caller; `detail` is logged, not sent.
+    #[error("{message}: {detail}")]
+    Internal { message: String, detail: String },
+}
+
+impl ApiError {
+    /// Maps a store failure met while consulting `tier`.
+    pub fn from_store(tier: &'static str, e: StoreError) -> Self {
+        match e {
+            StoreError::Throttled { retry_after } => {
+                Self::Unavailable { tier, retry_after: retry_after.as_secs().max(1), detail: "throttled".into() }
+            }
+            StoreError::Unavailable(detail) => Self::Unavailable { tier, retry_after: RETRY_AFTER_SECONDS, detail },
+            StoreError::Corrupt(c) => Self::Internal {
+                message: "the archived copy of this record failed its integrity check".into(),
+                detail: c.to_string(),
+            },
+            other => Self::Internal { message: format!("unexpected error from {tier}"), detail: other.to_string() },
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) => "BadRequest",
+            Self::NotFound(_) => "NotFound",
+            Self::MethodNotAllowed => "MethodNotAllowed",
+            Self::Unavailable { .. } => "ServiceUnavailable",
+            Self::Internal { .. } => "Internal",
+        }
+    }
+
+    /// What the caller may see: 5xx details stay in the logs.
+    fn public_message(&self) -> String {
+        match self {
+            Self::Unavailable { tier, .. } => format!("{tier} could not be reached; retry later"),
+            Self::Internal { message, .. } => message.clone(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// The contract's error body.
+pub fn error_body(code: &str, message: &str) -> String {
+    serde_json::json!({"error": {"code": code, "message": message}}).to_string()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status().is_server_error() {
+            // Logged once, here, with the full chain; the caller gets the safe message.
+            error!(status = self.status().as_u16(), error = %self, "request failed");
+        }
+        let mut response = (
+            self.status(),
+            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"))],
+            error_body(self.code(), &self.public_message()),
+        )
+            .into_response();
+        if let Self::Unavailable { retry_after, .. } = &self {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+        }
+        response
+    }
+}

@@ -1,0 +1,227 @@
+//! The read API's routes (CONTRACT.md section 2).
+
+use std::time::Instant;
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::{BufMut, Bytes, BytesMut};
+use chrono::{DateTime, NaiveDate};
+use tiering::listing::{Tier, Window};
+use tiering::record::validate_id;
+use tracing::info;
+
+use crate::error::ApiError;
+use crate::tiers::Tiers;
+use crate::token;
+
+pub const DEFAULT_PAGE_SIZE: usize = 50;
+pub const MAX_PAGE_SIZE: usize = 100;
+const JSON: &str = "application/json; charset=utf-8";
+
+/// The path's ids, percent-decoded and checked against the contract's rules
+/// before any store is touched.
+fn ids(path: Result<Path<Vec<(String, String)>>, PathRejection>) -> Result<Vec<String>, ApiError> {
+    let Path(params) = path.map_err(|e| ApiError::BadRequest(format!("malformed path: {}", e.body_text())))?;
+    params
+        .into_iter()
+        .map(|(name, value)| {
+            validate_id(&name, &value).map(|()| value).map_err(|e| ApiError::BadRequest(e.to_string()))
+        })
+        .collect()
+}
+
+/// `Last-Modified` from `_ts`, in the HTTP date format.
+pub fn http_date(ts: i64) -> String {
+    DateTime::from_timestamp(ts, 0).unwrap_or_default().format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+}
+
+/// True when an `If-None-Match` header names `etag` (or is `*`); weak tags compare weakly.
+pub fn none_match(headers: &HeaderMap, etag: &str) -> bool {
+    headers.get_all(header::IF_NONE_MATCH).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|t| {
+        let t = t.trim();
+        t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag.strip_prefix("W/").unwrap_or(etag)
+    })
+}
+
+fn tier_name(tier: Tier) -> &'static str {
+    match tier {
+        Tier::Cosmos => "cosmos",
+        Tier::Archive => "archive",
+    }
+}
+
+/// `GET /api/customers/{customerId}/billing-records/{recordId}`
+pub async fn get_record(
+    State(tiers): State<Tiers>,
+    path: Result<Path<Vec<(String, String)>>, PathRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let parts = ids(path)?;
+    let (customer_id, id) = (&parts[0], &parts[1]);
+    let result = tiers.read(customer_id, id).await;
+    let latency_us = started.elapsed().as_micros() as u64;
+    let served = match result {
+        Ok(served) => served,
+        Err(e) => {
+            info!(route = "record", status = e.status().as_u16(), latency_us, "read");
+            return Err(e);
+        }
+    };
+    let etag = HeaderValue::from_str(&served.etag).map_err(|_| ApiError::Internal {
+        message: "the stored record has an unusable ETag".into(),
+        detail: format!("{:?}", served.etag),
+    })?;
+    let last_modified = HeaderValue::from_str(&http_date(served.ts)).unwrap_or(HeaderValue::from_static(""));
+    let not_modified = none_match(&headers, &served.etag);
+    let status = if not_modified { StatusCode::NOT_MODIFIED } else { StatusCode::OK };
+    info!(
+        route = "record",
+        status = status.as_u16(),
+        tier = tier_name(served.tier),
+        bytes = served.body.len(),
+        latency_us,
+        "read"
+    );
+    let mut response = if not_modified {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        (StatusCode::OK, [(header::CONTENT_TYPE, HeaderValue::from_static(JSON))], served.body).into_response()
+    };
+    response.headers_mut().insert(header::ETAG, etag);
+    response.headers_mut().insert(header::LAST_MODIFIED, last_modified);
+    Ok(response)
+}
+
+/// The list query's parameters, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListQuery {
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+    pub page_size: usize,
+    pub token: Option<String>,
+}
+
+impl ListQuery {
+    /// Parses the raw query string; unknown parameters (like the host's `code`) are ignored.
+    pub fn parse(raw: Option<&str>) -> Result<Self, ApiError> {
+        let mut q = ListQuery { from: None, to: None, page_size: DEFAULT_PAGE_SIZE, token: None };
+        let mut seen = std::collections::HashSet::new();
+        for (key, value) in url::form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+            if matches!(key.as_ref(), "from" | "to" | "pageSize" | "continuationToken") && !seen.insert(key.to_string())
+            {
+                return Err(ApiError::BadRequest(format!("{key} is given more than once")));
+            }
+            match key.as_ref() {
+                "from" => q.from = Some(date(&key, &value)?),
+                "to" => q.to = Some(date(&key, &value)?),
+                "pageSize" => {
+                    q.page_size = value.parse().ok().filter(|n| (1..=MAX_PAGE_SIZE).contains(n)).ok_or_else(|| {
+                        ApiError::BadRequest(format!("pageSize must be a whole number from 1 to {MAX_PAGE_SIZE}"))
+                    })?;
+                }
+                "continuationToken" => q.token = Some(value.into_owned()),
+                _ => {}
+            }
+        }
+        if let (Some(from), Some(to)) = (q.from, q.to)
+            && from > to
+        {
+            return Err(ApiError::BadRequest("from must not be after to".into()));
+        }
+        Ok(q)
+    }
+}
+
+fn date(key: &str, value: &str) -> Result<NaiveDate, ApiError> {
+    let bad = || ApiError::BadRequest(format!("{key} must be a date as YYYY-MM-DD"));
+    if value.len() != 10 {
+        return Err(bad());
+    }
+    NaiveDate::parse_from_str(value, "%Y-%m-%d").map_err(|_| bad())
+}
+
+/// `GET /api/customers/{customerId}/billing-records`
+pub async fn list_records(
+    State(tiers): State<Tiers>,
+    path: Result<Path<Vec<(String, String)>>, PathRejection>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let customer_id = ids(path)?.remove(0);
+    let q = ListQuery::parse(raw.as_deref())?;
+    let field = tiers.cosmos.age_field().clone();
+    let from_text = q.from.map(|d| d.to_string());
+    let to_text = q.to.map(|d| d.to_string());
+    let fingerprint = token::fingerprint(&customer_id, from_text.as_deref(), to_text.as_deref());
+    let after =
+        q.token.as_deref().map(|t| token::decode(t, &fingerprint, &field)).transpose().map_err(ApiError::BadRequest)?;
+    let window = Window {
+        from: q.from.map(|d| field.start_of(d)),
+        until: q.to.and_then(|d| d.succ_opt()).map(|d| field.start_of(d)),
+        after,
+    };
+    let result = tiers.list(&customer_id, &window, q.page_size).await;
+    let latency_us = started.elapsed().as_micros() as u64;
+    let page = match result {
+        Ok(page) => page,
+        Err(e) => {
+            info!(route = "list", status = e.status().as_u16(), latency_us, "read");
+            return Err(e);
+        }
+    };
+    let archived = page.items.iter().filter(|c| c.tier == Tier::Archive).count();
+    info!(route = "list", status = 200, items = page.items.len(), archived, latency_us, "read");
+
+    let mut body = BytesMut::with_capacity(page.items.iter().map(|c| c.payload.len() + 1).sum::<usize>() + 64);
+    body.put_slice(b"{\"items\":[");
+    for (i, item) in page.items.iter().enumerate() {
+        if i > 0 {
+            body.put_u8(b',');
+        }
+        body.put_slice(&item.payload);
+    }
+    body.put_slice(b"],\"continuationToken\":");
+    let next = page.next.map(|c| token::encode(&fingerprint, &c));
+    body.put_slice(serde_json::to_string(&next).unwrap_or_else(|_| "null".into()).as_bytes());
+    body.put_u8(b'}');
+    Ok((StatusCode::OK, [(header::CONTENT_TYPE, HeaderValue::from_static(JSON))], Bytes::from(body)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_parameters_are_checked() {
+        let q = ListQuery::parse(Some("from=2025-01-01&to=2025-01-31&pageSize=100&code=abc&x=1")).unwrap();
+        assert_eq!((q.from.unwrap().to_string(), q.page_size), ("2025-01-01".into(), 100));
+        assert_eq!(ListQuery::parse(None).unwrap().page_size, 50);
+        for bad in [
+            "pageSize=0",
+            "pageSize=101",
+            "pageSize=ten",
+            "pageSize=-1",
+            "from=2025-1-1",
+            "from=2025-02-30",
+            "to=yesterday",
+            "from=2025-02-01&to=2025-01-01",
+            "from=2025-01-01&from=2025-01-02",
+        ] {
+            assert!(ListQuery::parse(Some(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn conditional_requests_and_dates() {
+        let mut h = HeaderMap::new();
+        h.insert(header::IF_NONE_MATCH, HeaderValue::from_static("\"a\", W/\"b\""));
+        assert!(none_match(&h, "\"a\"") && none_match(&h, "\"b\"") && !none_match(&h, "\"c\""));
+        h.insert(header::IF_NONE_MATCH, HeaderValue::from_static("*"));
+        assert!(none_match(&h, "\"z\""));
+        assert!(!none_match(&HeaderMap::new(), "\"a\""));
+        assert_eq!(http_date(1_700_000_000), "Tue, 14 Nov 2023 22:13:20 GMT");
+    }
+}
