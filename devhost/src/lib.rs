@@ -1,0 +1,20 @@
+//! Tools around the two function apps, for tests, packaging and the demo; none of
+//! this is deployed.
+//!
+//! - [`app`]: an app folder as `func` reads it, and [`app::assemble`] that builds one.
+//! - [`host`]: a stand-in for the Azure Functions host (which cannot be installed
+//!   here): starts a handler, probes it, fires timers, forwards HTTP.
+//! - [`stats`]: percentiles and the storage-cost model the demo prints.
+
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod app;
+pub mod host;
+pub mod stats;
+
+use std::path::PathBuf;
+
+/// The repository root (this crate lives one level below it).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().map(PathBuf::from).unwrap_or_default()
+}
