@@ -33,6 +33,8 @@ use crate::budget::RuBudget;
 /// Documents fetched per query page: enough to keep the workers busy, few enough
 /// (x 300 KB) to keep memory small.
 const PAGE_FACTOR: u32 = 2;
+/// A progress line every this many records, so a long run shows it is alive.
+const PROGRESS_EVERY: u64 = 500;
 
 /// What happened to one record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,6 +166,7 @@ impl Archiver {
             }
         };
         let mut in_flight = FuturesUnordered::new();
+        let mut finished: u64 = 0;
         loop {
             // Start work while there is room, time and no outage.
             while in_flight.len() < settings.concurrency && !stop {
@@ -207,6 +210,16 @@ impl Archiver {
             }
             summary.count(&outcome);
             observe(&outcome);
+            finished += 1;
+            if finished.is_multiple_of(PROGRESS_EVERY) {
+                info!(
+                    scanned = summary.scanned,
+                    archived = summary.archived + summary.already_archived,
+                    failed = summary.failed,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "archive run progress"
+                );
+            }
         }
         // Records fetched but not started are not counted as scanned: the next run sees them again.
         summary.duration_ms = started.elapsed().as_millis() as u64;

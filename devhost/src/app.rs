@@ -70,6 +70,8 @@ fn read_json(path: &Path) -> anyhow::Result<Value> {
 impl AppFolder {
     /// Reads an app folder the way the host does, failing on what the host would refuse.
     pub fn load(dir: &Path) -> anyhow::Result<Self> {
+        // Absolute, because the handler is started from its working directory.
+        let dir = &dir.canonicalize().with_context(|| format!("no app folder at {}", dir.display()))?;
         let host = read_json(&dir.join("host.json"))?;
         ensure!(host["version"] == "2.0", "host.json: version must be \"2.0\"");
         let handler = &host["customHandler"];

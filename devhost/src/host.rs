@@ -136,6 +136,13 @@ impl Host {
         Ok(addr)
     }
 
+    /// Peak resident memory of the handler process so far (Linux `VmHWM`), in bytes.
+    pub fn peak_rss_bytes(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()?)).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
+    }
+
     /// Stops the handler the way the host does: SIGTERM, then a kill after a grace period.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         #[cfg(unix)]

@@ -8,7 +8,11 @@ pub fn init() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let in_azure = std::env::var_os("WEBSITE_INSTANCE_ID").is_some()
         || std::env::var_os("LOG_FORMAT").is_some_and(|v| v == "json");
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stdout);
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stdout)
+        .with_ansi(std::io::stdout().is_terminal());
     // try_init: tests may call this more than once in one process.
     let _ = if in_azure { builder.json().flatten_event(true).try_init() } else { builder.compact().try_init() };
 }

@@ -1,0 +1,311 @@
+//! The demo's driver (`./scripts/demo.sh` runs it): seeds realistic billing records
+//! into the local Cosmos emulator, runs the packaged archiver through the host
+//! stand-in, reads hot and archived records through the packaged reader, checks
+//! every answer, and prints a report. Exits non-zero if any check fails.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use chrono::Utc;
+use clap::Parser;
+use devhost::app::AppFolder;
+use devhost::host::Host;
+use devhost::stats::{Prices, monthly_cost, percentile};
+use futures::StreamExt;
+use tiering::cosmos::{CosmosStore, ensure_container, upsert_raw};
+use tiering::record::AgeField;
+use tiering::sample::{SampleRecord, invoice, same_data};
+use tiering::settings::StoreSettings;
+use tiering::store::Transport;
+
+#[derive(Debug, Parser)]
+#[command(about = "Seed, archive and read back billing records on the local emulators")]
+struct Args {
+    /// Records to seed.
+    #[arg(long, default_value_t = 3000)]
+    records: usize,
+    /// Largest record, in KB.
+    #[arg(long, default_value_t = 300)]
+    max_kb: usize,
+    /// Records read per tier for the latency figures and checks.
+    #[arg(long, default_value_t = 200)]
+    sample: usize,
+    /// The packaged app folders (from scripts/package.sh).
+    #[arg(long, default_value = "dist")]
+    dist: PathBuf,
+    /// Records kept in Cosmos for this many days.
+    #[arg(long, default_value_t = 90)]
+    after_days: u32,
+    /// Cosmos DB storage price, USD per GB-month.
+    #[arg(long, default_value_t = Prices::default().cosmos_per_gb)]
+    cosmos_price: f64,
+    /// Blob price in the archive's tier (Cool LRS), USD per GB-month.
+    #[arg(long, default_value_t = Prices::default().blob_per_gb)]
+    blob_price: f64,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+/// What a consumer sees of one read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Seen {
+    status: u16,
+    content_type: Option<String>,
+    etag: Option<String>,
+    last_modified: Option<String>,
+    body: bytes::Bytes,
+}
+
+fn say(line: impl AsRef<str>) {
+    println!("[demo] {}", line.as_ref());
+}
+
+/// Realistic sizes: most invoices are small, a few carry hundreds of line items.
+fn size_for(rng: &mut fastrand::Rng, max: usize) -> usize {
+    match rng.u32(0..100) {
+        0..70 => rng.usize(2_000..20_000),
+        70..95 => rng.usize(20_000..100_000),
+        _ => rng.usize(100_000..=max.max(100_001)),
+    }
+    .min(max)
+}
+
+fn records(args: &Args) -> Vec<SampleRecord> {
+    let mut rng = fastrand::Rng::with_seed(args.seed);
+    let customers = (args.records / 20).max(1);
+    let today = Utc::now().date_naive();
+    (0..args.records)
+        .map(|i| {
+            let customer = format!("cust-{:05}", rng.usize(..customers));
+            let date = today - chrono::Duration::days(rng.i64(0..456)); // the last 15 months
+            let size = size_for(&mut rng, args.max_kb * 1000);
+            invoice(&customer, &format!("inv-{date}-{i:06}"), date, size, args.seed ^ i as u64)
+        })
+        .collect()
+}
+
+async fn read(http: &reqwest::Client, base: &str, r: &SampleRecord) -> anyhow::Result<(Seen, Duration)> {
+    let started = Instant::now();
+    let response = http
+        .get(format!("{base}/api/customers/{}/billing-records/{}?code=demo", r.customer_id, r.id))
+        .send()
+        .await
+        .with_context(|| format!("reading {}", r.id))?;
+    let h = |n: &str| response.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let (status, content_type, etag, last_modified) =
+        (response.status().as_u16(), h("content-type"), h("etag"), h("last-modified"));
+    let body = response.bytes().await?;
+    Ok((Seen { status, content_type, etag, last_modified, body }, started.elapsed()))
+}
+
+fn ms(d: Option<Duration>) -> String {
+    d.map(|d| format!("{:.1} ms", d.as_secs_f64() * 1000.0)).unwrap_or_else(|| "-".into())
+}
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / 1_000_000.0
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let mut failures: Vec<String> = Vec::new();
+    let mut stores =
+        StoreSettings::from_env().context("the demo needs the emulators' settings (run ./scripts/demo.sh)")?;
+    stores.age_field = AgeField::Iso("invoiceDate".into());
+
+    // 1. Seed.
+    let client = CosmosStore::client(&stores, Transport::BATCH).await?;
+    ensure_container(&client, &stores.cosmos_database, &stores.cosmos_container, &stores.age_field).await?;
+    let cosmos = CosmosStore::connect(&stores, Transport::BATCH).await?;
+    let all = records(&args);
+    let seeded_bytes: u64 = all.iter().map(|r| r.json.len() as u64).sum();
+    say(format!(
+        "seeding {} records ({:.1} MB, largest {} KB) into Cosmos ...",
+        all.len(),
+        mb(seeded_bytes),
+        all.iter().map(|r| r.json.len()).max().unwrap_or(0) / 1000
+    ));
+    let started = Instant::now();
+    let mut done = 0usize;
+    let mut writes =
+        futures::stream::iter(&all).map(|r| upsert_raw(&cosmos, &r.customer_id, &r.id, &r.json)).buffer_unordered(8);
+    while let Some(result) = writes.next().await {
+        result.context("seeding")?;
+        done += 1;
+        if done.is_multiple_of((all.len() / 10).max(1)) {
+            say(format!("  seeded {done}/{}", all.len()));
+        }
+    }
+    drop(writes);
+    say(format!("seeded in {:.1} s", started.elapsed().as_secs_f64()));
+
+    let cutoff =
+        (Utc::now() - chrono::Duration::days(i64::from(args.after_days))).format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let (old, new): (Vec<&SampleRecord>, Vec<&SampleRecord>) =
+        all.iter().partition(|r| r.invoice_date.to_string() < cutoff);
+    let pick = |list: &[&SampleRecord]| -> Vec<SampleRecord> {
+        let step = (list.len() / args.sample.max(1)).max(1);
+        list.iter().step_by(step).take(args.sample).map(|r| (*r).clone()).collect()
+    };
+    let (old_sample, new_sample) = (pick(&old), pick(&new));
+
+    // 2. Start both packaged apps under the host stand-in.
+    let mut settings: BTreeMap<String, String> =
+        ["COSMOS_ENDPOINT", "COSMOS_KEY", "ARCHIVE_BLOB_ENDPOINT", "ARCHIVE_BLOB_SAS"]
+            .iter()
+            .filter_map(|k| std::env::var(k).ok().map(|v| ((*k).to_owned(), v)))
+            .collect();
+    settings.insert("ARCHIVE_AGE_FIELD".into(), stores.age_field.name().to_owned());
+    settings.insert("ARCHIVE_AFTER_DAYS".into(), args.after_days.to_string());
+    settings.insert("RUST_LOG".into(), "warn,archiver=info".into());
+    let reader =
+        Host::start(AppFolder::load(&args.dist.join("reader"))?, &settings).await.context("starting the reader app")?;
+    let front = reader.serve_http(0).await?;
+    let base = format!("http://{front}");
+    let http = reqwest::Client::new();
+    say(format!("reader app serving on {base}/api/ (host stand-in)"));
+
+    // 3. Read the samples while everything is hot, and check them against the seed.
+    let mut before = BTreeMap::new();
+    let mut hot_before = Vec::new();
+    for r in old_sample.iter().chain(&new_sample) {
+        let (seen, took) = read(&http, &base, r).await?;
+        if seen.status != 200 || !same_data(&seen.body, r.json.as_bytes()) {
+            failures.push(format!("hot read of {} returned {} or other data than seeded", r.id, seen.status));
+        }
+        hot_before.push(took);
+        before.insert(r.id.clone(), seen);
+    }
+
+    // 4. Archive through the timer contract.
+    say(format!(
+        "archiving records dated before {cutoff} ({} of {}) through the archiver app ...",
+        old.len(),
+        all.len()
+    ));
+    let archiver = Host::start(AppFolder::load(&args.dist.join("archiver"))?, &settings)
+        .await
+        .context("starting the archiver app")?;
+    let result = archiver.fire_timer("ArchiveBillingRecords").await?;
+    let peak_rss = archiver.peak_rss_bytes();
+    archiver.stop().await?;
+    let s = &result.return_value;
+    let num = |k: &str| s[k].as_f64().unwrap_or(0.0);
+    if result.status != 200 || s["status"] != "complete" {
+        failures.push(format!("the archive run answered {}: {:?}", result.status, result.logs));
+    }
+    if num("archived") as usize != old.len() {
+        failures.push(format!("archived {} records, expected {}", num("archived"), old.len()));
+    }
+
+    // 5. Read the same samples again: archived ones come from Blob now.
+    let mut cold = Vec::new();
+    let mut hot_after = Vec::new();
+    for (r, is_old) in old_sample.iter().map(|r| (r, true)).chain(new_sample.iter().map(|r| (r, false))) {
+        let (seen, took) = read(&http, &base, r).await?;
+        if Some(&seen) != before.get(&r.id) {
+            failures.push(format!("{} reads differently after archiving", r.id));
+        }
+        if is_old {
+            cold.push(took);
+            if cosmos.read(&r.customer_id, &r.id).await.is_ok() {
+                failures.push(format!("{} is still in Cosmos", r.id));
+            }
+        } else {
+            hot_after.push(took);
+        }
+    }
+    // A list page per sampled customer must hold all of its records, from both tiers.
+    let customer = &all[0].customer_id;
+    let expected = all.iter().filter(|r| &r.customer_id == customer).count();
+    let listed = http
+        .get(format!("{base}/api/customers/{customer}/billing-records?pageSize=100"))
+        .send()
+        .await?
+        .json::<serde_json::Value>()
+        .await?;
+    let got = listed["items"].as_array().map(Vec::len).unwrap_or(0);
+    if got != expected.min(100) {
+        failures.push(format!("list of {customer} held {got} records, expected {expected}"));
+    }
+    reader.stop().await?;
+
+    // 6. Report.
+    let secs = num("durationMs") / 1000.0;
+    let (bytes_read, bytes_stored) = (num("bytesRead") as u64, num("bytesStored") as u64);
+    let kept_bytes: u64 = new.iter().map(|r| r.json.len() as u64).sum();
+    let ratio = num("compressionRatio");
+    let hot_fraction = new.len() as f64 / all.len() as f64;
+    let prices = Prices { cosmos_per_gb: args.cosmos_price, blob_per_gb: args.blob_price };
+    let gb = seeded_bytes as f64 / 1e9;
+    let (demo_before, demo_after) = monthly_cost(gb, hot_fraction, ratio, prices);
+    let big_gb = 2_000_000.0 * 300_000.0 / 1e9;
+    let (big_before, big_after) = monthly_cost(big_gb, hot_fraction, ratio, prices);
+    let hot: Vec<Duration> = hot_before.iter().chain(&hot_after).copied().collect();
+    println!();
+    println!("=== billing archive demo report ===");
+    println!(
+        "records          seeded {}, scanned {}, archived {}, kept hot {}, failed {}",
+        all.len(),
+        num("scanned"),
+        num("archived"),
+        new.len(),
+        num("failed")
+    );
+    println!(
+        "bytes            before {:.1} MB in Cosmos; after {:.1} MB in Cosmos + {:.1} MB in Blob",
+        mb(seeded_bytes),
+        mb(kept_bytes),
+        mb(bytes_stored)
+    );
+    println!("compression      {ratio:.2}x ({:.1} MB of JSON -> {:.1} MB zstd)", mb(bytes_read), mb(bytes_stored));
+    println!(
+        "archive speed    {:.0} records/s, {:.1} MB/s of JSON ({:.1} s, {:.0} RU)",
+        num("archived") / secs.max(1e-3),
+        mb(bytes_read) / secs.max(1e-3),
+        secs,
+        num("requestUnits")
+    );
+    println!(
+        "archiver memory  peak RSS {}",
+        peak_rss.map(|b| format!("{:.0} MB", mb(b))).unwrap_or_else(|| "-".into())
+    );
+    println!(
+        "read latency     hot  p50 {} p99 {} ({} reads)",
+        ms(percentile(&hot, 50.0)),
+        ms(percentile(&hot, 99.0)),
+        hot.len()
+    );
+    println!(
+        "                 cold p50 {} p99 {} ({} reads; through the host stand-in)",
+        ms(percentile(&cold, 50.0)),
+        ms(percentile(&cold, 99.0)),
+        cold.len()
+    );
+    println!(
+        "checks           {} sampled records compared before/after archiving, byte for byte with headers",
+        before.len()
+    );
+    println!("storage cost     this data set: ${demo_before:.4}/month before, ${demo_after:.4}/month after");
+    println!(
+        "                 2,000,000 x 300 KB ({big_gb:.0} GB), {:.0}% hot: ${big_before:.2}/month before, ${big_after:.2}/month after ({:.0}% less)",
+        hot_fraction * 100.0,
+        (1.0 - big_after / big_before) * 100.0
+    );
+    println!(
+        "                 prices: Cosmos ${}/GB-month, Blob ${}/GB-month (override with --cosmos-price / --blob-price)",
+        prices.cosmos_per_gb, prices.blob_per_gb
+    );
+    if failures.is_empty() {
+        println!("result           PASS");
+        Ok(())
+    } else {
+        for f in failures.iter().take(20) {
+            println!("FAILED: {f}");
+        }
+        bail!("{} check(s) failed", failures.len());
+    }
+}
