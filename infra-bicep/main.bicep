@@ -30,7 +30,7 @@ param archiveContainer string = 'billing-archive'
 param archiveMaxRuPerSecond int = 0
 
 @description('Records in flight at once in the archiver.')
-param archiveConcurrency int = 8
+param archiveConcurrency int = 4
 
 var archiveStorageName = toLower('${namePrefix}archive${uniqueString(resourceGroup().id)}')
 var hostStorageName = toLower('${namePrefix}host${uniqueString(resourceGroup().id)}')

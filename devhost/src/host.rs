@@ -136,6 +136,11 @@ impl Host {
         Ok(addr)
     }
 
+    /// The handler's own address, bypassing the front (for benchmarks).
+    pub fn handler_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
     /// Peak resident memory of the handler process so far (Linux `VmHWM`), in bytes.
     pub fn peak_rss_bytes(&self) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()?)).ok()?;

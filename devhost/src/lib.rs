@@ -4,11 +4,13 @@
 //! - [`app`]: an app folder as `func` reads it, and [`app::assemble`] that builds one.
 //! - [`host`]: a stand-in for the Azure Functions host (which cannot be installed
 //!   here): starts a handler, probes it, fires timers, forwards HTTP.
+//! - [`drive`]: the sample data set, seeding and timed reads shared by the demo and the benchmark.
 //! - [`stats`]: percentiles and the storage-cost model the demo prints.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod app;
+pub mod drive;
 pub mod host;
 pub mod stats;
 

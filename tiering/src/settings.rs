@@ -150,8 +150,8 @@ pub struct ArchiverSettings {
 }
 
 /// Records in flight at once unless `ARCHIVE_CONCURRENCY` says otherwise.
-/// `archiver bench` on the local emulators: see the README's benchmark section.
-pub const DEFAULT_CONCURRENCY: usize = 8;
+/// `./scripts/bench.sh` measured 4 as the fastest on the local emulators (see the README).
+pub const DEFAULT_CONCURRENCY: usize = 4;
 /// Below host.json's `functionTimeout` of 30 minutes, leaving room to finish in-flight records.
 pub const DEFAULT_TIME_BUDGET_SECONDS: u64 = 25 * 60;
 

@@ -11,12 +11,12 @@ use anyhow::{Context, bail};
 use chrono::Utc;
 use clap::Parser;
 use devhost::app::AppFolder;
+use devhost::drive::{app_settings, dataset, mb, ms, read, seed};
 use devhost::host::Host;
 use devhost::stats::{Prices, monthly_cost, percentile};
-use futures::StreamExt;
-use tiering::cosmos::{CosmosStore, ensure_container, upsert_raw};
+use tiering::cosmos::{CosmosStore, ensure_container};
 use tiering::record::AgeField;
-use tiering::sample::{SampleRecord, invoice, same_data};
+use tiering::sample::{SampleRecord, same_data};
 use tiering::settings::StoreSettings;
 use tiering::store::Transport;
 
@@ -44,68 +44,13 @@ struct Args {
     /// Blob price in the archive's tier (Cool LRS), USD per GB-month.
     #[arg(long, default_value_t = Prices::default().blob_per_gb)]
     blob_price: f64,
+    /// Seed of the generated data set.
     #[arg(long, default_value_t = 42)]
     seed: u64,
 }
 
-/// What a consumer sees of one read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Seen {
-    status: u16,
-    content_type: Option<String>,
-    etag: Option<String>,
-    last_modified: Option<String>,
-    body: bytes::Bytes,
-}
-
 fn say(line: impl AsRef<str>) {
     println!("[demo] {}", line.as_ref());
-}
-
-/// Realistic sizes: most invoices are small, a few carry hundreds of line items.
-fn size_for(rng: &mut fastrand::Rng, max: usize) -> usize {
-    match rng.u32(0..100) {
-        0..70 => rng.usize(2_000..20_000),
-        70..95 => rng.usize(20_000..100_000),
-        _ => rng.usize(100_000..=max.max(100_001)),
-    }
-    .min(max)
-}
-
-fn records(args: &Args) -> Vec<SampleRecord> {
-    let mut rng = fastrand::Rng::with_seed(args.seed);
-    let customers = (args.records / 20).max(1);
-    let today = Utc::now().date_naive();
-    (0..args.records)
-        .map(|i| {
-            let customer = format!("cust-{:05}", rng.usize(..customers));
-            let date = today - chrono::Duration::days(rng.i64(0..456)); // the last 15 months
-            let size = size_for(&mut rng, args.max_kb * 1000);
-            invoice(&customer, &format!("inv-{date}-{i:06}"), date, size, args.seed ^ i as u64)
-        })
-        .collect()
-}
-
-async fn read(http: &reqwest::Client, base: &str, r: &SampleRecord) -> anyhow::Result<(Seen, Duration)> {
-    let started = Instant::now();
-    let response = http
-        .get(format!("{base}/api/customers/{}/billing-records/{}?code=demo", r.customer_id, r.id))
-        .send()
-        .await
-        .with_context(|| format!("reading {}", r.id))?;
-    let h = |n: &str| response.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let (status, content_type, etag, last_modified) =
-        (response.status().as_u16(), h("content-type"), h("etag"), h("last-modified"));
-    let body = response.bytes().await?;
-    Ok((Seen { status, content_type, etag, last_modified, body }, started.elapsed()))
-}
-
-fn ms(d: Option<Duration>) -> String {
-    d.map(|d| format!("{:.1} ms", d.as_secs_f64() * 1000.0)).unwrap_or_else(|| "-".into())
-}
-
-fn mb(bytes: u64) -> f64 {
-    bytes as f64 / 1_000_000.0
 }
 
 #[tokio::main]
@@ -120,7 +65,7 @@ async fn main() -> anyhow::Result<()> {
     let client = CosmosStore::client(&stores, Transport::BATCH).await?;
     ensure_container(&client, &stores.cosmos_database, &stores.cosmos_container, &stores.age_field).await?;
     let cosmos = CosmosStore::connect(&stores, Transport::BATCH).await?;
-    let all = records(&args);
+    let all = dataset(args.records, args.max_kb, 0..456, args.seed); // the last 15 months
     let seeded_bytes: u64 = all.iter().map(|r| r.json.len() as u64).sum();
     say(format!(
         "seeding {} records ({:.1} MB, largest {} KB) into Cosmos ...",
@@ -129,17 +74,13 @@ async fn main() -> anyhow::Result<()> {
         all.iter().map(|r| r.json.len()).max().unwrap_or(0) / 1000
     ));
     let started = Instant::now();
-    let mut done = 0usize;
-    let mut writes =
-        futures::stream::iter(&all).map(|r| upsert_raw(&cosmos, &r.customer_id, &r.id, &r.json)).buffer_unordered(8);
-    while let Some(result) = writes.next().await {
-        result.context("seeding")?;
-        done += 1;
-        if done.is_multiple_of((all.len() / 10).max(1)) {
+    let tenth = (all.len() / 10).max(1);
+    seed(&cosmos, &all, |done| {
+        if done.is_multiple_of(tenth) {
             say(format!("  seeded {done}/{}", all.len()));
         }
-    }
-    drop(writes);
+    })
+    .await?;
     say(format!("seeded in {:.1} s", started.elapsed().as_secs_f64()));
 
     let cutoff =
@@ -153,14 +94,8 @@ async fn main() -> anyhow::Result<()> {
     let (old_sample, new_sample) = (pick(&old), pick(&new));
 
     // 2. Start both packaged apps under the host stand-in.
-    let mut settings: BTreeMap<String, String> =
-        ["COSMOS_ENDPOINT", "COSMOS_KEY", "ARCHIVE_BLOB_ENDPOINT", "ARCHIVE_BLOB_SAS"]
-            .iter()
-            .filter_map(|k| std::env::var(k).ok().map(|v| ((*k).to_owned(), v)))
-            .collect();
-    settings.insert("ARCHIVE_AGE_FIELD".into(), stores.age_field.name().to_owned());
+    let mut settings = app_settings(&stores);
     settings.insert("ARCHIVE_AFTER_DAYS".into(), args.after_days.to_string());
-    settings.insert("RUST_LOG".into(), "warn,archiver=info".into());
     let reader =
         Host::start(AppFolder::load(&args.dist.join("reader"))?, &settings).await.context("starting the reader app")?;
     let front = reader.serve_http(0).await?;

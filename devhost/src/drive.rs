@@ -1,0 +1,103 @@
+//! What the demo and the benchmark share: the sample data set, seeding, app
+//! settings for the emulators, and timed reads through the read API.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chrono::{NaiveDate, Utc};
+use futures::StreamExt;
+use tiering::cosmos::{CosmosStore, upsert_raw};
+use tiering::sample::{SampleRecord, invoice};
+use tiering::settings::StoreSettings;
+
+/// What a consumer sees of one read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    pub body: bytes::Bytes,
+}
+
+/// Realistic sizes: most invoices are small, a few carry hundreds of line items.
+fn size_for(rng: &mut fastrand::Rng, max: usize) -> usize {
+    match rng.u32(0..100) {
+        0..70 => rng.usize(2_000..20_000),
+        70..95 => rng.usize(20_000..100_000),
+        _ => rng.usize(100_000..=max.max(100_001)),
+    }
+    .min(max)
+}
+
+/// `n` invoices for `n / 20` customers, dated `days` ago (a range), up to `max_kb` each.
+pub fn dataset(n: usize, max_kb: usize, days: std::ops::Range<i64>, seed: u64) -> Vec<SampleRecord> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let customers = (n / 20).max(1);
+    let today: NaiveDate = Utc::now().date_naive();
+    (0..n)
+        .map(|i| {
+            let customer = format!("cust-{:05}", rng.usize(..customers));
+            let date = today - chrono::Duration::days(rng.i64(days.clone()));
+            let size = size_for(&mut rng, max_kb * 1000);
+            invoice(&customer, &format!("inv-{date}-{seed}-{i:06}"), date, size, seed ^ i as u64)
+        })
+        .collect()
+}
+
+/// Writes the records, eight at a time, calling `progress(done)` after each.
+pub async fn seed(
+    cosmos: &CosmosStore,
+    records: &[SampleRecord],
+    mut progress: impl FnMut(usize),
+) -> anyhow::Result<()> {
+    let mut writes =
+        futures::stream::iter(records).map(|r| upsert_raw(cosmos, &r.customer_id, &r.id, &r.json)).buffer_unordered(8);
+    let mut done = 0;
+    while let Some(result) = writes.next().await {
+        result.context("seeding")?;
+        done += 1;
+        progress(done);
+    }
+    Ok(())
+}
+
+/// App settings that point a packaged app at the emulators (from the environment
+/// `scripts/emulators.sh` writes) and at `stores`' names and age field.
+pub fn app_settings(stores: &StoreSettings) -> BTreeMap<String, String> {
+    let mut settings: BTreeMap<String, String> =
+        ["COSMOS_ENDPOINT", "COSMOS_KEY", "ARCHIVE_BLOB_ENDPOINT", "ARCHIVE_BLOB_SAS"]
+            .iter()
+            .filter_map(|k| std::env::var(k).ok().map(|v| ((*k).to_owned(), v)))
+            .collect();
+    settings.insert("COSMOS_DATABASE".into(), stores.cosmos_database.clone());
+    settings.insert("COSMOS_CONTAINER".into(), stores.cosmos_container.clone());
+    settings.insert("ARCHIVE_CONTAINER".into(), stores.archive_container.clone());
+    settings.insert("ARCHIVE_AGE_FIELD".into(), stores.age_field.name().to_owned());
+    settings.insert("RUST_LOG".into(), "warn,archiver=info".into());
+    settings
+}
+
+/// One timed `GET` of a record through the read API at `base`.
+pub async fn read(http: &reqwest::Client, base: &str, r: &SampleRecord) -> anyhow::Result<(Seen, Duration)> {
+    let started = Instant::now();
+    let response = http
+        .get(format!("{base}/api/customers/{}/billing-records/{}?code=local", r.customer_id, r.id))
+        .send()
+        .await
+        .with_context(|| format!("reading {}", r.id))?;
+    let h = |n: &str| response.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let (status, content_type, etag, last_modified) =
+        (response.status().as_u16(), h("content-type"), h("etag"), h("last-modified"));
+    let body = response.bytes().await?;
+    Ok((Seen { status, content_type, etag, last_modified, body }, started.elapsed()))
+}
+
+pub fn ms(d: Option<Duration>) -> String {
+    d.map(|d| format!("{:.1} ms", d.as_secs_f64() * 1000.0)).unwrap_or_else(|| "-".into())
+}
+
+pub fn mb(bytes: u64) -> f64 {
+    bytes as f64 / 1_000_000.0
+}
