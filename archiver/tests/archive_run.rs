@@ -353,6 +353,59 @@ async fn a_record_whose_id_cannot_be_addressed_safely_stays_hot_and_harms_nothin
     }
 }
 
+#[tokio::test]
+async fn throttled_requests_are_retried_after_the_servers_delay() {
+    // Every third document request is answered 429 with x-ms-retry-after-ms.
+    let cosmos = OwnEmulator::cosmos_throttling(3);
+    let mut stores = emulator_settings(AgeField::Iso("invoiceDate".into()));
+    stores.cosmos_endpoint = cosmos.endpoint.parse().unwrap();
+    let store = fresh_cosmos(&stores).await;
+    let (old, new) = records();
+    for r in old.iter().chain(&new) {
+        // Seeding meets the throttling too; the SDK's retries absorb it.
+        upsert_raw(&store, &r.customer_id, &r.id, &r.json).await.unwrap();
+    }
+    let blob = BlobArchive::new(&stores, TEST_TRANSPORT).unwrap();
+    blob.ensure_container().await.unwrap();
+    let f = Fixture { stores, cosmos: store, blob, old, new };
+    let summary = f.archiver(Arc::new(f.blob.clone()), 4).run(Utc::now(), false).await;
+    assert_eq!((summary.archived, summary.failed), (f.old.len() as u64, 0), "{summary:?}");
+    for r in &f.old {
+        assert!(!f.in_cosmos(r).await);
+    }
+}
+
+#[tokio::test]
+async fn a_cosmos_outage_mid_run_stops_the_run_cleanly() {
+    let cosmos = OwnEmulator::cosmos();
+    let mut stores = emulator_settings(AgeField::Iso("invoiceDate".into()));
+    stores.cosmos_endpoint = cosmos.endpoint.parse().unwrap();
+    let store = fresh_cosmos(&stores).await;
+    let (old, new) = records();
+    seed(&store, &old).await;
+    let blob = BlobArchive::new(&stores, TEST_TRANSPORT).unwrap();
+    blob.ensure_container().await.unwrap();
+    let f = Fixture { stores, cosmos: store, blob, old, new };
+    let summary = f
+        .archiver(Arc::new(f.blob.clone()), 1)
+        .run_observed(Utc::now(), false, |outcome| {
+            if matches!(outcome, Outcome::Archived { .. }) {
+                cosmos.stop();
+            }
+        })
+        .await;
+    assert_eq!(summary.archived, 1, "{summary:?}");
+    assert_eq!(summary.status, "failed");
+    assert!(summary.error.as_deref().unwrap().contains("outage"), "{summary:?}");
+    // Whatever was copied before the delete failed is a complete, verified copy.
+    use futures::TryStreamExt;
+    for info in f.blob.list(layout::LAYOUT_PREFIX).try_collect::<Vec<_>>().await.unwrap() {
+        let stored = f.blob.get(&info.name).await.unwrap();
+        let meta = ArchiveMeta::from_metadata(&f.stores.age_field, &stored.info.metadata).unwrap();
+        codec::decode_verified(&stored.body, &meta).unwrap();
+    }
+}
+
 #[test]
 fn bad_settings_stop_start_up_with_the_settings_name() {
     let cases: [(&[(&str, &str)], &str); 3] = [

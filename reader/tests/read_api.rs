@@ -298,6 +298,24 @@ async fn a_cosmos_outage_is_503_too() {
 }
 
 #[tokio::test]
+async fn throttling_is_retried_and_persistent_throttling_is_503_with_retry_after() {
+    for (every, expect) in [(2, 200), (1, 503)] {
+        let cosmos = OwnEmulator::cosmos_throttling(every);
+        let mut stores = emulator_settings(AgeField::Ts);
+        stores.cosmos_endpoint = cosmos.endpoint.parse().unwrap();
+        let app = app(stores).await;
+        if expect == 200 {
+            upsert_raw(&app.cosmos, "c", "r", r#"{"id":"r","customerId":"c"}"#).await.unwrap();
+        }
+        let answer = app.record("c", "r").await;
+        assert_eq!(answer.status, expect, "every {every}: {:?}", String::from_utf8_lossy(&answer.body));
+        if expect == 503 {
+            assert!(answer.header("retry-after").unwrap().parse::<u64>().unwrap() >= 1);
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_corrupt_archived_copy_is_500_and_never_served() {
     let app = app(emulator_settings(AgeField::Ts)).await;
     let secret = r#"{"id":"r","customerId":"c","iban":"DE00 1234 5678"}"#;

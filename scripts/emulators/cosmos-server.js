@@ -343,6 +343,34 @@ function parsePort(argv, env) {
   return n;
 }
 
+// --- Test aid: injected throttling -------------------------------------------
+// The server never throttles, so clients' 429 handling could not be tested. With
+// COSMOS_EMULATOR_THROTTLE_EVERY=N every Nth document request (reads, queries,
+// writes, deletes) is answered 429 with x-ms-retry-after-ms, as Cosmos does when
+// a partition's RU budget is spent. N=1 throttles every one of them.
+function injectThrottling(server, every) {
+  if (!Number.isInteger(every) || every <= 0) return;
+  const handlers = server.listeners("request");
+  server.removeAllListeners("request");
+  let count = 0;
+  server.on("request", (req, res) => {
+    const path = (req.url || "").split("?")[0];
+    if (/\/docs(\/|$)/.test(path) && (count += 1) % every === 0) {
+      res.statusCode = 429;
+      res.setHeader("content-type", "application/json");
+      res.setHeader("x-ms-retry-after-ms", "20");
+      res.setHeader("x-ms-substatus", "3200");
+      res.setHeader("x-ms-request-charge", "0");
+      res.end(JSON.stringify({
+        code: "TooManyRequests",
+        message: "Request rate is large (injected by COSMOS_EMULATOR_THROTTLE_EVERY)"
+      }));
+      return;
+    }
+    for (const handler of handlers) handler.call(server, req, res);
+  });
+}
+
 function start(port = 0) {
   // Loaded only now, so its router picks up the wrapped handlers above.
   const { createHttpServer } = require("@vercel/cosmosdb-server");
@@ -353,6 +381,7 @@ function start(port = 0) {
   server.keepAliveTimeout = 120 * 1000;
   server.headersTimeout = 121 * 1000;
   server.prependListener("request", fixExchange);
+  injectThrottling(server, Number(process.env.COSMOS_EMULATOR_THROTTLE_EVERY || 0));
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, HOST, () => resolve(server));

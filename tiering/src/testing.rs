@@ -81,10 +81,17 @@ impl OwnEmulator {
 
     /// A private Cosmos emulator (the project's patched server) on a free port.
     pub fn cosmos() -> Self {
+        Self::cosmos_throttling(0)
+    }
+
+    /// A private Cosmos emulator that answers every `every`th document request
+    /// with 429 and `x-ms-retry-after-ms` (0 = never).
+    pub fn cosmos_throttling(every: u32) -> Self {
         let port = free_port();
         let script = format!("{}/../scripts/emulators/cosmos-server.js", env!("CARGO_MANIFEST_DIR"));
         let mut command = std::process::Command::new("node");
         command.args([script.as_str(), "--port", &port.to_string()]);
+        command.env("COSMOS_EMULATOR_THROTTLE_EVERY", every.to_string());
         Self::spawn(command, port, format!("http://127.0.0.1:{port}/"))
     }
 
