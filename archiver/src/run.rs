@@ -338,19 +338,23 @@ impl Pass<'_> {
                 Err(StoreError::AlreadyExists) => match archive.head(&p.name).await {
                     Err(e) => return (failed(format!("inspecting existing copy: {e}"), Some(&e)), 0.0),
                     Ok(existing) => {
-                        let same =
-                            ArchiveMeta::from_metadata(&self.archiver.settings.stores.age_field, &existing.metadata)
-                                .is_ok_and(|m| m.sha256 == p.sha256 && m.etag == p.etag && m.length == p.raw_len);
-                        if same {
-                            already = true;
-                            existing.etag
-                        } else {
-                            // An older version of the record (it was changed and re-aged): replace
-                            // exactly the version we inspected, never a newer one.
-                            let condition = PutCondition::Matches(existing.etag);
-                            match archive.put(&p.name, p.compressed.clone(), p.meta.to_metadata(), condition).await {
-                                Ok(etag) => etag,
-                                Err(e) => return (failed(format!("replacing older copy: {e}"), Some(&e)), 0.0),
+                        let field = &self.archiver.settings.stores.age_field;
+                        match ArchiveMeta::from_metadata(field, &existing.metadata) {
+                            Ok(m) if m.sha256 == p.sha256 && m.etag == p.etag && m.length == p.raw_len => {
+                                already = true;
+                                existing.etag
+                            }
+                            // A newer version is archived already (another run copied the record
+                            // after it changed): ours is stale, and so is what we would delete.
+                            Ok(m) if m.ts > p.meta.ts => return (Outcome::ChangedDuringRun, 0.0),
+                            // An older (or unreadable) copy: replace exactly the version inspected.
+                            _ => {
+                                let condition = PutCondition::Matches(existing.etag);
+                                match archive.put(&p.name, p.compressed.clone(), p.meta.to_metadata(), condition).await
+                                {
+                                    Ok(etag) => etag,
+                                    Err(e) => return (failed(format!("replacing older copy: {e}"), Some(&e)), 0.0),
+                                }
                             }
                         }
                     }
@@ -392,7 +396,10 @@ impl Pass<'_> {
             self.archiver.archive.get(&p.name).await.map_err(|e| (format!("reading copy back: {e}"), Some(e)))?;
         let meta = ArchiveMeta::from_metadata(&self.archiver.settings.stores.age_field, &stored.info.metadata)
             .map_err(|e| (format!("verifying copy: {e}"), None))?;
-        if meta.sha256 != p.sha256 || meta.etag != p.etag || meta.length != p.raw_len {
+        // Every field but the archive time must be ours (a copy kept from an earlier
+        // run carries that run's time).
+        let expected = ArchiveMeta { archived_at: meta.archived_at, ..p.meta.clone() };
+        if meta != expected {
             return Err(("verifying copy: the archive holds another version".into(), None));
         }
         let body = stored.body;

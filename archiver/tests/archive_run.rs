@@ -276,6 +276,32 @@ async fn an_identical_copy_is_kept_and_an_older_copy_is_replaced() {
 }
 
 #[tokio::test]
+async fn a_newer_archived_copy_is_never_overwritten_by_an_older_read() {
+    let f = fixture().await;
+    let target = &f.old[0];
+    let (body, etag, ts) = f.hot(std::slice::from_ref(target)).await.remove(0);
+    // Another run archived a later version of this record (say, after an edit).
+    let newer_body = br#"{"id":"newer"}"#;
+    let newer = ArchiveMeta {
+        sha256: codec::sha256_hex(newer_body),
+        length: newer_body.len() as u64,
+        etag: "\"newer-etag\"".into(),
+        ts: ts + 1_000,
+        age_field: "invoiceDate".into(),
+        age: tiering::record::AgeValue::Text(target.invoice_date.to_string()),
+        archived_at: Utc::now(),
+    };
+    let name = layout::blob_name(&target.customer_id, &target.id).unwrap();
+    let put = f.blob.put(&name, codec::compress(newer_body).into(), newer.to_metadata(), PutCondition::Absent);
+    let newer_etag = put.await.unwrap();
+    let summary = f.archiver(Arc::new(f.blob.clone()), 2).run(Utc::now(), false).await;
+    assert_eq!(summary.changed_during_run, 1, "{summary:?}");
+    assert_eq!(f.blob.head(&name).await.unwrap().etag, newer_etag, "the newer copy must stay");
+    let still = f.hot(std::slice::from_ref(target)).await.remove(0);
+    assert_eq!(still, (body, etag, ts), "the record read must stay in Cosmos");
+}
+
+#[tokio::test]
 async fn the_time_budget_stops_new_work_and_the_next_run_continues() {
     let f = fixture().await;
     let mut archiver = f.archiver(Arc::new(f.blob.clone()), 2);

@@ -59,9 +59,17 @@ impl From<CosmosError> for StoreError {
         let status = e.status();
         let code = u16::from(status.status_code());
         let retry_after = e.response().and_then(|r| r.headers().retry_after_ms).map(Duration::from_millis);
-        // The driver reports transport failures (connection refused, I/O, timeouts)
-        // as synthetic 503/408 statuses, so the status alone classifies them.
-        StoreError::from_status(code, retry_after, e.to_string())
+        let sub_status = status.sub_status().map(|s| s.value()).unwrap_or(0);
+        match (code, sub_status) {
+            // 1003: the container or database itself is missing; a broken store,
+            // not a missing record, so never a 404.
+            (404, 1003) => StoreError::Unavailable(format!("the Cosmos container does not exist: {e}")),
+            // Sub-statuses from 20000 up are made by the SDK itself (no token,
+            // transport failure, timeout): the service could not be asked.
+            (_, 20_000..) => StoreError::Unavailable(e.to_string()),
+            // Transport failures also arrive as synthetic 503/408 statuses.
+            _ => StoreError::from_status(code, retry_after, e.to_string()),
+        }
     }
 }
 

@@ -338,7 +338,9 @@ impl PartialOrd for AgeValue {
 
 /// Accepts `YYYY-MM-DD`, or a date-time with an offset or `Z`, or a naive date-time (read as UTC).
 pub fn parse_iso_instant(s: &str) -> Result<DateTime<Utc>, String> {
-    if !s.is_ascii() {
+    // chrono skips leading blanks, but a blank changes how the value sorts as a string
+    // (and blob metadata would lose it), so only values starting with the year pass.
+    if !s.is_ascii() || !s.starts_with(|c: char| c.is_ascii_digit()) {
         return Err(format!("`{s}` is not an ISO-8601 date"));
     }
     if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
@@ -410,6 +412,7 @@ mod tests {
             ("2024-01-31T10:00:00", true),
             ("31/01/2024", false),
             ("2024-13-01", false),
+            (" 2024-01-31", false),
         ] {
             let d = RawDocument::parse(format!(r#"{{"invoiceDate":"{value}"}}"#).into_bytes()).unwrap();
             assert_eq!(d.age(&iso).is_ok(), ok, "{value}");

@@ -190,8 +190,11 @@ impl ArchiverSettings {
         let max_ru_per_second = r.parsed("ARCHIVE_MAX_RU_PER_SECOND", 0u32, "a whole number of request units")?;
         let budget =
             r.parsed("ARCHIVE_TIME_BUDGET_SECONDS", DEFAULT_TIME_BUDGET_SECONDS, "a whole number of seconds")?;
-        if budget == 0 {
-            return Err(SettingsError { name: "ARCHIVE_TIME_BUDGET_SECONDS", message: "must be at least 1".into() });
+        if !(1..=86_400).contains(&budget) {
+            return Err(SettingsError {
+                name: "ARCHIVE_TIME_BUDGET_SECONDS",
+                message: format!("{budget} is outside 1..=86400"),
+            });
         }
         Ok(Self {
             stores,
@@ -250,6 +253,7 @@ mod tests {
             ("ARCHIVE_CONCURRENCY", "0"),
             ("ARCHIVE_MAX_RU_PER_SECOND", "-5"),
             ("ARCHIVE_TIME_BUDGET_SECONDS", "1h"),
+            ("ARCHIVE_TIME_BUDGET_SECONDS", "18446744073709551615"),
             ("ARCHIVE_AGE_FIELD", "a.b"),
             ("ARCHIVE_CONTAINER", "a/b"),
         ];

@@ -56,8 +56,13 @@ impl StoreError {
 impl From<azure_core::Error> for StoreError {
     fn from(e: azure_core::Error) -> Self {
         match e.kind() {
+            // A missing container is a broken store, not a missing record: never a 404.
+            ErrorKind::HttpResponse { error_code: Some(code), .. } if code == "ContainerNotFound" => {
+                Self::Unavailable(format!("the archive container does not exist: {e}"))
+            }
             ErrorKind::HttpResponse { status, .. } => Self::from_status(u16::from(*status), None, e.to_string()),
-            ErrorKind::Connection | ErrorKind::Io => Self::Unavailable(e.to_string()),
+            // No token (identity endpoint down or slow) means the store could not be asked.
+            ErrorKind::Connection | ErrorKind::Io | ErrorKind::Credential => Self::Unavailable(e.to_string()),
             _ => Self::Other(e.to_string()),
         }
     }
