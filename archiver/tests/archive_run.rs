@@ -432,6 +432,18 @@ async fn a_cosmos_outage_mid_run_stops_the_run_cleanly() {
     }
 }
 
+#[tokio::test]
+async fn the_emulator_serves_many_databases() {
+    // The emulator once minted resource ids with a `/` from the 63rd database on,
+    // which the SDK cannot open; CI runs create about that many.
+    let cosmos = OwnEmulator::cosmos();
+    for _ in 0..70 {
+        let mut stores = emulator_settings(AgeField::Ts);
+        stores.cosmos_endpoint = cosmos.endpoint.parse().unwrap();
+        fresh_cosmos(&stores).await;
+    }
+}
+
 #[test]
 fn bad_settings_stop_start_up_with_the_settings_name() {
     let cases: [(&[(&str, &str)], &str); 3] = [

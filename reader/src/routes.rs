@@ -152,7 +152,7 @@ pub async fn list_records(
     let started = Instant::now();
     let customer_id = ids(path)?.remove(0);
     let q = ListQuery::parse(raw.as_deref())?;
-    let field = tiers.cosmos.age_field().clone();
+    let field = tiers.age_field.clone();
     let from_text = q.from.map(|d| d.to_string());
     let to_text = q.to.map(|d| d.to_string());
     let fingerprint = token::fingerprint(&customer_id, from_text.as_deref(), to_text.as_deref());

@@ -8,11 +8,24 @@ use tiering::cosmos::CosmosStore;
 use tiering::settings::StoreSettings;
 use tiering::store::Transport;
 
-use crate::tiers::Tiers;
+use crate::tiers::{LazyCosmos, Tiers};
 
-/// Connects both stores once; every request reuses these clients and their connections.
+/// Builds both store clients once; every request reuses them and their connections.
+///
+/// Cosmos is connected now if it answers; if not, the reader starts anyway and
+/// connects on the first request that needs Cosmos (answering 503 until then).
 pub async fn build(settings: &StoreSettings, transport: Transport) -> anyhow::Result<Tiers> {
-    let cosmos = CosmosStore::connect(settings, transport).await.context("connecting to Cosmos DB")?;
+    let connected = match CosmosStore::connect(settings, transport).await {
+        Ok(store) => Some(store),
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "Cosmos DB not reachable at start-up; will connect on demand");
+            None
+        }
+    };
     let archive = BlobArchive::new(settings, transport).context("building the Blob client")?;
-    Ok(Tiers { cosmos, archive: Arc::new(archive) })
+    Ok(Tiers {
+        cosmos: LazyCosmos::new(settings, transport, connected),
+        archive: Arc::new(archive),
+        age_field: settings.age_field.clone(),
+    })
 }

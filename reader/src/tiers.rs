@@ -12,7 +12,8 @@ use tiering::cosmos::CosmosStore;
 use tiering::layout::{self, LayoutError};
 use tiering::listing::{self, Candidate, Page, Tier, TierLists, Window, listing_order};
 use tiering::record::AgeField;
-use tiering::store::StoreError;
+use tiering::settings::StoreSettings;
+use tiering::store::{StoreError, Transport};
 use tracing::warn;
 
 use crate::error::ApiError;
@@ -31,21 +32,46 @@ pub struct Served {
     pub tier: Tier,
 }
 
+/// The Cosmos client, connected at start-up if Cosmos answers then, else on the
+/// first request that needs it: the reader must start (and answer 503) even when
+/// Cosmos is down while an instance starts or scales out.
+#[derive(Debug, Clone)]
+pub struct LazyCosmos {
+    cell: Arc<tokio::sync::OnceCell<CosmosStore>>,
+    settings: Arc<StoreSettings>,
+    transport: Transport,
+}
+
+impl LazyCosmos {
+    pub fn new(settings: &StoreSettings, transport: Transport, connected: Option<CosmosStore>) -> Self {
+        let cell = Arc::new(tokio::sync::OnceCell::new_with(connected));
+        Self { cell, settings: Arc::new(settings.clone()), transport }
+    }
+
+    pub async fn get(&self) -> Result<&CosmosStore, ApiError> {
+        self.cell
+            .get_or_try_init(|| CosmosStore::connect(&self.settings, self.transport))
+            .await
+            .map_err(|e| ApiError::from_store(COSMOS, StoreError::Unavailable(format!("{e:#}"))))
+    }
+}
+
 /// Both stores, built once at start-up and shared by every request.
 #[derive(Debug, Clone)]
 pub struct Tiers {
-    pub cosmos: CosmosStore,
+    pub cosmos: LazyCosmos,
     pub archive: Arc<dyn Archive>,
+    pub age_field: AgeField,
 }
 
 impl Tiers {
     fn field(&self) -> &AgeField {
-        self.cosmos.age_field()
+        &self.age_field
     }
 
     /// One record: Cosmos if it is there (it is the newer copy), else the archive.
     pub async fn read(&self, customer_id: &str, id: &str) -> Result<Served, ApiError> {
-        match self.cosmos.read(customer_id, id).await {
+        match self.cosmos.get().await?.read(customer_id, id).await {
             Ok(item) => {
                 let doc = item.doc;
                 let (etag, ts) = doc.etag().ok().zip(doc.ts().ok()).ok_or_else(|| ApiError::Internal {
@@ -100,8 +126,8 @@ impl Tiers {
     /// least one of the two answers (and merged once if in both).
     pub async fn list(&self, customer_id: &str, window: &Window, n: usize) -> Result<Page<Bytes>, ApiError> {
         let field = self.field().clone();
-        let (docs, _) = self
-            .cosmos
+        let cosmos_store = self.cosmos.get().await?;
+        let (docs, _) = cosmos_store
             .customer_records(customer_id, window, n as u32 + 1)
             .await
             .map_err(|e| ApiError::from_store(COSMOS, e))?;
@@ -118,7 +144,7 @@ impl Tiers {
         let mut archive = self.archived_candidates(customer_id, window, n + 1).await?;
         let ids: Vec<String> = archive.iter().map(|c| c.id.clone()).collect();
         let in_cosmos =
-            self.cosmos.existing_ids(customer_id, &ids).await.map_err(|e| ApiError::from_store(COSMOS, e))?;
+            cosmos_store.existing_ids(customer_id, &ids).await.map_err(|e| ApiError::from_store(COSMOS, e))?;
         for c in &mut archive {
             c.shadowed = in_cosmos.contains(&c.id);
         }

@@ -316,6 +316,29 @@ async fn throttling_is_retried_and_persistent_throttling_is_503_with_retry_after
 }
 
 #[tokio::test]
+async fn the_reader_starts_while_cosmos_is_down_and_serves_once_it_is_back() {
+    let cosmos = OwnEmulator::cosmos();
+    let port = cosmos.port();
+    cosmos.stop();
+    let mut stores = emulator_settings(AgeField::Ts);
+    stores.cosmos_endpoint = cosmos.endpoint.parse().unwrap();
+    let tiers = reader::startup::build(&stores, TEST_TRANSPORT).await.unwrap();
+    let (listener, addr) = tiering::host::bind(0).await.unwrap();
+    tokio::spawn(async move { axum::serve(listener, reader::router(tiers)).await.unwrap() });
+    let http = reqwest::Client::new();
+    let url = format!("http://{addr}/api/customers/c/billing-records/r");
+    assert_eq!(http.get(format!("http://{addr}/")).send().await.unwrap().status(), 200, "the host's probe");
+    let down = http.get(&url).send().await.unwrap();
+    assert_eq!(down.status(), 503);
+    assert!(down.headers().contains_key("retry-after"));
+
+    let _back = OwnEmulator::cosmos_on(port, 0);
+    let store = fresh_cosmos(&stores).await;
+    upsert_raw(&store, "c", "r", r#"{"id":"r","customerId":"c"}"#).await.unwrap();
+    assert_eq!(http.get(&url).send().await.unwrap().status(), 200);
+}
+
+#[tokio::test]
 async fn a_corrupt_archived_copy_is_500_and_never_served() {
     let app = app(emulator_settings(AgeField::Ts)).await;
     let secret = r#"{"id":"r","customerId":"c","iban":"DE00 1234 5678"}"#;

@@ -50,6 +50,14 @@ PartitionKeyRanges.prototype.create = function create(data) {
   });
 };
 
+// --- Fix: resource ids use Cosmos's alphabet (`-` for Base64's `/`) -----------
+// Ids are counters in Base64; from about the 63rd database on, the plain
+// alphabet yields a `/`, which the Rust SDK rejects ("failed to extract
+// database RID") because Cosmos writes `-` there, RIDs being path segments.
+const ResourceId = lib("account/resource-id").default;
+ResourceId.toBase64String = buffer => buffer.toString("base64").replace(/\//g, "-");
+ResourceId.fromBase64String = s => Buffer.from(String(s).replace(/-/g, "/"), "base64");
+
 // --- Fix: document etags look like real Cosmos etags ----------------------
 // The server uses a bare UUID; Cosmos uses a quoted one ("\"...\"", also as
 // the `etag` header). Clients echo it in If-Match, so quoting here makes tests

@@ -87,7 +87,12 @@ impl OwnEmulator {
     /// A private Cosmos emulator that answers every `every`th document request
     /// with 429 and `x-ms-retry-after-ms` (0 = never).
     pub fn cosmos_throttling(every: u32) -> Self {
-        let port = free_port();
+        Self::cosmos_on(free_port(), every)
+    }
+
+    /// A private Cosmos emulator on `port` (to bring one back where another was stopped).
+    pub fn cosmos_on(port: u16, throttle_every: u32) -> Self {
+        let every = throttle_every;
         let script = format!("{}/../scripts/emulators/cosmos-server.js", env!("CARGO_MANIFEST_DIR"));
         let mut command = std::process::Command::new("node");
         command.args([script.as_str(), "--port", &port.to_string()]);
@@ -108,6 +113,15 @@ impl OwnEmulator {
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
         panic!("emulator did not listen on port {port} within 15 s");
+    }
+
+    /// The port the emulator listens on.
+    pub fn port(&self) -> u16 {
+        self.endpoint
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.trim_end_matches(|c: char| !c.is_ascii_digit()).parse().ok())
+            .unwrap_or(0)
     }
 
     /// Kills the process and waits for it: from now on connections are refused.
