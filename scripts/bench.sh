@@ -9,12 +9,4 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ./scripts/package.sh
 cargo build --locked -p devhost --bin bench
 
-state="$(mktemp -d "${TMPDIR:-/tmp}/billing-bench.XXXXXX")"
-cleanup() { ./scripts/emulators.sh stop "$state" || true; }
-trap cleanup EXIT
-./scripts/emulators.sh start "$state"
-set -a
-# shellcheck disable=SC1091
-. "$state/env"
-set +a
-target/debug/bench --dist dist "$@"
+./scripts/emulators.sh with target/debug/bench --dist dist "$@"

@@ -13,15 +13,5 @@ command -v cargo >/dev/null || { echo "demo.sh: cargo is not installed (Rust 1.8
 echo "==> building the demo driver (a dev tool: debug build; the apps it runs are release builds)"
 cargo build --locked -p devhost --bin demo
 
-state="$(mktemp -d "${TMPDIR:-/tmp}/billing-demo.XXXXXX")"
-cleanup() { ./scripts/emulators.sh stop "$state" || true; }
-trap cleanup EXIT
-echo "==> starting the emulators"
-./scripts/emulators.sh start "$state"
-set -a
-# shellcheck disable=SC1091
-. "$state/env"
-set +a
-
-echo "==> running the demo"
-target/debug/demo --dist dist "$@"
+echo "==> running the demo (against emulators started for this run)"
+./scripts/emulators.sh with target/debug/demo --dist dist "$@"

@@ -5,6 +5,8 @@
 #
 #   scripts/emulators.sh start <statedir>   start both, write <statedir>/env
 #   scripts/emulators.sh stop  <statedir>   stop exactly the processes started
+#   scripts/emulators.sh with <command...>   start both, run the command with their
+#                                            settings in its environment, stop both
 #
 # <statedir>/env is a shell file to source (see write_env below); logs go to
 # <statedir>/azurite.log, <statedir>/cosmos.log (and npm.log when installing).
@@ -20,7 +22,7 @@ COSMOS_EMULATOR_KEY='C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8m
 die() { echo "emulators.sh: $*" >&2; exit 1; }
 
 usage() {
-  echo "usage: $0 start|stop <statedir>" >&2
+  echo "usage: $0 start|stop <statedir> | with <command...>" >&2
   exit 2
 }
 
@@ -188,9 +190,24 @@ stop() {
   echo "emulators.sh: stopped (pids ${az_pid:-none} ${co_pid:-none})"
 }
 
-[[ $# -eq 2 ]] || usage
-case "$1" in
-  start) start "$2" ;;
-  stop) stop "$2" ;;
+# Runs a command with both emulators up and their settings in its environment,
+# then stops them, whatever the command's outcome; exits with its status.
+with_emulators() {
+  # Global, so the EXIT trap still sees it; the trap is set only after start(),
+  # which uses (and clears) an EXIT trap of its own while starting.
+  WITH_STATEDIR="$(mktemp -d "${TMPDIR:-/tmp}/billing-emulators.XXXXXX")"
+  start "$WITH_STATEDIR"
+  trap 'stop "$WITH_STATEDIR" || true' EXIT
+  set -a
+  # shellcheck disable=SC1091
+  . "$WITH_STATEDIR/env"
+  set +a
+  "$@"
+}
+
+case "${1:-}" in
+  start) [[ $# -eq 2 ]] || usage; start "$2" ;;
+  stop) [[ $# -eq 2 ]] || usage; stop "$2" ;;
+  with) [[ $# -ge 2 ]] || usage; shift; with_emulators "$@" ;;
   *) usage ;;
 esac

@@ -24,15 +24,5 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "build"
 cargo build --workspace --all-targets --locked
 
-state="$(mktemp -d "${TMPDIR:-/tmp}/billing-emulators.XXXXXX")"
-cleanup() { ./scripts/emulators.sh stop "$state" || true; }
-trap cleanup EXIT
-step "emulators"
-./scripts/emulators.sh start "$state"
-set -a
-# shellcheck disable=SC1091
-. "$state/env"
-set +a
-
-step "tests"
-cargo test --workspace --locked -- --test-threads "${TEST_THREADS:-4}"
+step "tests (against emulators started for this run)"
+./scripts/emulators.sh with cargo test --workspace --locked -- --test-threads "${TEST_THREADS:-4}"
