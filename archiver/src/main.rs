@@ -23,6 +23,18 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Download and check every archived copy (or one customer's); exit non-zero if any is corrupt.
+    Verify {
+        #[arg(long)]
+        customer: Option<String>,
+    },
+    /// Copy one archived record back into Cosmos (create only; the copy is checked first).
+    Restore {
+        #[arg(long)]
+        customer: String,
+        #[arg(long)]
+        id: String,
+    },
 }
 
 #[tokio::main]
@@ -49,6 +61,19 @@ async fn main() -> anyhow::Result<()> {
             if summary.is_failure() {
                 std::process::exit(1);
             }
+        }
+        Command::Verify { customer } => {
+            let archiver = startup::build(settings, Transport::BATCH).await?;
+            let report = archiver::ops::verify(&archiver, customer.as_deref()).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            if !report.corrupt.is_empty() {
+                std::process::exit(1);
+            }
+        }
+        Command::Restore { customer, id } => {
+            let archiver = startup::build(settings, Transport::BATCH).await?;
+            archiver::ops::restore(&archiver, &customer, &id).await?;
+            println!("restored {id:?} of {customer:?} to Cosmos");
         }
     }
     Ok(())

@@ -342,6 +342,14 @@ pub async fn upsert_raw(container: &CosmosStore, customer_id: &str, id: &str, js
     Ok(())
 }
 
+/// Creates a document from raw JSON only if its id is free ([`StoreError::AlreadyExists`] otherwise).
+pub async fn create_raw(container: &CosmosStore, customer_id: &str, id: &str, json: &[u8]) -> Result<(), StoreError> {
+    let text = std::str::from_utf8(json).map_err(|e| StoreError::Other(e.to_string()))?;
+    let raw = RawValue::from_string(text.to_owned()).map_err(|e| StoreError::Other(e.to_string()))?;
+    container.container.create_item(customer_id.to_owned(), id, &*raw, None).await?;
+    Ok(())
+}
+
 impl From<serde_json::Error> for StoreError {
     fn from(e: serde_json::Error) -> Self {
         StoreError::Other(format!("JSON: {e}"))
