@@ -45,6 +45,15 @@ pub fn none_match(headers: &HeaderMap, etag: &str) -> bool {
     })
 }
 
+/// Logs a failed store read once, with its route, status and latency.
+fn logged<T>(route: &'static str, started: Instant, result: Result<T, ApiError>) -> Result<T, ApiError> {
+    if let Err(e) = &result {
+        let latency_us = started.elapsed().as_micros() as u64;
+        info!(route, status = e.status().as_u16(), latency_us, "read");
+    }
+    result
+}
+
 fn tier_name(tier: Tier) -> &'static str {
     match tier {
         Tier::Cosmos => "cosmos",
@@ -61,15 +70,8 @@ pub async fn get_record(
     let started = Instant::now();
     let parts = ids(path)?;
     let (customer_id, id) = (&parts[0], &parts[1]);
-    let result = tiers.read(customer_id, id).await;
+    let served = logged("record", started, tiers.read(customer_id, id).await)?;
     let latency_us = started.elapsed().as_micros() as u64;
-    let served = match result {
-        Ok(served) => served,
-        Err(e) => {
-            info!(route = "record", status = e.status().as_u16(), latency_us, "read");
-            return Err(e);
-        }
-    };
     let etag = HeaderValue::from_str(&served.etag).map_err(|_| ApiError::Internal {
         message: "the stored record has an unusable ETag".into(),
         detail: format!("{:?}", served.etag),
@@ -163,15 +165,8 @@ pub async fn list_records(
         until: q.to.and_then(|d| d.succ_opt()).map(|d| field.start_of(d)),
         after,
     };
-    let result = tiers.list(&customer_id, &window, q.page_size).await;
+    let page = logged("list", started, tiers.list(&customer_id, &window, q.page_size).await)?;
     let latency_us = started.elapsed().as_micros() as u64;
-    let page = match result {
-        Ok(page) => page,
-        Err(e) => {
-            info!(route = "list", status = e.status().as_u16(), latency_us, "read");
-            return Err(e);
-        }
-    };
     let archived = page.items.iter().filter(|c| c.tier == Tier::Archive).count();
     info!(route = "list", status = 200, items = page.items.len(), archived, latency_us, "read");
 
