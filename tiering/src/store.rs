@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use azure_core::error::ErrorKind;
 use azure_core::http::policies::{Policy, PolicyResult};
-use azure_core::http::{Context, Request, RetryOptions, StatusCode};
+use azure_core::http::{Context, Request, RetryOptions};
 
 /// A store operation's failure, by what the caller should do about it.
 #[derive(Debug, thiserror::Error)]
@@ -115,11 +115,6 @@ impl Policy for PerTryTimeout {
             Err(_) => Err(azure_core::Error::with_message(ErrorKind::Io, format!("no response within {:?}", self.0))),
         }
     }
-}
-
-/// Status code as a number, for logs and error mapping.
-pub fn status_u16(status: StatusCode) -> u16 {
-    u16::from(status)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use crate::cosmos::{CosmosStore, ensure_container, upsert_raw};
 use crate::record::AgeField;
 use crate::sample::SampleRecord;
-use crate::settings::{Env, StoreSettings};
+use crate::settings::StoreSettings;
 use crate::store::Transport;
 
 /// Short limits so a test that hits a dead store fails in seconds, not minutes.
@@ -51,11 +51,6 @@ pub async fn seed(cosmos: &CosmosStore, records: &[SampleRecord]) {
     for r in records {
         upsert_raw(cosmos, &r.customer_id, &r.id, &r.json).await.unwrap_or_else(|e| panic!("seeding {}: {e}", r.id));
     }
-}
-
-/// Reads `Env` so callers need not import settings types.
-pub fn env(name: &str) -> Option<String> {
-    crate::settings::Lookup::get(&Env, name)
 }
 
 /// An emulator process of a test's own, for outages: the test stops it, and it is
