@@ -351,28 +351,49 @@ function parsePort(argv, env) {
   return n;
 }
 
-// --- Test aid: injected throttling -------------------------------------------
-// The server never throttles, so clients' 429 handling could not be tested. With
-// COSMOS_EMULATOR_THROTTLE_EVERY=N every Nth document request (reads, queries,
-// writes, deletes) is answered 429 with x-ms-retry-after-ms, as Cosmos does when
-// a partition's RU budget is spent. N=1 throttles every one of them.
-function injectThrottling(server, every) {
+// --- Test aid: injected faults ------------------------------------------------
+// The server never throttles or fails, so clients' handling of that could not be
+// tested. With COSMOS_EMULATOR_THROTTLE_EVERY=N every Nth document request (reads,
+// queries, writes, deletes) is answered 429 with x-ms-retry-after-ms, as Cosmos
+// does when a partition's RU budget is spent. N=1 faults every one of them.
+// COSMOS_EMULATOR_FAULT_METHOD=DELETE (any HTTP method, or QUERY for queries
+// only) limits the faults to those requests; COSMOS_EMULATOR_FAULT_STATUS=503 (or
+// 400, 403, ...) answers that status instead. A 400 carries the message Cosmos
+// gives a query its indexing policy cannot serve.
+const FAULT_BODIES = {
+  400: {
+    code: "BadRequest",
+    message:
+      "The order by query does not have a corresponding composite index that it can be served from. (injected)"
+  },
+  403: { code: "Forbidden", message: "Request blocked (injected by COSMOS_EMULATOR_FAULT_STATUS)" },
+  429: {
+    code: "TooManyRequests",
+    message: "Request rate is large (injected by COSMOS_EMULATOR_THROTTLE_EVERY)"
+  },
+  503: { code: "ServiceUnavailable", message: "Service is unavailable (injected by COSMOS_EMULATOR_FAULT_STATUS)" }
+};
+function injectFaults(server, every, method, status) {
   if (!Number.isInteger(every) || every <= 0) return;
   const handlers = server.listeners("request");
   server.removeAllListeners("request");
   let count = 0;
   server.on("request", (req, res) => {
     const path = (req.url || "").split("?")[0];
-    if (/\/docs(\/|$)/.test(path) && (count += 1) % every === 0) {
-      res.statusCode = 429;
+    const isQuery =
+      req.method === "POST" &&
+      (isTrue(req, "x-ms-documentdb-isquery") || req.headers["content-type"] === "application/query+json");
+    const wanted = !method || (method === "QUERY" ? isQuery : req.method === method);
+    const matches = /\/docs(\/|$)/.test(path) && wanted;
+    if (matches && (count += 1) % every === 0) {
+      res.statusCode = status;
       res.setHeader("content-type", "application/json");
-      res.setHeader("x-ms-retry-after-ms", "20");
-      res.setHeader("x-ms-substatus", "3200");
+      if (status === 429) {
+        res.setHeader("x-ms-retry-after-ms", "20");
+        res.setHeader("x-ms-substatus", "3200");
+      }
       res.setHeader("x-ms-request-charge", "0");
-      res.end(JSON.stringify({
-        code: "TooManyRequests",
-        message: "Request rate is large (injected by COSMOS_EMULATOR_THROTTLE_EVERY)"
-      }));
+      res.end(JSON.stringify(FAULT_BODIES[status] || { code: String(status), message: "injected fault" }));
       return;
     }
     for (const handler of handlers) handler.call(server, req, res);
@@ -389,7 +410,12 @@ function start(port = 0) {
   server.keepAliveTimeout = 120 * 1000;
   server.headersTimeout = 121 * 1000;
   server.prependListener("request", fixExchange);
-  injectThrottling(server, Number(process.env.COSMOS_EMULATOR_THROTTLE_EVERY || 0));
+  injectFaults(
+    server,
+    Number(process.env.COSMOS_EMULATOR_THROTTLE_EVERY || 0),
+    process.env.COSMOS_EMULATOR_FAULT_METHOD || "",
+    Number(process.env.COSMOS_EMULATOR_FAULT_STATUS || 429)
+  );
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, HOST, () => resolve(server));
