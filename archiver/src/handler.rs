@@ -11,53 +11,46 @@ use axum::{Json, Router};
 use bytes::Bytes;
 use chrono::Utc;
 use tiering::host::{InvokeRequest, InvokeResponse};
-use tokio::sync::Mutex;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::run::Archiver;
 
-/// The function name the host invokes (CONTRACT.md section 1).
+/// The function name the host invokes (docs/function-apps.md).
 pub const FUNCTION_NAME: &str = "ArchiveBillingRecords";
 
 #[derive(Debug, Clone)]
 struct AppState {
     archiver: Arc<Archiver>,
-    /// One pass at a time per process: the timer is a singleton, but an operator's
-    /// manual trigger could overlap it.
-    running: Arc<Mutex<()>>,
 }
 
 pub fn router(archiver: Archiver) -> Router {
-    let state = AppState { archiver: Arc::new(archiver), running: Arc::new(Mutex::new(())) };
+    let state = AppState { archiver: Arc::new(archiver) };
     Router::new()
         .route("/", get(|| async { StatusCode::OK }))
         .route(&format!("/{FUNCTION_NAME}"), post(invoke))
         .with_state(state)
 }
 
+/// One timer invocation: one pass (or none, when another pass holds the run lease).
 async fn invoke(State(state): State<AppState>, body: Bytes) -> Response {
     let request = InvokeRequest::lenient(&body);
-    let Ok(_guard) = state.running.try_lock() else {
-        warn!("archive run requested while one is in progress; skipped");
-        let response = InvokeResponse {
-            logs: vec!["an archive run is already in progress in this instance; this invocation did nothing".into()],
-            ..Default::default()
-        };
-        return (StatusCode::CONFLICT, Json(response)).into_response();
-    };
     info!(past_due = request.is_past_due(), host_utc_now = request.utc_now(), "timer invocation");
     let dry_run = state.archiver.settings.dry_run;
     let summary = state.archiver.run(Utc::now(), dry_run).await;
+    let s = &summary;
     let mut logs = vec![format!(
-        "archive run {}: scanned {}, archived {}, already archived {}, would archive {}, changed during run {}, deleted by others {}, failed {}",
-        summary.status,
-        summary.scanned,
-        summary.archived,
-        summary.already_archived,
-        summary.would_archive,
-        summary.changed_during_run,
-        summary.deleted_by_others,
-        summary.failed
+        "archive run {}: scanned {}, archived {}, already archived {}, would archive {}, changed during run {}, deleted by others {}, conflicts {}, failed {}, withdrawn {}, withdraw failed {}",
+        s.status.as_str(),
+        s.scanned,
+        s.archived,
+        s.already_archived,
+        s.would_archive,
+        s.changed_during_run,
+        s.deleted_by_others,
+        s.conflicts,
+        s.failed,
+        s.withdrawn,
+        s.withdraw_failed
     )];
     if let Some(e) = &summary.error {
         logs.push(e.clone());

@@ -1,7 +1,9 @@
-//! `archiver`: serve as a custom handler (default), or `archiver run [--dry-run]` once by hand.
+//! `archiver`: serve as a custom handler (default), or run one of the operator
+//! commands (docs/operations.md).
 
 use anyhow::Context;
-use archiver::{handler, startup};
+use archiver::run::RunStatus;
+use archiver::{handler, ops, startup};
 use clap::{Parser, Subcommand};
 use tiering::settings::{ArchiverSettings, Env, handler_port};
 use tiering::store::Transport;
@@ -17,16 +19,34 @@ struct Cli {
 enum Command {
     /// Serve the Functions host on 127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT (the default).
     Serve,
-    /// Run one archive pass now, print its summary as JSON, exit non-zero if it failed.
+    /// Run one archive pass now, print its summary as JSON. Exit 1 if it failed,
+    /// 3 if another pass holds the run lease.
     Run {
-        /// Report what would move; write nothing (overrides ARCHIVE_DRY_RUN).
+        /// Report what would move; write nothing at all (overrides ARCHIVE_DRY_RUN).
         #[arg(long)]
         dry_run: bool,
     },
-    /// Download and check every archived copy (or one customer's); exit non-zero if any is corrupt.
+    /// Check archived copies (or one customer's). Exit 1 on any problem found.
     Verify {
         #[arg(long)]
         customer: Option<String>,
+        /// Instead of downloading copies, find those Cosmos shadows with another
+        /// version and withdraw them (each only if unchanged since listed).
+        #[arg(long)]
+        shadowed: bool,
+        /// With --shadowed: report only, withdraw nothing.
+        #[arg(long, requires = "shadowed")]
+        dry_run: bool,
+    },
+    /// Erase one record from both tiers. Without --confirm, only reports where it is.
+    Forget {
+        #[arg(long)]
+        customer: String,
+        #[arg(long)]
+        id: String,
+        /// Really delete.
+        #[arg(long)]
+        confirm: bool,
     },
     /// Copy one archived record back into Cosmos (create only; the copy is checked first).
     Restore {
@@ -37,6 +57,11 @@ enum Command {
     },
 }
 
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tiering::telemetry::init();
@@ -45,7 +70,8 @@ async fn main() -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let port = handler_port(&Env)?;
-            let archiver = startup::build(settings, Transport::BATCH).await?;
+            let writes = !settings.dry_run;
+            let archiver = startup::build(settings, Transport::BATCH, writes).await?;
             let (listener, addr) = tiering::host::bind(port).await?;
             tracing::info!(%addr, "archiver listening");
             axum::serve(listener, handler::router(archiver))
@@ -55,24 +81,38 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Run { dry_run } => {
             let dry_run = dry_run || settings.dry_run;
-            let archiver = startup::build(settings, Transport::BATCH).await?;
+            let archiver = startup::build(settings, Transport::BATCH, !dry_run).await?;
             let summary = archiver.run(chrono::Utc::now(), dry_run).await;
-            println!("{}", serde_json::to_string_pretty(&summary)?);
+            print_json(&summary)?;
+            if summary.status == RunStatus::Skipped {
+                std::process::exit(3);
+            }
             if summary.is_failure() {
                 std::process::exit(1);
             }
         }
-        Command::Verify { customer } => {
-            let archiver = startup::build(settings, Transport::BATCH).await?;
-            let report = archiver::ops::verify(&archiver, customer.as_deref()).await?;
-            println!("{}", serde_json::to_string_pretty(&report)?);
-            if !report.corrupt.is_empty() {
+        Command::Verify { customer, shadowed, dry_run } => {
+            let archiver = startup::build(settings, Transport::BATCH, false).await?;
+            let problems = if shadowed {
+                let report = ops::shadowed(&archiver, customer.as_deref(), !dry_run).await?;
+                print_json(&report)?;
+                report.withdraw_failed > 0 || (dry_run && !report.shadowed.is_empty())
+            } else {
+                let report = ops::verify(&archiver, customer.as_deref()).await?;
+                print_json(&report)?;
+                !report.corrupt.is_empty()
+            };
+            if problems {
                 std::process::exit(1);
             }
         }
+        Command::Forget { customer, id, confirm } => {
+            let archiver = startup::build(settings, Transport::BATCH, false).await?;
+            print_json(&ops::forget(&archiver, &customer, &id, confirm).await?)?;
+        }
         Command::Restore { customer, id } => {
-            let archiver = startup::build(settings, Transport::BATCH).await?;
-            archiver::ops::restore(&archiver, &customer, &id).await?;
+            let archiver = startup::build(settings, Transport::BATCH, false).await?;
+            ops::restore(&archiver, &customer, &id).await?;
             println!("restored {id:?} of {customer:?} to Cosmos");
         }
     }

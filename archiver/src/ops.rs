@@ -1,17 +1,27 @@
-//! Operator commands beside the nightly run: verify the whole archive, and
-//! restore one archived record to Cosmos.
+//! Operator commands beside the nightly run (docs/operations.md): verify the
+//! archive, find and withdraw copies shadowed by another version in Cosmos, erase
+//! a record from both tiers, and restore an archived record to Cosmos.
 
+use anyhow::Context;
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
+use tiering::archive::BlobInfo;
 use tiering::codec::{self, ArchiveMeta};
-use tiering::cosmos::create_raw;
 use tiering::layout;
+use tiering::record::validate_id;
 use tiering::store::StoreError;
 
+use crate::lease::RunLease;
 use crate::run::Archiver;
 
 /// Blobs checked at once by [`verify`].
 const VERIFY_CONCURRENCY: usize = 8;
+/// Ids looked up in Cosmos per query by [`shadowed`].
+const SHADOW_BATCH: usize = 100;
+
+fn prefix_for(customer_id: Option<&str>) -> String {
+    customer_id.map(layout::customer_prefix).unwrap_or_else(|| layout::LAYOUT_PREFIX.to_owned())
+}
 
 /// What `archiver verify` found.
 #[derive(Debug, Default, Serialize, PartialEq, Eq)]
@@ -23,6 +33,8 @@ pub struct VerifyReport {
     pub corrupt: Vec<(String, String)>,
     /// Blobs under the layout's prefix whose names are not of the layout.
     pub foreign: Vec<String>,
+    /// Copies listed but gone by the time they were downloaded (restored, forgotten, withdrawn).
+    pub vanished: u64,
 }
 
 /// The outcome of checking one blob.
@@ -30,26 +42,30 @@ enum Check {
     Intact(u64),
     Corrupt(String),
     Foreign,
+    Vanished,
 }
 
 /// Downloads every archived copy (or one customer's) and checks it against its
 /// metadata: format, length and SHA-256 after decompression.
 pub async fn verify(archiver: &Archiver, customer_id: Option<&str>) -> Result<VerifyReport, StoreError> {
-    let prefix = customer_id.map(layout::customer_prefix).unwrap_or_else(|| layout::LAYOUT_PREFIX.to_owned());
-    let field = archiver.settings.stores.age_field.clone();
     let archive = archiver.archive.clone();
     let mut report = VerifyReport::default();
     let mut checks = archiver
         .archive
-        .list(&prefix)
+        .list(&prefix_for(customer_id))
         .map_ok(|info| {
-            let (archive, field) = (archive.clone(), field.clone());
+            let archive = archive.clone();
             async move {
                 if layout::parse_blob_name(&info.name).is_err() {
                     return Ok((info.name, Check::Foreign));
                 }
-                let stored = archive.get(&info.name).await?;
-                let check = match ArchiveMeta::from_metadata(&field, &stored.info.metadata)
+                let stored = match archive.get(&info.name).await {
+                    Ok(stored) => stored,
+                    Err(StoreError::NotFound) => return Ok((info.name, Check::Vanished)),
+                    Err(StoreError::Corrupt(e)) => return Ok((info.name, Check::Corrupt(e.to_string()))),
+                    Err(e) => return Err(e),
+                };
+                let check = match ArchiveMeta::from_metadata(&stored.info.metadata)
                     .and_then(|meta| codec::decode_verified(&stored.body, &meta))
                 {
                     Ok(_) => Check::Intact(stored.body.len() as u64),
@@ -62,6 +78,7 @@ pub async fn verify(archiver: &Archiver, customer_id: Option<&str>) -> Result<Ve
     while let Some((name, check)) = checks.next().await.transpose()? {
         match check {
             Check::Foreign => report.foreign.push(name),
+            Check::Vanished => report.vanished += 1,
             Check::Corrupt(reason) => {
                 report.checked += 1;
                 report.corrupt.push((name, reason));
@@ -77,18 +94,206 @@ pub async fn verify(archiver: &Archiver, customer_id: Option<&str>) -> Result<Ve
     Ok(report)
 }
 
+/// One archived copy that Cosmos shadows with another version.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Shadowed {
+    pub blob: String,
+    pub customer_id: String,
+    pub id: String,
+    pub archived_etag: String,
+    pub cosmos_etag: String,
+    /// `withdrawn`, `kept` (report only), `changed` (the copy changed since it was
+    /// listed; left alone) or `failed`.
+    pub action: &'static str,
+}
+
+/// What `archiver verify --shadowed` found.
+#[derive(Debug, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ShadowReport {
+    pub checked: u64,
+    /// Copies of the very version Cosmos holds: a run stopped between verify and
+    /// delete; the next run finishes them. Harmless.
+    pub same_version: u64,
+    /// Copies whose metadata cannot be read (see `archiver verify`).
+    pub unreadable: Vec<String>,
+    pub shadowed: Vec<Shadowed>,
+    pub withdrawn: u64,
+    pub withdraw_failed: u64,
+}
+
+/// Finds archived copies whose record is in Cosmos at another version (a copy
+/// left behind by an interrupted run, a conflict, a restore followed by an
+/// update) and, when `withdraw`, deletes each such copy at the ETag it was
+/// listed with, so it can never resurrect a stale version after the record
+/// leaves Cosmos. Costs one listing of the archive and one query per 100 copies;
+/// downloads nothing.
+pub async fn shadowed(
+    archiver: &Archiver,
+    customer_id: Option<&str>,
+    withdraw: bool,
+) -> Result<ShadowReport, StoreError> {
+    let mut report = ShadowReport::default();
+    // A customer's blobs are contiguous in a listing (names are `v1/<customer>/<id>`).
+    let mut batch: Vec<(String, String, BlobInfo, ArchiveMeta)> = Vec::new();
+    let mut blobs = archiver.archive.list(&prefix_for(customer_id));
+    while let Some(blob) = blobs.next().await.transpose()? {
+        let Ok((customer, id)) = layout::parse_blob_name(&blob.name) else { continue };
+        report.checked += 1;
+        let Ok(meta) = ArchiveMeta::from_metadata(&blob.metadata) else {
+            report.unreadable.push(blob.name);
+            continue;
+        };
+        if batch.first().is_some_and(|b| b.0 != customer) || batch.len() >= SHADOW_BATCH {
+            check_batch(archiver, std::mem::take(&mut batch), withdraw, &mut report).await?;
+        }
+        batch.push((customer, id, blob, meta));
+    }
+    check_batch(archiver, batch, withdraw, &mut report).await?;
+    Ok(report)
+}
+
+async fn check_batch(
+    archiver: &Archiver,
+    batch: Vec<(String, String, BlobInfo, ArchiveMeta)>,
+    withdraw: bool,
+    report: &mut ShadowReport,
+) -> Result<(), StoreError> {
+    let Some(customer) = batch.first().map(|b| b.0.clone()) else { return Ok(()) };
+    let ids: Vec<String> = batch.iter().map(|b| b.1.clone()).collect();
+    let in_cosmos = archiver.cosmos.versions(&customer, &ids).await?;
+    for (customer_id, id, blob, meta) in batch {
+        let Some(cosmos_etag) = in_cosmos.get(&id) else { continue };
+        if *cosmos_etag == meta.etag {
+            report.same_version += 1;
+            continue;
+        }
+        let action = if !withdraw {
+            "kept"
+        } else {
+            match archiver.archive.delete_if_match(&blob.name, &blob.etag).await {
+                Ok(()) => {
+                    report.withdrawn += 1;
+                    "withdrawn"
+                }
+                Err(StoreError::PreconditionFailed | StoreError::NotFound) => "changed",
+                Err(e) => {
+                    tracing::error!(blob = %blob.name, error = %e, "shadowed copy could not be withdrawn");
+                    report.withdraw_failed += 1;
+                    "failed"
+                }
+            }
+        };
+        report.shadowed.push(Shadowed {
+            blob: blob.name,
+            customer_id,
+            id,
+            archived_etag: meta.etag,
+            cosmos_etag: cosmos_etag.clone(),
+            action,
+        });
+    }
+    Ok(())
+}
+
+/// What `archiver forget` did, tier by tier: `deleted`, `absent`, or (without
+/// confirmation) `present`.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ForgetReport {
+    pub customer_id: String,
+    pub id: String,
+    pub confirmed: bool,
+    pub cosmos: &'static str,
+    pub archive: &'static str,
+    pub blob: String,
+    pub note: &'static str,
+}
+
+const FORGET_NOTE: &str = "Where blob versioning or soft delete is on, earlier versions of the archived copy \
+                           remain until the storage account's retention and lifecycle rules remove them.";
+
+/// Erases one record from both tiers (an erasure request, or an application's
+/// delete of a record that may be archived). Without `confirm`, only reports
+/// where the record is. Holds the run lease while it deletes, so no archive
+/// run can copy the record back meanwhile.
+pub async fn forget(archiver: &Archiver, customer_id: &str, id: &str, confirm: bool) -> anyhow::Result<ForgetReport> {
+    validate_id("customerId", customer_id)?;
+    validate_id("id", id)?;
+    let blob = layout::blob_name(customer_id, id)?;
+    let mut report = ForgetReport {
+        customer_id: customer_id.to_owned(),
+        id: id.to_owned(),
+        confirmed: confirm,
+        cosmos: "absent",
+        archive: "absent",
+        blob: blob.clone(),
+        note: FORGET_NOTE,
+    };
+    if !confirm {
+        match archiver.cosmos.read(customer_id, id).await {
+            Ok(_) => report.cosmos = "present",
+            Err(StoreError::NotFound) => {}
+            Err(e) => return Err(e).context("reading the record in Cosmos"),
+        }
+        match archiver.archive.head(&blob).await {
+            Ok(_) => report.archive = "present",
+            Err(StoreError::NotFound) => {}
+            Err(e) => return Err(e).context("looking for the archived copy"),
+        }
+        return Ok(report);
+    }
+    let Some(lease) = RunLease::acquire(archiver.archive.clone()).await.context("taking the run lease")? else {
+        anyhow::bail!("an archive run is in progress (it holds the run lease); try again when it has finished");
+    };
+    let result = erase(archiver, customer_id, id, &blob, &mut report).await;
+    lease.release().await;
+    result.map(|()| report)
+}
+
+async fn erase(
+    archiver: &Archiver,
+    customer_id: &str,
+    id: &str,
+    blob: &str,
+    report: &mut ForgetReport,
+) -> anyhow::Result<()> {
+    if archiver.cosmos.delete(customer_id, id).await.context("deleting the record from Cosmos")? {
+        report.cosmos = "deleted";
+    }
+    // A copy can be replaced between looking and deleting only by another writer;
+    // try a few times, each at the ETag just seen.
+    for _ in 0..5 {
+        let info = match archiver.archive.head(blob).await {
+            Ok(info) => info,
+            Err(StoreError::NotFound) => return Ok(()),
+            Err(e) => return Err(e).context("looking for the archived copy"),
+        };
+        match archiver.archive.delete_if_match(blob, &info.etag).await {
+            Ok(()) => {
+                report.archive = "deleted";
+                return Ok(());
+            }
+            Err(StoreError::PreconditionFailed | StoreError::NotFound) => continue,
+            Err(e) => return Err(e).context("deleting the archived copy"),
+        }
+    }
+    anyhow::bail!("the archived copy {blob} kept changing; nothing more deleted")
+}
+
 /// Copies one archived record back into Cosmos, after checking the copy.
 ///
 /// Only creates: if Cosmos already holds the id, nothing is written. Cosmos gives
-/// the restored document a new `_etag` and `_ts`. The archived copy stays (it is
-/// shadowed while the record is in Cosmos, and replaced when it is archived again).
+/// the restored document a new `_etag` and `_ts`. The archived copy stays, shadowed
+/// while the record is in Cosmos; it is replaced when the record is archived again,
+/// or withdrawn by `archiver verify --shadowed`.
 pub async fn restore(archiver: &Archiver, customer_id: &str, id: &str) -> anyhow::Result<()> {
-    use anyhow::Context;
     let name = layout::blob_name(customer_id, id)?;
     let stored = archiver.archive.get(&name).await.with_context(|| format!("reading {name}"))?;
-    let meta = ArchiveMeta::from_metadata(&archiver.settings.stores.age_field, &stored.info.metadata)?;
+    let meta = ArchiveMeta::from_metadata(&stored.info.metadata)?;
     let body = codec::decode_verified(&stored.body, &meta)?;
-    match create_raw(&archiver.cosmos, customer_id, id, &body).await {
+    match archiver.cosmos.create_raw(customer_id, id, &body).await {
         Ok(()) => Ok(()),
         Err(StoreError::AlreadyExists) => {
             anyhow::bail!("record {id:?} of {customer_id:?} is already in Cosmos; nothing restored")

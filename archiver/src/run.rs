@@ -1,15 +1,24 @@
 //! One archive pass: query aged records, copy, verify, delete, with bounded concurrency.
 //!
-//! Per record, in this order and never another:
+//! Per record, in this order and never another (docs/archive-protocol.md):
 //! 1. the document comes from the aged-records query (Cosmos stays the source of truth);
 //! 2. its body (system properties stripped, bytes kept) is compressed and uploaded with
-//!    `If-None-Match: *`; an existing identical copy is kept, a different one replaced
-//!    only at the ETag we saw;
+//!    `If-None-Match: *`. If a copy is there already: the same version is kept; a
+//!    provably older one (smaller `ts`) is replaced at the ETag we saw; a newer one
+//!    means our read is stale; anything else (the same second with another version,
+//!    unreadable metadata) is a *conflict*: nothing is written or deleted;
 //! 3. the copy is read back, decompressed and checked against the hash and length;
 //! 4. only then is the record deleted from Cosmos with `If-Match: <_etag>`.
 //!
 //! So at every instant a record is readable from at least one tier, and a record
-//! changed during the run (412) stays in Cosmos, newer than any copy.
+//! changed during the run (412) stays in Cosmos, newer than any copy. When a step
+//! after the upload fails *definitely* (a mismatch, a refused delete) the copy is
+//! withdrawn, at the ETag verified, so it can never resurrect a record that later
+//! changes or is deleted; when the outcome is ambiguous (timeout, 5xx: the delete
+//! may have happened) the copy stays.
+//!
+//! A pass that writes holds the run lease ([`crate::lease`]), so two passes never
+//! work on the same records at once.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,7 +29,7 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use serde::Serialize;
 use tiering::archive::{Archive, PutCondition};
-use tiering::codec::{self, ArchiveMeta};
+use tiering::codec::{self, AgeStamp, ArchiveMeta};
 use tiering::cosmos::CosmosStore;
 use tiering::layout;
 use tiering::record::{AgeField, AgeValue, RawDocument, validate_id};
@@ -29,6 +38,8 @@ use tiering::store::StoreError;
 use tracing::{debug, error, info, warn};
 
 use crate::budget::RuBudget;
+use crate::lease::RunLease;
+use crate::restamp;
 
 /// Documents fetched per query page: enough to keep the workers busy, few enough
 /// (x 300 KB) to keep memory small.
@@ -45,22 +56,78 @@ pub enum Outcome {
     AlreadyArchived { raw: u64, stored: u64 },
     /// Dry run: would have been archived.
     WouldArchive { raw: u64, stored: u64 },
-    /// The record changed after it was read (412): it stays in Cosmos.
+    /// The record changed after it was read (412, or a newer copy is archived): it stays in Cosmos.
     ChangedDuringRun,
-    /// Someone else deleted it between read and delete (404).
+    /// Someone else deleted it between read and delete (404); the verified copy is kept.
     DeletedByOthers,
+    /// The archive holds another version of the same second, or a copy whose
+    /// metadata cannot be read: nothing was written or deleted; a person decides.
+    Conflict,
     /// Its age field is missing or not past the cutoff after all (re-checked client-side).
     NotAged,
     /// A step failed; the record stays in Cosmos.
     Failed { reason: String, outage: bool },
 }
 
+/// What became of a copy that had to be withdrawn after a definite failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Withdrawal {
+    /// Nothing to withdraw.
+    None,
+    /// Deleted at the ETag that was verified.
+    Withdrawn,
+    /// The copy was replaced by someone else meanwhile; theirs is left alone.
+    NotOurs,
+    /// Could not be deleted: it may shadow or resurrect the record (logged, counted).
+    Failed,
+}
+
+/// One record's result: its outcome, what became of its copy, what it cost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordResult {
+    pub outcome: Outcome,
+    pub withdrawal: Withdrawal,
+    pub request_units: f64,
+}
+
+impl RecordResult {
+    fn new(outcome: Outcome) -> Self {
+        Self { outcome, withdrawal: Withdrawal::None, request_units: 0.0 }
+    }
+}
+
+/// How a pass ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Every aged record was handled (failed records are counted, not hidden).
+    #[default]
+    Complete,
+    /// The time budget ran out (or the lease was lost); the next run continues.
+    Partial,
+    /// A store outage or a refused query stopped the pass.
+    Failed,
+    /// Another pass holds the run lease; this one did nothing.
+    Skipped,
+}
+
+impl RunStatus {
+    /// The name the summary's JSON and logs use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Complete => "complete",
+            Self::Partial => "partial",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+        }
+    }
+}
+
 /// The run's report: the timer's `ReturnValue` and one structured log line.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
-    /// `complete`, `partial` (time budget hit; the next run continues) or `failed`.
-    pub status: String,
+    pub status: RunStatus,
     pub dry_run: bool,
     pub age_field: String,
     pub cutoff: String,
@@ -70,14 +137,21 @@ pub struct Summary {
     pub would_archive: u64,
     pub changed_during_run: u64,
     pub deleted_by_others: u64,
+    pub conflicts: u64,
     pub not_aged: u64,
     pub failed: u64,
+    /// Copies withdrawn after a definite failure (so they never resurrect a record).
+    pub withdrawn: u64,
+    /// Copies that should have been withdrawn but could not be; each is logged by name.
+    pub withdraw_failed: u64,
+    /// Archived copies whose age stamp was brought up to the current age field.
+    pub restamped: u64,
     pub bytes_read: u64,
     pub bytes_stored: u64,
     pub compression_ratio: f64,
     pub request_units: f64,
     pub duration_ms: u64,
-    /// Why the run stopped early, when it did.
+    /// Why the run stopped early or did nothing, when it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -85,11 +159,17 @@ pub struct Summary {
 impl Summary {
     /// True when the invocation should be reported as failed.
     pub fn is_failure(&self) -> bool {
-        self.failed > 0 || self.error.is_some()
+        self.failed > 0 || self.withdraw_failed > 0 || self.status == RunStatus::Failed
     }
 
-    fn count(&mut self, outcome: &Outcome) {
-        match outcome {
+    fn count(&mut self, result: &RecordResult) {
+        self.request_units += result.request_units;
+        match result.withdrawal {
+            Withdrawal::Withdrawn => self.withdrawn += 1,
+            Withdrawal::Failed => self.withdraw_failed += 1,
+            Withdrawal::None | Withdrawal::NotOurs => {}
+        }
+        match &result.outcome {
             Outcome::Archived { raw, stored } => {
                 self.archived += 1;
                 self.bytes_read += raw;
@@ -107,8 +187,33 @@ impl Summary {
             }
             Outcome::ChangedDuringRun => self.changed_during_run += 1,
             Outcome::DeletedByOthers => self.deleted_by_others += 1,
+            Outcome::Conflict => self.conflicts += 1,
             Outcome::NotAged => self.not_aged += 1,
             Outcome::Failed { .. } => self.failed += 1,
+        }
+    }
+
+    /// The one log line of a run, at error level when the invocation fails.
+    fn log(&self) {
+        macro_rules! line {
+            ($level:ident) => {
+                $level!(
+                    status = self.status.as_str(), scanned = self.scanned, archived = self.archived,
+                    already_archived = self.already_archived, would_archive = self.would_archive,
+                    changed_during_run = self.changed_during_run, deleted_by_others = self.deleted_by_others,
+                    conflicts = self.conflicts, not_aged = self.not_aged, failed = self.failed,
+                    withdrawn = self.withdrawn, withdraw_failed = self.withdraw_failed, restamped = self.restamped,
+                    bytes_read = self.bytes_read, bytes_stored = self.bytes_stored,
+                    compression_ratio = self.compression_ratio, request_units = self.request_units,
+                    duration_ms = self.duration_ms, dry_run = self.dry_run, error = ?self.error,
+                    "archive run finished"
+                )
+            };
+        }
+        if self.is_failure() {
+            line!(error);
+        } else {
+            line!(info);
         }
     }
 }
@@ -143,24 +248,89 @@ impl Archiver {
 
     /// [`run`](Self::run), calling `observe` after each record (tests use it to
     /// inject an outage at a known point).
-    pub async fn run_observed(&self, now: DateTime<Utc>, dry_run: bool, mut observe: impl FnMut(&Outcome)) -> Summary {
+    pub async fn run_observed(&self, now: DateTime<Utc>, dry_run: bool, observe: impl FnMut(&RecordResult)) -> Summary {
         let started = Instant::now();
-        let settings = &self.settings;
-        let field = &settings.stores.age_field;
-        let cutoff = Self::cutoff(field, now, settings.after_days);
+        let field = &self.settings.stores.age_field;
+        let cutoff = Self::cutoff(field, now, self.settings.after_days);
         let mut summary =
             Summary { dry_run, age_field: field.name().to_owned(), cutoff: cutoff.to_metadata(), ..Default::default() };
-        let pass = Pass { archiver: self, cutoff, dry_run, budget: RuBudget::new(settings.max_ru_per_second), now };
-        info!(cutoff = %summary.cutoff, age_field = %summary.age_field, dry_run, concurrency = settings.concurrency, "archive run started");
+        // A dry run writes nothing, not even the lock blob.
+        let lease = if dry_run {
+            None
+        } else {
+            match RunLease::acquire(self.archive.clone()).await {
+                Ok(Some(lease)) => Some(lease),
+                Ok(None) => {
+                    summary.status = RunStatus::Skipped;
+                    summary.error = Some("another archive run holds the run lease; this one did nothing".into());
+                    warn!("archive run skipped: another run holds the lease");
+                    summary.log();
+                    return summary;
+                }
+                Err(e) => {
+                    summary.status = RunStatus::Failed;
+                    summary.error = Some(format!("cannot take the run lease: {e}"));
+                    summary.log();
+                    return summary;
+                }
+            }
+        };
+        let pass =
+            Pass { archiver: self, cutoff, dry_run, budget: RuBudget::new(self.settings.max_ru_per_second), now };
+        info!(cutoff = %summary.cutoff, age_field = %summary.age_field, dry_run, concurrency = self.settings.concurrency, "archive run started");
+        let deadline = started + self.settings.time_budget;
+        let lost = || lease.as_ref().is_some_and(RunLease::lost);
+        pass.archive_aged(&mut summary, deadline, &lost, observe).await;
 
+        // Bring archived copies' age stamps up to the current age field, in the time left.
+        if summary.status == RunStatus::Complete && !dry_run {
+            match restamp::restamp(self, deadline, &lost).await {
+                Ok(report) => {
+                    summary.restamped = report.restamped;
+                    if !report.complete {
+                        summary.status = RunStatus::Partial;
+                    }
+                }
+                Err(e) => {
+                    summary.status = RunStatus::Failed;
+                    summary.error = Some(format!("re-stamping archived copies failed: {e}"));
+                }
+            }
+        }
+        if let Some(lease) = lease {
+            lease.release().await;
+        }
+        summary.duration_ms = started.elapsed().as_millis() as u64;
+        summary.compression_ratio = if summary.bytes_stored == 0 {
+            0.0
+        } else {
+            (summary.bytes_read as f64 / summary.bytes_stored as f64 * 100.0).round() / 100.0
+        };
+        summary.request_units = (summary.request_units * 100.0).round() / 100.0;
+        summary.log();
+        summary
+    }
+}
+
+impl Pass<'_> {
+    /// Works through the aged-records query with bounded concurrency until it is
+    /// drained, the deadline passes, the lease is lost or a store fails.
+    async fn archive_aged(
+        &self,
+        summary: &mut Summary,
+        deadline: Instant,
+        lost: &(dyn Fn() -> bool + Sync),
+        mut observe: impl FnMut(&RecordResult),
+    ) {
+        let settings = &self.archiver.settings;
+        let started = Instant::now();
         let page_size = (settings.concurrency as u32 * PAGE_FACTOR).clamp(4, 100);
-        let deadline = started + settings.time_budget;
         let mut stop = false;
-        let mut partial = false;
         let mut queue: std::collections::VecDeque<Bytes> = Default::default();
-        let mut pages = match self.cosmos.aged_records(&pass.cutoff, page_size).await {
+        let mut pages = match self.archiver.cosmos.aged_records(&self.cutoff, page_size).await {
             Ok(p) => Some(p),
             Err(e) => {
+                summary.status = RunStatus::Failed;
                 summary.error = Some(format!("cannot query Cosmos for aged records: {e}"));
                 None
             }
@@ -168,10 +338,10 @@ impl Archiver {
         let mut in_flight = FuturesUnordered::new();
         let mut finished: u64 = 0;
         loop {
-            // Start work while there is room, time and no outage.
+            // Start work while there is room, time, the lease and no outage.
             while in_flight.len() < settings.concurrency && !stop {
-                if Instant::now() >= deadline {
-                    partial = true;
+                if Instant::now() >= deadline || lost() {
+                    summary.status = RunStatus::Partial;
                     stop = true;
                     break;
                 }
@@ -184,11 +354,12 @@ impl Archiver {
                         }
                         Some(Ok(page)) => {
                             summary.request_units += page.request_charge;
-                            pass.budget.spend(page.request_charge).await;
+                            self.budget.spend(page.request_charge).await;
                             queue.extend(page.docs);
                             continue;
                         }
                         Some(Err(e)) => {
+                            summary.status = RunStatus::Failed;
                             summary.error = Some(format!("reading aged records from Cosmos failed: {e}"));
                             stop = true;
                             break;
@@ -197,19 +368,19 @@ impl Archiver {
                 }
                 if let Some(doc) = queue.pop_front() {
                     summary.scanned += 1;
-                    in_flight.push(pass.archive_one(doc));
+                    in_flight.push(self.archive_one(doc));
                 }
             }
-            let Some((outcome, request_units)) = in_flight.next().await else { break };
-            summary.request_units += request_units;
-            if let Outcome::Failed { reason, outage: true } = &outcome
+            let Some(result) = in_flight.next().await else { break };
+            if let Outcome::Failed { reason, outage: true } = &result.outcome
                 && summary.error.is_none()
             {
+                summary.status = RunStatus::Failed;
                 summary.error = Some(format!("store outage, run stopped: {reason}"));
                 stop = true;
             }
-            summary.count(&outcome);
-            observe(&outcome);
+            summary.count(&result);
+            observe(&result);
             finished += 1;
             if finished.is_multiple_of(PROGRESS_EVERY) {
                 info!(
@@ -222,71 +393,30 @@ impl Archiver {
             }
         }
         // Records fetched but not started are not counted as scanned: the next run sees them again.
-        summary.duration_ms = started.elapsed().as_millis() as u64;
-        summary.compression_ratio = if summary.bytes_stored == 0 {
-            0.0
-        } else {
-            (summary.bytes_read as f64 / summary.bytes_stored as f64 * 100.0).round() / 100.0
-        };
-        summary.request_units = (summary.request_units * 100.0).round() / 100.0;
-        summary.status = if summary.error.is_some() {
-            "failed"
-        } else if partial {
-            "partial"
-        } else {
-            "complete"
-        }
-        .to_owned();
-        let s = &summary;
-        if s.is_failure() {
-            error!(status = %s.status, scanned = s.scanned, archived = s.archived, already_archived = s.already_archived, would_archive = s.would_archive, changed_during_run = s.changed_during_run, deleted_by_others = s.deleted_by_others, not_aged = s.not_aged, failed = s.failed, bytes_read = s.bytes_read, bytes_stored = s.bytes_stored, compression_ratio = s.compression_ratio, request_units = s.request_units, duration_ms = s.duration_ms, dry_run = s.dry_run, error = ?s.error, "archive run finished");
-        } else {
-            info!(status = %s.status, scanned = s.scanned, archived = s.archived, already_archived = s.already_archived, would_archive = s.would_archive, changed_during_run = s.changed_during_run, deleted_by_others = s.deleted_by_others, not_aged = s.not_aged, failed = s.failed, bytes_read = s.bytes_read, bytes_stored = s.bytes_stored, compression_ratio = s.compression_ratio, request_units = s.request_units, duration_ms = s.duration_ms, dry_run = s.dry_run, "archive run finished");
-        }
-        summary
     }
-}
 
-/// A record that passed the client-side checks and is ready to upload.
-struct Prepared {
-    customer_id: String,
-    id: String,
-    etag: String,
-    name: String,
-    sha256: String,
-    raw_len: u64,
-    compressed: Bytes,
-    meta: ArchiveMeta,
-}
-
-fn failed(reason: impl Into<String>, err: Option<&StoreError>) -> Outcome {
-    let outage = err.is_some_and(StoreError::is_outage);
-    Outcome::Failed { reason: reason.into(), outage }
-}
-
-impl Pass<'_> {
-    /// Archives one record; returns its outcome and the request units it spent.
-    async fn archive_one(&self, doc: Bytes) -> (Outcome, f64) {
+    /// Archives one record.
+    async fn archive_one(&self, doc: Bytes) -> RecordResult {
         let prepared = match self.prepare(doc).await {
             Ok(Some(p)) => p,
-            Ok(None) => return (Outcome::NotAged, 0.0),
+            Ok(None) => return RecordResult::new(Outcome::NotAged),
             Err(reason) => {
                 warn!(%reason, "record not archivable");
-                return (failed(reason, None), 0.0);
+                return RecordResult::new(Outcome::Failed { reason, outage: false });
             }
         };
         let p = &prepared;
         if self.dry_run {
-            return (Outcome::WouldArchive { raw: p.raw_len, stored: p.compressed.len() as u64 }, 0.0);
+            return RecordResult::new(Outcome::WouldArchive { raw: p.raw_len, stored: p.compressed.len() as u64 });
         }
-        let outcome = self.copy_verify_delete(p).await;
-        match &outcome.0 {
+        let result = self.copy_verify_delete(p).await;
+        match &result.outcome {
             Outcome::Failed { reason, outage } => {
-                warn!(customer_id = %p.customer_id, id = %p.id, %reason, outage, "record not archived; it stays in Cosmos")
+                warn!(customer_id = %p.customer_id, id = %p.id, %reason, outage, withdrawal = ?result.withdrawal, "record not archived; it stays in Cosmos")
             }
             other => debug!(customer_id = %p.customer_id, id = %p.id, outcome = ?other, "record done"),
         }
-        outcome
+        result
     }
 
     /// Parses, re-checks the age, strips, hashes and compresses. `Ok(None)` = not aged.
@@ -315,97 +445,143 @@ impl Pass<'_> {
         .await
         .map_err(|e| format!("compression task failed: {e}"))?;
         let meta = ArchiveMeta {
-            sha256: sha256.clone(),
+            sha256,
             length: body_len,
             etag: etag.clone(),
             ts,
-            age_field: field.name().to_owned(),
-            age,
+            stamp: AgeStamp::new(field, Some(&age)),
             archived_at: self.now,
         };
-        Ok(Some(Prepared { customer_id, id, etag, name, sha256, raw_len: body_len, compressed, meta }))
+        Ok(Some(Prepared { customer_id, id, etag, name, raw_len: body_len, compressed, meta }))
     }
 
-    async fn copy_verify_delete(&self, p: &Prepared) -> (Outcome, f64) {
+    async fn copy_verify_delete(&self, p: &Prepared) -> RecordResult {
         let archive = &self.archiver.archive;
         let (raw, stored) = (p.raw_len, p.compressed.len() as u64);
+        let failed = |reason: String, err: Option<&StoreError>| {
+            RecordResult::new(Outcome::Failed { reason, outage: err.is_some_and(StoreError::is_outage) })
+        };
 
         // 2. Copy.
-        let mut already = false;
-        let blob_etag =
-            match archive.put(&p.name, p.compressed.clone(), p.meta.to_metadata(), PutCondition::Absent).await {
-                Ok(etag) => etag,
-                Err(StoreError::AlreadyExists) => match archive.head(&p.name).await {
-                    Err(e) => return (failed(format!("inspecting existing copy: {e}"), Some(&e)), 0.0),
-                    Ok(existing) => {
-                        let field = &self.archiver.settings.stores.age_field;
-                        match ArchiveMeta::from_metadata(field, &existing.metadata) {
-                            Ok(m) if m.sha256 == p.sha256 && m.etag == p.etag && m.length == p.raw_len => {
-                                already = true;
-                                existing.etag
+        let (blob_etag, already) = match archive
+            .put(&p.name, p.compressed.clone(), p.meta.to_metadata(), PutCondition::Absent)
+            .await
+        {
+            Ok(etag) => (etag, false),
+            Err(StoreError::AlreadyExists) => match archive.head(&p.name).await {
+                Err(e) => return failed(format!("inspecting existing copy: {e}"), Some(&e)),
+                Ok(existing) => match ArchiveMeta::from_metadata(&existing.metadata) {
+                    Ok(m) if m.same_version(&p.meta) => (existing.etag, true),
+                    // Provably older (an earlier version, archived before the record
+                    // was restored or rewritten): replace exactly the copy inspected.
+                    Ok(m) if m.ts < p.meta.ts => {
+                        let condition = PutCondition::Matches(existing.etag);
+                        match archive.put(&p.name, p.compressed.clone(), p.meta.to_metadata(), condition).await {
+                            Ok(etag) => (etag, false),
+                            Err(StoreError::PreconditionFailed) => {
+                                warn!(blob = %p.name, ours = %p.etag, "the archived copy changed while it was being replaced; left alone");
+                                return RecordResult::new(Outcome::Conflict);
                             }
-                            // A newer version is archived already (another run copied the record
-                            // after it changed): ours is stale, and so is what we would delete.
-                            Ok(m) if m.ts > p.meta.ts => return (Outcome::ChangedDuringRun, 0.0),
-                            // An older (or unreadable) copy: replace exactly the version inspected.
-                            _ => {
-                                let condition = PutCondition::Matches(existing.etag);
-                                match archive.put(&p.name, p.compressed.clone(), p.meta.to_metadata(), condition).await
-                                {
-                                    Ok(etag) => etag,
-                                    Err(e) => return (failed(format!("replacing older copy: {e}"), Some(&e)), 0.0),
-                                }
-                            }
+                            Err(e) => return failed(format!("replacing older copy: {e}"), Some(&e)),
                         }
                     }
+                    // A newer version is archived already: our read is stale, and so is
+                    // the version we would delete.
+                    Ok(m) if m.ts > p.meta.ts => return RecordResult::new(Outcome::ChangedDuringRun),
+                    // The same second, another version: which one is newer cannot be told.
+                    Ok(m) => {
+                        warn!(blob = %p.name, customer_id = %p.customer_id, id = %p.id, ts = p.meta.ts, cosmos_etag = %p.etag, archived_etag = %m.etag, "conflict: the archive holds another version of the same second; nothing written or deleted");
+                        return RecordResult::new(Outcome::Conflict);
+                    }
+                    Err(e) => {
+                        warn!(blob = %p.name, customer_id = %p.customer_id, id = %p.id, cosmos_etag = %p.etag, error = %e, "conflict: an archived copy with unreadable metadata is in the way; nothing written or deleted");
+                        return RecordResult::new(Outcome::Conflict);
+                    }
                 },
-                Err(e) => return (failed(format!("uploading copy: {e}"), Some(&e)), 0.0),
-            };
+            },
+            // Possibly stored (a timeout): then it is a copy of the version still in Cosmos.
+            Err(e) => return failed(format!("uploading copy: {e}"), Some(&e)),
+        };
+        let outcome = |deleted: bool| match (deleted, already) {
+            (true, true) => Outcome::AlreadyArchived { raw, stored },
+            (true, false) => Outcome::Archived { raw, stored },
+            (false, _) => Outcome::ChangedDuringRun,
+        };
 
         // 3. Verify what is stored now, not what we meant to store.
         if let Err((reason, err)) = self.verify(p).await {
-            return (failed(reason, err.as_ref()), 0.0);
+            let mut result = failed(reason, err.as_ref());
+            if err.is_none() {
+                // A definite mismatch: the record stays in Cosmos, the copy must go.
+                result.withdrawal = self.withdraw(p, &blob_etag).await;
+            }
+            return result;
         }
 
-        // 4. Delete the exact version we copied.
-        match self.archiver.cosmos.delete_if_match(&p.customer_id, &p.id, &p.etag).await {
-            Ok(ru) => {
-                self.budget.spend(ru).await;
-                let outcome =
-                    if already { Outcome::AlreadyArchived { raw, stored } } else { Outcome::Archived { raw, stored } };
-                (outcome, ru)
-            }
+        // 4. Delete the exact version we copied. Refused deletes cost request units too.
+        let (deleted, request_units) = self.archiver.cosmos.delete_if_match(&p.customer_id, &p.id, &p.etag).await;
+        self.budget.spend(request_units).await;
+        let mut result = match deleted {
+            Ok(()) => RecordResult::new(outcome(true)),
+            // Cosmos holds a newer version; our copy is stale and must not shadow it.
             Err(StoreError::PreconditionFailed) => {
-                // Cosmos holds a newer version; our copy is stale. Remove it (only if it
-                // is still the one we verified) so the archive never shadows a newer record
-                // in listings. Failing to remove it loses nothing: Cosmos is read first.
-                if let Err(e) = archive.delete_if_match(&p.name, &blob_etag).await {
-                    warn!(id = %p.id, error = %e, "stale archived copy left in place");
-                }
-                (Outcome::ChangedDuringRun, 0.0)
+                RecordResult { withdrawal: self.withdraw(p, &blob_etag).await, ..RecordResult::new(outcome(false)) }
             }
-            // Someone else deleted it. Keep the verified copy: it may have been another
-            // archiver run, and a copy nobody reads costs less than a lost record.
-            Err(StoreError::NotFound) => (Outcome::DeletedByOthers, 0.0),
-            Err(e) => (failed(format!("deleting from Cosmos: {e}"), Some(&e)), 0.0),
+            // Gone already: perhaps our own delete, retried after a lost answer. The
+            // verified copy may be the only one left, so it stays.
+            Err(StoreError::NotFound) => RecordResult::new(Outcome::DeletedByOthers),
+            // Ambiguous: the delete may have happened. Keep the copy.
+            Err(e) if e.is_outage() => failed(format!("deleting from Cosmos: {e}"), Some(&e)),
+            // Definitely not deleted (throttled past retries, refused): the copy goes.
+            Err(e) => RecordResult {
+                withdrawal: self.withdraw(p, &blob_etag).await,
+                ..failed(format!("deleting from Cosmos: {e}"), Some(&e))
+            },
+        };
+        result.request_units = request_units;
+        result
+    }
+
+    /// Deletes the copy at the ETag that was verified; a copy replaced since is not ours to delete.
+    async fn withdraw(&self, p: &Prepared, blob_etag: &str) -> Withdrawal {
+        match self.archiver.archive.delete_if_match(&p.name, blob_etag).await {
+            Ok(()) => Withdrawal::Withdrawn,
+            Err(StoreError::PreconditionFailed | StoreError::NotFound) => Withdrawal::NotOurs,
+            Err(e) => {
+                error!(blob = %p.name, customer_id = %p.customer_id, id = %p.id, error = %e, "a copy that should have been withdrawn is still in the archive; run `archiver verify --shadowed`");
+                Withdrawal::Failed
+            }
         }
     }
 
+    /// `Err((reason, Some(store error)))` when the copy could not be read back,
+    /// `Err((reason, None))` when it was read and is not what we wrote.
     async fn verify(&self, p: &Prepared) -> Result<(), (String, Option<StoreError>)> {
-        let stored =
-            self.archiver.archive.get(&p.name).await.map_err(|e| (format!("reading copy back: {e}"), Some(e)))?;
-        let meta = ArchiveMeta::from_metadata(&self.archiver.settings.stores.age_field, &stored.info.metadata)
-            .map_err(|e| (format!("verifying copy: {e}"), None))?;
-        // Every field but the archive time must be ours (a copy kept from an earlier
-        // run carries that run's time).
-        let expected = ArchiveMeta { archived_at: meta.archived_at, ..p.meta.clone() };
-        if meta != expected {
+        let stored = match self.archiver.archive.get(&p.name).await {
+            Ok(stored) => stored,
+            Err(StoreError::Corrupt(e)) => return Err((format!("verifying copy: {e}"), None)),
+            Err(e) => return Err((format!("reading copy back: {e}"), Some(e))),
+        };
+        let meta =
+            ArchiveMeta::from_metadata(&stored.info.metadata).map_err(|e| (format!("verifying copy: {e}"), None))?;
+        if !meta.same_version(&p.meta) {
             return Err(("verifying copy: the archive holds another version".into(), None));
         }
         let body = stored.body;
         tokio::task::spawn_blocking(move || codec::decode_verified(&body, &meta).map(|_| ()))
             .await
-            .map_err(|e| (format!("verification task failed: {e}"), None))?
+            .map_err(|e| (format!("verification task failed: {e}"), Some(StoreError::Other(e.to_string()))))?
             .map_err(|e| (format!("verifying copy: {e}"), None))
     }
+}
+
+/// A record that passed the client-side checks and is ready to upload.
+struct Prepared {
+    customer_id: String,
+    id: String,
+    etag: String,
+    name: String,
+    raw_len: u64,
+    compressed: Bytes,
+    meta: ArchiveMeta,
 }

@@ -10,11 +10,12 @@ use tiering::store::Transport;
 
 use crate::run::Archiver;
 
-/// Connects to both stores and makes sure the archive container exists.
-pub async fn build(settings: ArchiverSettings, transport: Transport) -> anyhow::Result<Archiver> {
+/// Connects to both stores and, unless this process only reads (`writes` false:
+/// a dry run, a report), makes sure the archive container exists.
+pub async fn build(settings: ArchiverSettings, transport: Transport, writes: bool) -> anyhow::Result<Archiver> {
     let cosmos = CosmosStore::connect(&settings.stores, transport).await.context("connecting to Cosmos DB")?;
     let archive = BlobArchive::new(&settings.stores, transport).context("building the Blob client")?;
-    if !settings.dry_run {
+    if writes {
         archive.ensure_container().await.context("creating the archive container")?;
     }
     Ok(Archiver { cosmos, archive: Arc::new(archive), settings })

@@ -1,26 +1,29 @@
 //! The archive pass against the real emulators (Azurite and the Cosmos emulator),
-//! started by `./scripts/test.sh`.
+//! started by `./scripts/test.sh`. Containers are created with the default
+//! indexing policy, as a production container has.
 
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use archiver::run::{Archiver, Outcome, Summary};
-use async_trait::async_trait;
+use archiver::run::{Archiver, Outcome, RecordResult, RunStatus, Withdrawal};
 use bytes::Bytes;
 use chrono::{NaiveDate, Utc};
-use futures::stream::BoxStream;
-use tiering::archive::{Archive, BlobArchive, BlobInfo, PutCondition, StoredBlob};
-use tiering::codec::{self, ArchiveMeta};
-use tiering::cosmos::{CosmosStore, upsert_raw};
+use futures::TryStreamExt;
+use tiering::archive::{Archive, BlobArchive, PutCondition};
+use tiering::codec::{self, AgeStamp, ArchiveMeta};
+use tiering::cosmos::CosmosStore;
 use tiering::layout;
-use tiering::record::AgeField;
+use tiering::record::{AgeField, AgeValue};
 use tiering::sample::{SampleRecord, invoice};
 use tiering::settings::{ArchiverSettings, StoreSettings};
 use tiering::store::StoreError;
-use tiering::testing::{OwnEmulator, TEST_TRANSPORT, emulator_settings, fresh_cosmos, seed};
+use tiering::testing::{
+    HookedArchive, Hooks, OwnEmulator, TEST_TRANSPORT, emulator_settings, fresh_cosmos, hook, seed, upsert_raw,
+};
 
 fn date_days_ago(days: i64) -> NaiveDate {
     (Utc::now() - chrono::Duration::days(days)).date_naive()
@@ -52,7 +55,10 @@ struct Fixture {
 }
 
 async fn fixture() -> Fixture {
-    let stores = emulator_settings(AgeField::Iso("invoiceDate".into()));
+    fixture_on(emulator_settings(AgeField::Iso("invoiceDate".into()))).await
+}
+
+async fn fixture_on(stores: StoreSettings) -> Fixture {
     let cosmos = fresh_cosmos(&stores).await;
     let blob = BlobArchive::new(&stores, TEST_TRANSPORT).unwrap();
     blob.ensure_container().await.unwrap();
@@ -62,20 +68,28 @@ async fn fixture() -> Fixture {
     Fixture { stores, cosmos, blob, old, new }
 }
 
+fn settings(stores: &StoreSettings, concurrency: usize) -> ArchiverSettings {
+    ArchiverSettings {
+        stores: stores.clone(),
+        after_days: 90,
+        dry_run: false,
+        concurrency,
+        max_ru_per_second: 0,
+        time_budget: Duration::from_secs(120),
+    }
+}
+
 impl Fixture {
     fn archiver(&self, archive: Arc<dyn Archive>, concurrency: usize) -> Archiver {
-        Archiver {
-            cosmos: self.cosmos.clone(),
-            archive,
-            settings: ArchiverSettings {
-                stores: self.stores.clone(),
-                after_days: 90,
-                dry_run: false,
-                concurrency,
-                max_ru_per_second: 0,
-                time_budget: Duration::from_secs(120),
-            },
-        }
+        Archiver { cosmos: self.cosmos.clone(), archive, settings: settings(&self.stores, concurrency) }
+    }
+
+    fn plain(&self, concurrency: usize) -> Archiver {
+        self.archiver(Arc::new(self.blob.clone()), concurrency)
+    }
+
+    fn hooked(&self, hooks: Hooks, concurrency: usize) -> Archiver {
+        self.archiver(Arc::new(HookedArchive { inner: Arc::new(self.blob.clone()), hooks }), concurrency)
     }
 
     /// What the read API serves for each record now, from Cosmos: (body, etag, ts).
@@ -96,16 +110,41 @@ impl Fixture {
         }
     }
 
+    async fn archived_etag(&self, r: &SampleRecord) -> Option<String> {
+        match self.blob.head(&name(r)).await {
+            Ok(info) => Some(info.etag),
+            Err(StoreError::NotFound) => None,
+            Err(e) => panic!("looking for {}: {e}", r.id),
+        }
+    }
+
     async fn blob_count(&self) -> usize {
-        use futures::TryStreamExt;
         self.blob.list(layout::LAYOUT_PREFIX).try_collect::<Vec<_>>().await.unwrap().len()
+    }
+
+    /// Puts a copy of `body` as record `r`'s archived copy, with the given version.
+    async fn put_copy(&self, r: &SampleRecord, body: &[u8], etag: &str, ts: i64) -> String {
+        let meta = ArchiveMeta {
+            sha256: codec::sha256_hex(body),
+            length: body.len() as u64,
+            etag: etag.to_owned(),
+            ts,
+            stamp: AgeStamp::new(&self.stores.age_field, Some(&AgeValue::Text(r.invoice_date.to_string()))),
+            archived_at: Utc::now(),
+        };
+        let blob = name(r);
+        self.blob.put(&blob, codec::compress(body).into(), meta.to_metadata(), PutCondition::Absent).await.unwrap()
     }
 }
 
+fn name(r: &SampleRecord) -> String {
+    layout::blob_name(&r.customer_id, &r.id).unwrap()
+}
+
 /// Decodes and verifies the archived copy of `r`.
-async fn archived(blob: &BlobArchive, field: &AgeField, r: &SampleRecord) -> (Vec<u8>, ArchiveMeta) {
-    let stored = blob.get(&layout::blob_name(&r.customer_id, &r.id).unwrap()).await.unwrap();
-    let meta = ArchiveMeta::from_metadata(field, &stored.info.metadata).unwrap();
+async fn archived(blob: &BlobArchive, r: &SampleRecord) -> (Vec<u8>, ArchiveMeta) {
+    let stored = blob.get(&name(r)).await.unwrap();
+    let meta = ArchiveMeta::from_metadata(&stored.info.metadata).unwrap();
     (codec::decode_verified(&stored.body, &meta).unwrap(), meta)
 }
 
@@ -115,7 +154,7 @@ async fn timer_run_moves_old_records_only_and_a_second_run_is_a_no_op() {
     let before = f.hot(&f.old).await;
     let new_before = f.hot(&f.new).await;
 
-    let app = archiver::handler::router(f.archiver(Arc::new(f.blob.clone()), 4));
+    let app = archiver::handler::router(f.plain(4));
     let (listener, addr) = tiering::host::bind(0).await.unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let http = reqwest::Client::new();
@@ -141,17 +180,17 @@ async fn timer_run_moves_old_records_only_and_a_second_run_is_a_no_op() {
     let first = invoke().await;
     assert_eq!(first["status"], "complete", "{first}");
     assert_eq!(first["archived"], f.old.len(), "{first}");
-    assert_eq!(first["failed"], 0);
+    assert_eq!((first["failed"].as_u64(), first["conflicts"].as_u64()), (Some(0), Some(0)));
     assert_eq!(first["scanned"], f.old.len());
     assert!(first["bytesStored"].as_u64().unwrap() < first["bytesRead"].as_u64().unwrap() / 3, "{first}");
     assert!(first["compressionRatio"].as_f64().unwrap() > 3.0);
 
     for (r, (body, etag, ts)) in f.old.iter().zip(&before) {
         assert!(!f.in_cosmos(r).await, "{} should have left Cosmos", r.id);
-        let (stored, meta) = archived(&f.blob, &f.stores.age_field, r).await;
+        let (stored, meta) = archived(&f.blob, r).await;
         assert_eq!(&stored, body, "{} archived body differs", r.id);
         assert_eq!((&meta.etag, meta.ts), (etag, *ts));
-        assert_eq!(meta.age.to_metadata(), r.invoice_date.to_string());
+        assert_eq!(meta.stamp, AgeStamp { field: "invoiceDate".into(), value: Some(r.invoice_date.to_string()) });
     }
     assert_eq!(f.hot(&f.new).await, new_before, "recent records must be untouched");
     assert_eq!(f.blob_count().await, f.old.len());
@@ -166,46 +205,50 @@ async fn timer_run_moves_old_records_only_and_a_second_run_is_a_no_op() {
 async fn dry_run_reports_what_would_move_and_writes_nothing() {
     let f = fixture().await;
     let before = f.hot(&f.old).await;
-    let summary = f.archiver(Arc::new(f.blob.clone()), 4).run(Utc::now(), true).await;
+    let summary = f.plain(4).run(Utc::now(), true).await;
     assert_eq!(summary.would_archive, f.old.len() as u64, "{summary:?}");
     assert_eq!(summary.archived, 0);
     assert!(summary.dry_run && summary.bytes_read > 300_000 && summary.bytes_stored > 0);
     assert_eq!(f.hot(&f.old).await, before);
-    assert_eq!(f.blob_count().await, 0);
+    assert_eq!(f.blob_count().await, 0, "not even the run lease's lock blob");
+    let lock = f.blob.head(archiver::lease::LOCK_BLOB).await;
+    assert!(matches!(lock, Err(StoreError::NotFound)), "{lock:?}");
 }
 
-/// Wraps the real archive; when the archiver reads a copy back (the verify step),
-/// first rewrites the record in Cosmos, so the delete that follows meets a new `_etag`.
-#[derive(Debug)]
-struct UpdateDuringVerify {
-    inner: BlobArchive,
-    cosmos: CosmosStore,
-    target: SampleRecord,
-    updated_json: String,
-    done: Mutex<bool>,
+/// The settings of `stores` as the environment of the `archiver` binary.
+fn env_of(stores: &StoreSettings) -> Vec<(&'static str, String)> {
+    vec![
+        ("COSMOS_ENDPOINT", stores.cosmos_endpoint.to_string()),
+        ("COSMOS_KEY", stores.cosmos_key.as_ref().map(|k| k.secret().to_owned()).unwrap_or_default()),
+        ("COSMOS_DATABASE", stores.cosmos_database.clone()),
+        ("COSMOS_CONTAINER", stores.cosmos_container.clone()),
+        ("ARCHIVE_BLOB_ENDPOINT", stores.blob_endpoint.to_string()),
+        ("ARCHIVE_BLOB_SAS", stores.blob_sas.as_ref().map(|k| k.secret().to_owned()).unwrap_or_default()),
+        ("ARCHIVE_CONTAINER", stores.archive_container.clone()),
+        ("ARCHIVE_AGE_FIELD", stores.age_field.name().to_owned()),
+        ("RUST_LOG", "warn".into()),
+    ]
 }
 
-#[async_trait]
-impl Archive for UpdateDuringVerify {
-    async fn put(&self, n: &str, b: Bytes, m: HashMap<String, String>, c: PutCondition) -> Result<String, StoreError> {
-        self.inner.put(n, b, m, c).await
-    }
-    async fn head(&self, name: &str) -> Result<BlobInfo, StoreError> {
-        self.inner.head(name).await
-    }
-    async fn get(&self, name: &str) -> Result<StoredBlob, StoreError> {
-        let first = std::mem::replace(&mut *self.done.lock().unwrap(), true);
-        if !first && name == layout::blob_name(&self.target.customer_id, &self.target.id).unwrap() {
-            upsert_raw(&self.cosmos, &self.target.customer_id, &self.target.id, &self.updated_json).await.unwrap();
-        }
-        self.inner.get(name).await
-    }
-    async fn delete_if_match(&self, name: &str, etag: &str) -> Result<(), StoreError> {
-        self.inner.delete_if_match(name, etag).await
-    }
-    fn list(&self, prefix: &str) -> BoxStream<'static, Result<BlobInfo, StoreError>> {
-        self.inner.list(prefix)
-    }
+fn archiver_cli(stores: &StoreSettings, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_archiver")).args(args).envs(env_of(stores)).output().unwrap()
+}
+
+#[tokio::test]
+async fn a_dry_run_from_the_command_line_creates_nothing_not_even_the_archive_container() {
+    let stores = emulator_settings(AgeField::Iso("invoiceDate".into()));
+    let cosmos = fresh_cosmos(&stores).await;
+    let (old, _) = records();
+    seed(&cosmos, &old).await;
+    let stores_for_cli = stores.clone();
+    let out = tokio::task::spawn_blocking(move || archiver_cli(&stores_for_cli, &["run", "--dry-run"])).await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["wouldArchive"], old.len(), "{summary}");
+    // The archive container was never created: listing it fails as a missing container.
+    let blob = BlobArchive::new(&stores, TEST_TRANSPORT).unwrap();
+    let listed = blob.list("").try_collect::<Vec<_>>().await;
+    assert!(matches!(&listed, Err(StoreError::Unavailable(m)) if m.contains("does not exist")), "{listed:?}");
 }
 
 #[tokio::test]
@@ -214,29 +257,68 @@ async fn a_record_updated_between_copy_and_delete_stays_in_cosmos_with_its_updat
     let target = f.old[0].clone();
     let updated_json = target.json.replacen(r#""status":"issued""#, r#""status":"corrected""#, 1);
     assert_ne!(updated_json, target.json);
-    let racing = UpdateDuringVerify {
-        inner: f.blob.clone(),
-        cosmos: f.cosmos.clone(),
-        target: target.clone(),
-        updated_json,
-        done: Mutex::new(false),
+    // When the archiver reads the copy back (the verify step), the application updates the record.
+    let (cosmos, t, json, done) =
+        (f.cosmos.clone(), target.clone(), updated_json.clone(), Arc::new(AtomicBool::new(false)));
+    let hooks = Hooks {
+        before_get: hook(move |blob| {
+            let (cosmos, t, json, done) = (cosmos.clone(), t.clone(), json.clone(), done.clone());
+            async move {
+                if blob == name(&t) && !done.swap(true, Ordering::SeqCst) {
+                    upsert_raw(&cosmos, &t.customer_id, &t.id, &json).await.unwrap();
+                }
+            }
+        }),
+        ..Default::default()
     };
-    let summary = f.archiver(Arc::new(racing), 1).run(Utc::now(), false).await;
+    let summary = f.hooked(hooks, 1).run(Utc::now(), false).await;
     assert_eq!(summary.changed_during_run, 1, "{summary:?}");
     assert_eq!(summary.archived, f.old.len() as u64 - 1);
+    assert_eq!(summary.withdrawn, 1, "the stale copy is withdrawn: {summary:?}");
     assert!(!summary.is_failure(), "a concurrent update is not a failure: {summary:?}");
 
     let now = f.cosmos.read(&target.customer_id, &target.id).await.unwrap().doc;
     assert!(String::from_utf8_lossy(&now.without_system_properties()).contains(r#""status":"corrected""#));
-    // The stale copy was withdrawn, so the archive never shadows the newer record.
-    let name = layout::blob_name(&target.customer_id, &target.id).unwrap();
-    assert!(matches!(f.blob.head(&name).await, Err(StoreError::NotFound)));
+    assert_eq!(f.archived_etag(&target).await, None, "the archive must never shadow the newer record");
 
     // The next run archives the updated version.
-    let next = f.archiver(Arc::new(f.blob.clone()), 1).run(Utc::now(), false).await;
+    let next = f.plain(1).run(Utc::now(), false).await;
     assert_eq!(next.archived, 1, "{next:?}");
-    let (body, _) = archived(&f.blob, &f.stores.age_field, &target).await;
+    let (body, _) = archived(&f.blob, &target).await;
     assert!(String::from_utf8_lossy(&body).contains(r#""status":"corrected""#));
+}
+
+#[tokio::test]
+async fn refused_deletes_count_their_request_units() {
+    let f = fixture().await;
+    let (updated, deleted) = (f.old[0].clone(), f.old[1].clone());
+    // While their copies are verified, one record is updated (delete: 412) and one
+    // deleted by the application (delete: 404).
+    let (cosmos, u, d) = (f.cosmos.clone(), updated.clone(), deleted.clone());
+    let hooks = Hooks {
+        before_get: hook(move |blob| {
+            let (cosmos, u, d) = (cosmos.clone(), u.clone(), d.clone());
+            async move {
+                if blob == name(&u) {
+                    let json = u.json.replacen(r#""status":"issued""#, r#""status":"void""#, 1);
+                    upsert_raw(&cosmos, &u.customer_id, &u.id, &json).await.unwrap();
+                } else if blob == name(&d) {
+                    cosmos.delete(&d.customer_id, &d.id).await.unwrap();
+                }
+            }
+        }),
+        ..Default::default()
+    };
+    let results = Mutex::new(Vec::<RecordResult>::new());
+    let summary = f.hooked(hooks, 1).run_observed(Utc::now(), false, |r| results.lock().unwrap().push(r.clone())).await;
+    assert_eq!((summary.changed_during_run, summary.deleted_by_others), (1, 1), "{summary:?}");
+    let results = results.into_inner().unwrap();
+    for outcome in [Outcome::ChangedDuringRun, Outcome::DeletedByOthers] {
+        let r = results.iter().find(|r| r.outcome == outcome).unwrap();
+        assert!(r.request_units > 0.0, "{outcome:?} must count what Cosmos charged for the refused delete: {r:?}");
+    }
+    let per_record: f64 = results.iter().map(|r| r.request_units).sum();
+    assert!(summary.request_units >= per_record - 0.01, "{summary:?}");
 }
 
 #[tokio::test]
@@ -245,33 +327,16 @@ async fn an_identical_copy_is_kept_and_an_older_copy_is_replaced() {
     let (same, stale) = (&f.old[1], &f.old[2]);
     // A run that crashed after uploading `same` but before deleting it...
     let hot = f.hot(std::slice::from_ref(same)).await.remove(0);
-    let meta = ArchiveMeta {
-        sha256: codec::sha256_hex(&hot.0),
-        length: hot.0.len() as u64,
-        etag: hot.1.clone(),
-        ts: hot.2,
-        age_field: "invoiceDate".into(),
-        age: tiering::record::AgeValue::Text(same.invoice_date.to_string()),
-        archived_at: Utc::now(),
-    };
-    let name = layout::blob_name(&same.customer_id, &same.id).unwrap();
-    let first_etag =
-        f.blob.put(&name, codec::compress(&hot.0).into(), meta.to_metadata(), PutCondition::Absent).await.unwrap();
+    let first_etag = f.put_copy(same, &hot.0, &hot.1, hot.2).await;
     // ...and an archived copy of an older version of `stale`.
-    let old_body = br#"{"id":"old version"}"#;
-    let stale_meta = ArchiveMeta { sha256: codec::sha256_hex(old_body), length: old_body.len() as u64, ..meta.clone() };
-    let stale_name = layout::blob_name(&stale.customer_id, &stale.id).unwrap();
-    f.blob
-        .put(&stale_name, codec::compress(old_body).into(), stale_meta.to_metadata(), PutCondition::Absent)
-        .await
-        .unwrap();
     let stale_hot = f.hot(std::slice::from_ref(stale)).await.remove(0);
+    f.put_copy(stale, br#"{"id":"old version"}"#, "\"old-etag\"", stale_hot.2 - 100).await;
 
-    let summary = f.archiver(Arc::new(f.blob.clone()), 2).run(Utc::now(), false).await;
+    let summary = f.plain(2).run(Utc::now(), false).await;
     assert_eq!(summary.already_archived, 1, "{summary:?}");
     assert_eq!(summary.archived, f.old.len() as u64 - 1);
-    assert_eq!(f.blob.head(&name).await.unwrap().etag, first_etag, "the identical copy must not be rewritten");
-    let (body, meta) = archived(&f.blob, &f.stores.age_field, stale).await;
+    assert_eq!(f.archived_etag(same).await.unwrap(), first_etag, "the identical copy must not be rewritten");
+    let (body, meta) = archived(&f.blob, stale).await;
     assert_eq!((body, meta.etag), (stale_hot.0, stale_hot.1));
 }
 
@@ -279,48 +344,177 @@ async fn an_identical_copy_is_kept_and_an_older_copy_is_replaced() {
 async fn a_newer_archived_copy_is_never_overwritten_by_an_older_read() {
     let f = fixture().await;
     let target = &f.old[0];
-    let (body, etag, ts) = f.hot(std::slice::from_ref(target)).await.remove(0);
+    let hot = f.hot(std::slice::from_ref(target)).await.remove(0);
     // Another run archived a later version of this record (say, after an edit).
-    let newer_body = br#"{"id":"newer"}"#;
-    let newer = ArchiveMeta {
-        sha256: codec::sha256_hex(newer_body),
-        length: newer_body.len() as u64,
-        etag: "\"newer-etag\"".into(),
-        ts: ts + 1_000,
-        age_field: "invoiceDate".into(),
-        age: tiering::record::AgeValue::Text(target.invoice_date.to_string()),
-        archived_at: Utc::now(),
-    };
-    let name = layout::blob_name(&target.customer_id, &target.id).unwrap();
-    let put = f.blob.put(&name, codec::compress(newer_body).into(), newer.to_metadata(), PutCondition::Absent);
-    let newer_etag = put.await.unwrap();
-    let summary = f.archiver(Arc::new(f.blob.clone()), 2).run(Utc::now(), false).await;
+    let newer_etag = f.put_copy(target, br#"{"id":"newer"}"#, "\"newer-etag\"", hot.2 + 1_000).await;
+    let summary = f.plain(2).run(Utc::now(), false).await;
     assert_eq!(summary.changed_during_run, 1, "{summary:?}");
-    assert_eq!(f.blob.head(&name).await.unwrap().etag, newer_etag, "the newer copy must stay");
-    let still = f.hot(std::slice::from_ref(target)).await.remove(0);
-    assert_eq!(still, (body, etag, ts), "the record read must stay in Cosmos");
+    assert_eq!(f.archived_etag(target).await.unwrap(), newer_etag, "the newer copy must stay");
+    assert_eq!(f.hot(std::slice::from_ref(target)).await.remove(0), hot, "the record read must stay in Cosmos");
+}
+
+#[tokio::test]
+async fn a_same_second_version_in_the_archive_is_a_conflict_and_both_versions_survive() {
+    let f = fixture().await;
+    let target = &f.old[0];
+    // Cosmos holds version A at _ts T; the archive holds version B of the same record,
+    // also at T, with another etag (two writes within one second, two overlapping runs).
+    let (a_body, a_etag, t) = f.hot(std::slice::from_ref(target)).await.remove(0);
+    let b_body = target.json.replacen(r#""status":"issued""#, r#""status":"paid""#, 1).into_bytes();
+    let b_blob_etag = f.put_copy(target, &b_body, "\"version-b\"", t).await;
+
+    let summary = f.plain(2).run(Utc::now(), false).await;
+    assert_eq!(summary.conflicts, 1, "{summary:?}");
+    assert_eq!(summary.archived, f.old.len() as u64 - 1);
+    assert_eq!((summary.failed, summary.withdrawn), (0, 0));
+    // Both versions still exist: A in Cosmos, B in the archive, untouched.
+    assert_eq!(f.hot(std::slice::from_ref(target)).await.remove(0), (a_body, a_etag, t));
+    assert_eq!(f.archived_etag(target).await.unwrap(), b_blob_etag);
+    let (body, meta) = archived(&f.blob, target).await;
+    assert_eq!((body, meta.etag.as_str()), (b_body, "\"version-b\""));
+    // A later run decides nothing either; the shadow check settles it (see verify_shadowed).
+    let again = f.plain(2).run(Utc::now(), false).await;
+    assert_eq!((again.conflicts, again.archived), (1, 0), "{again:?}");
+}
+
+#[tokio::test]
+async fn a_copy_with_unreadable_metadata_is_a_conflict_and_is_left_alone() {
+    let f = fixture().await;
+    let target = &f.old[3];
+    let foreign = HashMap::from([("owner".to_owned(), "someone else".to_owned())]);
+    let etag = f.blob.put(&name(target), Bytes::from_static(b"not ours"), foreign, PutCondition::Absent).await.unwrap();
+    let summary = f.plain(2).run(Utc::now(), false).await;
+    assert_eq!(summary.conflicts, 1, "{summary:?}");
+    assert!(f.in_cosmos(target).await);
+    assert_eq!(f.archived_etag(target).await.unwrap(), etag);
+}
+
+#[tokio::test]
+async fn overlapping_runs_never_work_at_once() {
+    let f = fixture().await;
+    // Run A reads its copies back slowly; run B (another process, say an operator's
+    // `archiver run`) starts while A is at work.
+    let started = Arc::new(tokio::sync::Notify::new());
+    let signal = started.clone();
+    let hooks = Hooks {
+        before_get: hook(move |_| {
+            let signal = signal.clone();
+            async move {
+                signal.notify_one();
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }),
+        ..Default::default()
+    };
+    let a = f.hooked(hooks, 1);
+    let run_a = tokio::spawn(async move { a.run(Utc::now(), false).await });
+    started.notified().await;
+
+    let b = f.plain(4).run(Utc::now(), false).await;
+    assert_eq!(b.status, RunStatus::Skipped, "{b:?}");
+    assert_eq!((b.scanned, b.archived), (0, 0));
+    assert!(!b.is_failure());
+    let stores = f.stores.clone();
+    let cli = tokio::task::spawn_blocking(move || archiver_cli(&stores, &["run"])).await.unwrap();
+    assert_eq!(cli.status.code(), Some(3), "the command line says another run holds the lease");
+
+    let a = run_a.await.unwrap();
+    assert_eq!((a.status, a.archived), (RunStatus::Complete, f.old.len() as u64), "{a:?}");
+    // A released the lease: the next run goes ahead (and finds nothing left).
+    let c = f.plain(4).run(Utc::now(), false).await;
+    assert_eq!((c.status, c.scanned), (RunStatus::Complete, 0), "{c:?}");
+}
+
+#[tokio::test]
+async fn a_copy_that_fails_verification_is_withdrawn() {
+    let f = fixture().await;
+    let target = f.old[2].clone();
+    // The read-back returns other bytes (a damaged write): verification fails.
+    let victim = name(&target);
+    let hooks = Hooks {
+        after_get: Some(Arc::new(move |blob: &str, mut stored: tiering::archive::StoredBlob| {
+            if blob == victim {
+                stored.body = codec::compress(b"{}").into();
+            }
+            Ok(stored)
+        })),
+        ..Default::default()
+    };
+    let summary = f.hooked(hooks, 2).run(Utc::now(), false).await;
+    assert_eq!((summary.failed, summary.withdrawn, summary.withdraw_failed), (1, 1, 0), "{summary:?}");
+    assert!(summary.is_failure());
+    assert!(f.in_cosmos(&target).await, "the record stays in Cosmos");
+    assert_eq!(f.archived_etag(&target).await, None, "the unverified copy is withdrawn");
+}
+
+/// A fixture whose Cosmos answers every delete with `status`.
+async fn failing_deletes(status: u16) -> (Fixture, OwnEmulator) {
+    let cosmos = OwnEmulator::cosmos_failing("DELETE", status);
+    let mut stores = emulator_settings(AgeField::Iso("invoiceDate".into()));
+    stores.cosmos_endpoint = cosmos.endpoint.parse().unwrap();
+    (fixture_on(stores).await, cosmos)
+}
+
+#[tokio::test]
+async fn a_delete_cosmos_refuses_withdraws_the_copy() {
+    // 429 past the client's retries and 403 mean the delete did not happen.
+    for status in [429, 403] {
+        let (f, _cosmos) = failing_deletes(status).await;
+        let results = Mutex::new(Vec::<RecordResult>::new());
+        let summary = f.plain(2).run_observed(Utc::now(), false, |r| results.lock().unwrap().push(r.clone())).await;
+        assert_eq!(
+            (summary.failed, summary.withdrawn),
+            (f.old.len() as u64, f.old.len() as u64),
+            "{status}: {summary:?}"
+        );
+        assert!(summary.is_failure());
+        assert!(results.into_inner().unwrap().iter().all(|r| r.withdrawal == Withdrawal::Withdrawn));
+        for r in &f.old {
+            assert!(f.in_cosmos(r).await, "{status}: {} stays in Cosmos", r.id);
+            assert_eq!(f.archived_etag(r).await, None, "{status}: the copy of {} is withdrawn", r.id);
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_ambiguous_delete_keeps_the_copy() {
+    // A 503 may come after the delete happened: the copy may be the only one left.
+    let (f, _cosmos) = failing_deletes(503).await;
+    let summary = f.plain(1).run(Utc::now(), false).await;
+    assert_eq!(summary.status, RunStatus::Failed, "an outage stops the run: {summary:?}");
+    assert_eq!((summary.failed, summary.withdrawn), (1, 0), "{summary:?}");
+    let mut kept = 0;
+    for r in &f.old {
+        assert!(f.in_cosmos(r).await);
+        if let Some(_etag) = f.archived_etag(r).await {
+            let (body, _) = archived(&f.blob, r).await;
+            assert_eq!(body, f.hot(std::slice::from_ref(r)).await.remove(0).0, "the kept copy is verified");
+            kept += 1;
+        }
+    }
+    assert_eq!(kept, 1);
 }
 
 #[tokio::test]
 async fn the_time_budget_stops_new_work_and_the_next_run_continues() {
     let f = fixture().await;
-    let mut archiver = f.archiver(Arc::new(f.blob.clone()), 2);
+    let mut archiver = f.plain(2);
     archiver.settings.time_budget = Duration::ZERO;
     let partial = archiver.run(Utc::now(), false).await;
-    assert_eq!(partial.status, "partial", "{partial:?}");
+    assert_eq!(partial.status, RunStatus::Partial, "{partial:?}");
     assert_eq!(partial.scanned, 0);
     assert!(!partial.is_failure());
     archiver.settings.time_budget = Duration::from_secs(120);
     let rest = archiver.run(Utc::now(), false).await;
-    assert_eq!((rest.status.as_str(), rest.archived), ("complete", f.old.len() as u64), "{rest:?}");
+    assert_eq!((rest.status, rest.archived), (RunStatus::Complete, f.old.len() as u64), "{rest:?}");
 }
 
 #[tokio::test]
 async fn the_request_unit_budget_paces_the_run() {
     let f = fixture().await;
-    let free = f.archiver(Arc::new(f.blob.clone()), 4).run(Utc::now(), true).await;
+    let free = f.plain(4).run(Utc::now(), true).await;
     assert!(free.request_units > 0.0, "the emulator reports charges: {free:?}");
-    let mut archiver = f.archiver(Arc::new(f.blob.clone()), 4);
+    let mut archiver = f.plain(4);
     archiver.settings.max_ru_per_second = 10;
     let paced = archiver.run(Utc::now(), false).await;
     assert_eq!(paced.archived, f.old.len() as u64, "{paced:?}");
@@ -331,25 +525,23 @@ async fn the_request_unit_budget_paces_the_run() {
 
 #[tokio::test]
 async fn a_blob_outage_mid_run_stops_the_run_and_deletes_nothing_unverified() {
-    let mut f = fixture().await;
     let azurite = OwnEmulator::azurite();
-    f.stores.blob_endpoint = azurite.endpoint.parse().unwrap();
-    let blob = BlobArchive::new(&f.stores, TEST_TRANSPORT).unwrap();
-    blob.ensure_container().await.unwrap();
-    f.blob = blob;
+    let mut stores = emulator_settings(AgeField::Iso("invoiceDate".into()));
+    stores.blob_endpoint = azurite.endpoint.parse().unwrap();
+    let f = fixture_on(stores).await;
 
     let mut seen = Vec::new();
-    let summary: Summary = f
-        .archiver(Arc::new(f.blob.clone()), 1)
-        .run_observed(Utc::now(), false, |outcome| {
-            seen.push(outcome.clone());
-            if matches!(outcome, Outcome::Archived { .. }) {
+    let summary = f
+        .plain(1)
+        .run_observed(Utc::now(), false, |result| {
+            seen.push(result.clone());
+            if matches!(result.outcome, Outcome::Archived { .. }) {
                 azurite.stop();
             }
         })
         .await;
     assert_eq!(summary.archived, 1, "{summary:?} {seen:?}");
-    assert_eq!(summary.status, "failed");
+    assert_eq!(summary.status, RunStatus::Failed);
     assert!(summary.is_failure());
     assert!(summary.error.as_deref().unwrap().contains("outage"), "{summary:?}");
     assert!((summary.scanned as usize) < f.old.len(), "the run must stop, not grind through every record");
@@ -369,7 +561,7 @@ async fn a_record_whose_id_cannot_be_addressed_safely_stays_hot_and_harms_nothin
     // `..` is a legal Cosmos id, but URL handling turns `docs/..` into the container's own path.
     let dots = invoice("cust-a", "..", date_days_ago(200), 2_000, 9);
     seed(&f.cosmos, std::slice::from_ref(&dots)).await;
-    let summary = f.archiver(Arc::new(f.blob.clone()), 2).run(Utc::now(), false).await;
+    let summary = f.plain(2).run(Utc::now(), false).await;
     assert_eq!(summary.failed, 1, "{summary:?}");
     assert!(summary.is_failure(), "an unarchivable record must show up as a failed invocation");
     assert_eq!(summary.archived, f.old.len() as u64, "{summary:?}");
@@ -385,16 +577,9 @@ async fn throttled_requests_are_retried_after_the_servers_delay() {
     let cosmos = OwnEmulator::cosmos_throttling(3);
     let mut stores = emulator_settings(AgeField::Iso("invoiceDate".into()));
     stores.cosmos_endpoint = cosmos.endpoint.parse().unwrap();
-    let store = fresh_cosmos(&stores).await;
-    let (old, new) = records();
-    for r in old.iter().chain(&new) {
-        // Seeding meets the throttling too; the SDK's retries absorb it.
-        upsert_raw(&store, &r.customer_id, &r.id, &r.json).await.unwrap();
-    }
-    let blob = BlobArchive::new(&stores, TEST_TRANSPORT).unwrap();
-    blob.ensure_container().await.unwrap();
-    let f = Fixture { stores, cosmos: store, blob, old, new };
-    let summary = f.archiver(Arc::new(f.blob.clone()), 4).run(Utc::now(), false).await;
+    // Seeding meets the throttling too; the SDK's retries absorb it.
+    let f = fixture_on(stores).await;
+    let summary = f.plain(4).run(Utc::now(), false).await;
     assert_eq!((summary.archived, summary.failed), (f.old.len() as u64, 0), "{summary:?}");
     for r in &f.old {
         assert!(!f.in_cosmos(r).await);
@@ -406,28 +591,22 @@ async fn a_cosmos_outage_mid_run_stops_the_run_cleanly() {
     let cosmos = OwnEmulator::cosmos();
     let mut stores = emulator_settings(AgeField::Iso("invoiceDate".into()));
     stores.cosmos_endpoint = cosmos.endpoint.parse().unwrap();
-    let store = fresh_cosmos(&stores).await;
-    let (old, new) = records();
-    seed(&store, &old).await;
-    let blob = BlobArchive::new(&stores, TEST_TRANSPORT).unwrap();
-    blob.ensure_container().await.unwrap();
-    let f = Fixture { stores, cosmos: store, blob, old, new };
+    let f = fixture_on(stores).await;
     let summary = f
-        .archiver(Arc::new(f.blob.clone()), 1)
-        .run_observed(Utc::now(), false, |outcome| {
-            if matches!(outcome, Outcome::Archived { .. }) {
+        .plain(1)
+        .run_observed(Utc::now(), false, |result| {
+            if matches!(result.outcome, Outcome::Archived { .. }) {
                 cosmos.stop();
             }
         })
         .await;
     assert_eq!(summary.archived, 1, "{summary:?}");
-    assert_eq!(summary.status, "failed");
+    assert_eq!(summary.status, RunStatus::Failed);
     assert!(summary.error.as_deref().unwrap().contains("outage"), "{summary:?}");
     // Whatever was copied before the delete failed is a complete, verified copy.
-    use futures::TryStreamExt;
     for info in f.blob.list(layout::LAYOUT_PREFIX).try_collect::<Vec<_>>().await.unwrap() {
         let stored = f.blob.get(&info.name).await.unwrap();
-        let meta = ArchiveMeta::from_metadata(&f.stores.age_field, &stored.info.metadata).unwrap();
+        let meta = ArchiveMeta::from_metadata(&stored.info.metadata).unwrap();
         codec::decode_verified(&stored.body, &meta).unwrap();
     }
 }
@@ -445,9 +624,9 @@ async fn the_emulator_serves_many_databases() {
 }
 
 #[tokio::test]
-async fn verify_finds_corrupt_copies_and_restore_brings_a_record_back() {
+async fn verify_finds_corrupt_and_vanished_copies_and_restore_brings_a_record_back() {
     let f = fixture().await;
-    let archiver = f.archiver(Arc::new(f.blob.clone()), 4);
+    let archiver = f.plain(4);
     let summary = archiver.run(Utc::now(), false).await;
     assert_eq!(summary.archived, f.old.len() as u64);
     let clean = archiver::ops::verify(&archiver, None).await.unwrap();
@@ -456,26 +635,119 @@ async fn verify_finds_corrupt_copies_and_restore_brings_a_record_back() {
 
     // Damage one copy: same metadata, other bytes.
     let victim = &f.old[1];
-    let name = layout::blob_name(&victim.customer_id, &victim.id).unwrap();
-    let stored = f.blob.get(&name).await.unwrap();
+    let stored = f.blob.get(&name(victim)).await.unwrap();
     let condition = PutCondition::Matches(stored.info.etag.clone());
-    f.blob.put(&name, codec::compress(b"{}").into(), stored.info.metadata.clone(), condition).await.unwrap();
+    f.blob.put(&name(victim), codec::compress(b"{}").into(), stored.info.metadata.clone(), condition).await.unwrap();
     let report = archiver::ops::verify(&archiver, None).await.unwrap();
-    assert_eq!(report.corrupt.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), [name.as_str()]);
+    assert_eq!(report.corrupt.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(), [name(victim)]);
     let one = archiver::ops::verify(&archiver, Some(&victim.customer_id)).await.unwrap();
     assert!(one.checked < clean.checked && one.corrupt.len() == 1);
+
+    // A copy that disappears between the listing and its download is counted, not fatal.
+    let gone = name(&f.old[0]);
+    let hooks = Hooks {
+        after_get: Some(Arc::new(
+            move |blob: &str, stored| if blob == gone { Err(StoreError::NotFound) } else { Ok(stored) },
+        )),
+        ..Default::default()
+    };
+    let vanishing = f.hooked(hooks, 4);
+    let report = archiver::ops::verify(&vanishing, None).await.unwrap();
+    assert_eq!((report.vanished, report.checked), (1, f.old.len() as u64 - 1), "{report:?}");
 
     // A corrupt copy is never restored; a good one comes back with the same body.
     assert!(archiver::ops::restore(&archiver, &victim.customer_id, &victim.id).await.is_err());
     assert!(!f.in_cosmos(victim).await);
     let good = &f.old[0];
-    let (body, _) = archived(&f.blob, &f.stores.age_field, good).await;
+    let (body, _) = archived(&f.blob, good).await;
     archiver::ops::restore(&archiver, &good.customer_id, &good.id).await.unwrap();
     let back = f.cosmos.read(&good.customer_id, &good.id).await.unwrap().doc;
     assert_eq!(back.without_system_properties(), body);
     // Restoring again would overwrite: refused.
     let again = archiver::ops::restore(&archiver, &good.customer_id, &good.id).await.unwrap_err();
     assert!(again.to_string().contains("already in Cosmos"), "{again}");
+}
+
+#[tokio::test]
+async fn verify_shadowed_withdraws_copies_that_cosmos_shadows_with_another_version() {
+    let f = fixture().await;
+    let archiver = f.plain(4);
+    assert_eq!(archiver.run(Utc::now(), false).await.archived, f.old.len() as u64);
+    // x: restored, then updated by the application: its copy is stale.
+    let x = &f.old[0];
+    archiver::ops::restore(&archiver, &x.customer_id, &x.id).await.unwrap();
+    upsert_raw(&f.cosmos, &x.customer_id, &x.id, &x.json.replacen("issued", "void", 1)).await.unwrap();
+    // y: copied by an interrupted run, not yet deleted: the same version in both tiers.
+    let y = &f.new[0];
+    let (body, etag, ts) = f.hot(std::slice::from_ref(y)).await.remove(0);
+    f.put_copy(y, &body, &etag, ts).await;
+    // z: a stale copy that someone replaces between the listing and the withdrawal.
+    let z = &f.old[1];
+    archiver::ops::restore(&archiver, &z.customer_id, &z.id).await.unwrap();
+
+    let report = archiver::ops::shadowed(&archiver, None, false).await.unwrap();
+    assert_eq!(report.checked, f.old.len() as u64 + 1, "{report:?}");
+    assert_eq!(report.same_version, 1);
+    let mut found: Vec<(&str, &str)> = report.shadowed.iter().map(|s| (s.id.as_str(), s.action)).collect();
+    found.sort();
+    let mut expected = vec![(x.id.as_str(), "kept"), (z.id.as_str(), "kept")];
+    expected.sort();
+    assert_eq!(found, expected);
+    assert!(f.archived_etag(x).await.is_some(), "a report withdraws nothing");
+
+    let z_name = name(z);
+    let blob = f.blob.clone();
+    let hooks = Hooks {
+        before_delete: hook(move |name| {
+            let (blob, z_name) = (blob.clone(), z_name.clone());
+            async move {
+                if name == z_name {
+                    let info = blob.head(&name).await.unwrap();
+                    let md = info.metadata.clone();
+                    blob.set_metadata(&name, md, &info.etag).await.unwrap();
+                }
+            }
+        }),
+        ..Default::default()
+    };
+    let report = archiver::ops::shadowed(&f.hooked(hooks, 4), None, true).await.unwrap();
+    assert_eq!((report.withdrawn, report.withdraw_failed), (1, 0), "{report:?}");
+    let action = |id: &str| report.shadowed.iter().find(|s| s.id == id).unwrap().action;
+    assert_eq!((action(&x.id), action(&z.id)), ("withdrawn", "changed"));
+    assert_eq!(f.archived_etag(x).await, None);
+    assert!(f.archived_etag(z).await.is_some(), "a copy changed since it was listed is left alone");
+    assert!(f.archived_etag(y).await.is_some(), "the same version is not shadowed");
+    assert!(f.in_cosmos(x).await && f.in_cosmos(y).await);
+}
+
+#[tokio::test]
+async fn forget_erases_a_record_from_both_tiers_and_waits_for_no_run() {
+    let f = fixture().await;
+    let archiver = f.plain(4);
+    archiver.run(Utc::now(), false).await;
+    let (archived_only, hot_only, both) = (&f.old[0], &f.new[0], &f.old[1]);
+    archiver::ops::restore(&archiver, &both.customer_id, &both.id).await.unwrap();
+
+    // Without --confirm: a report, nothing deleted.
+    let look = archiver::ops::forget(&archiver, &both.customer_id, &both.id, false).await.unwrap();
+    assert_eq!((look.cosmos, look.archive, look.confirmed), ("present", "present", false));
+    assert!(f.in_cosmos(both).await && f.archived_etag(both).await.is_some());
+
+    // While a run holds the lease, forget refuses rather than race it.
+    let lease = archiver::lease::RunLease::acquire(Arc::new(f.blob.clone())).await.unwrap().unwrap();
+    let refused = archiver::ops::forget(&archiver, &both.customer_id, &both.id, true).await.unwrap_err();
+    assert!(refused.to_string().contains("in progress"), "{refused}");
+    lease.release().await;
+
+    for (r, cosmos, archive) in
+        [(both, "deleted", "deleted"), (archived_only, "absent", "deleted"), (hot_only, "deleted", "absent")]
+    {
+        let report = archiver::ops::forget(&archiver, &r.customer_id, &r.id, true).await.unwrap();
+        assert_eq!((report.cosmos, report.archive), (cosmos, archive), "{}", r.id);
+        assert!(!f.in_cosmos(r).await && f.archived_etag(r).await.is_none(), "{}", r.id);
+    }
+    let twice = archiver::ops::forget(&archiver, &both.customer_id, &both.id, true).await.unwrap();
+    assert_eq!((twice.cosmos, twice.archive), ("absent", "absent"));
 }
 
 #[test]

@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use chrono::{NaiveDate, Utc};
 use futures::StreamExt;
-use tiering::cosmos::{CosmosStore, upsert_raw};
+use tiering::cosmos::CosmosStore;
 use tiering::sample::{SampleRecord, invoice};
 use tiering::settings::StoreSettings;
+use tiering::testing::upsert_raw;
 
 /// What a consumer sees of one read.
 #[derive(Debug, Clone, PartialEq, Eq)]

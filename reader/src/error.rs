@@ -1,4 +1,4 @@
-//! The read API's one error type and its JSON shape (CONTRACT.md section 2).
+//! The read API's one error type and its JSON shape (docs/read-api.md, "Errors").
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -39,6 +39,12 @@ impl ApiError {
                 message: "the archived copy of this record failed its integrity check".into(),
                 detail: c.to_string(),
             },
+            // Not the caller's fault and not transient: say what the store objected to
+            // (its message names no data), so an operator can act on it.
+            StoreError::Refused(why) => {
+                let first_line: String = why.lines().next().unwrap_or_default().chars().take(300).collect();
+                Self::Internal { message: format!("{tier} refused the request: {first_line}"), detail: why }
+            }
             other => Self::Internal { message: format!("unexpected error from {tier}"), detail: other.to_string() },
         }
     }

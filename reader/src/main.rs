@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use tiering::settings::{Env, StoreSettings, handler_port};
+use tiering::settings::{Env, ReaderSettings, handler_port};
 use tiering::store::Transport;
 
 #[derive(Debug, Parser)]
@@ -13,7 +13,7 @@ struct Cli {}
 async fn main() -> anyhow::Result<()> {
     tiering::telemetry::init();
     Cli::parse();
-    let settings = StoreSettings::from_env()?;
+    let settings = ReaderSettings::from_env()?;
     let port = handler_port(&Env)?;
     let tiers = reader::startup::build(&settings, Transport::INTERACTIVE).await?;
     let (listener, addr) = tiering::host::bind(port).await?;

@@ -1,31 +1,43 @@
 //! Builds the reader from settings and serves it; shared by `main` and the tests.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use tiering::archive::BlobArchive;
 use tiering::cosmos::CosmosStore;
-use tiering::settings::StoreSettings;
+use tiering::settings::ReaderSettings;
 use tiering::store::Transport;
 
-use crate::tiers::{LazyCosmos, Tiers};
+use crate::tiers::{CosmosConnection, Tiers};
+
+/// How long start-up waits for Cosmos before it goes on without it.
+pub const STARTUP_CONNECT_LIMIT: Duration = Duration::from_secs(3);
 
 /// Builds both store clients once; every request reuses them and their connections.
 ///
-/// Cosmos is connected now if it answers; if not, the reader starts anyway and
-/// connects on the first request that needs Cosmos (answering 503 until then).
-pub async fn build(settings: &StoreSettings, transport: Transport) -> anyhow::Result<Tiers> {
-    let connected = match CosmosStore::connect(settings, transport).await {
-        Ok(store) => Some(store),
-        Err(e) => {
-            tracing::warn!(error = %format!("{e:#}"), "Cosmos DB not reachable at start-up; will connect on demand");
+/// Cosmos is connected now if it answers within [`STARTUP_CONNECT_LIMIT`]; if
+/// not, the reader starts anyway, answers 503 and keeps reconnecting in the
+/// background. The host gives a handler 30 to 60 seconds to answer its first
+/// probe, so start-up never waits on a slow store.
+pub async fn build(settings: &ReaderSettings, transport: Transport) -> anyhow::Result<Tiers> {
+    let stores = &settings.stores;
+    let connected = match tokio::time::timeout(STARTUP_CONNECT_LIMIT, CosmosStore::connect(stores, transport)).await {
+        Ok(Ok(store)) => Some(store),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %format!("{e:#}"), "Cosmos DB not reachable at start-up; reconnecting in the background");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("Cosmos DB did not answer at start-up; reconnecting in the background");
             None
         }
     };
-    let archive = BlobArchive::new(settings, transport).context("building the Blob client")?;
+    let archive = BlobArchive::new(stores, transport).context("building the Blob client")?;
     Ok(Tiers {
-        cosmos: LazyCosmos::new(settings, transport, connected),
+        cosmos: CosmosConnection::new(stores, transport, connected),
         archive: Arc::new(archive),
-        age_field: settings.age_field.clone(),
+        age_field: stores.age_field.clone(),
+        request_timeout: settings.request_timeout,
     })
 }

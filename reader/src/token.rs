@@ -29,8 +29,9 @@ struct Payload {
 }
 
 /// The fingerprint of a list query; tokens only continue the query they came from.
-pub fn fingerprint(customer_id: &str, from: Option<&str>, to: Option<&str>) -> String {
-    let text = serde_json::json!([customer_id, from, to]).to_string();
+/// The age field is part of it: a position means nothing in another field's order.
+pub fn fingerprint(customer_id: &str, age_field: &str, from: Option<&str>, to: Option<&str>) -> String {
+    let text = serde_json::json!([customer_id, age_field, from, to]).to_string();
     sha256_hex(text.as_bytes())[..16].to_owned()
 }
 
@@ -57,7 +58,10 @@ pub fn decode(token: &str, query: &str, field: &AgeField) -> Result<Cursor, Stri
         return Err(invalid());
     }
     if payload.q != query {
-        return Err("continuationToken belongs to another query (customer, from or to differ)".to_owned());
+        return Err(
+            "continuationToken belongs to another query (customer, from or to differ, or the age field changed)"
+                .to_owned(),
+        );
     }
     let kind_matches =
         matches!((&payload.a, field), (AgeValue::Seconds(_), AgeField::Ts) | (AgeValue::Text(_), AgeField::Iso(_)));
@@ -73,7 +77,7 @@ mod tests {
 
     #[test]
     fn round_trips_and_rejects_tampering() {
-        let q = fingerprint("c1", Some("2025-01-01"), None);
+        let q = fingerprint("c1", "_ts", Some("2025-01-01"), None);
         let cursor = Cursor { age: AgeValue::Seconds(1_700_000_000), id: "inv/ü \"1\"".into() };
         let token = encode(&q, &cursor);
         assert!(token.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)), "{token}");
@@ -85,8 +89,11 @@ mod tests {
         for bad in ["", ".", "abc", "abc.def", &token[..token.len() - 1], &flipped, &"x".repeat(5000), "%%%.???"] {
             assert!(decode(bad, &q, &AgeField::Ts).is_err(), "{bad:?}");
         }
-        let other = fingerprint("c2", Some("2025-01-01"), None);
-        assert!(decode(&token, &other, &AgeField::Ts).unwrap_err().contains("another query"));
+        for other in
+            [fingerprint("c2", "_ts", Some("2025-01-01"), None), fingerprint("c1", "d", Some("2025-01-01"), None)]
+        {
+            assert!(decode(&token, &other, &AgeField::Ts).unwrap_err().contains("another query"));
+        }
         assert!(decode(&token, &q, &AgeField::Iso("d".into())).is_err());
     }
 }

@@ -1,21 +1,28 @@
 //! The read API against the real emulators, started by `./scripts/test.sh`.
+//! Containers are created with the default indexing policy (as a production
+//! container has) unless a test says otherwise; the list suite runs on both.
 
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use archiver::run::Archiver;
 use chrono::{NaiveDate, Utc};
 use tiering::archive::{Archive, BlobArchive, PutCondition};
-use tiering::cosmos::{CosmosStore, upsert_raw};
+use tiering::codec::{self, ArchiveMeta};
+use tiering::cosmos::CosmosStore;
 use tiering::layout;
 use tiering::record::AgeField;
 use tiering::sample::invoice;
-use tiering::settings::{ArchiverSettings, StoreSettings};
-use tiering::testing::{OwnEmulator, TEST_TRANSPORT, emulator_settings, fresh_cosmos};
+use tiering::settings::{ArchiverSettings, ReaderSettings, StoreSettings};
+use tiering::store::Transport;
+use tiering::testing::{
+    HookedArchive, Hooks, Indexing, OwnEmulator, Proxy, TEST_TRANSPORT, emulator_settings, fresh_cosmos,
+    fresh_cosmos_with, hook, upsert_raw,
+};
 
 struct App {
     addr: SocketAddr,
@@ -25,15 +32,30 @@ struct App {
     http: reqwest::Client,
 }
 
-/// A reader on a free port over fresh stores.
+/// A reader on a free port over fresh stores (default indexing, 10 s deadline).
 async fn app(stores: StoreSettings) -> App {
-    let cosmos = fresh_cosmos(&stores).await;
+    app_with(stores, Indexing::Default).await
+}
+
+async fn app_with(stores: StoreSettings, indexing: Indexing) -> App {
+    let cosmos = fresh_cosmos_with(&stores, indexing).await;
     let blob = BlobArchive::new(&stores, TEST_TRANSPORT).unwrap();
     blob.ensure_container().await.unwrap();
-    let tiers = reader::startup::build(&stores, TEST_TRANSPORT).await.unwrap();
+    let addr = serve(&stores, Duration::from_secs(10)).await;
+    App { addr, stores, cosmos, blob, http: reqwest::Client::new() }
+}
+
+/// Starts a reader on `stores` (which may route through proxies); returns its address.
+async fn serve(stores: &StoreSettings, request_timeout: Duration) -> SocketAddr {
+    let settings = ReaderSettings { stores: stores.clone(), request_timeout };
+    let tiers = reader::startup::build(&settings, TEST_TRANSPORT).await.unwrap();
+    serve_tiers(tiers).await
+}
+
+async fn serve_tiers(tiers: reader::tiers::Tiers) -> SocketAddr {
     let (listener, addr) = tiering::host::bind(0).await.unwrap();
     tokio::spawn(async move { axum::serve(listener, reader::router(tiers)).await.unwrap() });
-    App { addr, stores, cosmos, blob, http: reqwest::Client::new() }
+    addr
 }
 
 /// Status, the headers a consumer can see, and the body.
@@ -51,37 +73,48 @@ impl Answer {
     fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+fn url_at(addr: SocketAddr, customer: &str, id: Option<&str>) -> reqwest::Url {
+    let mut url: reqwest::Url = format!("http://{addr}/").parse().unwrap();
+    {
+        let mut seg = url.path_segments_mut().unwrap();
+        seg.pop_if_empty().extend(["api", "customers", customer, "billing-records"]);
+        if let Some(id) = id {
+            seg.push(id);
+        }
+    }
+    url
+}
+
+async fn get(http: &reqwest::Client, url: reqwest::Url, if_none_match: Option<&str>) -> Answer {
+    let mut req = http.get(url);
+    if let Some(tag) = if_none_match {
+        req = req.header("If-None-Match", tag);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    // `date` differs between any two responses; everything else must match.
+    let mut headers: Vec<(String, String)> = resp
+        .headers()
+        .iter()
+        .filter(|(k, _)| *k != "date")
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_owned()))
+        .collect();
+    headers.sort();
+    Answer { status, headers, body: resp.bytes().await.unwrap().to_vec() }
 }
 
 impl App {
     fn url(&self, customer: &str, id: Option<&str>) -> reqwest::Url {
-        let mut url: reqwest::Url = format!("http://{}/", self.addr).parse().unwrap();
-        {
-            let mut seg = url.path_segments_mut().unwrap();
-            seg.pop_if_empty().extend(["api", "customers", customer, "billing-records"]);
-            if let Some(id) = id {
-                seg.push(id);
-            }
-        }
-        url
+        url_at(self.addr, customer, id)
     }
 
     async fn get(&self, url: reqwest::Url, if_none_match: Option<&str>) -> Answer {
-        let mut req = self.http.get(url);
-        if let Some(tag) = if_none_match {
-            req = req.header("If-None-Match", tag);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        // `date` differs between any two responses; everything else must match.
-        let mut headers: Vec<(String, String)> = resp
-            .headers()
-            .iter()
-            .filter(|(k, _)| *k != "date")
-            .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_owned()))
-            .collect();
-        headers.sort();
-        Answer { status, headers, body: resp.bytes().await.unwrap().to_vec() }
+        get(&self.http, url, if_none_match).await
     }
 
     async fn record(&self, customer: &str, id: &str) -> Answer {
@@ -94,12 +127,12 @@ impl App {
         self.get(url, None).await
     }
 
-    fn archiver(&self, after_days: u32) -> Archiver {
+    fn archiver_on(&self, archive: Arc<dyn Archive>, stores: &StoreSettings, after_days: u32) -> Archiver {
         Archiver {
             cosmos: self.cosmos.clone(),
-            archive: Arc::new(self.blob.clone()),
+            archive,
             settings: ArchiverSettings {
-                stores: self.stores.clone(),
+                stores: stores.clone(),
                 after_days,
                 dry_run: false,
                 concurrency: 4,
@@ -107,6 +140,10 @@ impl App {
                 time_budget: Duration::from_secs(120),
             },
         }
+    }
+
+    fn archiver(&self, after_days: u32) -> Archiver {
+        self.archiver_on(Arc::new(self.blob.clone()), &self.stores, after_days)
     }
 
     /// Sends raw bytes as the request line, so no client normalises the path first.
@@ -149,11 +186,11 @@ async fn an_archived_record_reads_exactly_as_it_did_from_cosmos() {
     let mut hot = HashMap::new();
     for (customer, id, _) in &docs {
         let answer = app.record(customer, id).await;
-        assert_eq!(answer.status, 200, "{id}: {:?}", String::from_utf8_lossy(&answer.body));
+        assert_eq!(answer.status, 200, "{id}: {}", answer.text());
         assert_eq!(answer.header("content-type"), Some("application/json; charset=utf-8"));
         assert!(answer.header("etag").unwrap().starts_with('"'));
         assert!(answer.header("last-modified").unwrap().ends_with(" GMT"));
-        assert!(!String::from_utf8_lossy(&answer.body).contains("\"_rid\""));
+        assert!(!answer.text().contains("\"_rid\""));
         hot.insert(id.clone(), answer);
     }
     // Key order and number text as Cosmos returned them (the emulator re-prints numbers like JS).
@@ -173,6 +210,7 @@ async fn an_archived_record_reads_exactly_as_it_did_from_cosmos() {
         assert_eq!(not_modified.status, 304);
         assert!(not_modified.body.is_empty());
         assert_eq!(not_modified.header("etag"), Some(tag));
+        assert_eq!(not_modified.header("last-modified"), cold.header("last-modified"));
     }
 }
 
@@ -191,6 +229,30 @@ async fn not_modified_on_the_hot_tier_and_cosmos_wins_when_in_both() {
     let answer = app.record("c", "r").await;
     assert_eq!(answer.body, br#"{"id":"r","customerId":"c","v":2}"#);
     assert_ne!(answer.header("etag").unwrap(), tag);
+    assert_eq!(app.get(app.url("c", Some("r")), Some(&tag)).await.status, 200, "the old tag no longer matches");
+}
+
+#[tokio::test]
+async fn a_cold_revalidation_is_answered_from_metadata_without_the_body() {
+    let mut stores = emulator_settings(AgeField::Ts);
+    let direct = stores.blob_endpoint.to_string();
+    let app = app(stores.clone()).await;
+    let big = invoice("c", "big", NaiveDate::from_ymd_opt(2025, 1, 1).unwrap(), 300_000, 1);
+    upsert_raw(&app.cosmos, "c", "big", &big.json).await.unwrap();
+    app.archiver(90).run(Utc::now() + chrono::Duration::days(100), false).await;
+    // A second reader whose archive traffic passes a proxy that counts bytes.
+    let proxy = Proxy::in_front_of(&direct).await.unwrap();
+    stores.blob_endpoint = proxy.endpoint_for(&direct).parse().unwrap();
+    let addr = serve(&stores, Duration::from_secs(10)).await;
+    let http = reqwest::Client::new();
+    let full = get(&http, url_at(addr, "c", Some("big")), None).await;
+    assert_eq!(full.status, 200);
+    let download = proxy.answered_bytes();
+    assert!(download > 20_000, "the cold read downloads the compressed body ({download} bytes)");
+    let revalidated = get(&http, url_at(addr, "c", Some("big")), full.header("etag")).await;
+    assert_eq!(revalidated.status, 304);
+    let spent = proxy.answered_bytes() - download;
+    assert!(spent < 5_000, "a 304 must come from metadata, not a {spent}-byte download");
 }
 
 #[tokio::test]
@@ -273,7 +335,7 @@ async fn an_unreachable_tier_is_503_with_retry_after_never_404() {
     azurite.stop();
     for id in ["old", "never-existed"] {
         let answer = app.record("c", id).await;
-        assert_eq!(answer.status, 503, "{id}: {:?}", String::from_utf8_lossy(&answer.body));
+        assert_eq!(answer.status, 503, "{id}: {}", answer.text());
         assert!(answer.header("retry-after").unwrap().parse::<u64>().unwrap() >= 1);
         assert_eq!(answer.json()["error"]["code"], "ServiceUnavailable");
     }
@@ -292,7 +354,7 @@ async fn a_cosmos_outage_is_503_too() {
     assert_eq!(app.record("c", "r").await.status, 200);
     cosmos.stop();
     for answer in [app.record("c", "r").await, app.record("c", "missing").await, app.list("c", "").await] {
-        assert_eq!(answer.status, 503, "{:?}", String::from_utf8_lossy(&answer.body));
+        assert_eq!(answer.status, 503, "{}", answer.text());
         assert!(answer.header("retry-after").is_some());
     }
 }
@@ -308,7 +370,7 @@ async fn throttling_is_retried_and_persistent_throttling_is_503_with_retry_after
             upsert_raw(&app.cosmos, "c", "r", r#"{"id":"r","customerId":"c"}"#).await.unwrap();
         }
         let answer = app.record("c", "r").await;
-        assert_eq!(answer.status, expect, "every {every}: {:?}", String::from_utf8_lossy(&answer.body));
+        assert_eq!(answer.status, expect, "every {every}: {}", answer.text());
         if expect == 503 {
             assert!(answer.header("retry-after").unwrap().parse::<u64>().unwrap() >= 1);
         }
@@ -322,9 +384,7 @@ async fn the_reader_starts_while_cosmos_is_down_and_serves_once_it_is_back() {
     cosmos.stop();
     let mut stores = emulator_settings(AgeField::Ts);
     stores.cosmos_endpoint = cosmos.endpoint.parse().unwrap();
-    let tiers = reader::startup::build(&stores, TEST_TRANSPORT).await.unwrap();
-    let (listener, addr) = tiering::host::bind(0).await.unwrap();
-    tokio::spawn(async move { axum::serve(listener, reader::router(tiers)).await.unwrap() });
+    let addr = serve(&stores, Duration::from_secs(10)).await;
     let http = reqwest::Client::new();
     let url = format!("http://{addr}/api/customers/c/billing-records/r");
     assert_eq!(http.get(format!("http://{addr}/")).send().await.unwrap().status(), 200, "the host's probe");
@@ -335,7 +395,124 @@ async fn the_reader_starts_while_cosmos_is_down_and_serves_once_it_is_back() {
     let _back = OwnEmulator::cosmos_on(port, 0);
     let store = fresh_cosmos(&stores).await;
     upsert_raw(&store, "c", "r", r#"{"id":"r","customerId":"c"}"#).await.unwrap();
-    assert_eq!(http.get(&url).send().await.unwrap().status(), 200);
+    // The background reconnect picks it up within its backoff.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = http.get(&url).send().await.unwrap().status();
+        if status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still {status} 30 s after Cosmos came back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn while_cosmos_hangs_requests_answer_503_at_once_and_in_parallel() {
+    // Cosmos accepts connections but never answers (slow, not down) from the start.
+    let mut stores = emulator_settings(AgeField::Ts);
+    let direct = stores.cosmos_endpoint.to_string();
+    let store = fresh_cosmos(&stores).await;
+    upsert_raw(&store, "c", "r", r#"{"id":"r","customerId":"c"}"#).await.unwrap();
+    let proxy = Proxy::in_front_of(&direct).await.unwrap();
+    proxy.set_stalled(true);
+    stores.cosmos_endpoint = proxy.endpoint_for(&direct).parse().unwrap();
+    let started = Instant::now();
+    let addr = serve(&stores, Duration::from_secs(10)).await;
+    assert!(started.elapsed() < Duration::from_secs(6), "start-up must not wait on a hung store");
+
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    let answers = futures::future::join_all((0..20).map(|i| {
+        let http = http.clone();
+        async move { get(&http, url_at(addr, "c", Some(&format!("r{i}"))), None).await }
+    }))
+    .await;
+    let took = started.elapsed();
+    for a in &answers {
+        assert_eq!(a.status, 503, "{}", a.text());
+        assert!(a.header("retry-after").unwrap().parse::<u64>().unwrap() >= 1);
+    }
+    assert!(took < Duration::from_secs(2), "20 requests took {took:?}: they must not queue behind a connect");
+
+    // The one background reconnect completes once Cosmos answers again.
+    proxy.set_stalled(false);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while get(&http, url_at(addr, "c", Some("r")), None).await.status != 200 {
+        assert!(Instant::now() < deadline, "no reconnect 40 s after Cosmos answered again");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_store_that_hangs_mid_request_gives_503_at_the_deadline() {
+    let mut stores = emulator_settings(AgeField::Ts);
+    let (cosmos_direct, blob_direct) = (stores.cosmos_endpoint.to_string(), stores.blob_endpoint.to_string());
+    let app = app(stores.clone()).await;
+    upsert_raw(&app.cosmos, "c", "cold", r#"{"id":"cold","customerId":"c","pad":"xxxxxxxxxxxxxxxx"}"#).await.unwrap();
+    let big = invoice("c", "big", NaiveDate::from_ymd_opt(2025, 1, 1).unwrap(), 300_000, 1);
+    upsert_raw(&app.cosmos, "c", "big", &big.json).await.unwrap();
+    app.archiver(90).run(Utc::now() + chrono::Duration::days(100), false).await;
+    upsert_raw(&app.cosmos, "c", "hot", r#"{"id":"hot","customerId":"c"}"#).await.unwrap();
+
+    let cosmos_proxy = Proxy::in_front_of(&cosmos_direct).await.unwrap();
+    let blob_proxy = Proxy::in_front_of(&blob_direct).await.unwrap();
+    stores.cosmos_endpoint = cosmos_proxy.endpoint_for(&cosmos_direct).parse().unwrap();
+    stores.blob_endpoint = blob_proxy.endpoint_for(&blob_direct).parse().unwrap();
+    let addr = serve(&stores, Duration::from_secs(2)).await;
+    let http = reqwest::Client::new();
+    assert_eq!(get(&http, url_at(addr, "c", Some("hot")), None).await.status, 200);
+
+    // Cosmos hangs after the reader connected.
+    cosmos_proxy.set_stalled(true);
+    let started = Instant::now();
+    let answer = get(&http, url_at(addr, "c", Some("hot")), None).await;
+    assert_eq!(answer.status, 503, "{}", answer.text());
+    assert!(answer.header("retry-after").is_some());
+    assert!(started.elapsed() < Duration::from_secs(4), "took {:?}", started.elapsed());
+    cosmos_proxy.set_stalled(false);
+
+    // The archive sends headers and a little of the body, then nothing more.
+    blob_proxy.stall_answers_after(Some(2_000));
+    let started = Instant::now();
+    let answer = get(&http, url_at(addr, "c", Some("big")), None).await;
+    assert_eq!(answer.status, 503, "{}", answer.text());
+    assert!(started.elapsed() < Duration::from_secs(4), "took {:?}", started.elapsed());
+    blob_proxy.stall_answers_after(None);
+
+    // Below the reader, the archive client gives up on a stalled body by itself.
+    let patient = Transport { retries: 0, per_try_timeout: Duration::from_secs(1), total: Duration::from_secs(2) };
+    let archive = BlobArchive::new(&stores, patient).unwrap();
+    let name = layout::blob_name("c", "big").unwrap();
+    blob_proxy.stall_answers_after(Some(2_000));
+    let started = Instant::now();
+    let stalled = archive.get(&name).await;
+    assert!(matches!(&stalled, Err(e) if e.is_outage()), "{stalled:?}");
+    assert!(started.elapsed() < Duration::from_secs(4), "took {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn an_oversized_archived_blob_is_refused_before_it_is_downloaded() {
+    let mut stores = emulator_settings(AgeField::Ts);
+    let direct = stores.blob_endpoint.to_string();
+    let app = app(stores.clone()).await;
+    upsert_raw(&app.cosmos, "c", "r", r#"{"id":"r","customerId":"c"}"#).await.unwrap();
+    app.archiver(90).run(Utc::now() + chrono::Duration::days(100), false).await;
+    // Someone replaced the copy with 5 MB of something else, under plausible metadata.
+    let name = layout::blob_name("c", "r").unwrap();
+    let stored = app.blob.get(&name).await.unwrap();
+    let huge = vec![b'x'; 5 * 1024 * 1024];
+    let condition = PutCondition::Matches(stored.info.etag.clone());
+    app.blob.put(&name, huge.into(), stored.info.metadata.clone(), condition).await.unwrap();
+
+    let proxy = Proxy::in_front_of(&direct).await.unwrap();
+    stores.blob_endpoint = proxy.endpoint_for(&direct).parse().unwrap();
+    let addr = serve(&stores, Duration::from_secs(10)).await;
+    let answer = get(&reqwest::Client::new(), url_at(addr, "c", Some("r")), None).await;
+    assert_eq!(answer.status, 500, "{}", answer.text());
+    assert_eq!(answer.json()["error"]["code"], "Internal");
+    assert!(answer.json()["error"]["message"].as_str().unwrap().contains("integrity"));
+    assert!(proxy.answered_bytes() < 512 * 1024, "downloaded {} of 5 MB", proxy.answered_bytes());
 }
 
 #[tokio::test]
@@ -344,20 +521,22 @@ async fn a_corrupt_archived_copy_is_500_and_never_served() {
     let secret = r#"{"id":"r","customerId":"c","iban":"DE00 1234 5678"}"#;
     upsert_raw(&app.cosmos, "c", "r", secret).await.unwrap();
     app.archiver(90).run(Utc::now() + chrono::Duration::days(100), false).await;
-    let name = layout::blob_name("c", "r").unwrap();
-    let stored = app.blob.get(&name).await.unwrap();
-    // Same metadata, different bytes: a bit flip in storage or a bad manual restore.
-    let tampered = tiering::codec::compress(br#"{"id":"r","customerId":"c","iban":"DE99 9999 9999"}"#);
-    app.blob
-        .put(&name, tampered.into(), stored.info.metadata.clone(), PutCondition::Matches(stored.info.etag))
-        .await
-        .unwrap();
+    corrupt(&app.blob, "c", "r").await;
     let answer = app.record("c", "r").await;
     assert_eq!(answer.status, 500);
     assert_eq!(answer.json()["error"]["code"], "Internal");
     assert!(answer.json()["error"]["message"].as_str().unwrap().contains("integrity"));
-    let text = String::from_utf8_lossy(&answer.body);
+    let text = answer.text();
     assert!(!text.contains("DE99") && !text.contains("DE00"), "{text}");
+}
+
+/// Same metadata, different bytes: a bit flip in storage or a bad manual restore.
+async fn corrupt(blob: &BlobArchive, customer: &str, id: &str) {
+    let name = layout::blob_name(customer, id).unwrap();
+    let stored = blob.get(&name).await.unwrap();
+    let tampered = codec::compress(br#"{"id":"r","customerId":"c","iban":"DE99 9999 9999"}"#);
+    let condition = PutCondition::Matches(stored.info.etag);
+    blob.put(&name, tampered.into(), stored.info.metadata.clone(), condition).await.unwrap();
 }
 
 /// `(invoiceDate, id)` for the list tests; several share a date.
@@ -375,13 +554,13 @@ async fn seed_dated(app: &App, customer: &str, records: &[(NaiveDate, String)]) 
 async fn page_all(app: &App, customer: &str, query: &str, mut between: impl AsyncFnMut(usize)) -> Vec<String> {
     let mut ids = Vec::new();
     let mut token: Option<String> = None;
-    for page in 0..100 {
+    for page in 0..200 {
         let mut q = query.to_owned();
         if let Some(t) = &token {
             q += &format!("&continuationToken={t}");
         }
         let answer = app.list(customer, &q).await;
-        assert_eq!(answer.status, 200, "{:?}", String::from_utf8_lossy(&answer.body));
+        assert_eq!(answer.status, 200, "{}", answer.text());
         let v = answer.json();
         ids.extend(v["items"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_owned()));
         between(page).await;
@@ -393,10 +572,16 @@ async fn page_all(app: &App, customer: &str, query: &str, mut between: impl Asyn
     panic!("paging did not end");
 }
 
-#[tokio::test]
-async fn the_list_merges_both_tiers_in_order_and_pages_each_record_exactly_once() {
-    let app = app(emulator_settings(AgeField::Iso("invoiceDate".into()))).await;
-    let records = dated(&[
+/// The expected listing order: newest first, then id.
+fn listing_order(records: &[(NaiveDate, String)]) -> Vec<String> {
+    let mut expected = records.to_vec();
+    expected.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    expected.into_iter().map(|(_, id)| id).collect()
+}
+
+async fn list_suite(indexing: Indexing) {
+    let app = app_with(emulator_settings(AgeField::Iso("invoiceDate".into())), indexing).await;
+    let mut records = dated(&[
         (1, "n-1"),
         (10, "n-2"),
         (10, "n-3"),
@@ -410,30 +595,33 @@ async fn the_list_merges_both_tiers_in_order_and_pages_each_record_exactly_once(
         (400, "a-6"),
         (450, "a-7"),
     ]);
+    // Many records of one date, in both tiers: ties a single ORDER BY cannot break.
+    let ties: Vec<(i64, String)> =
+        (0..9).map(|i| (if i % 2 == 0 { 20 } else { 130 }, format!("t-{}", 8 - i))).collect();
+    records.extend(dated(&ties.iter().map(|(d, id)| (*d, id.as_str())).collect::<Vec<_>>()));
     seed_dated(&app, "cust", &records).await;
     seed_dated(&app, "other", &dated(&[(5, "x-1"), (500, "x-2")])).await;
     let summary = app.archiver(90).run(Utc::now(), false).await;
-    assert_eq!(summary.archived, 9, "{summary:?}");
+    assert_eq!(summary.archived, 13, "{summary:?}");
 
-    let mut expected = records.clone();
-    expected.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    let expected: Vec<String> = expected.into_iter().map(|(_, id)| id).collect();
-    for page_size in [1, 3, 5, 50] {
+    let expected = listing_order(&records);
+    for page_size in [1, 2, 3, 5, 50] {
         let got = page_all(&app, "cust", &format!("pageSize={page_size}&code=hostkey"), async |_| {}).await;
-        assert_eq!(got, expected, "pageSize {page_size}");
+        assert_eq!(got, expected, "{indexing:?}, pageSize {page_size}");
     }
     // A listed record reads the same as it does on its own.
     let list = app.list("cust", "pageSize=100").await.json();
     let single = app.record("cust", "a-3").await;
     let in_list = list["items"].as_array().unwrap().iter().find(|r| r["id"] == "a-3").unwrap();
     assert_eq!(in_list, &serde_json::from_slice::<serde_json::Value>(&single.body).unwrap());
-    let raw_list = String::from_utf8(app.list("cust", "pageSize=100").await.body).unwrap();
+    let raw_list = app.list("cust", "pageSize=100").await.text();
     assert!(raw_list.contains(std::str::from_utf8(&single.body).unwrap()), "list items are the exact record bytes");
 
     // from/to are inclusive dates on the age field.
     let (from, to) = (records[3].0, records[7].0); // 40 and 200 days ago
     let window = page_all(&app, "cust", &format!("from={to}&to={from}&pageSize=2"), async |_| {}).await;
-    assert_eq!(window, ["n-4", "a-0", "a-1", "a-2", "a-3"]);
+    let in_window: Vec<(NaiveDate, String)> = records.iter().filter(|(d, _)| *d >= to && *d <= from).cloned().collect();
+    assert_eq!(window, listing_order(&in_window), "{indexing:?}");
     let empty = app.list("cust", "from=2001-01-01&to=2001-01-31").await.json();
     assert_eq!(empty, serde_json::json!({"items": [], "continuationToken": null}));
 
@@ -448,30 +636,162 @@ async fn the_list_merges_both_tiers_in_order_and_pages_each_record_exactly_once(
 }
 
 #[tokio::test]
+async fn lists_merge_both_tiers_in_order_and_page_each_record_once_on_a_default_indexed_container() {
+    list_suite(Indexing::Default).await;
+}
+
+#[tokio::test]
+async fn lists_merge_both_tiers_in_order_and_page_each_record_once_with_a_composite_index() {
+    list_suite(Indexing::Composite).await;
+}
+
+#[tokio::test]
 async fn records_archived_between_two_page_requests_are_listed_exactly_once() {
+    for indexing in [Indexing::Default, Indexing::Composite] {
+        let app = app_with(emulator_settings(AgeField::Iso("invoiceDate".into())), indexing).await;
+        let records = dated(&[
+            (1, "r-01"),
+            (20, "r-02"),
+            (30, "r-03"),
+            (50, "r-04"),
+            (50, "r-05"),
+            (50, "r-06"),
+            (80, "r-07"),
+            (100, "r-08"),
+            (110, "r-09"),
+        ]);
+        seed_dated(&app, "cust", &records).await;
+        app.archiver(90).run(Utc::now(), false).await;
+        let archiver = app.archiver(25);
+        let got = page_all(&app, "cust", "pageSize=2", async |page| {
+            if page == 0 {
+                // Between pages 1 and 2, everything older than 25 days moves to the archive.
+                let s = archiver.run(Utc::now(), false).await;
+                assert_eq!(s.archived, 5, "{s:?}");
+            }
+        })
+        .await;
+        assert_eq!(got, listing_order(&records), "{indexing:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_record_archived_while_a_page_is_read_is_listed_once() {
     let app = app(emulator_settings(AgeField::Iso("invoiceDate".into()))).await;
-    let records = dated(&[
-        (1, "r-01"),
-        (20, "r-02"),
-        (30, "r-03"),
-        (50, "r-04"),
-        (60, "r-05"),
-        (70, "r-06"),
-        (80, "r-07"),
-        (100, "r-08"),
-        (110, "r-09"),
-    ]);
+    let records = dated(&[(1, "r-1"), (100, "r-2"), (100, "r-3"), (200, "r-4")]);
+    seed_dated(&app, "cust", &records).await;
+    // The reader lists the archive only after it queried Cosmos; in between, the
+    // archiver moves every aged record. They are in both answers; each must appear once.
+    let archiver = app.archiver(90);
+    let hooks = Hooks {
+        before_list: hook(move |_| {
+            let archiver = archiver.clone();
+            async move {
+                let s = archiver.run(Utc::now(), false).await;
+                assert_eq!(s.archived, 3, "{s:?}");
+            }
+        }),
+        ..Default::default()
+    };
+    let settings = ReaderSettings { stores: app.stores.clone(), request_timeout: Duration::from_secs(30) };
+    let mut tiers = reader::startup::build(&settings, TEST_TRANSPORT).await.unwrap();
+    tiers.archive = Arc::new(HookedArchive { inner: tiers.archive.clone(), hooks });
+    let addr = serve_tiers(tiers).await;
+    let page = get(&app.http, url_at(addr, "cust", None), None).await;
+    assert_eq!(page.status, 200, "{}", page.text());
+    let ids: Vec<String> =
+        page.json()["items"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(ids, listing_order(&records));
+}
+
+#[tokio::test]
+async fn an_unservable_archived_copy_is_left_out_and_the_listing_stays_pageable() {
+    let app = app(emulator_settings(AgeField::Iso("invoiceDate".into()))).await;
+    let records = dated(&[(1, "r-1"), (100, "r-2"), (110, "r-3"), (120, "r-4"), (130, "r-5"), (140, "r-6")]);
     seed_dated(&app, "cust", &records).await;
     app.archiver(90).run(Utc::now(), false).await;
-    let archiver = app.archiver(25);
-    let got = page_all(&app, "cust", "pageSize=2", async |page| {
-        if page == 0 {
-            // Between pages 1 and 2, everything older than 25 days moves to the archive.
-            let s = archiver.run(Utc::now(), false).await;
-            assert_eq!(s.archived, 5, "{s:?}");
-        }
-    })
-    .await;
-    let expected: Vec<String> = records.iter().map(|(_, id)| id.clone()).collect();
-    assert_eq!(got, expected);
+    corrupt(&app.blob, "cust", "r-3").await;
+    // r-5's metadata becomes unreadable.
+    let r5 = layout::blob_name("cust", "r-5").unwrap();
+    let info = app.blob.head(&r5).await.unwrap();
+    app.blob.set_metadata(&r5, HashMap::from([("format".into(), "9".into())]), &info.etag).await.unwrap();
+
+    let mut expected = listing_order(&records);
+    expected.retain(|id| id != "r-3" && id != "r-5");
+    for page_size in [1, 2, 50] {
+        let got = page_all(&app, "cust", &format!("pageSize={page_size}"), async |_| {}).await;
+        assert_eq!(got, expected, "pageSize {page_size}");
+    }
+    // Read on its own, the corrupt copy is still a 500, never its bytes.
+    assert_eq!(app.record("cust", "r-3").await.status, 500);
+}
+
+#[tokio::test]
+async fn a_query_cosmos_refuses_is_an_error_that_names_the_cause() {
+    // Cosmos refuses every query (as it refuses an ORDER BY no index can serve).
+    let cosmos = OwnEmulator::cosmos_failing("QUERY", 400);
+    let mut stores = emulator_settings(AgeField::Ts);
+    stores.cosmos_endpoint = cosmos.endpoint.parse().unwrap();
+    let app = app(stores).await;
+    upsert_raw(&app.cosmos, "c", "r", r#"{"id":"r","customerId":"c"}"#).await.unwrap();
+    let answer = app.list("c", "").await;
+    assert_eq!(answer.status, 500, "{}", answer.text());
+    let message = answer.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("composite index") && message.contains("Cosmos DB"), "{message}");
+    assert!(!message.contains("unexpected"), "{message}");
+    assert_eq!(app.record("c", "r").await.status, 200, "point reads are not queries");
+}
+
+#[tokio::test]
+async fn changing_the_age_field_keeps_the_archive_readable_and_listed_in_the_new_order() {
+    // Archived under `_ts`, then both apps restart with `invoiceDate`, and back.
+    let ts_stores = emulator_settings(AgeField::Ts);
+    let app = app(ts_stores.clone()).await;
+    // Invoice dates run the other way from write times, so the two orders differ.
+    let records = dated(&[(300, "r-1"), (200, "r-2"), (100, "r-3"), (100, "r-4"), (50, "r-5")]);
+    for (i, (date, id)) in records.iter().enumerate() {
+        upsert_raw(&app.cosmos, "cust", id, &invoice("cust", id, *date, 3_000, i as u64).json).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1_100)).await; // distinct _ts
+    }
+    let hot: Vec<Answer> = futures::future::join_all(records.iter().map(|(_, id)| app.record("cust", id))).await;
+    let later = Utc::now() + chrono::Duration::days(100);
+    let summary = app.archiver(90).run(later, false).await;
+    assert_eq!(summary.archived, 5, "{summary:?}");
+    let by_ts: Vec<String> = records.iter().rev().map(|(_, id)| id.clone()).collect();
+    assert_eq!(page_all(&app, "cust", "pageSize=2", async |_| {}).await, by_ts);
+
+    // Restart with the business date as the age field.
+    let mut iso_stores = ts_stores.clone();
+    iso_stores.age_field = AgeField::Iso("invoiceDate".into());
+    let iso = App { addr: serve(&iso_stores, Duration::from_secs(10)).await, stores: iso_stores.clone(), ..app };
+    for ((_, id), before) in records.iter().zip(&hot) {
+        assert_eq!(&iso.record("cust", id).await, before, "{id} must read back byte-identical");
+    }
+    let expected = listing_order(&records);
+    for page_size in [1, 2, 50] {
+        assert_eq!(page_all(&iso, "cust", &format!("pageSize={page_size}"), async |_| {}).await, expected);
+    }
+    // Verify and restore do not care which field the copies were stamped under.
+    let iso_archiver = iso.archiver_on(Arc::new(iso.blob.clone()), &iso_stores, 90);
+    let report = archiver::ops::verify(&iso_archiver, None).await.unwrap();
+    assert_eq!((report.checked, report.corrupt.len()), (5, 0), "{report:?}");
+
+    // The archiver's next run re-stamps every copy, once.
+    let run = iso_archiver.run(Utc::now(), false).await;
+    assert_eq!((run.restamped, run.status), (5, archiver::run::RunStatus::Complete), "{run:?}");
+    for (_, id) in &records {
+        let info = iso.blob.head(&layout::blob_name("cust", id).unwrap()).await.unwrap();
+        assert_eq!(ArchiveMeta::from_metadata(&info.metadata).unwrap().stamp.field, "invoiceDate");
+    }
+    assert_eq!(iso_archiver.run(Utc::now(), false).await.restamped, 0, "a marker spares later runs the scan");
+    assert_eq!(page_all(&iso, "cust", "pageSize=2", async |_| {}).await, expected);
+    archiver::ops::restore(&iso_archiver, "cust", "r-2").await.unwrap();
+    assert_eq!(iso.record("cust", "r-2").await.body, hot[1].body);
+
+    // And back to `_ts`: the version's ts orders the copies, whatever their stamp says.
+    let back = App { addr: serve(&ts_stores, Duration::from_secs(10)).await, stores: ts_stores, ..iso };
+    let mut by_ts = by_ts;
+    by_ts.retain(|id| id != "r-2");
+    by_ts.insert(0, "r-2".into()); // restored just now: the newest _ts
+    assert_eq!(page_all(&back, "cust", "pageSize=2", async |_| {}).await, by_ts);
 }

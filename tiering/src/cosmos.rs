@@ -19,9 +19,9 @@ use azure_data_cosmos::{
 use bytes::Bytes;
 use serde_json::value::RawValue;
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
-use crate::listing::Window;
+use crate::listing::{Cursor, Window, listing_order};
 use crate::record::{AgeField, AgeValue, RawDocument};
 use crate::settings::StoreSettings;
 use crate::store::{StoreError, Transport};
@@ -142,11 +142,28 @@ impl CosmosStore {
         Ok(ReadItem { doc, request_charge })
     }
 
-    /// Deletes only the version that was read; returns the request charge.
-    pub async fn delete_if_match(&self, customer_id: &str, id: &str, etag: &str) -> Result<f64, StoreError> {
+    /// Deletes only the version that was read. Returns the outcome and what the
+    /// request cost, which Cosmos charges for refused deletes (404, 412) too.
+    pub async fn delete_if_match(&self, customer_id: &str, id: &str, etag: &str) -> (Result<(), StoreError>, f64) {
         let options = ItemWriteOptions::default().with_precondition(Precondition::if_match(etag.to_owned()));
-        let response = self.container.delete_item(customer_id.to_owned(), id, Some(options)).await?;
-        Ok(response.headers().request_charge().map(|c| c.value()).unwrap_or(0.0))
+        match self.container.delete_item(customer_id.to_owned(), id, Some(options)).await {
+            Ok(response) => (Ok(()), response.headers().request_charge().map(|c| c.value()).unwrap_or(0.0)),
+            Err(e) => {
+                let charge = error_charge(&e);
+                (Err(e.into()), charge)
+            }
+        }
+    }
+
+    /// Deletes whatever version is there (an operator's erasure); `Ok(false)` when absent.
+    pub async fn delete(&self, customer_id: &str, id: &str) -> Result<bool, StoreError> {
+        match self.container.delete_item(customer_id.to_owned(), id, None).await {
+            Ok(_) => Ok(true),
+            Err(e) => match StoreError::from(e) {
+                StoreError::NotFound => Ok(false),
+                other => Err(other),
+            },
+        }
     }
 
     /// Every record dated before `cutoff`, across partitions, page by page.
@@ -159,20 +176,102 @@ impl CosmosStore {
         self.pages(query, FeedScope::full_container(), page_size, None).await
     }
 
-    /// The first `limit` records of a customer inside `window`, in listing order.
+    /// The first `limit` records of a customer inside `window`, in listing order
+    /// (age value descending, then id ascending), on any indexing policy.
+    ///
+    /// Ordering by two properties needs a composite index, which a live container
+    /// rarely has and should not need for this. So Cosmos orders by the age field
+    /// alone, and ties at the page's last age value are completed by a second query
+    /// that orders those ids alone (docs/read-api.md, "How lists are served").
     pub async fn customer_records(
         &self,
         customer_id: &str,
         window: &Window,
         limit: u32,
-    ) -> Result<(Vec<RawDocument>, f64), StoreError> {
-        let query = list_query(&self.age_field, customer_id, window, limit)?;
-        let scope = FeedScope::partition(customer_id.to_owned());
-        let mut pages = self.pages(query, scope, limit.max(1), None).await?;
-        let (mut docs, mut charge) = (Vec::new(), 0.0);
+    ) -> Result<CustomerSlice, StoreError> {
+        let field = &self.age_field;
+        let scope = || FeedScope::partition(customer_id.to_owned());
+        let mut charge = 0.0;
+        let query = list_query(field, customer_id, window, ListStep::Top(limit))?;
+        let docs = self.collect_docs(query, scope(), limit, &mut charge).await?;
+        let complete = docs.len() < limit as usize;
+        // The query's type filter guarantees a sort key; the window check guards
+        // against a store that compares differently from us.
+        let mut docs: Vec<(AgeValue, String, RawDocument)> = docs
+            .into_iter()
+            .filter_map(|d| Some((d.sort_key(field)?, d.id().ok()?, d)))
+            .filter(|(age, id, _)| window.contains(age, id))
+            .collect();
+        let by_position = |a: &(AgeValue, String, RawDocument), b: &(AgeValue, String, RawDocument)| {
+            listing_order((&a.0, &a.1), (&b.0, &b.1))
+        };
+        if complete {
+            // Everything after the position fits: the order is ours to make.
+            docs.sort_by(by_position);
+            return Ok(CustomerSlice { docs: docs.into_iter().map(|d| d.2).collect(), boundary: None, charge });
+        }
+        // Cosmos returned the `limit` newest; all of them above the last age value are
+        // the right ones, but among equal age values it picked arbitrary ids.
+        let Some((last_age, last_id)) = docs.iter().min_by(|a, b| a.0.cmp(&b.0)).map(|d| (d.0.clone(), d.1.clone()))
+        else {
+            return Ok(CustomerSlice { docs: Vec::new(), boundary: None, charge });
+        };
+        let (mut above, at_last): (Vec<_>, Vec<_>) = docs.into_iter().partition(|d| d.0 > last_age);
+        above.sort_by(by_position);
+        let need = limit.saturating_sub(above.len() as u32).max(1);
+        let query = list_query(field, customer_id, window, ListStep::TiesAt { age: &last_age, limit: need })?;
+        let mut tie_ids = Vec::new();
+        let mut pages = self.pages(query, scope(), need.max(1), None).await?;
         while let Some(page) = pages.next_page().await {
             let page = page?;
             charge += page.request_charge;
+            for raw in page.docs {
+                tie_ids.push(serde_json::from_slice::<IdOnly>(&raw)?.id);
+            }
+        }
+        tie_ids.truncate(need as usize);
+        // Bodies: reuse what the first query brought, fetch the rest in one query.
+        let mut have: HashMap<String, RawDocument> = at_last.into_iter().map(|(_, id, doc)| (id, doc)).collect();
+        let missing: Vec<&String> = tie_ids.iter().filter(|id| !have.contains_key(*id)).collect();
+        if !missing.is_empty() {
+            let query = Query::from("SELECT * FROM c WHERE c.customerId = @customer AND ARRAY_CONTAINS(@ids, c.id)")
+                .with_parameter("@customer", customer_id)?
+                .with_parameter("@ids", &missing)?;
+            for doc in self.collect_docs(query, scope(), missing.len() as u32, &mut charge).await? {
+                if let Ok(id) = doc.id() {
+                    have.insert(id, doc);
+                }
+            }
+        }
+        // The slice is complete through the last tie (or, when the ties vanished
+        // meanwhile, through the position Cosmos last showed us).
+        let boundary = Cursor { age: last_age.clone(), id: tie_ids.last().cloned().unwrap_or(last_id) };
+        let mut out: Vec<RawDocument> = above.into_iter().map(|d| d.2).collect();
+        for id in &tie_ids {
+            // A tie fetched after the first query may have changed or moved to the
+            // archive meanwhile: keep it only where it still belongs.
+            if let Some(doc) = have.remove(id)
+                && doc.sort_key(field).as_ref() == Some(&last_age)
+            {
+                out.push(doc);
+            }
+        }
+        Ok(CustomerSlice { docs: out, boundary: Some(boundary), charge })
+    }
+
+    /// Runs a query in one partition and parses up to `limit` documents.
+    async fn collect_docs(
+        &self,
+        query: Query,
+        scope: FeedScope,
+        limit: u32,
+        charge: &mut f64,
+    ) -> Result<Vec<RawDocument>, StoreError> {
+        let mut pages = self.pages(query, scope, limit.max(1), None).await?;
+        let mut docs = Vec::new();
+        while let Some(page) = pages.next_page().await {
+            let page = page?;
+            *charge += page.request_charge;
             for raw in page.docs {
                 docs.push(RawDocument::parse(raw).map_err(|e| StoreError::Other(format!("Cosmos returned {e}")))?);
             }
@@ -181,27 +280,32 @@ impl CosmosStore {
             }
         }
         docs.truncate(limit as usize);
-        Ok((docs, charge))
+        Ok(docs)
     }
 
-    /// Which of `ids` exist in Cosmos for this customer (at any age).
-    pub async fn existing_ids(&self, customer_id: &str, ids: &[String]) -> Result<HashSet<String>, StoreError> {
-        if ids.is_empty() {
-            return Ok(HashSet::new());
-        }
-        let query = Query::from("SELECT c.id FROM c WHERE c.customerId = @customer AND ARRAY_CONTAINS(@ids, c.id)")
+    /// The `_etag` of each of `ids` that exists in Cosmos for this customer (at any age).
+    pub async fn versions(&self, customer_id: &str, ids: &[String]) -> Result<HashMap<String, String>, StoreError> {
+        let mut found = HashMap::new();
+        // Bounded query text and parameter size, whatever the caller passes.
+        for chunk in ids.chunks(100) {
+            let query = Query::from(
+                "SELECT c.id, c._etag FROM c WHERE c.customerId = @customer AND ARRAY_CONTAINS(@ids, c.id)",
+            )
             .with_parameter("@customer", customer_id)?
-            .with_parameter("@ids", ids)?;
-        let scope = FeedScope::partition(customer_id.to_owned());
-        let mut pages = self.pages(query, scope, 100, None).await?;
-        let mut found = HashSet::new();
-        while let Some(page) = pages.next_page().await {
-            for raw in page?.docs {
-                #[derive(serde::Deserialize)]
-                struct Id {
-                    id: String,
+            .with_parameter("@ids", chunk)?;
+            let scope = FeedScope::partition(customer_id.to_owned());
+            let mut pages = self.pages(query, scope, 100, None).await?;
+            while let Some(page) = pages.next_page().await {
+                for raw in page?.docs {
+                    #[derive(serde::Deserialize)]
+                    struct Version {
+                        id: String,
+                        #[serde(rename = "_etag")]
+                        etag: String,
+                    }
+                    let v: Version = serde_json::from_slice(&raw)?;
+                    found.insert(v.id, v.etag);
                 }
-                found.insert(serde_json::from_slice::<Id>(&raw)?.id);
             }
         }
         Ok(found)
@@ -224,20 +328,67 @@ impl CosmosStore {
         Ok(Pages { inner: iter.into_pages() })
     }
 
-    /// The account client, for set-up in tests and the demo.
-    pub fn cosmos_client(&self) -> &CosmosClient {
-        &self.client
+    /// Creates a document from raw JSON only if its id is free ([`StoreError::AlreadyExists`] otherwise).
+    pub async fn create_raw(&self, customer_id: &str, id: &str, json: &[u8]) -> Result<(), StoreError> {
+        let text = std::str::from_utf8(json).map_err(|e| StoreError::Other(e.to_string()))?;
+        let raw = RawValue::from_string(text.to_owned()).map_err(|e| StoreError::Other(e.to_string()))?;
+        self.container.create_item(customer_id.to_owned(), id, &*raw, None).await?;
+        Ok(())
+    }
+
+    /// The container client, for the test and demo helpers in [`crate::testing`].
+    #[cfg(feature = "testing")]
+    pub(crate) fn container_client(&self) -> &ContainerClient {
+        &self.container
     }
 }
 
-/// The list query: one partition, the window as predicates, listing order, `TOP limit`.
+/// What a refused request cost; Cosmos reports it on error responses too.
+fn error_charge(e: &CosmosError) -> f64 {
+    e.response().and_then(|r| r.headers().request_charge).map(|c| c.value()).unwrap_or(0.0)
+}
+
+#[derive(serde::Deserialize)]
+struct IdOnly {
+    id: String,
+}
+
+/// A customer's records after a position, in listing order: a prefix of the tier.
+#[derive(Debug)]
+pub struct CustomerSlice {
+    pub docs: Vec<RawDocument>,
+    /// `None`: every record of the window after its position is in `docs`.
+    /// `Some(p)`: every such record up to and including position `p` is; beyond it, unknown.
+    pub boundary: Option<Cursor>,
+    pub charge: f64,
+}
+
+/// Which of the list's two queries to build.
+#[derive(Debug, Clone, Copy)]
+pub enum ListStep<'a> {
+    /// The `n` newest records after the position, whole documents, ordered by the age field only.
+    Top(u32),
+    /// The `n` smallest ids whose age value equals `age` (after the position), ids only.
+    TiesAt { age: &'a AgeValue, limit: u32 },
+}
+
+/// The list queries: one partition, the window as predicates, one `ORDER BY` property.
 ///
-/// The ORDER BY on two properties needs a composite index (age DESC, id ASC);
-/// [`ensure_container`] and the Bicep template create it.
-pub fn list_query(field: &AgeField, customer_id: &str, window: &Window, limit: u32) -> Result<Query, StoreError> {
+/// A single-property `ORDER BY` is served by the default indexing policy (range
+/// indexes on every path); no composite index is needed.
+pub fn list_query(
+    field: &AgeField,
+    customer_id: &str,
+    window: &Window,
+    step: ListStep<'_>,
+) -> Result<Query, StoreError> {
     // The field name is validated as a plain identifier by AgeField::parse.
     let f = format!("c.{}", field.name());
-    let mut sql = format!("SELECT TOP {limit} * FROM c WHERE c.customerId = @customer");
+    let (select, order) = match step {
+        ListStep::Top(n) => (format!("SELECT TOP {n} *"), format!(" ORDER BY {f} DESC")),
+        ListStep::TiesAt { limit, .. } => (format!("SELECT TOP {limit} c.id"), " ORDER BY c.id ASC".to_owned()),
+    };
+    let mut sql = format!("{select} FROM c WHERE c.customerId = @customer");
     sql += &match field {
         AgeField::Ts => format!(" AND IS_NUMBER({f})"),
         AgeField::Iso(_) => format!(" AND IS_STRING({f})"),
@@ -256,7 +407,11 @@ pub fn list_query(field: &AgeField, customer_id: &str, window: &Window, limit: u
         query_params.push(("@afterAge", after.age.to_json()));
         query_params.push(("@afterId", after.id.clone().into()));
     }
-    sql += &format!(" ORDER BY {f} DESC, c.id ASC");
+    if let ListStep::TiesAt { age, .. } = step {
+        sql += &format!(" AND {f} = @tieAge");
+        query_params.push(("@tieAge", age.to_json()));
+    }
+    sql += &order;
     let mut query = Query::from(sql);
     for (name, value) in query_params {
         query = query.with_parameter(name, value)?;
@@ -294,64 +449,31 @@ impl Pages {
             }
         }
     }
-
-    /// A token from which the same query can resume, between pages.
-    pub fn continuation(&self) -> Result<String, StoreError> {
-        Ok(self.inner.to_continuation_token()?.as_str().to_owned())
-    }
-}
-
-/// Creates the database and container if missing (tests, the demo, local set-up;
-/// in Azure the Bicep template owns them), with the composite index the list query needs.
-pub async fn ensure_container(
-    client: &CosmosClient,
-    database: &str,
-    container: &str,
-    age_field: &AgeField,
-) -> anyhow::Result<()> {
-    use azure_data_cosmos::models::{
-        CompositeIndex, CompositeIndexOrder, CompositeIndexProperty, ContainerProperties, IndexingMode, IndexingPolicy,
-        PartitionKeyDefinition, PropertyPath,
-    };
-    match client.create_database(database, None).await {
-        Ok(_) => {}
-        Err(e) if e.status().is_conflict() => {}
-        Err(e) => return Err(anyhow::anyhow!("create database {database}: {e}")),
-    }
-    let listing = CompositeIndex::default()
-        .with_property(CompositeIndexProperty::new(format!("/{}", age_field.name()), CompositeIndexOrder::Descending))
-        .with_property(CompositeIndexProperty::new("/id", CompositeIndexOrder::Ascending));
-    let mut policy = IndexingPolicy::default()
-        .with_indexing_mode(IndexingMode::Consistent)
-        .with_included_path(PropertyPath::default().with_path("/*"))
-        .with_composite_index(listing);
-    policy.automatic = true;
-    let properties = ContainerProperties::new(container.to_owned(), PartitionKeyDefinition::from("/customerId"))
-        .with_indexing_policy(policy);
-    match client.database_client(database).create_container(properties, None).await {
-        Ok(_) => Ok(()),
-        Err(e) if e.status().is_conflict() => Ok(()),
-        Err(e) => Err(anyhow::anyhow!("create container {database}/{container}: {e}")),
-    }
-}
-
-/// Writes a raw JSON document as given (tests and the demo seed data this way).
-pub async fn upsert_raw(container: &CosmosStore, customer_id: &str, id: &str, json: &str) -> Result<(), StoreError> {
-    let raw = RawValue::from_string(json.to_owned()).map_err(|e| StoreError::Other(e.to_string()))?;
-    container.container.upsert_item(customer_id.to_owned(), id, &*raw, None).await?;
-    Ok(())
-}
-
-/// Creates a document from raw JSON only if its id is free ([`StoreError::AlreadyExists`] otherwise).
-pub async fn create_raw(container: &CosmosStore, customer_id: &str, id: &str, json: &[u8]) -> Result<(), StoreError> {
-    let text = std::str::from_utf8(json).map_err(|e| StoreError::Other(e.to_string()))?;
-    let raw = RawValue::from_string(text.to_owned()).map_err(|e| StoreError::Other(e.to_string()))?;
-    container.container.create_item(customer_id.to_owned(), id, &*raw, None).await?;
-    Ok(())
 }
 
 impl From<serde_json::Error> for StoreError {
     fn from(e: serde_json::Error) -> Self {
         StoreError::Other(format!("JSON: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_queries_order_by_one_property_only() {
+        let field = AgeField::Iso("invoiceDate".into());
+        let window = Window {
+            from: Some(AgeValue::Text("2025-01-01".into())),
+            until: None,
+            after: Some(Cursor { age: AgeValue::Text("2025-06-01".into()), id: "r9".into() }),
+        };
+        for step in [ListStep::Top(51), ListStep::TiesAt { age: &AgeValue::Text("2025-05-01".into()), limit: 3 }] {
+            let text = format!("{:?}", list_query(&field, "c1", &window, step).unwrap());
+            let order = text.split("ORDER BY").nth(1).and_then(|o| o.split('"').next()).unwrap_or_default();
+            assert_eq!(order.matches(',').count(), 0, "one ORDER BY property: {text}");
+            assert!(text.contains("c.customerId = @customer") && text.contains("@afterId"), "{text}");
+        }
     }
 }

@@ -19,9 +19,10 @@
 //! - [`cosmos`]: the Cosmos side: point reads, aged-record queries, conditional deletes.
 //! - [`archive`]: the Blob side: conditional uploads, reads, listing.
 //! - [`identity`]: Managed Identity when no emulator key or SAS is set.
-//! - [`sample`]: realistic sample invoices for the demo, benchmarks and tests.
 //! - [`telemetry`]: tracing set-up for both binaries.
-//! - `testing` (feature `testing`): emulator settings and unique names for tests.
+//! - `testing` and `sample` (feature `testing`, never in the production binaries):
+//!   emulator settings, container set-up and seeding, a fault-injecting TCP proxy,
+//!   and realistic sample invoices for the tests, the demo and the benchmark.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
@@ -33,6 +34,7 @@ pub mod identity;
 pub mod layout;
 pub mod listing;
 pub mod record;
+#[cfg(feature = "testing")]
 pub mod sample;
 pub mod settings;
 pub mod store;

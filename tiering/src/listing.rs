@@ -64,12 +64,34 @@ pub struct Candidate<T> {
     pub payload: T,
 }
 
-/// The first `n + 1` candidates each tier has after the window's position, in
-/// listing order (each list a prefix of that tier's full order).
+/// A prefix of one tier's listing order after the window's position.
+#[derive(Debug)]
+pub struct TierList<T> {
+    pub items: Vec<Candidate<T>>,
+    /// `None`: the tier has no other record in the window after the position.
+    /// `Some(p)`: every such record up to and including `p` is in `items`; beyond `p`, unknown.
+    pub boundary: Option<Cursor>,
+}
+
+impl<T> TierList<T> {
+    /// The first `limit` (at least one) of `all`, given in any order, and the
+    /// boundary that truncation implies.
+    pub fn first(mut all: Vec<Candidate<T>>, limit: usize) -> Self {
+        all.sort_by(|a, b| listing_order((&a.age, &a.id), (&b.age, &b.id)));
+        let mut boundary = None;
+        if all.len() > limit.max(1) {
+            all.truncate(limit.max(1));
+            boundary = all.last().map(|c| Cursor { age: c.age.clone(), id: c.id.clone() });
+        }
+        Self { items: all, boundary }
+    }
+}
+
+/// Both tiers' prefixes.
 #[derive(Debug)]
 pub struct TierLists<T> {
-    pub cosmos: Vec<Candidate<T>>,
-    pub archive: Vec<Candidate<T>>,
+    pub cosmos: TierList<T>,
+    pub archive: TierList<T>,
 }
 
 /// A merged page and the position to continue from.
@@ -82,22 +104,24 @@ pub struct Page<T> {
 
 /// Merges both tiers' prefixes into one page of at most `n` records.
 ///
-/// Beyond the last candidate of a tier that returned `n + 1` (a truncated tier),
-/// the merged list is no longer known to be complete; the walk never passes that
-/// point, so skipping shadowed copies can shorten a page but never loses a record.
+/// The walk never passes a tier's boundary (beyond it the merged order is not
+/// known to be complete), so a short tier list or skipped shadowed copies can
+/// shorten a page but never lose a record. Each id appears at most once on a
+/// page, from Cosmos when both tiers hold it (a record archived while the page
+/// was being read is in both answers).
 pub fn merge<T>(lists: TierLists<T>, n: usize) -> Page<T> {
-    let boundary = |list: &[Candidate<T>]| (list.len() > n).then(|| list.last().map(|c| (c.age.clone(), c.id.clone())));
-    let boundaries: Vec<(AgeValue, String)> =
-        [boundary(&lists.cosmos), boundary(&lists.archive)].into_iter().flatten().flatten().collect();
-    let truncated = !boundaries.is_empty();
-    let mut all: Vec<Candidate<T>> = lists.cosmos.into_iter().chain(lists.archive).collect();
+    let limit = [&lists.cosmos.boundary, &lists.archive.boundary]
+        .into_iter()
+        .flatten()
+        .min_by(|a, b| listing_order((&a.age, &a.id), (&b.age, &b.id)))
+        .cloned();
+    let mut all: Vec<Candidate<T>> = lists.cosmos.items.into_iter().chain(lists.archive.items).collect();
     // Cosmos before Archive on equal positions, so the dedup below keeps Cosmos.
     all.sort_by(|a, b| {
         listing_order((&a.age, &a.id), (&b.age, &b.id)).then_with(|| (a.tier as u8).cmp(&(b.tier as u8)))
     });
-    all.dedup_by(|later, earlier| later.id == earlier.id && later.age == earlier.age);
-
-    let limit = boundaries.iter().min_by(|a, b| listing_order((&a.0, &a.1), (&b.0, &b.1)));
+    let in_cosmos: std::collections::HashSet<String> =
+        all.iter().filter(|c| c.tier == Tier::Cosmos).map(|c| c.id.clone()).collect();
     let mut items = Vec::new();
     let mut last: Option<Cursor> = None;
     let mut walked_all = true;
@@ -106,18 +130,19 @@ pub fn merge<T>(lists: TierLists<T>, n: usize) -> Page<T> {
             walked_all = false;
             break;
         }
-        if let Some((age, id)) = limit
-            && listing_order((&c.age, &c.id), (age, id)) == Ordering::Greater
+        if let Some(b) = &limit
+            && listing_order((&c.age, &c.id), (&b.age, &b.id)) == Ordering::Greater
         {
             walked_all = false;
             break;
         }
         last = Some(Cursor { age: c.age.clone(), id: c.id.clone() });
-        if !c.shadowed {
+        let duplicate = c.tier == Tier::Archive && in_cosmos.contains(&c.id);
+        if !c.shadowed && !duplicate {
             items.push(c);
         }
     }
-    let more = !walked_all || truncated;
+    let more = !walked_all || limit.is_some();
     Page { items, next: if more { last } else { None } }
 }
 
@@ -150,8 +175,8 @@ mod tests {
     #[test]
     fn a_record_in_both_tiers_at_one_position_appears_once_from_cosmos() {
         let lists = TierLists {
-            cosmos: vec![cand(9, "a", Tier::Cosmos)],
-            archive: vec![cand(9, "a", Tier::Archive), cand(8, "b", Tier::Archive)],
+            cosmos: complete(vec![cand(9, "a", Tier::Cosmos)]),
+            archive: complete(vec![cand(9, "a", Tier::Archive), cand(8, "b", Tier::Archive)]),
         };
         let page = merge(lists, 5);
         assert_eq!(
@@ -159,13 +184,48 @@ mod tests {
             [("a", Tier::Cosmos), ("b", Tier::Archive)]
         );
         assert!(page.next.is_none());
+        // Archived while the page was read, at another position (the record changed
+        // just before): still once, from Cosmos.
+        let lists = TierLists {
+            cosmos: complete(vec![cand(9, "a", Tier::Cosmos)]),
+            archive: complete(vec![cand(3, "a", Tier::Archive)]),
+        };
+        let page = merge(lists, 5);
+        assert_eq!(
+            page.items.iter().map(|c| (c.age.clone(), c.tier)).collect::<Vec<_>>(),
+            [(AgeValue::Seconds(9), Tier::Cosmos)]
+        );
+    }
+
+    fn complete<T>(items: Vec<Candidate<T>>) -> TierList<T> {
+        TierList { items, boundary: None }
+    }
+
+    #[test]
+    fn the_walk_never_passes_a_boundary_even_when_items_before_it_vanished() {
+        // Cosmos knew its records up to (5, "k") but two of them vanished meanwhile:
+        // the page must stop at the boundary, not run on into archive records beyond it.
+        let cosmos = TierList {
+            items: vec![cand(9, "a", Tier::Cosmos)],
+            boundary: Some(Cursor { age: AgeValue::Seconds(5), id: "k".into() }),
+        };
+        let archive = complete(vec![cand(7, "b", Tier::Archive), cand(2, "z", Tier::Archive)]);
+        let page = merge(TierLists { cosmos, archive }, 10);
+        assert_eq!(page.items.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(page.next, Some(Cursor { age: AgeValue::Seconds(7), id: "b".into() }));
+        // `first` keeps a prefix and marks where it was cut.
+        let list = TierList::first((0..5).map(|i| cand(i, "x", Tier::Archive)).collect(), 2);
+        assert_eq!(list.items.len(), 2);
+        assert_eq!(list.boundary, Some(Cursor { age: AgeValue::Seconds(3), id: "x".into() }));
+        assert!(TierList::first(vec![cand(1, "x", Tier::Archive)], 1).boundary.is_none());
     }
 
     #[test]
     fn shadowed_copies_shorten_a_page_but_the_walk_stops_at_a_truncated_tier() {
-        let mut archive: Vec<_> = (0..3).map(|i| cand(10 - i, &format!("x{i}"), Tier::Archive)).collect();
+        let mut archive: Vec<_> = (0..4).map(|i| cand(10 - i, &format!("x{i}"), Tier::Archive)).collect();
         archive.iter_mut().for_each(|c| c.shadowed = true);
-        let lists = TierLists { cosmos: vec![cand(1, "late", Tier::Cosmos)], archive };
+        let lists =
+            TierLists { cosmos: complete(vec![cand(1, "late", Tier::Cosmos)]), archive: TierList::first(archive, 3) };
         let page = merge(lists, 2);
         // The archive list is truncated at x2; "late" lies beyond it, so it must wait.
         assert!(page.items.is_empty());
@@ -187,7 +247,7 @@ mod tests {
         for _ in 0..10_000 {
             let window = Window { after: after.clone(), ..Default::default() };
             let take = |list: &[(i64, String)], tier| {
-                let mut v: Vec<Candidate<()>> = list
+                let v: Vec<Candidate<()>> = list
                     .iter()
                     .filter(|(a, id)| window.contains(&AgeValue::Seconds(*a), id))
                     .map(|(a, id)| Candidate {
@@ -195,9 +255,7 @@ mod tests {
                         ..cand(*a, id, tier)
                     })
                     .collect();
-                v.sort_by(|x, y| listing_order((&x.age, &x.id), (&y.age, &y.id)));
-                v.truncate(n + 1);
-                v
+                TierList::first(v, n + 1)
             };
             let page = merge(TierLists { cosmos: take(&hot, Tier::Cosmos), archive: take(&cold, Tier::Archive) }, n);
             seen.extend(page.items.iter().map(|c| c.id.clone()));

@@ -293,19 +293,11 @@ impl AgeValue {
         }
     }
 
-    /// The value as it goes into blob metadata (ASCII: ISO strings are checked on parse).
+    /// The value as text (the age stamp in blob metadata, the run summary's cutoff).
     pub fn to_metadata(&self) -> String {
         match self {
             Self::Seconds(s) => s.to_string(),
             Self::Text(t) => t.clone(),
-        }
-    }
-
-    /// Reads the metadata form back, in the representation `field` uses.
-    pub fn from_metadata(field: &AgeField, s: &str) -> Option<Self> {
-        match field {
-            AgeField::Ts => s.parse().ok().map(Self::Seconds),
-            AgeField::Iso(_) => Some(Self::Text(s.to_owned())),
         }
     }
 
@@ -446,6 +438,5 @@ mod tests {
         assert!(AgeValue::Text("2024-03-01T01:59:59Z".into()) < cutoff);
         assert!(AgeValue::Text("2024-03-01T02:00:01Z".into()) > cutoff);
         assert_eq!(AgeField::Ts.start_of(day), AgeValue::Seconds(1_709_251_200));
-        assert_eq!(AgeValue::from_metadata(&AgeField::Ts, "42"), Some(AgeValue::Seconds(42)));
     }
 }

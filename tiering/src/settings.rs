@@ -1,4 +1,4 @@
-//! The only place that reads environment variables (CONTRACT.md section 3).
+//! The only place that reads environment variables (README, "Settings").
 //!
 //! Each binary builds its settings once at start-up; every error names the
 //! variable. Tests build the structs directly or through [`from_lookup`](StoreSettings::from_lookup).
@@ -207,6 +207,38 @@ impl ArchiverSettings {
     }
 }
 
+/// The reader's own settings.
+#[derive(Debug, Clone)]
+pub struct ReaderSettings {
+    pub stores: StoreSettings,
+    /// Every request answers within this (503 with `Retry-After` past it).
+    pub request_timeout: Duration,
+}
+
+/// Well inside the host's 230-second HTTP limit, and long enough for a cold read
+/// that retries once after a slow attempt.
+pub const DEFAULT_READER_TIMEOUT_SECONDS: u64 = 10;
+
+impl ReaderSettings {
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Self::from_lookup(&Env)
+    }
+
+    pub fn from_lookup(env: &dyn Lookup) -> Result<Self, SettingsError> {
+        let r = Reader(env);
+        let stores = StoreSettings::from_lookup(env)?;
+        let seconds =
+            r.parsed("READER_TIMEOUT_SECONDS", DEFAULT_READER_TIMEOUT_SECONDS, "a whole number of seconds")?;
+        if !(1..=200).contains(&seconds) {
+            return Err(SettingsError {
+                name: "READER_TIMEOUT_SECONDS",
+                message: format!("{seconds} is outside 1..=200"),
+            });
+        }
+        Ok(Self { stores, request_timeout: Duration::from_secs(seconds) })
+    }
+}
+
 /// The port the Functions host asks a custom handler to listen on.
 pub fn handler_port(env: &dyn Lookup) -> Result<u16, SettingsError> {
     Reader(env).parsed("FUNCTIONS_CUSTOMHANDLER_PORT", 8080u16, "a TCP port")
@@ -257,6 +289,12 @@ mod tests {
             ("ARCHIVE_AGE_FIELD", "a.b"),
             ("ARCHIVE_CONTAINER", "a/b"),
         ];
+        for (name, value) in [("READER_TIMEOUT_SECONDS", "0"), ("READER_TIMEOUT_SECONDS", "soon")] {
+            let mut pairs = BASE.to_vec();
+            pairs.push((name, value));
+            assert_eq!(ReaderSettings::from_lookup(&env(&pairs)).unwrap_err().name, name);
+        }
+        assert_eq!(ReaderSettings::from_lookup(&env(&BASE)).unwrap().request_timeout, Duration::from_secs(10));
         for (name, value) in malformed {
             let mut pairs: Vec<_> = BASE.iter().copied().filter(|(k, _)| *k != name).collect();
             pairs.push((name, value));

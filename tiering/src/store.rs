@@ -26,6 +26,10 @@ pub enum StoreError {
     /// The store could not be asked: connection refused or reset, timeout, 5xx.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// The store refused the request as invalid (HTTP 400): for instance a query the
+    /// container's indexing policy cannot serve. Carries the store's own message.
+    #[error("the store refused the request: {0}")]
+    Refused(String),
     /// Stored data failed its integrity check.
     #[error(transparent)]
     Corrupt(#[from] crate::codec::CodecError),
@@ -38,6 +42,7 @@ impl StoreError {
     /// Maps an HTTP status from a store to what it means for us.
     pub fn from_status(status: u16, retry_after: Option<Duration>, detail: impl Into<String>) -> Self {
         match status {
+            400 => Self::Refused(detail.into()),
             404 => Self::NotFound,
             409 => Self::AlreadyExists,
             412 => Self::PreconditionFailed,
@@ -134,5 +139,6 @@ mod tests {
             assert!(StoreError::from_status(outage, None, "").is_outage(), "{outage}");
         }
         assert!(matches!(StoreError::from_status(403, None, "denied"), StoreError::Other(m) if m.contains("denied")));
+        assert!(matches!(StoreError::from_status(400, None, "no index"), StoreError::Refused(m) if m == "no index"));
     }
 }

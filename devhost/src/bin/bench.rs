@@ -15,11 +15,12 @@ use devhost::app::AppFolder;
 use devhost::drive::{app_settings, dataset, mb, ms, read, seed};
 use devhost::host::Host;
 use devhost::stats::percentile;
-use tiering::cosmos::{CosmosStore, ensure_container};
+use tiering::cosmos::CosmosStore;
 use tiering::record::AgeField;
 use tiering::settings::StoreSettings;
 use tiering::store::Transport;
 use tiering::testing::unique;
+use tiering::testing::{Indexing, ensure_container};
 
 #[derive(Debug, Parser)]
 #[command(about = "Archive throughput and read latency on the local emulators, as ratios to in-run baselines")]
@@ -50,7 +51,8 @@ fn fresh_stores() -> anyhow::Result<StoreSettings> {
 
 async fn open(stores: &StoreSettings) -> anyhow::Result<CosmosStore> {
     let client = CosmosStore::client(stores, Transport::BATCH).await?;
-    ensure_container(&client, &stores.cosmos_database, &stores.cosmos_container, &stores.age_field).await?;
+    ensure_container(&client, &stores.cosmos_database, &stores.cosmos_container, &stores.age_field, Indexing::Default)
+        .await?;
     CosmosStore::connect(stores, Transport::BATCH).await
 }
 

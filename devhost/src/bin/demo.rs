@@ -14,11 +14,12 @@ use devhost::app::AppFolder;
 use devhost::drive::{app_settings, dataset, mb, ms, read, seed};
 use devhost::host::Host;
 use devhost::stats::{Prices, monthly_cost, percentile};
-use tiering::cosmos::{CosmosStore, ensure_container};
+use tiering::cosmos::CosmosStore;
 use tiering::record::AgeField;
 use tiering::sample::{SampleRecord, same_data};
 use tiering::settings::StoreSettings;
 use tiering::store::Transport;
+use tiering::testing::{Indexing, ensure_container};
 
 #[derive(Debug, Parser)]
 #[command(about = "Seed, archive and read back billing records on the local emulators")]
@@ -63,7 +64,8 @@ async fn main() -> anyhow::Result<()> {
 
     // 1. Seed.
     let client = CosmosStore::client(&stores, Transport::BATCH).await?;
-    ensure_container(&client, &stores.cosmos_database, &stores.cosmos_container, &stores.age_field).await?;
+    ensure_container(&client, &stores.cosmos_database, &stores.cosmos_container, &stores.age_field, Indexing::Default)
+        .await?;
     let cosmos = CosmosStore::connect(&stores, Transport::BATCH).await?;
     let all = dataset(args.records, args.max_kb, 0..456, args.seed); // the last 15 months
     let seeded_bytes: u64 = all.iter().map(|r| r.json.len() as u64).sum();

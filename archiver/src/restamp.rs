@@ -1,0 +1,143 @@
+//! Bringing archived copies' age stamps up to the current `ARCHIVE_AGE_FIELD`.
+//!
+//! Listings order archived records by the age stamp in their metadata, so they
+//! need no download. After the age field changes, a copy stamped under the old
+//! field still reads and lists correctly (the reader then takes the age from the
+//! body), but each listing pays a download for it. The nightly run therefore
+//! re-stamps such copies in the time its budget leaves, a few at a time, each
+//! only if it is unchanged since it was listed, and records in a marker blob that
+//! every copy carries the current field's stamp, so that later runs skip the scan.
+//!
+//! `_ts` needs no stamp (a copy's `ts` is its `_ts`), so nothing happens while it
+//! is the age field.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use tiering::archive::{Archive, PutCondition};
+use tiering::codec::{self, AgeStamp, ArchiveMeta};
+use tiering::layout;
+use tiering::record::{AgeField, RawDocument};
+use tiering::store::StoreError;
+use tracing::{info, warn};
+
+use crate::run::Archiver;
+
+/// The marker blob: its `agefield` metadata names the field every copy is stamped under.
+pub const STAMP_MARKER: &str = "state/age-stamps";
+const K_FIELD: &str = "agefield";
+
+/// What a re-stamping step did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RestampReport {
+    /// Copies whose stamp was rewritten.
+    pub restamped: u64,
+    /// True when every copy now carries the current field's stamp.
+    pub complete: bool,
+}
+
+/// One copy's new stamp, or why it has none.
+enum Step {
+    Done,
+    /// Rewritten or removed by someone else since it was listed (with a fresh stamp),
+    /// or unusable (unreadable metadata, failed integrity: listings leave it out
+    /// anyway, and `archiver verify` reports it).
+    Skipped,
+    /// Changed under us: left for a later run.
+    Pending,
+}
+
+/// Re-stamps copies stamped under another field until `deadline` (or until `stop()`).
+pub async fn restamp(
+    archiver: &Archiver,
+    deadline: Instant,
+    stop: &(dyn Fn() -> bool + Sync),
+) -> Result<RestampReport, StoreError> {
+    let field = &archiver.settings.stores.age_field;
+    let AgeField::Iso(name) = field else { return Ok(RestampReport { restamped: 0, complete: true }) };
+    let archive = &archiver.archive;
+    let marker = match archive.head(STAMP_MARKER).await {
+        Ok(info) => Some(info),
+        Err(StoreError::NotFound) => None,
+        Err(e) => return Err(e),
+    };
+    if marker.as_ref().and_then(|m| m.metadata.get(K_FIELD)) == Some(name) {
+        return Ok(RestampReport { restamped: 0, complete: true });
+    }
+    info!(age_field = %name, "re-stamping archived copies under the current age field");
+    let mut report = RestampReport::default();
+    let mut pending = 0u64;
+    let mut out_of_time = false;
+    // Owned captures only: the step futures must be `Send` for any borrow.
+    let (owned_field, owned_name) = (field.clone(), name.clone());
+    let owned_archive = archive.clone();
+    let steps = archive
+        .list(layout::LAYOUT_PREFIX)
+        .try_filter(move |blob| {
+            let stale = ArchiveMeta::from_metadata(&blob.metadata).map_or(true, |m| m.stamp.field != owned_name);
+            std::future::ready(stale)
+        })
+        .map_ok(move |blob| {
+            let (archive, field) = (owned_archive.clone(), owned_field.clone());
+            let late = Instant::now() >= deadline || stop();
+            async move {
+                if late {
+                    return Ok(None);
+                }
+                restamp_one(archive.as_ref(), &field, &blob.name, &blob.etag).await.map(Some)
+            }
+        })
+        .try_buffer_unordered(archiver.settings.concurrency.max(1));
+    let mut steps = std::pin::pin!(steps);
+    while let Some(step) = steps.next().await.transpose()? {
+        match step {
+            Some(Step::Done) => report.restamped += 1,
+            Some(Step::Pending) => pending += 1,
+            Some(Step::Skipped) => {}
+            None => out_of_time = true,
+        }
+    }
+    report.complete = !out_of_time && pending == 0;
+    if report.complete {
+        let md = HashMap::from([(K_FIELD.to_owned(), name.clone())]);
+        let condition = marker.map_or(PutCondition::Absent, |m| PutCondition::Matches(m.etag));
+        archive.put(STAMP_MARKER, Bytes::new(), md, condition).await?;
+    }
+    info!(restamped = report.restamped, pending, complete = report.complete, "re-stamping step finished");
+    Ok(report)
+}
+
+async fn restamp_one(archive: &dyn Archive, field: &AgeField, name: &str, etag: &str) -> Result<Step, StoreError> {
+    let stored = match archive.get(name).await {
+        Ok(stored) if stored.info.etag == etag => stored,
+        // Changed or gone since it was listed: whoever changed it wrote a fresh stamp.
+        Ok(_) | Err(StoreError::NotFound) => return Ok(Step::Skipped),
+        Err(StoreError::Corrupt(e)) => {
+            warn!(blob = %name, error = %e, "archived copy cannot be re-stamped: it fails its integrity check");
+            return Ok(Step::Skipped);
+        }
+        Err(e) => return Err(e),
+    };
+    let Ok(mut meta) = ArchiveMeta::from_metadata(&stored.info.metadata) else {
+        warn!(blob = %name, "archived copy cannot be re-stamped: its metadata is unreadable");
+        return Ok(Step::Skipped);
+    };
+    let check = meta.clone();
+    let body = tokio::task::spawn_blocking(move || codec::decode_verified(&stored.body, &check))
+        .await
+        .map_err(|e| StoreError::Other(e.to_string()))?;
+    let Ok(body) = body else {
+        warn!(blob = %name, "archived copy cannot be re-stamped: it fails its integrity check");
+        return Ok(Step::Skipped);
+    };
+    // The same value a Cosmos list query orders by (docs/read-api.md).
+    let value = RawDocument::parse(body).ok().and_then(|doc| doc.sort_key(field));
+    meta.stamp = AgeStamp::new(field, value.as_ref());
+    match archive.set_metadata(name, meta.to_metadata(), etag).await {
+        Ok(_) => Ok(Step::Done),
+        Err(StoreError::PreconditionFailed | StoreError::NotFound) => Ok(Step::Pending),
+        Err(e) => Err(e),
+    }
+}
