@@ -11,20 +11,41 @@ use axum::{Json, Router};
 use bytes::Bytes;
 use chrono::Utc;
 use tiering::host::{InvokeRequest, InvokeResponse};
+use tiering::settings::ArchiverSettings;
+use tiering::store::Transport;
+use tokio::sync::OnceCell;
 use tracing::info;
 
-use crate::run::Archiver;
+use crate::run::{Archiver, Summary};
+use crate::startup;
 
 /// The function name the host invokes (docs/function-apps.md).
 pub const FUNCTION_NAME: &str = "ArchiveBillingRecords";
 
+/// The archiver, connected to its stores on the first invocation that needs it,
+/// so the handler answers the host's `GET /` probe at once whatever the stores do,
+/// and a store that is down at start-up fails a run (reported), not the process.
 #[derive(Debug, Clone)]
 struct AppState {
-    archiver: Arc<Archiver>,
+    archiver: Arc<OnceCell<Archiver>>,
+    settings: Arc<ArchiverSettings>,
+    transport: Transport,
 }
 
+/// The handler around an archiver that is already connected (tests).
 pub fn router(archiver: Archiver) -> Router {
-    let state = AppState { archiver: Arc::new(archiver) };
+    let settings = Arc::new(archiver.settings.clone());
+    let state =
+        AppState { archiver: Arc::new(OnceCell::new_with(Some(archiver))), settings, transport: Transport::BATCH };
+    routes(state)
+}
+
+/// The handler that connects on the first invocation (production).
+pub fn router_connecting_on_demand(settings: ArchiverSettings, transport: Transport) -> Router {
+    routes(AppState { archiver: Arc::new(OnceCell::new()), settings: Arc::new(settings), transport })
+}
+
+fn routes(state: AppState) -> Router {
     Router::new()
         .route("/", get(|| async { StatusCode::OK }))
         .route(&format!("/{FUNCTION_NAME}"), post(invoke))
@@ -35,8 +56,15 @@ pub fn router(archiver: Archiver) -> Router {
 async fn invoke(State(state): State<AppState>, body: Bytes) -> Response {
     let request = InvokeRequest::lenient(&body);
     info!(past_due = request.is_past_due(), host_utc_now = request.utc_now(), "timer invocation");
-    let dry_run = state.archiver.settings.dry_run;
-    let summary = state.archiver.run(Utc::now(), dry_run).await;
+    let settings = state.settings.clone();
+    let connected = state
+        .archiver
+        .get_or_try_init(|| startup::build((*settings).clone(), state.transport, !settings.dry_run))
+        .await;
+    let summary = match connected {
+        Ok(archiver) => archiver.run(Utc::now(), settings.dry_run).await,
+        Err(e) => Summary::not_started(&settings, format!("cannot connect to the stores: {e:#}")),
+    };
     let s = &summary;
     let mut logs = vec![format!(
         "archive run {}: scanned {}, archived {}, already archived {}, would archive {}, changed during run {}, deleted by others {}, conflicts {}, failed {}, withdrawn {}, withdraw failed {}",

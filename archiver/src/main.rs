@@ -70,11 +70,9 @@ async fn main() -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let port = handler_port(&Env)?;
-            let writes = !settings.dry_run;
-            let archiver = startup::build(settings, Transport::BATCH, writes).await?;
             let (listener, addr) = tiering::host::bind(port).await?;
             tracing::info!(%addr, "archiver listening");
-            axum::serve(listener, handler::router(archiver))
+            axum::serve(listener, handler::router_connecting_on_demand(settings, Transport::BATCH))
                 .with_graceful_shutdown(tiering::telemetry::shutdown_signal())
                 .await
                 .context("serving")?;

@@ -193,6 +193,19 @@ impl Summary {
         }
     }
 
+    /// The summary of a pass that could not start (the stores could not be reached).
+    pub fn not_started(settings: &ArchiverSettings, error: String) -> Self {
+        let summary = Self {
+            status: RunStatus::Failed,
+            dry_run: settings.dry_run,
+            age_field: settings.stores.age_field.name().to_owned(),
+            error: Some(error),
+            ..Default::default()
+        };
+        summary.log();
+        summary
+    }
+
     /// The one log line of a run, at error level when the invocation fails.
     fn log(&self) {
         macro_rules! line {

@@ -1,6 +1,6 @@
 //! A function app folder: what `func start` reads, and how `scripts/package.sh` builds one.
 //!
-//! Layout (CONTRACT.md section 1): `host.json`, one folder per function holding its
+//! Layout (docs/function-apps.md): `host.json`, one folder per function holding its
 //! `function.json`, `local.settings.json`, and the handler executable that
 //! `host.json`'s `customHandler.description.defaultExecutablePath` names.
 

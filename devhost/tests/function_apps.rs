@@ -130,6 +130,23 @@ async fn a_handler_with_a_bad_setting_fails_to_start_under_the_host() {
     assert!(err.contains("exited during start-up"), "{err}");
 }
 
+#[tokio::test]
+async fn the_archiver_starts_while_cosmos_is_down_and_reports_the_run_as_failed() {
+    let stores = emulator_settings(AgeField::Ts);
+    let mut settings = app_settings(&stores);
+    // Nothing listens there: the host's probe must still be answered at once.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    settings.insert("COSMOS_ENDPOINT".into(), format!("http://{dead}/"));
+    let started = std::time::Instant::now();
+    let host = Host::start(assembled("archiver"), &settings).await.unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "start-up took {:?}", started.elapsed());
+    let result = host.fire_timer("ArchiveBillingRecords").await.unwrap();
+    assert_eq!(result.status, 500, "{:?}", result.logs);
+    assert_eq!(result.return_value["status"], "failed");
+    assert!(result.return_value["error"].as_str().unwrap().contains("cannot connect"), "{}", result.return_value);
+    host.stop().await.unwrap();
+}
+
 #[test]
 fn assembled_apps_have_the_contracts_layout() {
     let archiver = assembled("archiver");
