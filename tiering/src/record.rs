@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 /// Top-level properties Cosmos adds to every document; never part of the contract's body.
 pub const SYSTEM_PROPERTIES: [&str; 6] = ["_rid", "_self", "_etag", "_attachments", "_ts", "_lsn"];
 
-/// The longest id the read API accepts (CONTRACT.md section 2).
+/// The longest id the read API accepts (docs/read-api.md, "Ids").
 pub const MAX_ID_CHARS: usize = 255;
 
 /// Why a document or an id was rejected.
