@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The whole test suite, on a fresh machine: installs the emulators (npm), starts
-# them on free 127.0.0.1 ports, runs fmt, clippy and every test against them,
-# and stops what it started. Exits non-zero on any failure.
+# The whole test suite, on a fresh machine: installs the emulators (npm) and the
+# pinned Schemathesis (PyPI), starts the emulators on free 127.0.0.1 ports, runs
+# fmt, clippy and every test against them (Schemathesis included), and stops what
+# it started. Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -23,6 +24,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "build"
 cargo build --workspace --all-targets --locked
+
+step "the pinned Schemathesis (PyPI) for the read-API contract test"
+SCHEMATHESIS="$(./scripts/schemathesis/install.sh)"
+export SCHEMATHESIS
 
 step "tests (against emulators started for this run)"
 ./scripts/emulators.sh with cargo test --workspace --locked -- --test-threads "${TEST_THREADS:-4}"

@@ -185,7 +185,9 @@ async fn forward(State(front): State<std::sync::Arc<Front>>, request: Request) -
     }
     let method = request.method().as_str().to_owned();
     if !matching.iter().any(|(_, methods)| methods.is_empty() || methods.contains(&method)) {
-        return StatusCode::METHOD_NOT_ALLOWED.into_response();
+        // The real host answers a declared route with an undeclared method 404, empty
+        // (not 405: Azure/azure-functions-host#10098); so does its stand-in.
+        return StatusCode::NOT_FOUND.into_response();
     }
     let path_and_query = request.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or(path);
     let url = format!("http://127.0.0.1:{}{path_and_query}", front.port);

@@ -99,6 +99,10 @@ impl IntoResponse for ApiError {
         if let Self::Unavailable { retry_after, .. } = &self {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
         }
+        if let Self::MethodNotAllowed = &self {
+            // RFC 9110: a 405 lists what the resource does allow (HEAD comes with GET).
+            response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        }
         response
     }
 }

@@ -263,6 +263,10 @@ async fn missing_records_are_404_with_a_json_error() {
     assert_eq!(answer.header("content-type"), Some("application/json; charset=utf-8"));
     assert_eq!(answer.json()["error"]["code"], "NotFound");
     assert!(answer.json()["error"]["message"].as_str().unwrap().contains("nothing"));
+    // Another method reaching the reader is a 405 that says what is allowed (RFC 9110).
+    let post = app.http.post(app.url("nobody", Some("nothing"))).send().await.unwrap();
+    assert_eq!(post.status(), 405);
+    assert_eq!(post.headers()["allow"], "GET, HEAD");
 }
 
 #[tokio::test]
