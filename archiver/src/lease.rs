@@ -1,67 +1,80 @@
-//! One archive run at a time, across processes: a blob lease on a lock blob.
+//! One archive pass at a time, across processes: a blob lease on a lock blob.
 //!
-//! The timer trigger is a singleton, but an operator's `archiver run` (or an
-//! `archiver forget`) is another process, and two passes over the same records
-//! could each rely on a copy the other is about to replace or withdraw. Every
-//! pass that writes therefore holds a 60-second lease on [`LOCK_BLOB`] in the
-//! archive container, renewed in the background. A pass that cannot take it does
-//! nothing and says so; a pass whose renewal fails stops starting new records.
+//! The timer trigger is a singleton, but an operator's `archiver run`, `forget`,
+//! `restore` or `verify --shadowed` is another process, and two of them working on
+//! the same records could each rely on a copy the other is about to replace or
+//! withdraw. Each of them holds a 60-second lease on [`LOCK_BLOB`] in the archive
+//! container, renewed in the background. A pass that cannot take it does nothing
+//! and says so.
+//!
+//! The lease is also a fence: [`RunLease::valid`] turns false a safety margin
+//! before the lease could lapse (renewals failed or were too slow), and every
+//! destructive step (replacing a copy, deleting from Cosmos, withdrawing a copy)
+//! checks it first. A record whose step comes too late is left as it is.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use tiering::archive::{Archive, PutCondition};
 use tiering::store::StoreError;
+use tokio::time::Instant;
 use tracing::{error, warn};
 
 /// The lock blob; outside the `v1/` layout prefix, so no listing ever sees it.
 pub const LOCK_BLOB: &str = "locks/archiver";
-/// Azure allows 15 to 60 seconds (or infinite, which a crashed run would never give back).
-const LEASE_SECONDS: i32 = 60;
+/// Azure allows 15 to 60 seconds (or infinite, which a crashed pass would never give back).
+const LEASE: Duration = Duration::from_secs(60);
+/// The lease counts as lost this long before it could lapse.
+const MARGIN: Duration = Duration::from_secs(10);
 const RENEW_EVERY: Duration = Duration::from_secs(15);
+/// One renewal attempt may take this long; failed attempts are repeated until the lease is lost.
+const RENEW_TIMEOUT: Duration = Duration::from_secs(5);
+const RENEW_RETRY: Duration = Duration::from_secs(2);
+/// How often a waiting operator command tries again.
+const WAIT_POLL: Duration = Duration::from_secs(5);
 
-/// A held lease; renewed until [`release`](Self::release) or drop.
+/// A held lease, renewed until [`release`](Self::release) or drop.
 #[derive(Debug)]
 pub struct RunLease {
     archive: Arc<dyn Archive>,
     lease_id: String,
-    lost: Arc<AtomicBool>,
+    valid_until: Arc<Mutex<Instant>>,
     renewer: tokio::task::JoinHandle<()>,
 }
 
 impl RunLease {
     /// Takes the lease; `Ok(None)` when another pass holds it.
     pub async fn acquire(archive: Arc<dyn Archive>) -> Result<Option<Self>, StoreError> {
-        let marker = HashMap::from([("purpose".to_owned(), "archiver-run-lock".to_owned())]);
-        match archive.put(LOCK_BLOB, Bytes::new(), marker, PutCondition::Absent).await {
-            Ok(_) | Err(StoreError::AlreadyExists) => {}
-            Err(e) => return Err(e),
+        ensure_lock_blob(archive.as_ref()).await?;
+        let lease_id = uuid::Uuid::new_v4().to_string();
+        let started = Instant::now();
+        if !archive.acquire_lease(LOCK_BLOB, LEASE.as_secs() as i32, &lease_id).await? {
+            return Ok(None);
         }
-        let Some(lease_id) = archive.acquire_lease(LOCK_BLOB, LEASE_SECONDS).await? else { return Ok(None) };
-        let lost = Arc::new(AtomicBool::new(false));
-        let renewer = tokio::spawn({
-            let (archive, lease_id, lost) = (archive.clone(), lease_id.clone(), lost.clone());
-            async move {
-                loop {
-                    tokio::time::sleep(RENEW_EVERY).await;
-                    if let Err(e) = archive.renew_lease(LOCK_BLOB, &lease_id).await {
-                        // Three failed renewals in a row would let the lease lapse: stop now.
-                        error!(error = %e, "the archive run lease could not be renewed; the run stops starting new records");
-                        lost.store(true, Ordering::SeqCst);
-                        return;
-                    }
-                }
-            }
-        });
-        Ok(Some(Self { archive, lease_id, lost, renewer }))
+        let valid_until = Arc::new(Mutex::new(started + LEASE - MARGIN));
+        let renewer = tokio::spawn(renew(archive.clone(), lease_id.clone(), valid_until.clone()));
+        Ok(Some(Self { archive, lease_id, valid_until, renewer }))
     }
 
-    /// True once a renewal failed: another pass may take the lease soon.
-    pub fn lost(&self) -> bool {
-        self.lost.load(Ordering::SeqCst)
+    /// [`acquire`](Self::acquire), waiting up to `patience` for a pass in progress to end.
+    pub async fn acquire_waiting(archive: Arc<dyn Archive>, patience: Duration) -> Result<Option<Self>, StoreError> {
+        let give_up = Instant::now() + patience;
+        loop {
+            if let Some(lease) = Self::acquire(archive.clone()).await? {
+                return Ok(Some(lease));
+            }
+            if Instant::now() + WAIT_POLL > give_up {
+                return Ok(None);
+            }
+            tokio::time::sleep(WAIT_POLL).await;
+        }
+    }
+
+    /// True while the lease certainly holds; false once it may lapse soon.
+    pub fn valid(&self) -> bool {
+        self.valid_until.lock().is_ok_and(|until| Instant::now() < *until)
     }
 
     /// Gives the lease back at once, so the next pass need not wait for it to lapse.
@@ -76,5 +89,59 @@ impl RunLease {
 impl Drop for RunLease {
     fn drop(&mut self) {
         self.renewer.abort();
+    }
+}
+
+/// Creates the (empty) lock blob if it is missing. Looks first: Azure refuses an
+/// upload over a leased blob with 412 before it would say the blob exists.
+async fn ensure_lock_blob(archive: &dyn Archive) -> Result<(), StoreError> {
+    match archive.head(LOCK_BLOB).await {
+        Ok(_) => return Ok(()),
+        Err(StoreError::NotFound) => {}
+        Err(e) => return Err(e),
+    }
+    let marker = HashMap::from([("purpose".to_owned(), "archiver-run-lock".to_owned())]);
+    match archive.put(LOCK_BLOB, Bytes::new(), marker, PutCondition::Absent).await {
+        Ok(_) | Err(StoreError::AlreadyExists | StoreError::PreconditionFailed) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Renews every [`RENEW_EVERY`]; a failed or slow attempt is repeated until the
+/// lease would lapse. `valid_until` moves only on success, from the attempt's start.
+async fn renew(archive: Arc<dyn Archive>, lease_id: String, valid_until: Arc<Mutex<Instant>>) {
+    let mut wait = RENEW_EVERY;
+    loop {
+        tokio::time::sleep(wait).await;
+        let started = Instant::now();
+        match tokio::time::timeout(RENEW_TIMEOUT, archive.renew_lease(LOCK_BLOB, &lease_id)).await {
+            Ok(Ok(())) => {
+                if let Ok(mut until) = valid_until.lock() {
+                    *until = started + LEASE - MARGIN;
+                }
+                wait = RENEW_EVERY;
+            }
+            // The lease was broken or is someone else's now: lost at once.
+            Ok(Err(e)) if !e.is_outage() && !matches!(e, StoreError::Throttled { .. }) => {
+                if let Ok(mut until) = valid_until.lock() {
+                    *until = Instant::now();
+                }
+                error!(error = %e, "the archive run lease is lost; destructive steps stop");
+                return;
+            }
+            outcome => {
+                let until = valid_until.lock().map(|u| *u).unwrap_or(started);
+                let reason = match outcome {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => format!("no answer within {RENEW_TIMEOUT:?}"),
+                };
+                if Instant::now() >= until {
+                    error!(error = %reason, "the archive run lease is lost; destructive steps stop");
+                    return;
+                }
+                warn!(error = %reason, "renewing the archive run lease failed; retrying");
+                wait = RENEW_RETRY;
+            }
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! `archiver`: serve as a custom handler (default), or run one of the operator
 //! commands (docs/operations.md).
 
+use std::time::Duration;
+
 use anyhow::Context;
 use archiver::run::RunStatus;
 use archiver::{handler, ops, startup};
@@ -37,6 +39,9 @@ enum Command {
         /// With --shadowed: report only, withdraw nothing.
         #[arg(long, requires = "shadowed")]
         dry_run: bool,
+        /// With --shadowed: seconds to wait for an archive run in progress to end.
+        #[arg(long, default_value_t = ops::DEFAULT_PATIENCE.as_secs())]
+        wait: u64,
     },
     /// Erase one record from both tiers. Without --confirm, only reports where it is.
     Forget {
@@ -47,13 +52,20 @@ enum Command {
         /// Really delete.
         #[arg(long)]
         confirm: bool,
+        /// Seconds to wait for an archive run in progress to end.
+        #[arg(long, default_value_t = ops::DEFAULT_PATIENCE.as_secs())]
+        wait: u64,
     },
-    /// Copy one archived record back into Cosmos (create only; the copy is checked first).
+    /// Copy one archived record back into Cosmos (create only; the copy is checked
+    /// first, and withdrawn after).
     Restore {
         #[arg(long)]
         customer: String,
         #[arg(long)]
         id: String,
+        /// Seconds to wait for an archive run in progress to end.
+        #[arg(long, default_value_t = ops::DEFAULT_PATIENCE.as_secs())]
+        wait: u64,
     },
 }
 
@@ -89,10 +101,11 @@ async fn main() -> anyhow::Result<()> {
                 std::process::exit(1);
             }
         }
-        Command::Verify { customer, shadowed, dry_run } => {
+        Command::Verify { customer, shadowed, dry_run, wait } => {
             let archiver = startup::build(settings, Transport::BATCH, false).await?;
             let problems = if shadowed {
-                let report = ops::shadowed(&archiver, customer.as_deref(), !dry_run).await?;
+                let patience = Duration::from_secs(wait);
+                let report = ops::shadowed(&archiver, customer.as_deref(), !dry_run, patience).await?;
                 print_json(&report)?;
                 report.withdraw_failed > 0 || (dry_run && !report.shadowed.is_empty())
             } else {
@@ -104,13 +117,13 @@ async fn main() -> anyhow::Result<()> {
                 std::process::exit(1);
             }
         }
-        Command::Forget { customer, id, confirm } => {
+        Command::Forget { customer, id, confirm, wait } => {
             let archiver = startup::build(settings, Transport::BATCH, false).await?;
-            print_json(&ops::forget(&archiver, &customer, &id, confirm).await?)?;
+            print_json(&ops::forget(&archiver, &customer, &id, confirm, Duration::from_secs(wait)).await?)?;
         }
-        Command::Restore { customer, id } => {
+        Command::Restore { customer, id, wait } => {
             let archiver = startup::build(settings, Transport::BATCH, false).await?;
-            ops::restore(&archiver, &customer, &id).await?;
+            ops::restore(&archiver, &customer, &id, Duration::from_secs(wait)).await?;
             println!("restored {id:?} of {customer:?} to Cosmos");
         }
     }

@@ -108,13 +108,25 @@ pub struct Shadowed {
     pub action: &'static str,
 }
 
+/// How long operator commands wait for an archive run in progress to give the
+/// run lease back (a run ends within `ARCHIVE_TIME_BUDGET_SECONDS`).
+pub const DEFAULT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+async fn take_lease(archiver: &Archiver, patience: std::time::Duration) -> anyhow::Result<RunLease> {
+    RunLease::acquire_waiting(archiver.archive.clone(), patience)
+        .await
+        .context("taking the run lease")?
+        .ok_or_else(|| anyhow::anyhow!("an archive run is still in progress (it holds the run lease) after {patience:?}; try again when it has finished"))
+}
+
 /// What `archiver verify --shadowed` found.
 #[derive(Debug, Default, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct ShadowReport {
     pub checked: u64,
-    /// Copies of the very version Cosmos holds: a run stopped between verify and
-    /// delete; the next run finishes them. Harmless.
+    /// Copies of the very version Cosmos holds (a run stopped between verify and
+    /// delete). Harmless while the record is hot, but an application delete would
+    /// bring them back, so they are withdrawn too.
     pub same_version: u64,
     /// Copies whose metadata cannot be read (see `archiver verify`).
     pub unreadable: Vec<String>,
@@ -123,16 +135,32 @@ pub struct ShadowReport {
     pub withdraw_failed: u64,
 }
 
-/// Finds archived copies whose record is in Cosmos at another version (a copy
-/// left behind by an interrupted run, a conflict, a restore followed by an
-/// update) and, when `withdraw`, deletes each such copy at the ETag it was
-/// listed with, so it can never resurrect a stale version after the record
-/// leaves Cosmos. Costs one listing of the archive and one query per 100 copies;
+/// Finds archived copies whose record Cosmos holds (at another version: a copy
+/// left by an interrupted run, a conflict, a restore followed by an update; or at
+/// the same version: a run stopped between verify and delete) and, when
+/// `withdraw`, deletes each at the ETag it was listed with. Such a copy is never
+/// served while the record is in Cosmos, but it would resurrect that version once
+/// the record leaves Cosmos. Holds the run lease, so no archive run relies on a
+/// copy meanwhile. Costs one listing of the archive and one query per 100 copies;
 /// downloads nothing.
 pub async fn shadowed(
     archiver: &Archiver,
     customer_id: Option<&str>,
     withdraw: bool,
+    patience: std::time::Duration,
+) -> anyhow::Result<ShadowReport> {
+    let lease = if withdraw { Some(take_lease(archiver, patience).await?) } else { None };
+    let result = scan_shadowed(archiver, customer_id, lease.as_ref()).await;
+    if let Some(lease) = lease {
+        lease.release().await;
+    }
+    Ok(result?)
+}
+
+async fn scan_shadowed(
+    archiver: &Archiver,
+    customer_id: Option<&str>,
+    lease: Option<&RunLease>,
 ) -> Result<ShadowReport, StoreError> {
     let mut report = ShadowReport::default();
     // A customer's blobs are contiguous in a listing (names are `v1/<customer>/<id>`).
@@ -146,18 +174,18 @@ pub async fn shadowed(
             continue;
         };
         if batch.first().is_some_and(|b| b.0 != customer) || batch.len() >= SHADOW_BATCH {
-            check_batch(archiver, std::mem::take(&mut batch), withdraw, &mut report).await?;
+            check_batch(archiver, std::mem::take(&mut batch), lease, &mut report).await?;
         }
         batch.push((customer, id, blob, meta));
     }
-    check_batch(archiver, batch, withdraw, &mut report).await?;
+    check_batch(archiver, batch, lease, &mut report).await?;
     Ok(report)
 }
 
 async fn check_batch(
     archiver: &Archiver,
     batch: Vec<(String, String, BlobInfo, ArchiveMeta)>,
-    withdraw: bool,
+    lease: Option<&RunLease>,
     report: &mut ShadowReport,
 ) -> Result<(), StoreError> {
     let Some(customer) = batch.first().map(|b| b.0.clone()) else { return Ok(()) };
@@ -165,14 +193,17 @@ async fn check_batch(
     let in_cosmos = archiver.cosmos.versions(&customer, &ids).await?;
     for (customer_id, id, blob, meta) in batch {
         let Some(cosmos_etag) = in_cosmos.get(&id) else { continue };
-        if *cosmos_etag == meta.etag {
+        let same = *cosmos_etag == meta.etag;
+        if same {
             report.same_version += 1;
-            continue;
         }
-        let action = if !withdraw {
-            "kept"
-        } else {
-            match archiver.archive.delete_if_match(&blob.name, &blob.etag).await {
+        let action = match lease {
+            None => "kept",
+            Some(lease) if !lease.valid() => {
+                report.withdraw_failed += 1;
+                "failed"
+            }
+            Some(_) => match archiver.archive.delete_if_match(&blob.name, &blob.etag).await {
                 Ok(()) => {
                     report.withdrawn += 1;
                     "withdrawn"
@@ -183,16 +214,18 @@ async fn check_batch(
                     report.withdraw_failed += 1;
                     "failed"
                 }
-            }
+            },
         };
-        report.shadowed.push(Shadowed {
-            blob: blob.name,
-            customer_id,
-            id,
-            archived_etag: meta.etag,
-            cosmos_etag: cosmos_etag.clone(),
-            action,
-        });
+        if !same || action != "kept" {
+            report.shadowed.push(Shadowed {
+                blob: blob.name,
+                customer_id,
+                id,
+                archived_etag: meta.etag,
+                cosmos_etag: cosmos_etag.clone(),
+                action,
+            });
+        }
     }
     Ok(())
 }
@@ -216,9 +249,15 @@ const FORGET_NOTE: &str = "Where blob versioning or soft delete is on, earlier v
 
 /// Erases one record from both tiers (an erasure request, or an application's
 /// delete of a record that may be archived). Without `confirm`, only reports
-/// where the record is. Holds the run lease while it deletes, so no archive
-/// run can copy the record back meanwhile.
-pub async fn forget(archiver: &Archiver, customer_id: &str, id: &str, confirm: bool) -> anyhow::Result<ForgetReport> {
+/// where the record is. Holds the run lease while it deletes (waiting up to
+/// `patience` for a run in progress), so no archive run can copy it back meanwhile.
+pub async fn forget(
+    archiver: &Archiver,
+    customer_id: &str,
+    id: &str,
+    confirm: bool,
+    patience: std::time::Duration,
+) -> anyhow::Result<ForgetReport> {
     validate_id("customerId", customer_id)?;
     validate_id("id", id)?;
     let blob = layout::blob_name(customer_id, id)?;
@@ -244,9 +283,7 @@ pub async fn forget(archiver: &Archiver, customer_id: &str, id: &str, confirm: b
         }
         return Ok(report);
     }
-    let Some(lease) = RunLease::acquire(archiver.archive.clone()).await.context("taking the run lease")? else {
-        anyhow::bail!("an archive run is in progress (it holds the run lease); try again when it has finished");
-    };
+    let lease = take_lease(archiver, patience).await?;
     let result = erase(archiver, customer_id, id, &blob, &mut report).await;
     lease.release().await;
     result.map(|()| report)
@@ -282,22 +319,62 @@ async fn erase(
     anyhow::bail!("the archived copy {blob} kept changing; nothing more deleted")
 }
 
-/// Copies one archived record back into Cosmos, after checking the copy.
+/// Copies one archived record back into Cosmos, after checking the copy, and then
+/// withdraws the copy (at the ETag it was read at), so the record lives in one
+/// tier again and a later application delete cannot bring the old copy back.
 ///
 /// Only creates: if Cosmos already holds the id, nothing is written. Cosmos gives
-/// the restored document a new `_etag` and `_ts`. The archived copy stays, shadowed
-/// while the record is in Cosmos; it is replaced when the record is archived again,
-/// or withdrawn by `archiver verify --shadowed`.
-pub async fn restore(archiver: &Archiver, customer_id: &str, id: &str) -> anyhow::Result<()> {
+/// the restored document a new `_etag` and `_ts`. Holds the run lease (waiting up
+/// to `patience` for a run in progress), so no `forget` or run interleaves.
+pub async fn restore(
+    archiver: &Archiver,
+    customer_id: &str,
+    id: &str,
+    patience: std::time::Duration,
+) -> anyhow::Result<()> {
     let name = layout::blob_name(customer_id, id)?;
-    let stored = archiver.archive.get(&name).await.with_context(|| format!("reading {name}"))?;
+    let lease = take_lease(archiver, patience).await?;
+    let result = restore_one(archiver, customer_id, id, &name, &lease).await;
+    lease.release().await;
+    result
+}
+
+async fn restore_one(
+    archiver: &Archiver,
+    customer_id: &str,
+    id: &str,
+    name: &str,
+    lease: &RunLease,
+) -> anyhow::Result<()> {
+    let stored = archiver.archive.get(name).await.with_context(|| format!("reading {name}"))?;
     let meta = ArchiveMeta::from_metadata(&stored.info.metadata)?;
     let body = codec::decode_verified(&stored.body, &meta)?;
+    // The body must be the record the name says; anything else is not ours to write.
+    let doc = tiering::record::RawDocument::parse(body.clone())?;
+    let names = (doc.id().ok(), doc.get::<String>("customerId"));
+    anyhow::ensure!(
+        names == (Some(id.to_owned()), Some(customer_id.to_owned())),
+        "the archived copy {name} holds another record ({:?} of {:?}); nothing restored",
+        names.0,
+        names.1
+    );
     match archiver.cosmos.create_raw(customer_id, id, &body).await {
-        Ok(()) => Ok(()),
+        Ok(()) => {}
         Err(StoreError::AlreadyExists) => {
             anyhow::bail!("record {id:?} of {customer_id:?} is already in Cosmos; nothing restored")
         }
-        Err(e) => Err(e).context("writing to Cosmos"),
+        Err(e) => return Err(e).context("writing to Cosmos"),
+    }
+    anyhow::ensure!(
+        lease.valid(),
+        "restored {id:?}, but the run lease may lapse: the archived copy {name} stays; run `archiver verify --shadowed`"
+    );
+    match archiver.archive.delete_if_match(name, &stored.info.etag).await {
+        Ok(()) | Err(StoreError::NotFound | StoreError::PreconditionFailed) => Ok(()),
+        Err(e) => Err(e).with_context(|| {
+            format!(
+                "restored {id:?}, but withdrawing the archived copy {name} failed; run `archiver verify --shadowed`"
+            )
+        }),
     }
 }

@@ -49,11 +49,12 @@ enum Step {
     Pending,
 }
 
-/// Re-stamps copies stamped under another field until `deadline` (or until `stop()`).
+/// Re-stamps copies stamped under another field until `deadline`, while `valid()`
+/// (the run lease holds). Stops listing as soon as the time is spent.
 pub async fn restamp(
     archiver: &Archiver,
     deadline: Instant,
-    stop: &(dyn Fn() -> bool + Sync),
+    valid: &(dyn Fn() -> bool + Sync),
 ) -> Result<RestampReport, StoreError> {
     let field = &archiver.settings.stores.age_field;
     let AgeField::Iso(name) = field else { return Ok(RestampReport { restamped: 0, complete: true }) };
@@ -69,37 +70,32 @@ pub async fn restamp(
     info!(age_field = %name, "re-stamping archived copies under the current age field");
     let mut report = RestampReport::default();
     let mut pending = 0u64;
-    let mut out_of_time = false;
     // Owned captures only: the step futures must be `Send` for any borrow.
     let (owned_field, owned_name) = (field.clone(), name.clone());
     let owned_archive = archive.clone();
+    let in_time = || Instant::now() < deadline && valid();
     let steps = archive
         .list(layout::LAYOUT_PREFIX)
+        .try_take_while(|_| std::future::ready(Ok(in_time())))
         .try_filter(move |blob| {
             let stale = ArchiveMeta::from_metadata(&blob.metadata).map_or(true, |m| m.stamp.field != owned_name);
             std::future::ready(stale)
         })
         .map_ok(move |blob| {
             let (archive, field) = (owned_archive.clone(), owned_field.clone());
-            let late = Instant::now() >= deadline || stop();
-            async move {
-                if late {
-                    return Ok(None);
-                }
-                restamp_one(archive.as_ref(), &field, &blob.name, &blob.etag).await.map(Some)
-            }
+            async move { restamp_one(archive.as_ref(), &field, &blob.name, &blob.etag).await }
         })
         .try_buffer_unordered(archiver.settings.concurrency.max(1));
     let mut steps = std::pin::pin!(steps);
     while let Some(step) = steps.next().await.transpose()? {
         match step {
-            Some(Step::Done) => report.restamped += 1,
-            Some(Step::Pending) => pending += 1,
-            Some(Step::Skipped) => {}
-            None => out_of_time = true,
+            Step::Done => report.restamped += 1,
+            Step::Pending => pending += 1,
+            Step::Skipped => {}
         }
     }
-    report.complete = !out_of_time && pending == 0;
+    // The listing ended early when time ran out: then not everything was seen.
+    report.complete = in_time() && pending == 0;
     if report.complete {
         let md = HashMap::from([(K_FIELD.to_owned(), name.clone())]);
         let condition = marker.map_or(PutCondition::Absent, |m| PutCondition::Matches(m.etag));

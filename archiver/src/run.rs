@@ -58,7 +58,8 @@ pub enum Outcome {
     WouldArchive { raw: u64, stored: u64 },
     /// The record changed after it was read (412, or a newer copy is archived): it stays in Cosmos.
     ChangedDuringRun,
-    /// Someone else deleted it between read and delete (404); the verified copy is kept.
+    /// Someone else deleted it between read and delete (404): the copy is withdrawn
+    /// when that is certain, kept when our own retried delete may have done it.
     DeletedByOthers,
     /// The archive holds another version of the same second, or a copy whose
     /// metadata cannot be read: nothing was written or deleted; a person decides.
@@ -88,11 +89,13 @@ pub struct RecordResult {
     pub outcome: Outcome,
     pub withdrawal: Withdrawal,
     pub request_units: f64,
+    /// Cosmos attempts answered 429 (and retried by the SDK) for this record.
+    pub throttled: u32,
 }
 
 impl RecordResult {
     fn new(outcome: Outcome) -> Self {
-        Self { outcome, withdrawal: Withdrawal::None, request_units: 0.0 }
+        Self { outcome, withdrawal: Withdrawal::None, request_units: 0.0, throttled: 0 }
     }
 }
 
@@ -246,6 +249,8 @@ struct Pass<'a> {
     dry_run: bool,
     budget: RuBudget,
     now: DateTime<Utc>,
+    /// True while the run lease holds; checked before every destructive step.
+    fence: &'a (dyn Fn() -> bool + Sync),
 }
 
 impl Archiver {
@@ -288,16 +293,14 @@ impl Archiver {
                 }
             }
         };
-        let pass =
-            Pass { archiver: self, cutoff, dry_run, budget: RuBudget::new(self.settings.max_ru_per_second), now };
-        info!(cutoff = %summary.cutoff, age_field = %summary.age_field, dry_run, concurrency = self.settings.concurrency, "archive run started");
         let deadline = started + self.settings.time_budget;
-        let lost = || lease.as_ref().is_some_and(RunLease::lost);
-        pass.archive_aged(&mut summary, deadline, &lost, observe).await;
+        let fence = || lease.as_ref().is_none_or(RunLease::valid);
+        info!(cutoff = %summary.cutoff, age_field = %summary.age_field, dry_run, concurrency = self.settings.concurrency, "archive run started");
 
-        // Bring archived copies' age stamps up to the current age field, in the time left.
-        if summary.status == RunStatus::Complete && !dry_run {
-            match restamp::restamp(self, deadline, &lost).await {
+        // First, in at most a quarter of the budget, bring archived copies' age stamps
+        // up to the current age field (once done, this costs one HEAD per run).
+        if !dry_run {
+            match restamp::restamp(self, started + self.settings.time_budget / 4, &fence).await {
                 Ok(report) => {
                     summary.restamped = report.restamped;
                     if !report.complete {
@@ -305,11 +308,15 @@ impl Archiver {
                     }
                 }
                 Err(e) => {
-                    summary.status = RunStatus::Failed;
-                    summary.error = Some(format!("re-stamping archived copies failed: {e}"));
+                    // Not fatal: if a store is down, the archive pass meets it too.
+                    error!(error = %e, "re-stamping archived copies stopped; the next run continues");
+                    summary.status = RunStatus::Partial;
                 }
             }
         }
+        let budget = RuBudget::new(self.settings.max_ru_per_second);
+        let pass = Pass { archiver: self, cutoff, dry_run, budget, now, fence: &fence };
+        pass.archive_aged(&mut summary, deadline, observe).await;
         if let Some(lease) = lease {
             lease.release().await;
         }
@@ -328,13 +335,7 @@ impl Archiver {
 impl Pass<'_> {
     /// Works through the aged-records query with bounded concurrency until it is
     /// drained, the deadline passes, the lease is lost or a store fails.
-    async fn archive_aged(
-        &self,
-        summary: &mut Summary,
-        deadline: Instant,
-        lost: &(dyn Fn() -> bool + Sync),
-        mut observe: impl FnMut(&RecordResult),
-    ) {
+    async fn archive_aged(&self, summary: &mut Summary, deadline: Instant, mut observe: impl FnMut(&RecordResult)) {
         let settings = &self.archiver.settings;
         let started = Instant::now();
         let page_size = (settings.concurrency as u32 * PAGE_FACTOR).clamp(4, 100);
@@ -353,7 +354,7 @@ impl Pass<'_> {
         loop {
             // Start work while there is room, time, the lease and no outage.
             while in_flight.len() < settings.concurrency && !stop {
-                if Instant::now() >= deadline || lost() {
+                if Instant::now() >= deadline || !(self.fence)() {
                     summary.status = RunStatus::Partial;
                     stop = true;
                     break;
@@ -474,6 +475,8 @@ impl Pass<'_> {
         let failed = |reason: String, err: Option<&StoreError>| {
             RecordResult::new(Outcome::Failed { reason, outage: err.is_some_and(StoreError::is_outage) })
         };
+        let fenced =
+            |step: &str| failed(format!("the run lease may lapse; {step} not done, record left as it is"), None);
 
         // 2. Copy.
         let (blob_etag, already) = match archive
@@ -488,6 +491,9 @@ impl Pass<'_> {
                     // Provably older (an earlier version, archived before the record
                     // was restored or rewritten): replace exactly the copy inspected.
                     Ok(m) if m.ts < p.meta.ts => {
+                        if !(self.fence)() {
+                            return fenced("replacing the older copy");
+                        }
                         let condition = PutCondition::Matches(existing.etag);
                         match archive.put(&p.name, p.compressed.clone(), p.meta.to_metadata(), condition).await {
                             Ok(etag) => (etag, false),
@@ -512,7 +518,8 @@ impl Pass<'_> {
                     }
                 },
             },
-            // Possibly stored (a timeout): then it is a copy of the version still in Cosmos.
+            // Possibly stored (a timeout): then it is a copy of the version still in
+            // Cosmos, which the next run finishes or `verify --shadowed` withdraws.
             Err(e) => return failed(format!("uploading copy: {e}"), Some(&e)),
         };
         let outcome = |deleted: bool| match (deleted, already) {
@@ -525,38 +532,60 @@ impl Pass<'_> {
         if let Err((reason, err)) = self.verify(p).await {
             let mut result = failed(reason, err.as_ref());
             if err.is_none() {
-                // A definite mismatch: the record stays in Cosmos, the copy must go.
+                // A definite mismatch, and nothing was deleted: the copy must go.
                 result.withdrawal = self.withdraw(p, &blob_etag).await;
             }
             return result;
         }
 
-        // 4. Delete the exact version we copied. Refused deletes cost request units too.
-        let (deleted, request_units) = self.archiver.cosmos.delete_if_match(&p.customer_id, &p.id, &p.etag).await;
-        self.budget.spend(request_units).await;
-        let mut result = match deleted {
+        // 4. Delete the exact version we copied.
+        if !(self.fence)() {
+            return fenced("the delete from Cosmos");
+        }
+        let deletion = self.archiver.cosmos.delete_if_match(&p.customer_id, &p.id, &p.etag).await;
+        let attempts = deletion.attempts;
+        // Refused deletes cost request units too.
+        self.budget.spend(attempts.request_charge).await;
+        let mut result = match deletion.result {
             Ok(()) => RecordResult::new(outcome(true)),
-            // Cosmos holds a newer version; our copy is stale and must not shadow it.
+            // Cosmos holds another version now (412 implies the item exists): our copy
+            // is stale and must not shadow it, nor resurrect it later.
             Err(StoreError::PreconditionFailed) => {
                 RecordResult { withdrawal: self.withdraw(p, &blob_etag).await, ..RecordResult::new(outcome(false)) }
             }
-            // Gone already: perhaps our own delete, retried after a lost answer. The
-            // verified copy may be the only one left, so it stays.
-            Err(StoreError::NotFound) => RecordResult::new(Outcome::DeletedByOthers),
+            // Gone. When our one attempt met it gone, someone else deleted the record
+            // (the application, or its TTL): the copy must not bring it back. When an
+            // earlier attempt of ours may have deleted it (an answer lost, the SDK sent
+            // the delete again), the verified copy may be the only one left: it stays.
+            Err(StoreError::NotFound) => {
+                let withdrawal =
+                    if attempts.last_is_authoritative { self.withdraw(p, &blob_etag).await } else { Withdrawal::None };
+                RecordResult { withdrawal, ..RecordResult::new(Outcome::DeletedByOthers) }
+            }
             // Ambiguous: the delete may have happened. Keep the copy.
             Err(e) if e.is_outage() => failed(format!("deleting from Cosmos: {e}"), Some(&e)),
-            // Definitely not deleted (throttled past retries, refused): the copy goes.
-            Err(e) => RecordResult {
-                withdrawal: self.withdraw(p, &blob_etag).await,
-                ..failed(format!("deleting from Cosmos: {e}"), Some(&e))
-            },
+            // Refused (throttled past retries, a 4xx). An earlier attempt may still have
+            // been applied, so the copy goes only if Cosmos is seen to hold the record.
+            Err(e) => {
+                let withdrawal = match self.archiver.cosmos.exists(&p.customer_id, &p.id).await {
+                    Ok(true) => self.withdraw(p, &blob_etag).await,
+                    Ok(false) | Err(_) => Withdrawal::None,
+                };
+                RecordResult { withdrawal, ..failed(format!("deleting from Cosmos: {e}"), Some(&e)) }
+            }
         };
-        result.request_units = request_units;
+        result.request_units = attempts.request_charge;
+        result.throttled = attempts.throttled;
         result
     }
 
-    /// Deletes the copy at the ETag that was verified; a copy replaced since is not ours to delete.
+    /// Deletes the copy at the ETag that was verified; a copy replaced since is not
+    /// ours to delete. Only while the run lease holds.
     async fn withdraw(&self, p: &Prepared, blob_etag: &str) -> Withdrawal {
+        if !(self.fence)() {
+            error!(blob = %p.name, "a copy that should have been withdrawn is left: the run lease may lapse; run `archiver verify --shadowed`");
+            return Withdrawal::Failed;
+        }
         match self.archiver.archive.delete_if_match(&p.name, blob_etag).await {
             Ok(()) => Withdrawal::Withdrawn,
             Err(StoreError::PreconditionFailed | StoreError::NotFound) => Withdrawal::NotOurs,

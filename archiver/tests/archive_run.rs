@@ -22,7 +22,7 @@ use tiering::sample::{SampleRecord, invoice};
 use tiering::settings::{ArchiverSettings, StoreSettings};
 use tiering::store::StoreError;
 use tiering::testing::{
-    HookedArchive, Hooks, OwnEmulator, TEST_TRANSPORT, emulator_settings, fresh_cosmos, hook, seed, upsert_raw,
+    HookedArchive, Hooks, OwnEmulator, Proxy, TEST_TRANSPORT, emulator_settings, fresh_cosmos, hook, seed, upsert_raw,
 };
 
 fn date_days_ago(days: i64) -> NaiveDate {
@@ -319,6 +319,35 @@ async fn refused_deletes_count_their_request_units() {
     }
     let per_record: f64 = results.iter().map(|r| r.request_units).sum();
     assert!(summary.request_units >= per_record - 0.01, "{summary:?}");
+    // The application's delete stands: the copy of the deleted record is withdrawn.
+    assert_eq!(f.archived_etag(&deleted).await, None, "a deleted record must not come back from the archive");
+    assert_eq!(f.archived_etag(&updated).await, None, "nor a stale copy of an updated one");
+    assert_eq!(summary.withdrawn, 2, "{summary:?}");
+}
+
+#[tokio::test]
+async fn a_delete_whose_answer_was_lost_keeps_the_only_copy() {
+    // The first delete reaches Cosmos and deletes the record, but its answer is
+    // lost; the SDK sends the delete again and meets 404. That 404 is our own
+    // delete: the verified copy is now the only one and must stay.
+    let mut stores = emulator_settings(AgeField::Iso("invoiceDate".into()));
+    let direct = stores.cosmos_endpoint.to_string();
+    let proxy = Proxy::in_front_of(&direct).await.unwrap();
+    stores.cosmos_endpoint = proxy.endpoint_for(&direct).parse().unwrap();
+    let f = fixture_on(stores).await;
+    let before = f.hot(&f.old).await;
+    proxy.lose_answer_to_next(b"DELETE ");
+    let results = Mutex::new(Vec::<RecordResult>::new());
+    let summary = f.plain(1).run_observed(Utc::now(), false, |r| results.lock().unwrap().push(r.clone())).await;
+    assert_eq!((summary.archived, summary.deleted_by_others), (f.old.len() as u64 - 1, 1), "{summary:?}");
+    assert_eq!(summary.withdrawn, 0, "{summary:?}");
+    let lost = results.into_inner().unwrap().into_iter().find(|r| r.outcome == Outcome::DeletedByOthers).unwrap();
+    assert_eq!(lost.withdrawal, Withdrawal::None);
+    for (r, (body, etag, _)) in f.old.iter().zip(&before) {
+        assert!(!f.in_cosmos(r).await, "{}", r.id);
+        let (stored, meta) = archived(&f.blob, r).await;
+        assert_eq!((&stored, &meta.etag), (body, etag), "{} must be readable from the archive", r.id);
+    }
 }
 
 #[tokio::test]
@@ -425,6 +454,52 @@ async fn overlapping_runs_never_work_at_once() {
     assert_eq!((c.status, c.scanned), (RunStatus::Complete, 0), "{c:?}");
 }
 
+/// Breaks the run lease from outside, as another process (or an operator) could.
+async fn break_run_lease(stores: &StoreSettings) {
+    let sas = stores.blob_sas.as_ref().map(|s| s.secret().to_owned()).unwrap_or_default();
+    let url = format!(
+        "{}/{}/{}?comp=lease&{sas}",
+        stores.blob_endpoint.as_str().trim_end_matches('/'),
+        stores.archive_container,
+        archiver::lease::LOCK_BLOB
+    );
+    let answer = reqwest::Client::new()
+        .put(url)
+        .header("x-ms-lease-action", "break")
+        .header("x-ms-lease-break-period", "0")
+        .header("x-ms-version", tiering::archive::BLOB_API_VERSION)
+        .header("content-length", "0")
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_success(), "break lease: {}", answer.status());
+}
+
+#[tokio::test]
+async fn a_run_that_loses_its_lease_stops_before_any_destructive_step() {
+    let f = fixture().await;
+    // While the first copy is read back, the lease is broken; the read then takes
+    // longer than the next renewal, which finds the lease gone.
+    let (stores, first) = (f.stores.clone(), Arc::new(AtomicBool::new(true)));
+    let hooks = Hooks {
+        before_get: hook(move |_| {
+            let (stores, first) = (stores.clone(), first.clone());
+            async move {
+                if first.swap(false, Ordering::SeqCst) {
+                    break_run_lease(&stores).await;
+                    tokio::time::sleep(Duration::from_secs(17)).await;
+                }
+            }
+        }),
+        ..Default::default()
+    };
+    let before = f.hot(&f.old).await;
+    let summary = f.hooked(hooks, 1).run(Utc::now(), false).await;
+    assert_eq!(summary.status, RunStatus::Partial, "{summary:?}");
+    assert_eq!((summary.archived, summary.failed), (0, 1), "{summary:?}");
+    assert_eq!(f.hot(&f.old).await, before, "no record left Cosmos without the lease");
+}
+
 #[tokio::test]
 async fn a_copy_that_fails_verification_is_withdrawn() {
     let f = fixture().await;
@@ -457,8 +532,9 @@ async fn failing_deletes(status: u16) -> (Fixture, OwnEmulator) {
 
 #[tokio::test]
 async fn a_delete_cosmos_refuses_withdraws_the_copy() {
-    // 429 past the client's retries and 403 mean the delete did not happen.
-    for status in [429, 403] {
+    // 429 past the client's retries, or a 400: Cosmos refused the delete. The record
+    // is seen to be still there, so its copy goes.
+    for status in [429, 400] {
         let (f, _cosmos) = failing_deletes(status).await;
         let results = Mutex::new(Vec::<RecordResult>::new());
         let summary = f.plain(2).run_observed(Utc::now(), false, |r| results.lock().unwrap().push(r.clone())).await;
@@ -655,27 +731,43 @@ async fn verify_finds_corrupt_and_vanished_copies_and_restore_brings_a_record_ba
     let report = archiver::ops::verify(&vanishing, None).await.unwrap();
     assert_eq!((report.vanished, report.checked), (1, f.old.len() as u64 - 1), "{report:?}");
 
-    // A corrupt copy is never restored; a good one comes back with the same body.
-    assert!(archiver::ops::restore(&archiver, &victim.customer_id, &victim.id).await.is_err());
+    // A corrupt copy is never restored; a good one comes back with the same body,
+    // and its copy is withdrawn (one tier again: a later delete cannot resurrect it).
+    let patience = Duration::ZERO;
+    assert!(archiver::ops::restore(&archiver, &victim.customer_id, &victim.id, patience).await.is_err());
     assert!(!f.in_cosmos(victim).await);
     let good = &f.old[0];
     let (body, _) = archived(&f.blob, good).await;
-    archiver::ops::restore(&archiver, &good.customer_id, &good.id).await.unwrap();
+    archiver::ops::restore(&archiver, &good.customer_id, &good.id, patience).await.unwrap();
     let back = f.cosmos.read(&good.customer_id, &good.id).await.unwrap().doc;
     assert_eq!(back.without_system_properties(), body);
-    // Restoring again would overwrite: refused.
-    let again = archiver::ops::restore(&archiver, &good.customer_id, &good.id).await.unwrap_err();
-    assert!(again.to_string().contains("already in Cosmos"), "{again}");
+    assert_eq!(f.archived_etag(good).await, None, "the restored copy is withdrawn");
+    // Restoring again: nothing to restore, and the record in Cosmos is untouched.
+    assert!(archiver::ops::restore(&archiver, &good.customer_id, &good.id, patience).await.is_err());
+    assert_eq!(f.cosmos.read(&good.customer_id, &good.id).await.unwrap().doc.etag().unwrap(), back.etag().unwrap());
+    // A copy next to a record Cosmos already holds is never restored over it.
+    let hot = &f.new[0];
+    let (hot_body, hot_etag, hot_ts) = f.hot(std::slice::from_ref(hot)).await.remove(0);
+    f.put_copy(hot, hot.json.replacen("issued", "draft", 1).as_bytes(), "\"old\"", hot_ts - 10).await;
+    let refused = archiver::ops::restore(&archiver, &hot.customer_id, &hot.id, patience).await.unwrap_err();
+    assert!(refused.to_string().contains("already in Cosmos"), "{refused}");
+    assert_eq!(f.hot(std::slice::from_ref(hot)).await.remove(0), (hot_body, hot_etag, hot_ts));
+    // A copy whose body is another record (a bad manual upload) is never restored.
+    let other = &f.new[1];
+    f.cosmos.delete(&other.customer_id, &other.id).await.unwrap();
+    f.put_copy(other, f.new[2].json.as_bytes(), "\"x\"", 1).await;
+    let refused = archiver::ops::restore(&archiver, &other.customer_id, &other.id, patience).await.unwrap_err();
+    assert!(refused.to_string().contains("holds another record"), "{refused}");
+    assert!(!f.in_cosmos(other).await);
 }
 
 #[tokio::test]
-async fn verify_shadowed_withdraws_copies_that_cosmos_shadows_with_another_version() {
+async fn verify_shadowed_withdraws_copies_next_to_records_cosmos_holds() {
     let f = fixture().await;
     let archiver = f.plain(4);
     assert_eq!(archiver.run(Utc::now(), false).await.archived, f.old.len() as u64);
-    // x: restored, then updated by the application: its copy is stale.
+    // x: the application wrote the archived record again: its copy is stale.
     let x = &f.old[0];
-    archiver::ops::restore(&archiver, &x.customer_id, &x.id).await.unwrap();
     upsert_raw(&f.cosmos, &x.customer_id, &x.id, &x.json.replacen("issued", "void", 1)).await.unwrap();
     // y: copied by an interrupted run, not yet deleted: the same version in both tiers.
     let y = &f.new[0];
@@ -683,16 +775,17 @@ async fn verify_shadowed_withdraws_copies_that_cosmos_shadows_with_another_versi
     f.put_copy(y, &body, &etag, ts).await;
     // z: a stale copy that someone replaces between the listing and the withdrawal.
     let z = &f.old[1];
-    archiver::ops::restore(&archiver, &z.customer_id, &z.id).await.unwrap();
+    upsert_raw(&f.cosmos, &z.customer_id, &z.id, &z.json).await.unwrap();
 
-    let report = archiver::ops::shadowed(&archiver, None, false).await.unwrap();
+    let patience = Duration::ZERO;
+    let report = archiver::ops::shadowed(&archiver, None, false, patience).await.unwrap();
     assert_eq!(report.checked, f.old.len() as u64 + 1, "{report:?}");
     assert_eq!(report.same_version, 1);
     let mut found: Vec<(&str, &str)> = report.shadowed.iter().map(|s| (s.id.as_str(), s.action)).collect();
     found.sort();
     let mut expected = vec![(x.id.as_str(), "kept"), (z.id.as_str(), "kept")];
     expected.sort();
-    assert_eq!(found, expected);
+    assert_eq!(found, expected, "a report lists the stale copies");
     assert!(f.archived_etag(x).await.is_some(), "a report withdraws nothing");
 
     let z_name = name(z);
@@ -710,14 +803,14 @@ async fn verify_shadowed_withdraws_copies_that_cosmos_shadows_with_another_versi
         }),
         ..Default::default()
     };
-    let report = archiver::ops::shadowed(&f.hooked(hooks, 4), None, true).await.unwrap();
-    assert_eq!((report.withdrawn, report.withdraw_failed), (1, 0), "{report:?}");
+    let report = archiver::ops::shadowed(&f.hooked(hooks, 4), None, true, patience).await.unwrap();
+    assert_eq!((report.withdrawn, report.withdraw_failed), (2, 0), "{report:?}");
     let action = |id: &str| report.shadowed.iter().find(|s| s.id == id).unwrap().action;
-    assert_eq!((action(&x.id), action(&z.id)), ("withdrawn", "changed"));
-    assert_eq!(f.archived_etag(x).await, None);
+    assert_eq!((action(&x.id), action(&y.id), action(&z.id)), ("withdrawn", "withdrawn", "changed"));
+    assert_eq!((f.archived_etag(x).await, f.archived_etag(y).await), (None, None));
     assert!(f.archived_etag(z).await.is_some(), "a copy changed since it was listed is left alone");
-    assert!(f.archived_etag(y).await.is_some(), "the same version is not shadowed");
-    assert!(f.in_cosmos(x).await && f.in_cosmos(y).await);
+    assert!(f.in_cosmos(x).await && f.in_cosmos(y).await && f.in_cosmos(z).await, "Cosmos keeps every record");
+    assert_eq!(f.blob_count().await, f.old.len() - 1, "the archived records keep their copies");
 }
 
 #[tokio::test]
@@ -726,27 +819,34 @@ async fn forget_erases_a_record_from_both_tiers_and_waits_for_no_run() {
     let archiver = f.plain(4);
     archiver.run(Utc::now(), false).await;
     let (archived_only, hot_only, both) = (&f.old[0], &f.new[0], &f.old[1]);
-    archiver::ops::restore(&archiver, &both.customer_id, &both.id).await.unwrap();
+    upsert_raw(&f.cosmos, &both.customer_id, &both.id, &both.json).await.unwrap();
+    let patience = Duration::ZERO;
 
     // Without --confirm: a report, nothing deleted.
-    let look = archiver::ops::forget(&archiver, &both.customer_id, &both.id, false).await.unwrap();
+    let look = archiver::ops::forget(&archiver, &both.customer_id, &both.id, false, patience).await.unwrap();
     assert_eq!((look.cosmos, look.archive, look.confirmed), ("present", "present", false));
     assert!(f.in_cosmos(both).await && f.archived_etag(both).await.is_some());
 
-    // While a run holds the lease, forget refuses rather than race it.
+    // While a run holds the lease, forget waits for it rather than race it.
     let lease = archiver::lease::RunLease::acquire(Arc::new(f.blob.clone())).await.unwrap().unwrap();
-    let refused = archiver::ops::forget(&archiver, &both.customer_id, &both.id, true).await.unwrap_err();
+    let refused = archiver::ops::forget(&archiver, &both.customer_id, &both.id, true, patience).await.unwrap_err();
     assert!(refused.to_string().contains("in progress"), "{refused}");
-    lease.release().await;
+    let released = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        lease.release().await;
+    });
+    let waited =
+        archiver::ops::forget(&archiver, &hot_only.customer_id, &hot_only.id, true, Duration::from_secs(60)).await;
+    assert_eq!(waited.unwrap().cosmos, "deleted", "forget goes ahead once the run is over");
+    released.await.unwrap();
 
-    for (r, cosmos, archive) in
-        [(both, "deleted", "deleted"), (archived_only, "absent", "deleted"), (hot_only, "deleted", "absent")]
-    {
-        let report = archiver::ops::forget(&archiver, &r.customer_id, &r.id, true).await.unwrap();
+    for (r, cosmos, archive) in [(both, "deleted", "deleted"), (archived_only, "absent", "deleted")] {
+        let report = archiver::ops::forget(&archiver, &r.customer_id, &r.id, true, patience).await.unwrap();
         assert_eq!((report.cosmos, report.archive), (cosmos, archive), "{}", r.id);
         assert!(!f.in_cosmos(r).await && f.archived_etag(r).await.is_none(), "{}", r.id);
     }
-    let twice = archiver::ops::forget(&archiver, &both.customer_id, &both.id, true).await.unwrap();
+    assert!(!f.in_cosmos(hot_only).await);
+    let twice = archiver::ops::forget(&archiver, &both.customer_id, &both.id, true, patience).await.unwrap();
     assert_eq!((twice.cosmos, twice.archive), ("absent", "absent"));
 }
 

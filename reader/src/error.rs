@@ -35,6 +35,11 @@ impl ApiError {
                 Self::Unavailable { tier, retry_after: retry_after.as_secs().max(1), detail: "throttled".into() }
             }
             StoreError::Unavailable(detail) => Self::Unavailable { tier, retry_after: RETRY_AFTER_SECONDS, detail },
+            // The item changed while it was being read (a blob replaced between two
+            // ranges): asking again gets a consistent answer.
+            StoreError::PreconditionFailed | StoreError::AlreadyExists => {
+                Self::Unavailable { tier, retry_after: 1, detail: "changed while it was read".into() }
+            }
             StoreError::Corrupt(c) => Self::Internal {
                 message: "the archived copy of this record failed its integrity check".into(),
                 detail: c.to_string(),

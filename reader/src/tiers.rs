@@ -25,6 +25,9 @@ pub const COSMOS: &str = "Cosmos DB";
 pub const ARCHIVE: &str = "the archive";
 /// Archived bodies fetched at once for a list page.
 const FETCH_CONCURRENCY: usize = 8;
+/// Copies a list request may download to learn their age, while the archiver has
+/// not yet re-stamped them after an age-field change; beyond it, 503.
+const MAX_UNSTAMPED_DOWNLOADS: usize = 200;
 /// How long callers are told to wait while Cosmos is not connected.
 const RECONNECT_RETRY_AFTER: u64 = 5;
 const RECONNECT_FIRST_DELAY: Duration = Duration::from_millis(250);
@@ -208,7 +211,7 @@ impl Tiers {
                 .collect(),
             boundary: slice.boundary,
         };
-        let mut archive = self.archived_candidates(customer_id, window, n + 1).await?;
+        let (mut archive, listed_etags) = self.archived_candidates(customer_id, window, n + 1).await?;
         let ids: Vec<String> = archive.items.iter().map(|c| c.id.clone()).collect();
         let in_cosmos = cosmos_store.versions(customer_id, &ids).await.map_err(cosmos_err)?;
         for c in &mut archive.items {
@@ -218,7 +221,10 @@ impl Tiers {
         let page = listing::merge(TierLists { cosmos, archive }, n);
         // Fetch the archived bodies on this page only, in order, a few at a time.
         let items: Vec<Option<Candidate<Bytes>>> = futures::stream::iter(page.items)
-            .map(|c| self.with_body(customer_id, c))
+            .map(|c| {
+                let etag = listed_etags.get(&c.id).cloned();
+                self.with_body(customer_id, c, etag)
+            })
             .buffered(FETCH_CONCURRENCY)
             .try_collect()
             .await?;
@@ -228,22 +234,17 @@ impl Tiers {
     /// The first `limit` archived records of the customer in the window, ordered by
     /// their age stamps (no downloads), except copies stamped under another age
     /// field: their age comes from the body (or, for `_ts`, the version's `ts`).
+    /// Also returns the ETag each candidate was listed at.
     async fn archived_candidates(
         &self,
         customer_id: &str,
         window: &Window,
         limit: usize,
-    ) -> Result<TierList<Bytes>, ApiError> {
+    ) -> Result<(TierList<Bytes>, HashMap<String, String>), ApiError> {
         let field = &self.age_field;
-        let mut best: Vec<Candidate<Bytes>> = Vec::new();
-        let mut unstamped: Vec<(String, String)> = Vec::new();
-        let candidate = |age: AgeValue, id: String| Candidate {
-            age,
-            id,
-            tier: Tier::Archive,
-            shadowed: false,
-            payload: Bytes::new(),
-        };
+        let mut best = Kept::new(limit);
+        let mut etags = HashMap::new();
+        let mut unstamped: Vec<(String, String, String)> = Vec::new();
         let mut blobs = self.archive.list(&layout::customer_prefix(customer_id));
         while let Some(blob) = blobs.next().await {
             let blob = blob.map_err(archive_err)?;
@@ -259,32 +260,44 @@ impl Tiers {
                 }
             };
             match meta.age_under(field) {
-                AgeLookup::Known(age) if window.contains(&age, &id) => best.push(candidate(age, id)),
+                AgeLookup::Known(age) if window.contains(&age, &id) => {
+                    etags.insert(id.clone(), blob.etag);
+                    best.push(age, id);
+                }
                 AgeLookup::Known(_) | AgeLookup::Missing => {}
-                AgeLookup::NeedsBody => unstamped.push((blob.name, id)),
-            }
-            if best.len() >= 2 * limit {
-                best = TierList::first(best, limit).items;
+                AgeLookup::NeedsBody => unstamped.push((blob.name, id, blob.etag)),
             }
         }
         if !unstamped.is_empty() {
+            if unstamped.len() > MAX_UNSTAMPED_DOWNLOADS {
+                return Err(ApiError::Unavailable {
+                    tier: ARCHIVE,
+                    retry_after: 60,
+                    detail: format!(
+                        "{} archived copies of this customer are still stamped under another age field; the archiver is re-stamping them",
+                        unstamped.len()
+                    ),
+                });
+            }
             info!(count = unstamped.len(), age_field = %field, "listing archived copies stamped under another age field (the archiver re-stamps them)");
             let mut ages = futures::stream::iter(unstamped)
-                .map(|(name, id)| async move { (self.age_from_body(&name).await, name, id) })
+                .map(|(name, id, etag)| async move { (self.age_from_body(&name).await, name, id, etag) })
                 .buffer_unordered(FETCH_CONCURRENCY);
-            while let Some((age, name, id)) = ages.next().await {
+            while let Some((age, name, id, etag)) = ages.next().await {
                 match age {
-                    Ok(Some(age)) if window.contains(&age, &id) => best.push(candidate(age, id)),
+                    Ok(Some(age)) if window.contains(&age, &id) => {
+                        etags.insert(id.clone(), etag);
+                        best.push(age, id);
+                    }
                     Ok(_) => {}
-                    Err(e) if e.is_outage() => return Err(archive_err(e)),
-                    Err(e) => error!(blob = %name, error = %e, "archived copy left out of a listing: unreadable"),
-                }
-                if best.len() >= 2 * limit {
-                    best = TierList::first(best, limit).items;
+                    Err(e @ StoreError::Corrupt(_)) => {
+                        error!(blob = %name, error = %e, "archived copy left out of a listing: it fails its integrity check")
+                    }
+                    Err(e) => return Err(archive_err(e)),
                 }
             }
         }
-        Ok(TierList::first(best, limit))
+        Ok((best.into_list(), etags))
     }
 
     /// A copy's listing age under the current field, read from its verified body.
@@ -298,11 +311,15 @@ impl Tiers {
         Ok(RawDocument::parse(body).ok().and_then(|doc| doc.sort_key(&self.age_field)))
     }
 
-    /// Archive candidates get their verified body; Cosmos ones have it already.
+    /// Archive candidates get their verified body, at the ETag they were listed
+    /// at; Cosmos ones have it already. A copy that vanished, changed since the
+    /// listing, or fails its integrity check is left out (logged); a store that
+    /// cannot be asked fails the page (503).
     async fn with_body(
         &self,
         customer_id: &str,
         mut c: Candidate<Bytes>,
+        listed_etag: Option<String>,
     ) -> Result<Option<Candidate<Bytes>>, ApiError> {
         if c.tier == Tier::Cosmos {
             return Ok(Some(c));
@@ -317,12 +334,16 @@ impl Tiers {
                 warn!(blob = %name, "archived copy left out of a listing: gone between listing and download");
                 return Ok(None);
             }
-            Err(e) if e.is_outage() || matches!(e, StoreError::Throttled { .. }) => return Err(archive_err(e)),
-            Err(e) => {
-                error!(blob = %name, error = %e, "archived copy left out of a listing");
+            Err(e @ StoreError::Corrupt(_)) => {
+                error!(blob = %name, error = %e, "archived copy left out of a listing: it fails its integrity check");
                 return Ok(None);
             }
+            Err(e) => return Err(archive_err(e)),
         };
+        if listed_etag.is_some_and(|etag| etag != stored.info.etag) {
+            warn!(blob = %name, "archived copy left out of a listing: replaced since it was listed; it is listed where it is now");
+            return Ok(None);
+        }
         match verified(stored.body, &stored.info.metadata).await {
             Ok((body, _)) => {
                 c.payload = body;
@@ -333,6 +354,44 @@ impl Tiers {
                 Ok(None)
             }
         }
+    }
+}
+
+/// The first `limit` candidates seen so far, in listing order, and whether any
+/// other was seen (then the list is truncated and carries a boundary). Memory
+/// stays O(limit) however many copies a customer has.
+struct Kept {
+    limit: usize,
+    items: Vec<Candidate<Bytes>>,
+    truncated: bool,
+}
+
+impl Kept {
+    fn new(limit: usize) -> Self {
+        Self { limit: limit.max(1), items: Vec::new(), truncated: false }
+    }
+
+    fn push(&mut self, age: AgeValue, id: String) {
+        self.items.push(Candidate { age, id, tier: Tier::Archive, shadowed: false, payload: Bytes::new() });
+        if self.items.len() >= 2 * self.limit {
+            self.prune();
+        }
+    }
+
+    fn prune(&mut self) {
+        let list = TierList::first(std::mem::take(&mut self.items), self.limit);
+        self.truncated |= list.boundary.is_some();
+        self.items = list.items;
+    }
+
+    fn into_list(mut self) -> TierList<Bytes> {
+        self.prune();
+        let boundary = if self.truncated {
+            self.items.last().map(|c| tiering::listing::Cursor { age: c.age.clone(), id: c.id.clone() })
+        } else {
+            None
+        };
+        TierList { items: self.items, boundary }
     }
 }
 

@@ -731,6 +731,47 @@ async fn an_unservable_archived_copy_is_left_out_and_the_listing_stays_pageable(
 }
 
 #[tokio::test]
+async fn shadowed_copies_at_a_pruning_point_do_not_end_the_listing() {
+    // With `_ts` as the age field, two archived records written again in Cosmos move
+    // to the top of the listing, and their copies (now shadowed) are the newest of
+    // the archive. On the second page exactly 2 x (pageSize + 1) copies follow the
+    // position, so the archive side is pruned to its first 3 and two of those are
+    // shadowed: the page holds one record, and must still say where to continue.
+    let app = app(emulator_settings(AgeField::Ts)).await;
+    let ids = ["f", "e", "d", "c", "b", "a"]; // written oldest first: "a" gets the newest _ts
+    for id in ids {
+        upsert_raw(&app.cosmos, "cust", id, &format!(r#"{{"id":"{id}","customerId":"cust"}}"#)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+    }
+    let summary = app.archiver(90).run(Utc::now() + chrono::Duration::days(100), false).await;
+    assert_eq!(summary.archived, 6, "{summary:?}");
+    for id in ["a", "b"] {
+        upsert_raw(&app.cosmos, "cust", id, &format!(r#"{{"id":"{id}","customerId":"cust","v":2}}"#)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+    }
+    let got = page_all(&app, "cust", "pageSize=2", async |_| {}).await;
+    assert_eq!(got, ["b", "a", "c", "d", "e", "f"]);
+}
+
+#[tokio::test]
+async fn an_archive_that_refuses_the_readers_credentials_is_503_never_404_or_500() {
+    let mut stores = emulator_settings(AgeField::Ts);
+    let app = app(stores.clone()).await;
+    upsert_raw(&app.cosmos, "c", "old", r#"{"id":"old","customerId":"c"}"#).await.unwrap();
+    app.archiver(90).run(Utc::now() + chrono::Duration::days(100), false).await;
+    // An expired or revoked SAS (a role not yet propagated in Azure): 403 from the store.
+    let sas = stores.blob_sas.as_ref().unwrap().secret().to_owned();
+    let broken = sas.split('&').map(|kv| if kv.starts_with("sig=") { "sig=AAAA" } else { kv }).collect::<Vec<_>>();
+    stores.blob_sas = Some(azure_core::credentials::Secret::new(broken.join("&")));
+    let addr = serve(&stores, Duration::from_secs(10)).await;
+    for url in [url_at(addr, "c", Some("old")), url_at(addr, "c", Some("never")), url_at(addr, "c", None)] {
+        let answer = get(&app.http, url.clone(), None).await;
+        assert_eq!(answer.status, 503, "{url}: {}", answer.text());
+        assert!(answer.header("retry-after").is_some());
+    }
+}
+
+#[tokio::test]
 async fn a_query_cosmos_refuses_is_an_error_that_names_the_cause() {
     // Cosmos refuses every query (as it refuses an ORDER BY no index can serve).
     let cosmos = OwnEmulator::cosmos_failing("QUERY", 400);
@@ -789,7 +830,7 @@ async fn changing_the_age_field_keeps_the_archive_readable_and_listed_in_the_new
     }
     assert_eq!(iso_archiver.run(Utc::now(), false).await.restamped, 0, "a marker spares later runs the scan");
     assert_eq!(page_all(&iso, "cust", "pageSize=2", async |_| {}).await, expected);
-    archiver::ops::restore(&iso_archiver, "cust", "r-2").await.unwrap();
+    archiver::ops::restore(&iso_archiver, "cust", "r-2", Duration::ZERO).await.unwrap();
     assert_eq!(iso.record("cust", "r-2").await.body, hot[1].body);
 
     // And back to `_ts`: the version's ts orders the copies, whatever their stamp says.

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use azure_core::credentials::TokenCredential;
 use azure_core::http::{ClientOptions, Etag, StatusCode};
 use azure_storage_blob::models::{
-    BlobClientAcquireLeaseResultHeaders, BlobClientDeleteOptions, BlobClientDownloadOptions,
+    BlobClientAcquireLeaseOptions, BlobClientDeleteOptions, BlobClientDownloadOptions,
     BlobClientGetPropertiesResultHeaders, BlobClientSetMetadataOptions, BlobClientUploadOptions,
     BlobContainerClientListBlobsOptions, HttpRange, ListBlobsIncludeItem,
 };
@@ -82,9 +82,10 @@ pub trait Archive: Send + Sync + std::fmt::Debug {
     async fn delete_if_match(&self, name: &str, etag: &str) -> Result<(), StoreError>;
     /// Every blob under `prefix`, with metadata, page by page as the service returns them.
     fn list(&self, prefix: &str) -> BoxStream<'static, Result<BlobInfo, StoreError>>;
-    /// Takes a lease of `seconds` (15 to 60) on an existing blob; `None` when
-    /// someone else holds one.
-    async fn acquire_lease(&self, name: &str, seconds: i32) -> Result<Option<String>, StoreError>;
+    /// Takes a lease of `seconds` (15 to 60) on an existing blob, under the lease id
+    /// `proposed` (so a retried request that had succeeded succeeds again); `false`
+    /// when someone else holds a lease.
+    async fn acquire_lease(&self, name: &str, seconds: i32, proposed: &str) -> Result<bool, StoreError>;
     async fn renew_lease(&self, name: &str, lease_id: &str) -> Result<(), StoreError>;
     async fn release_lease(&self, name: &str, lease_id: &str) -> Result<(), StoreError>;
 }
@@ -237,10 +238,12 @@ impl Archive for BlobArchive {
         Ok(())
     }
 
-    async fn acquire_lease(&self, name: &str, seconds: i32) -> Result<Option<String>, StoreError> {
-        match self.container.blob_client(name).acquire_lease(seconds, None).await {
-            Ok(response) => Ok(Some(response.lease_id()?.unwrap_or_default())),
-            Err(e) if e.http_status() == Some(StatusCode::Conflict) => Ok(None),
+    async fn acquire_lease(&self, name: &str, seconds: i32, proposed: &str) -> Result<bool, StoreError> {
+        let options =
+            BlobClientAcquireLeaseOptions { proposed_lease_id: Some(proposed.to_owned()), ..Default::default() };
+        match self.container.blob_client(name).acquire_lease(seconds, Some(options)).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.http_status() == Some(StatusCode::Conflict) => Ok(false),
             Err(e) => Err(e.into()),
         }
     }

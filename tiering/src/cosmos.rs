@@ -38,6 +38,48 @@ pub struct ReadItem {
 pub struct QueryPage {
     pub docs: Vec<Bytes>,
     pub request_charge: f64,
+    /// Attempts Cosmos throttled (429) before the page came (the SDK retried them).
+    pub throttled: u32,
+}
+
+/// What one operation's attempts looked like: the SDK retries throttling and
+/// ambiguous transport failures on its own, and reports each attempt.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Attempts {
+    /// What all attempts together cost (refused ones included).
+    pub request_charge: f64,
+    /// Attempts answered 429.
+    pub throttled: u32,
+    /// True when every attempt before the last was refused without effect (429),
+    /// so the last answer alone says what happened. False when an earlier attempt
+    /// may have been applied (its answer was lost, the SDK sent it again).
+    pub last_is_authoritative: bool,
+}
+
+impl Attempts {
+    fn of(diagnostics: &azure_data_cosmos::diagnostics::DiagnosticsContext) -> Self {
+        let requests = diagnostics.requests();
+        let throttled = requests.iter().filter(|r| r.status().is_throttled()).count() as u32;
+        let before_last = requests.len().saturating_sub(1);
+        let complete = diagnostics.request_count() == requests.len();
+        Self {
+            request_charge: diagnostics.total_request_charge().value(),
+            throttled,
+            last_is_authoritative: complete && requests.iter().take(before_last).all(|r| r.status().is_throttled()),
+        }
+    }
+
+    /// An error without diagnostics: its own charge, nothing known about retries.
+    fn charged(e: &CosmosError) -> Self {
+        Self { request_charge: error_charge(e), throttled: 0, last_is_authoritative: false }
+    }
+}
+
+/// The outcome of a conditional delete.
+#[derive(Debug)]
+pub struct Deletion {
+    pub result: Result<(), StoreError>,
+    pub attempts: Attempts,
 }
 
 /// The billing-records container.
@@ -142,16 +184,27 @@ impl CosmosStore {
         Ok(ReadItem { doc, request_charge })
     }
 
-    /// Deletes only the version that was read. Returns the outcome and what the
-    /// request cost, which Cosmos charges for refused deletes (404, 412) too.
-    pub async fn delete_if_match(&self, customer_id: &str, id: &str, etag: &str) -> (Result<(), StoreError>, f64) {
+    /// Deletes only the version that was read (`If-Match`).
+    pub async fn delete_if_match(&self, customer_id: &str, id: &str, etag: &str) -> Deletion {
         let options = ItemWriteOptions::default().with_precondition(Precondition::if_match(etag.to_owned()));
         match self.container.delete_item(customer_id.to_owned(), id, Some(options)).await {
-            Ok(response) => (Ok(()), response.headers().request_charge().map(|c| c.value()).unwrap_or(0.0)),
-            Err(e) => {
-                let charge = error_charge(&e);
-                (Err(e.into()), charge)
+            Ok(response) => {
+                let attempts = Attempts::of(&response.diagnostics());
+                Deletion { result: Ok(()), attempts }
             }
+            Err(e) => {
+                let attempts = e.diagnostics().map(|d| Attempts::of(&d)).unwrap_or_else(|| Attempts::charged(&e));
+                Deletion { result: Err(e.into()), attempts }
+            }
+        }
+    }
+
+    /// True when the record is in Cosmos (at any version).
+    pub async fn exists(&self, customer_id: &str, id: &str) -> Result<bool, StoreError> {
+        match self.read(customer_id, id).await {
+            Ok(_) => Ok(true),
+            Err(StoreError::NotFound) => Ok(false),
+            Err(e) => Err(e),
         }
     }
 
@@ -197,11 +250,20 @@ impl CosmosStore {
         let complete = docs.len() < limit as usize;
         // The query's type filter guarantees a sort key; the window check guards
         // against a store that compares differently from us.
-        let mut docs: Vec<(AgeValue, String, RawDocument)> = docs
-            .into_iter()
-            .filter_map(|d| Some((d.sort_key(field)?, d.id().ok()?, d)))
-            .filter(|(age, id, _)| window.contains(age, id))
-            .collect();
+        let keyed: Vec<(AgeValue, String, RawDocument)> =
+            docs.into_iter().filter_map(|d| Some((d.sort_key(field)?, d.id().ok()?, d))).collect();
+        // Where Cosmos stopped, by our order: the boundary if nothing else survives.
+        let raw_last = keyed
+            .iter()
+            .max_by(|a, b| listing_order((&a.0, &a.1), (&b.0, &b.1)))
+            .map(|d| Cursor { age: d.0.clone(), id: d.1.clone() });
+        // A query that spans continuations is no snapshot: a record that moved
+        // between them may come twice; the later answer wins.
+        let mut docs: Vec<(AgeValue, String, RawDocument)> = Vec::with_capacity(keyed.len());
+        for d in keyed.into_iter().filter(|(age, id, _)| window.contains(age, id)) {
+            docs.retain(|e| e.1 != d.1);
+            docs.push(d);
+        }
         let by_position = |a: &(AgeValue, String, RawDocument), b: &(AgeValue, String, RawDocument)| {
             listing_order((&a.0, &a.1), (&b.0, &b.1))
         };
@@ -214,7 +276,8 @@ impl CosmosStore {
         // the right ones, but among equal age values it picked arbitrary ids.
         let Some((last_age, last_id)) = docs.iter().min_by(|a, b| a.0.cmp(&b.0)).map(|d| (d.0.clone(), d.1.clone()))
         else {
-            return Ok(CustomerSlice { docs: Vec::new(), boundary: None, charge });
+            // Cosmos had more, but none of it is ours to list: still not the end.
+            return Ok(CustomerSlice { docs: Vec::new(), boundary: raw_last, charge });
         };
         let (mut above, at_last): (Vec<_>, Vec<_>) = docs.into_iter().partition(|d| d.0 > last_age);
         above.sort_by(by_position);
@@ -246,6 +309,9 @@ impl CosmosStore {
         // The slice is complete through the last tie (or, when the ties vanished
         // meanwhile, through the position Cosmos last showed us).
         let boundary = Cursor { age: last_age.clone(), id: tie_ids.last().cloned().unwrap_or(last_id) };
+        // A record re-dated onto the last age value between the two queries is a tie
+        // now: it is listed there, once.
+        above.retain(|d| !tie_ids.contains(&d.1));
         let mut out: Vec<RawDocument> = above.into_iter().map(|d| d.2).collect();
         for id in &tie_ids {
             // A tie fetched after the first query may have changed or moved to the
@@ -443,9 +509,9 @@ impl Pages {
             Ok(None) => None,
             Err(e) => Some(Err(e.into())),
             Ok(Some(page)) => {
-                let request_charge = page.headers().request_charge().map(|c| c.value()).unwrap_or(0.0);
+                let attempts = Attempts::of(&page.diagnostics());
                 let docs = page.into_items().into_iter().map(|raw| Bytes::from(raw.get().to_owned())).collect();
-                Some(Ok(QueryPage { docs, request_charge }))
+                Some(Ok(QueryPage { docs, request_charge: attempts.request_charge, throttled: attempts.throttled }))
             }
         }
     }

@@ -106,9 +106,10 @@ pub struct Page<T> {
 ///
 /// The walk never passes a tier's boundary (beyond it the merged order is not
 /// known to be complete), so a short tier list or skipped shadowed copies can
-/// shorten a page but never lose a record. Each id appears at most once on a
-/// page, from Cosmos when both tiers hold it (a record archived while the page
-/// was being read is in both answers).
+/// shorten a page but never lose a record; when the walk stops at a boundary the
+/// page continues from the boundary itself. Each id appears at most once on a
+/// page: from Cosmos when both tiers hold it (a record archived while the page
+/// was being read is in both answers), else at its first position.
 pub fn merge<T>(lists: TierLists<T>, n: usize) -> Page<T> {
     let limit = [&lists.cosmos.boundary, &lists.archive.boundary]
         .into_iter()
@@ -116,34 +117,35 @@ pub fn merge<T>(lists: TierLists<T>, n: usize) -> Page<T> {
         .min_by(|a, b| listing_order((&a.age, &a.id), (&b.age, &b.id)))
         .cloned();
     let mut all: Vec<Candidate<T>> = lists.cosmos.items.into_iter().chain(lists.archive.items).collect();
-    // Cosmos before Archive on equal positions, so the dedup below keeps Cosmos.
+    // Cosmos before Archive on equal positions.
     all.sort_by(|a, b| {
         listing_order((&a.age, &a.id), (&b.age, &b.id)).then_with(|| (a.tier as u8).cmp(&(b.tier as u8)))
     });
     let in_cosmos: std::collections::HashSet<String> =
         all.iter().filter(|c| c.tier == Tier::Cosmos).map(|c| c.id.clone()).collect();
+    let mut listed: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut items = Vec::new();
     let mut last: Option<Cursor> = None;
-    let mut walked_all = true;
+    let mut page_full = false;
     for c in all {
-        if items.len() == n {
-            walked_all = false;
-            break;
-        }
         if let Some(b) = &limit
             && listing_order((&c.age, &c.id), (&b.age, &b.id)) == Ordering::Greater
         {
-            walked_all = false;
+            break;
+        }
+        if items.len() == n {
+            page_full = true;
             break;
         }
         last = Some(Cursor { age: c.age.clone(), id: c.id.clone() });
-        let duplicate = c.tier == Tier::Archive && in_cosmos.contains(&c.id);
+        let duplicate = (c.tier == Tier::Archive && in_cosmos.contains(&c.id)) || listed.contains(&c.id);
         if !c.shadowed && !duplicate {
+            listed.insert(c.id.clone());
             items.push(c);
         }
     }
-    let more = !walked_all || limit.is_some();
-    Page { items, next: if more { last } else { None } }
+    let next = if page_full { last } else { limit };
+    Page { items, next }
 }
 
 #[cfg(test)]
@@ -212,7 +214,17 @@ mod tests {
         let archive = complete(vec![cand(7, "b", Tier::Archive), cand(2, "z", Tier::Archive)]);
         let page = merge(TierLists { cosmos, archive }, 10);
         assert_eq!(page.items.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
-        assert_eq!(page.next, Some(Cursor { age: AgeValue::Seconds(7), id: "b".into() }));
+        assert_eq!(page.next, Some(Cursor { age: AgeValue::Seconds(5), id: "k".into() }), "continue at the boundary");
+        // Every record of the slice vanished meanwhile: an empty page, but not the end.
+        let cosmos =
+            TierList { items: Vec::new(), boundary: Some(Cursor { age: AgeValue::Seconds(5), id: "k".into() }) };
+        let page = merge(TierLists { cosmos, archive: complete(vec![cand(2, "z", Tier::Archive)]) }, 10);
+        assert!(page.items.is_empty());
+        assert_eq!(page.next, Some(Cursor { age: AgeValue::Seconds(5), id: "k".into() }));
+        // One id twice in a tier (it moved between two answers): listed once.
+        let cosmos = complete(vec![cand(9, "a", Tier::Cosmos), cand(4, "a", Tier::Cosmos)]);
+        let page = merge(TierLists { cosmos, archive: complete(Vec::new()) }, 10);
+        assert_eq!(page.items.len(), 1);
         // `first` keeps a prefix and marks where it was cut.
         let list = TierList::first((0..5).map(|i| cand(i, "x", Tier::Archive)).collect(), 2);
         assert_eq!(list.items.len(), 2);

@@ -23,7 +23,8 @@ pub enum StoreError {
     /// The store asked us to slow down and the client's own retries ran out.
     #[error("throttled; retry after {retry_after:?}")]
     Throttled { retry_after: Duration },
-    /// The store could not be asked: connection refused or reset, timeout, 5xx.
+    /// The store could not be asked: connection refused or reset, timeout, 5xx,
+    /// or not authorised (401/403).
     #[error("store unavailable: {0}")]
     Unavailable(String),
     /// The store refused the request as invalid (HTTP 400): for instance a query the
@@ -33,7 +34,7 @@ pub enum StoreError {
     /// Stored data failed its integrity check.
     #[error(transparent)]
     Corrupt(#[from] crate::codec::CodecError),
-    /// Anything else (authorisation, a malformed request): not worth retrying.
+    /// Anything else (a malformed answer, an unexpected status): not worth retrying.
     #[error("store error: {0}")]
     Other(String),
 }
@@ -47,6 +48,9 @@ impl StoreError {
             409 => Self::AlreadyExists,
             412 => Self::PreconditionFailed,
             429 => Self::Throttled { retry_after: retry_after.unwrap_or(Duration::from_secs(1)) },
+            // Not authorised (an expired SAS, a role not yet propagated, a firewall):
+            // the store could not be asked, which callers treat like an outage.
+            401 | 403 => Self::Unavailable(format!("not authorised, HTTP {status}: {}", detail.into())),
             408 | 500.. => Self::Unavailable(format!("HTTP {status}: {}", detail.into())),
             _ => Self::Other(format!("HTTP {status}: {}", detail.into())),
         }
@@ -135,10 +139,10 @@ mod tests {
             StoreError::from_status(429, Some(Duration::from_millis(30)), ""),
             StoreError::Throttled { retry_after } if retry_after == Duration::from_millis(30)
         ));
-        for outage in [408, 500, 502, 503, 504] {
+        for outage in [401, 403, 408, 500, 502, 503, 504] {
             assert!(StoreError::from_status(outage, None, "").is_outage(), "{outage}");
         }
-        assert!(matches!(StoreError::from_status(403, None, "denied"), StoreError::Other(m) if m.contains("denied")));
+        assert!(matches!(StoreError::from_status(418, None, "odd"), StoreError::Other(m) if m.contains("odd")));
         assert!(matches!(StoreError::from_status(400, None, "no index"), StoreError::Refused(m) if m == "no index"));
     }
 }

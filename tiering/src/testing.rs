@@ -253,6 +253,8 @@ pub struct Proxy {
     /// Per connection: hold answers after this many bytes (`u64::MAX`: never).
     stall_answers_after: Arc<AtomicU64>,
     answered_bytes: Arc<AtomicU64>,
+    /// The next request starting with these bytes is forwarded, and its answer lost.
+    lose_answer_to: Arc<std::sync::Mutex<Option<Vec<u8>>>>,
 }
 
 impl Proxy {
@@ -265,6 +267,7 @@ impl Proxy {
             stalled: Arc::new(AtomicBool::new(false)),
             stall_answers_after: Arc::new(AtomicU64::new(u64::MAX)),
             answered_bytes: Arc::new(AtomicU64::new(0)),
+            lose_answer_to: Arc::new(std::sync::Mutex::new(None)),
         };
         let shared = proxy.clone();
         tokio::spawn(async move {
@@ -276,7 +279,8 @@ impl Proxy {
                         let _ = server.set_nodelay(true);
                         let (cr, cw) = client.into_split();
                         let (sr, sw) = server.into_split();
-                        tokio::join!(p.pipe(cr, sw, false), p.pipe(sr, cw, true));
+                        let lose = Arc::new(AtomicBool::new(false));
+                        tokio::join!(p.pipe(cr, sw, false, lose.clone()), p.pipe(sr, cw, true, lose));
                     }
                 });
             }
@@ -304,6 +308,15 @@ impl Proxy {
         self.stall_answers_after.store(bytes.unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
+    /// The next request that starts with `prefix` (say `b"DELETE "`) reaches the
+    /// store, but its answer is lost: the connection closes instead. The store did
+    /// the work; the client cannot know.
+    pub fn lose_answer_to_next(&self, prefix: &[u8]) {
+        if let Ok(mut armed) = self.lose_answer_to.lock() {
+            *armed = Some(prefix.to_vec());
+        }
+    }
+
     /// Bytes the store has sent through the proxy so far.
     pub fn answered_bytes(&self) -> u64 {
         self.answered_bytes.load(Ordering::Relaxed)
@@ -319,6 +332,7 @@ impl Proxy {
         mut from: tokio::net::tcp::OwnedReadHalf,
         mut to: tokio::net::tcp::OwnedWriteHalf,
         answers: bool,
+        lose_answer: Arc<AtomicBool>,
     ) {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
         let delay = self.one_way_micros.clone();
@@ -343,6 +357,16 @@ impl Proxy {
                 tokio::time::sleep_until(due).await;
                 while me.stalled.load(Ordering::Relaxed) {
                     tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                if !answers
+                    && let Ok(mut armed) = me.lose_answer_to.lock()
+                    && armed.as_ref().is_some_and(|prefix| bytes.starts_with(prefix))
+                {
+                    *armed = None;
+                    lose_answer.store(true, Ordering::SeqCst);
+                }
+                if answers && lose_answer.load(Ordering::SeqCst) {
+                    break;
                 }
                 if answers {
                     let limit = me.stall_answers_after.load(Ordering::Relaxed);
@@ -449,8 +473,8 @@ impl Archive for HookedArchive {
         .flatten()
         .boxed()
     }
-    async fn acquire_lease(&self, name: &str, seconds: i32) -> Result<Option<String>, StoreError> {
-        self.inner.acquire_lease(name, seconds).await
+    async fn acquire_lease(&self, name: &str, seconds: i32, proposed: &str) -> Result<bool, StoreError> {
+        self.inner.acquire_lease(name, seconds, proposed).await
     }
     async fn renew_lease(&self, name: &str, lease_id: &str) -> Result<(), StoreError> {
         self.inner.renew_lease(name, lease_id).await
