@@ -4,17 +4,21 @@
 //! - [`run`]: one archive pass (query, copy, verify, delete) and its summary.
 //! - [`lease`]: the run lease that keeps two passes from overlapping.
 //! - [`restamp`]: bringing archived copies' age stamps up to the current age field.
-//! - [`budget`]: the request-unit budget that paces Cosmos spending.
+//! - [`budget`]: the request-unit budget that paces new work.
+//! - [`concurrency`]: the adaptive limit on records in flight.
 //! - [`handler`]: the HTTP surface the Functions host calls.
 //! - [`ops`]: operator commands: verify, find shadowed copies, forget, restore.
+//! - [`plan`]: what archiving will do, before it is on (counts, bytes, RU, time, cost).
 //! - [`startup`]: building the stores from settings and serving.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod budget;
+pub mod concurrency;
 pub mod handler;
 pub mod lease;
 pub mod ops;
+pub mod plan;
 pub mod restamp;
 pub mod run;
 pub mod startup;

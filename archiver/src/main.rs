@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use archiver::run::RunStatus;
-use archiver::{handler, ops, startup};
+use archiver::{handler, ops, plan, startup};
 use clap::{Parser, Subcommand};
 use tiering::settings::{ArchiverSettings, Env, handler_port};
 use tiering::store::Transport;
@@ -56,16 +56,57 @@ enum Command {
         #[arg(long, default_value_t = ops::DEFAULT_PATIENCE.as_secs())]
         wait: u64,
     },
-    /// Copy one archived record back into Cosmos (create only; the copy is checked
-    /// first, and withdrawn after).
+    /// Copy archived records back into Cosmos: one (--id), or all of a customer's,
+    /// optionally within an age window. Create only (never overwrites); each copy is
+    /// checked first and withdrawn after. Resumable: run it again to finish.
     Restore {
         #[arg(long)]
         customer: String,
+        #[arg(long, conflicts_with_all = ["from", "to"])]
+        id: Option<String>,
+        /// First day (inclusive) of the age field.
         #[arg(long)]
-        id: String,
+        from: Option<chrono::NaiveDate>,
+        /// Last day (inclusive) of the age field.
+        #[arg(long)]
+        to: Option<chrono::NaiveDate>,
+        /// Report what would be restored; write nothing.
+        #[arg(long, conflicts_with = "id")]
+        dry_run: bool,
         /// Seconds to wait for an archive run in progress to end.
         #[arg(long, default_value_t = ops::DEFAULT_PATIENCE.as_secs())]
         wait: u64,
+    },
+    /// What archiving would do now: counts per month, bytes, compression, request
+    /// units, time and runs, storage cost before and after. Writes nothing.
+    Plan {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Whole records read for sizes, compression and charges.
+        #[arg(long, default_value_t = 1000)]
+        sample: usize,
+        /// Stop counting after spending this many request units (counts become a lower bound).
+        #[arg(long, default_value_t = 200_000.0)]
+        max_ru: f64,
+        /// A delete costs this many point reads of the same item (measure yours with a staging run).
+        #[arg(long, default_value_t = 5.0)]
+        delete_ru_factor: f64,
+        /// USD per GB-month of Cosmos DB storage.
+        #[arg(long, default_value_t = plan::Prices::default().cosmos_gb_month)]
+        cosmos_gb_price: f64,
+        /// USD per GB-month in the archive's blob tier (Cool).
+        #[arg(long, default_value_t = plan::Prices::default().blob_gb_month)]
+        blob_gb_price: f64,
+        /// USD per 10,000 blob write operations.
+        #[arg(long, default_value_t = plan::Prices::default().blob_writes_per_10k)]
+        blob_write_price: f64,
+        /// USD per 10,000 blob read operations.
+        #[arg(long, default_value_t = plan::Prices::default().blob_reads_per_10k)]
+        blob_read_price: f64,
+        /// USD per million request units.
+        #[arg(long, default_value_t = plan::Prices::default().request_units_per_million)]
+        ru_price: f64,
     },
 }
 
@@ -121,10 +162,55 @@ async fn main() -> anyhow::Result<()> {
             let archiver = startup::build(settings, Transport::BATCH, false).await?;
             print_json(&ops::forget(&archiver, &customer, &id, confirm, Duration::from_secs(wait)).await?)?;
         }
-        Command::Restore { customer, id, wait } => {
+        Command::Restore { customer, id: Some(id), wait, .. } => {
             let archiver = startup::build(settings, Transport::BATCH, false).await?;
             ops::restore(&archiver, &customer, &id, Duration::from_secs(wait)).await?;
             println!("restored {id:?} of {customer:?} to Cosmos");
+        }
+        Command::Restore { customer, id: None, from, to, dry_run, wait } => {
+            let archiver = startup::build(settings, Transport::BATCH, false).await?;
+            let report =
+                ops::restore_customer(&archiver, &customer, from, to, dry_run, Duration::from_secs(wait), |r| {
+                    tracing::info!(
+                        checked = r.checked,
+                        restored = r.restored,
+                        already_in_cosmos = r.already_in_cosmos,
+                        failed = r.failed.len(),
+                        "restore progress"
+                    );
+                })
+                .await?;
+            print_json(&report)?;
+            if !report.failed.is_empty() {
+                std::process::exit(1);
+            }
+        }
+        Command::Plan {
+            json,
+            sample,
+            max_ru,
+            delete_ru_factor,
+            cosmos_gb_price,
+            blob_gb_price,
+            blob_write_price,
+            blob_read_price,
+            ru_price,
+        } => {
+            let archiver = startup::build(settings, Transport::BATCH, false).await?;
+            let prices = plan::Prices {
+                cosmos_gb_month: cosmos_gb_price,
+                blob_gb_month: blob_gb_price,
+                blob_writes_per_10k: blob_write_price,
+                blob_reads_per_10k: blob_read_price,
+                request_units_per_million: ru_price,
+            };
+            let options = plan::PlanOptions { sample, max_request_units: max_ru, delete_ru_factor, prices };
+            let plan = plan::plan(&archiver, chrono::Utc::now(), &options).await?;
+            if json {
+                print_json(&plan)?;
+            } else {
+                print!("{}", plan::render(&plan));
+            }
         }
     }
     Ok(())

@@ -378,3 +378,174 @@ async fn restore_one(
         }),
     }
 }
+
+/// What a bulk `archiver restore` did.
+#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreReport {
+    pub customer_id: String,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub dry_run: bool,
+    /// Archived copies of the customer looked at.
+    pub checked: u64,
+    /// Copies in the age window (what a dry run would restore).
+    pub matched: u64,
+    pub restored: u64,
+    /// Already in Cosmos: left as it is there. The copy is withdrawn when it holds
+    /// the same body (an earlier, interrupted restore), kept otherwise.
+    pub already_in_cosmos: u64,
+    pub withdrawn: u64,
+    /// Blob name and reason, for copies that could not be restored.
+    pub failed: Vec<(String, String)>,
+}
+
+/// What happened to one copy in a bulk restore.
+enum CopyRestore {
+    OutsideWindow,
+    WouldRestore,
+    Created { withdrawn: bool },
+    AlreadyInCosmos { withdrawn: bool },
+    Failed(String),
+}
+
+/// Restores every archived record of a customer (or those whose age falls in
+/// `from..=to`, dates under the current age field) to Cosmos. Only creates, so it
+/// never overwrites what Cosmos holds; each restored copy is then withdrawn. Run
+/// again after an interruption, it does what is left: resumable and idempotent.
+/// Holds the run lease (waiting up to `patience`), except for a dry run, which
+/// writes nothing. `progress` is called every 100 copies.
+pub async fn restore_customer(
+    archiver: &Archiver,
+    customer_id: &str,
+    from: Option<chrono::NaiveDate>,
+    to: Option<chrono::NaiveDate>,
+    dry_run: bool,
+    patience: std::time::Duration,
+    mut progress: impl FnMut(&RestoreReport),
+) -> anyhow::Result<RestoreReport> {
+    validate_id("customerId", customer_id)?;
+    let field = archiver.settings.stores.age_field.clone();
+    let window = tiering::listing::Window {
+        from: from.map(|d| field.start_of(d)),
+        until: to.and_then(|d| d.succ_opt()).map(|d| field.start_of(d)),
+        after: None,
+    };
+    let mut report = RestoreReport {
+        customer_id: customer_id.to_owned(),
+        from: from.map(|d| d.to_string()),
+        to: to.map(|d| d.to_string()),
+        dry_run,
+        ..Default::default()
+    };
+    let lease = if dry_run { None } else { Some(take_lease(archiver, patience).await?) };
+    let valid = || lease.as_ref().is_none_or(RunLease::valid);
+    let names = archiver
+        .archive
+        .list(&layout::customer_prefix(customer_id))
+        .try_filter_map(
+            |blob| async move { Ok(layout::parse_blob_name(&blob.name).ok().map(|(_, id)| (blob.name, id))) },
+        )
+        .try_collect::<Vec<_>>()
+        .await;
+    let names = match names {
+        Ok(names) => names,
+        Err(e) => {
+            if let Some(lease) = lease {
+                lease.release().await;
+            }
+            return Err(e).context("listing the customer's archived copies");
+        }
+    };
+    let (window, field, valid) = (&window, &field, &valid);
+    let mut steps = futures::stream::iter(names)
+        .map(|(name, id)| async move {
+            let outcome = restore_copy(archiver, customer_id, &id, &name, field, window, dry_run, valid).await;
+            (name, outcome)
+        })
+        .buffer_unordered(VERIFY_CONCURRENCY);
+    while let Some((name, outcome)) = steps.next().await {
+        report.checked += 1;
+        match outcome {
+            CopyRestore::OutsideWindow => {}
+            CopyRestore::WouldRestore => report.matched += 1,
+            CopyRestore::Created { withdrawn } => {
+                report.matched += 1;
+                report.restored += 1;
+                report.withdrawn += u64::from(withdrawn);
+            }
+            CopyRestore::AlreadyInCosmos { withdrawn } => {
+                report.matched += 1;
+                report.already_in_cosmos += 1;
+                report.withdrawn += u64::from(withdrawn);
+            }
+            CopyRestore::Failed(reason) => {
+                report.matched += 1;
+                report.failed.push((name, reason));
+            }
+        }
+        if report.checked.is_multiple_of(100) {
+            progress(&report);
+        }
+    }
+    drop(steps);
+    if let Some(lease) = lease {
+        lease.release().await;
+    }
+    report.failed.sort();
+    progress(&report);
+    Ok(report)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn restore_copy(
+    archiver: &Archiver,
+    customer_id: &str,
+    id: &str,
+    name: &str,
+    field: &tiering::record::AgeField,
+    window: &tiering::listing::Window,
+    dry_run: bool,
+    valid: &(dyn Fn() -> bool + Sync),
+) -> CopyRestore {
+    let stored = match archiver.archive.get(name).await {
+        Ok(stored) => stored,
+        Err(StoreError::NotFound) => return CopyRestore::OutsideWindow, // gone meanwhile: nothing to restore
+        Err(e) => return CopyRestore::Failed(format!("reading the copy: {e}")),
+    };
+    let body = match ArchiveMeta::from_metadata(&stored.info.metadata)
+        .and_then(|m| codec::decode_verified(&stored.body, &m))
+    {
+        Ok(body) => body,
+        Err(e) => return CopyRestore::Failed(e.to_string()),
+    };
+    let Ok(doc) = tiering::record::RawDocument::parse(body.clone()) else {
+        return CopyRestore::Failed("the copy is not a JSON object".into());
+    };
+    if (doc.id().ok().as_deref(), doc.get::<String>("customerId").as_deref()) != (Some(id), Some(customer_id)) {
+        return CopyRestore::Failed("the copy holds another record".into());
+    }
+    let in_window = doc.sort_key(field).is_some_and(|age| window.contains(&age, id));
+    if !in_window && (window.from.is_some() || window.until.is_some()) {
+        return CopyRestore::OutsideWindow;
+    }
+    if dry_run {
+        return CopyRestore::WouldRestore;
+    }
+    if !valid() {
+        return CopyRestore::Failed("the run lease may lapse; not restored".into());
+    }
+    let withdraw = || async { valid() && archiver.archive.delete_if_match(name, &stored.info.etag).await.is_ok() };
+    match archiver.cosmos.create_raw(customer_id, id, &body).await {
+        Ok(()) => CopyRestore::Created { withdrawn: withdraw().await },
+        Err(StoreError::AlreadyExists) => match archiver.cosmos.read(customer_id, id).await {
+            // The same body: an earlier restore that stopped before withdrawing the copy.
+            Ok(item) if item.doc.without_system_properties() == body => {
+                CopyRestore::AlreadyInCosmos { withdrawn: withdraw().await }
+            }
+            Ok(_) => CopyRestore::AlreadyInCosmos { withdrawn: false },
+            Err(e) => CopyRestore::Failed(format!("reading the record in Cosmos: {e}")),
+        },
+        Err(e) => CopyRestore::Failed(format!("writing to Cosmos: {e}")),
+    }
+}

@@ -25,8 +25,10 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use futures::StreamExt;
-use futures::stream::FuturesUnordered;
+use futures::stream::BoxStream;
 use serde::Serialize;
 use tiering::archive::{Archive, PutCondition};
 use tiering::codec::{self, AgeStamp, ArchiveMeta};
@@ -38,12 +40,10 @@ use tiering::store::StoreError;
 use tracing::{debug, error, info, warn};
 
 use crate::budget::RuBudget;
+use crate::concurrency::{AdaptiveLimit, Slot};
 use crate::lease::RunLease;
 use crate::restamp;
 
-/// Documents fetched per query page: enough to keep the workers busy, few enough
-/// (x 300 KB) to keep memory small.
-const PAGE_FACTOR: u32 = 2;
 /// A progress line every this many records, so a long run shows it is alive.
 const PROGRESS_EVERY: u64 = 500;
 
@@ -153,6 +153,10 @@ pub struct Summary {
     pub bytes_stored: u64,
     pub compression_ratio: f64,
     pub request_units: f64,
+    /// Cosmos attempts answered 429 (retried by the SDK, and a signal to slow down).
+    pub throttled: u64,
+    /// The records-in-flight limit the run settled on (at most `ARCHIVE_CONCURRENCY`).
+    pub concurrency: usize,
     pub duration_ms: u64,
     /// Why the run stopped early or did nothing, when it did.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -167,6 +171,7 @@ impl Summary {
 
     fn count(&mut self, result: &RecordResult) {
         self.request_units += result.request_units;
+        self.throttled += u64::from(result.throttled);
         match result.withdrawal {
             Withdrawal::Withdrawn => self.withdrawn += 1,
             Withdrawal::Failed => self.withdraw_failed += 1,
@@ -221,6 +226,7 @@ impl Summary {
                     withdrawn = self.withdrawn, withdraw_failed = self.withdraw_failed, restamped = self.restamped,
                     bytes_read = self.bytes_read, bytes_stored = self.bytes_stored,
                     compression_ratio = self.compression_ratio, request_units = self.request_units,
+                    throttled = self.throttled, concurrency = self.concurrency,
                     duration_ms = self.duration_ms, dry_run = self.dry_run, error = ?self.error,
                     "archive run finished"
                 )
@@ -333,78 +339,110 @@ impl Archiver {
 }
 
 impl Pass<'_> {
-    /// Works through the aged-records query with bounded concurrency until it is
-    /// drained, the deadline passes, the lease is lost or a store fails.
+    /// Works through the aged-records query until it is drained, the deadline
+    /// passes, the lease is lost or a store fails.
+    ///
+    /// A producer fetches query pages into a channel of one page, so the next page
+    /// is on its way while records are in flight. New records are admitted one at
+    /// a time, each after a place under the adaptive limit and after the RU budget
+    /// has room; records in flight never wait on either. Memory holds the channel,
+    /// the page being received and the records in flight.
     async fn archive_aged(&self, summary: &mut Summary, deadline: Instant, mut observe: impl FnMut(&RecordResult)) {
         let settings = &self.archiver.settings;
         let started = Instant::now();
-        let page_size = (settings.concurrency as u32 * PAGE_FACTOR).clamp(4, 100);
-        let mut stop = false;
-        let mut queue: std::collections::VecDeque<Bytes> = Default::default();
-        let mut pages = match self.archiver.cosmos.aged_records(&self.cutoff, page_size).await {
-            Ok(p) => Some(p),
+        let page_size = (settings.concurrency / 2).clamp(8, 50);
+        let mut pages = match self.archiver.cosmos.aged_records(&self.cutoff, page_size as u32).await {
+            Ok(p) => p,
             Err(e) => {
                 summary.status = RunStatus::Failed;
                 summary.error = Some(format!("cannot query Cosmos for aged records: {e}"));
-                None
+                return;
             }
         };
-        let mut in_flight = FuturesUnordered::new();
-        let mut finished: u64 = 0;
-        loop {
-            // Start work while there is room, time, the lease and no outage.
-            while in_flight.len() < settings.concurrency && !stop {
-                if Instant::now() >= deadline || !(self.fence)() {
-                    summary.status = RunStatus::Partial;
-                    stop = true;
-                    break;
-                }
-                if queue.is_empty() {
-                    let Some(p) = pages.as_mut() else { break };
-                    match p.next_page().await {
-                        None => {
-                            pages = None;
-                            break;
-                        }
-                        Some(Ok(page)) => {
-                            summary.request_units += page.request_charge;
-                            self.budget.spend(page.request_charge).await;
-                            queue.extend(page.docs);
-                            continue;
-                        }
-                        Some(Err(e)) => {
-                            summary.status = RunStatus::Failed;
-                            summary.error = Some(format!("reading aged records from Cosmos failed: {e}"));
-                            stop = true;
-                            break;
+        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(page_size);
+        let producer = async move {
+            let (mut charge, mut throttled) = (0.0, 0);
+            while let Some(page) = pages.next_page().await {
+                match page {
+                    Ok(page) => {
+                        self.budget.charge(page.request_charge);
+                        charge += page.request_charge;
+                        throttled += page.throttled;
+                        for doc in page.docs {
+                            if tx.send(doc).await.is_err() {
+                                return (charge, throttled, None);
+                            }
                         }
                     }
-                }
-                if let Some(doc) = queue.pop_front() {
-                    summary.scanned += 1;
-                    in_flight.push(self.archive_one(doc));
+                    Err(e) => return (charge, throttled, Some(e)),
                 }
             }
-            let Some(result) = in_flight.next().await else { break };
-            if let Outcome::Failed { reason, outage: true } = &result.outcome
-                && summary.error.is_none()
-            {
-                summary.status = RunStatus::Failed;
-                summary.error = Some(format!("store outage, run stopped: {reason}"));
-                stop = true;
+            (charge, throttled, None)
+        };
+
+        let limit = AdaptiveLimit::new(settings.concurrency, settings.adaptive);
+        let outage = AtomicBool::new(false);
+        let cut_short = AtomicBool::new(false);
+        let consumer = async {
+            let docs = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|doc| (doc, rx)) });
+            let (limit, outage, cut_short) = (&limit, &outage, &cut_short);
+            let admitted: BoxStream<'_, (Bytes, Slot)> = docs
+                .take_while(move |_| {
+                    let go_on = Instant::now() < deadline && (self.fence)();
+                    if !go_on {
+                        cut_short.store(true, Ordering::SeqCst);
+                    }
+                    std::future::ready(go_on && !outage.load(Ordering::SeqCst))
+                })
+                .then(move |doc| async move {
+                    let slot = limit.acquire().await;
+                    self.budget.admit().await;
+                    (doc, slot)
+                })
+                .boxed();
+            let mut results: BoxStream<'_, (RecordResult, Slot)> = admitted
+                .map(move |(doc, slot)| async move { (self.archive_one(doc).await, slot) })
+                .buffer_unordered(settings.concurrency.max(1))
+                .boxed();
+            let mut finished: u64 = 0;
+            while let Some((result, slot)) = results.next().await {
+                limit.finished(slot, result.throttled);
+                summary.scanned += 1;
+                if let Outcome::Failed { reason, outage: true } = &result.outcome
+                    && !outage.swap(true, Ordering::SeqCst)
+                {
+                    summary.status = RunStatus::Failed;
+                    summary.error = Some(format!("store outage, run stopped: {reason}"));
+                }
+                summary.count(&result);
+                observe(&result);
+                finished += 1;
+                if finished.is_multiple_of(PROGRESS_EVERY) {
+                    info!(
+                        scanned = summary.scanned,
+                        archived = summary.archived + summary.already_archived,
+                        failed = summary.failed,
+                        concurrency = limit.current(),
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "archive run progress"
+                    );
+                }
             }
-            summary.count(&result);
-            observe(&result);
-            finished += 1;
-            if finished.is_multiple_of(PROGRESS_EVERY) {
-                info!(
-                    scanned = summary.scanned,
-                    archived = summary.archived + summary.already_archived,
-                    failed = summary.failed,
-                    elapsed_ms = started.elapsed().as_millis() as u64,
-                    "archive run progress"
-                );
-            }
+        };
+        let ((charge, throttled, page_error), ()) = futures::join!(producer, consumer);
+        // What the last records in flight spent is paid before the pass ends, so that
+        // back-to-back runs stay within the budget too.
+        self.budget.admit().await;
+        summary.request_units += charge;
+        summary.throttled += u64::from(throttled);
+        summary.concurrency = limit.current();
+        if let Some(e) = page_error
+            && summary.status != RunStatus::Failed
+        {
+            summary.status = RunStatus::Failed;
+            summary.error = Some(format!("reading aged records from Cosmos failed: {e}"));
+        } else if cut_short.load(Ordering::SeqCst) && summary.status == RunStatus::Complete {
+            summary.status = RunStatus::Partial;
         }
         // Records fetched but not started are not counted as scanned: the next run sees them again.
     }
@@ -545,7 +583,7 @@ impl Pass<'_> {
         let deletion = self.archiver.cosmos.delete_if_match(&p.customer_id, &p.id, &p.etag).await;
         let attempts = deletion.attempts;
         // Refused deletes cost request units too.
-        self.budget.spend(attempts.request_charge).await;
+        self.budget.charge(attempts.request_charge);
         let mut result = match deletion.result {
             Ok(()) => RecordResult::new(outcome(true)),
             // Cosmos holds another version now (412 implies the item exists): our copy

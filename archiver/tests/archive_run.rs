@@ -70,12 +70,10 @@ async fn fixture_on(stores: StoreSettings) -> Fixture {
 
 fn settings(stores: &StoreSettings, concurrency: usize) -> ArchiverSettings {
     ArchiverSettings {
-        stores: stores.clone(),
         after_days: 90,
-        dry_run: false,
         concurrency,
-        max_ru_per_second: 0,
         time_budget: Duration::from_secs(120),
+        ..ArchiverSettings::defaults(stores.clone())
     }
 }
 
@@ -848,6 +846,118 @@ async fn forget_erases_a_record_from_both_tiers_and_waits_for_no_run() {
     assert!(!f.in_cosmos(hot_only).await);
     let twice = archiver::ops::forget(&archiver, &both.customer_id, &both.id, true, patience).await.unwrap();
     assert_eq!((twice.cosmos, twice.archive), ("absent", "absent"));
+}
+
+#[tokio::test]
+async fn the_plan_predicts_what_the_following_run_does() {
+    let f = fixture().await;
+    // Volume in several months, and one record no run can archive.
+    let more: Vec<SampleRecord> = (0..40)
+        .map(|i| {
+            invoice(
+                &format!("cust-{}", i % 5),
+                &format!("more-{i}"),
+                date_days_ago(95 + 11 * i),
+                2_000 + 7_000 * (i as usize % 9),
+                i as u64,
+            )
+        })
+        .collect();
+    seed(&f.cosmos, &more).await;
+    seed(&f.cosmos, &[invoice("cust-a", "..", date_days_ago(300), 2_000, 1)]).await;
+    let archiver = f.plain(64);
+    let now = Utc::now();
+    let options = archiver::plan::PlanOptions::default();
+    let plan = archiver::plan::plan(&archiver, now, &options).await.unwrap();
+    let run = archiver.run(now, false).await;
+    assert_eq!(plan.counted, "exact");
+    assert_eq!(plan.records, run.archived, "plan {plan:?}\nrun {run:?}");
+    assert_eq!(plan.records, (f.old.len() + more.len()) as u64);
+    assert_eq!((plan.blocked, run.failed), (1, 1), "the `..` record is blocked");
+    assert_eq!(plan.months.iter().map(|m| m.records).sum::<u64>(), plan.records);
+    assert!(plan.months.len() >= 12, "{:?}", plan.months);
+    let off = |planned: f64, actual: f64| (planned - actual).abs() / actual;
+    assert!(off(plan.bytes as f64, run.bytes_read as f64) < 0.10, "bytes {} vs {}", plan.bytes, run.bytes_read);
+    assert!(
+        off(plan.compressed_bytes as f64, run.bytes_stored as f64) < 0.10,
+        "stored {} vs {}",
+        plan.compressed_bytes,
+        run.bytes_stored
+    );
+    assert!(
+        off(plan.request_units.total, run.request_units) < 0.10,
+        "RU {} vs {}",
+        plan.request_units.total,
+        run.request_units
+    );
+    assert!(
+        plan.pace.records_per_second > 0.0 && plan.pace.runs >= 1 && plan.pace.runs_per_day == 1.0,
+        "{:?}",
+        plan.pace
+    );
+    assert!(plan.cost.saving_per_month > 0.0);
+    let table = archiver::plan::render(&plan);
+    assert!(table.contains("total") && table.contains("RU"), "{table}");
+
+    // With nothing left, the plan says so; with a tiny budget, it says its counts are partial.
+    let empty = archiver::plan::plan(&archiver, now, &options).await.unwrap();
+    assert_eq!((empty.records, empty.pace.runs), (0, 0));
+    seed(&f.cosmos, &more).await;
+    let capped = archiver::plan::PlanOptions { max_request_units: 1.0, ..options };
+    let partial = archiver::plan::plan(&archiver, now, &capped).await.unwrap();
+    assert_eq!(partial.counted, "partial");
+}
+
+#[tokio::test]
+async fn bulk_restore_brings_a_customer_back_resumably_and_never_overwrites() {
+    let f = fixture().await;
+    assert_eq!(f.plain(4).run(Utc::now(), false).await.archived, f.old.len() as u64);
+    let archiver = f.plain(4);
+    let mine: Vec<&SampleRecord> = f.old.iter().filter(|r| r.customer_id == "cust-a").collect();
+    assert_eq!(mine.len(), 4);
+    let mut bodies = HashMap::new();
+    for r in &mine {
+        bodies.insert(r.id.clone(), archived(&f.blob, r).await.0);
+    }
+    let patience = Duration::ZERO;
+    let quiet = |_: &archiver::ops::RestoreReport| {};
+
+    // A dry run over an age window: counts, writes nothing.
+    let (from, to) = (Some(date_days_ago(230)), Some(date_days_ago(150)));
+    let dry = archiver::ops::restore_customer(&archiver, "cust-a", from, to, true, patience, quiet).await.unwrap();
+    assert_eq!((dry.checked, dry.matched, dry.restored), (4, 2, 0), "{dry:?}");
+    for r in &mine {
+        assert!(!f.in_cosmos(r).await);
+    }
+
+    // An earlier restore stopped after creating one record, before withdrawing its copy.
+    let first = mine[0];
+    f.cosmos.create_raw(&first.customer_id, &first.id, &bodies[&first.id]).await.unwrap();
+    // And the application wrote another one again meanwhile: that version stays.
+    let rewritten = mine[1];
+    upsert_raw(&f.cosmos, &rewritten.customer_id, &rewritten.id, &rewritten.json.replacen("issued", "void", 1))
+        .await
+        .unwrap();
+    let before = f.hot(std::slice::from_ref(rewritten)).await.remove(0);
+
+    let report =
+        archiver::ops::restore_customer(&archiver, "cust-a", None, None, false, patience, quiet).await.unwrap();
+    assert_eq!((report.restored, report.already_in_cosmos, report.withdrawn), (2, 2, 3), "{report:?}");
+    assert!(report.failed.is_empty(), "{report:?}");
+    for r in &mine {
+        let doc = f.cosmos.read(&r.customer_id, &r.id).await.unwrap().doc;
+        if r.id == rewritten.id {
+            assert_eq!(f.hot(std::slice::from_ref(r)).await.remove(0), before, "never overwritten");
+            assert!(f.archived_etag(r).await.is_some(), "a copy of another version is left for verify --shadowed");
+        } else {
+            assert_eq!(doc.without_system_properties(), bodies[&r.id], "{} reads as it did from the archive", r.id);
+            assert_eq!(f.archived_etag(r).await, None);
+        }
+    }
+    // Other customers are untouched; running it again finds only the one copy left.
+    assert!(!f.in_cosmos(&f.old[1]).await);
+    let again = archiver::ops::restore_customer(&archiver, "cust-a", None, None, false, patience, quiet).await.unwrap();
+    assert_eq!((again.checked, again.restored, again.already_in_cosmos), (1, 0, 1), "{again:?}");
 }
 
 #[test]

@@ -84,12 +84,10 @@ async fn every_answer_matches_the_spec() {
         cosmos: cosmos.clone(),
         archive: Arc::new(blob.clone()),
         settings: ArchiverSettings {
-            stores: stores.clone(),
             after_days: 90,
-            dry_run: false,
             concurrency: 2,
-            max_ru_per_second: 0,
             time_budget: Duration::from_secs(60),
+            ..ArchiverSettings::defaults(stores.clone())
         },
     };
     archiver.run(Utc::now() + chrono::Duration::days(100), false).await;

@@ -132,12 +132,10 @@ impl App {
             cosmos: self.cosmos.clone(),
             archive,
             settings: ArchiverSettings {
-                stores: stores.clone(),
                 after_days,
-                dry_run: false,
                 concurrency: 4,
-                max_ru_per_second: 0,
                 time_budget: Duration::from_secs(120),
+                ..ArchiverSettings::defaults(stores.clone())
             },
         }
     }

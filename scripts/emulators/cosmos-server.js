@@ -152,7 +152,17 @@ wrapHandler("read-document", orig => (account, req, res, params) => {
 // work, one full range".
 const cosmosQuery = require("@zeit/cosmosdb-query");
 const readJson = lib("json").default;
-const queryPlan = ast => ({
+// Aggregates are declared as Cosmos declares them, so an SDK that cannot merge
+// them across partitions refuses the query here as it does against Azure (the
+// Rust SDK 1.0 does: "aggregates in cross-partition queries").
+const AGGREGATES = { COUNT: "Count", SUM: "Sum", MIN: "Min", MAX: "Max", AVG: "Average" };
+const aggregatesOf = query => {
+  const select = String(query).split(/\bFROM\b/i)[0];
+  return Object.keys(AGGREGATES)
+    .filter(name => new RegExp(`\\b${name}\\s*\\(`, "i").test(select))
+    .map(name => AGGREGATES[name]);
+};
+const queryPlan = (ast, query) => ({
   partitionedQueryExecutionInfoVersion: 2,
   queryInfo: {
     distinctType: "None",
@@ -163,7 +173,7 @@ const queryPlan = ast => ({
     orderByExpressions: [],
     groupByExpressions: [],
     groupByAliases: [],
-    aggregates: [],
+    aggregates: aggregatesOf(query),
     groupByAliasToAggregateType: {},
     rewrittenQuery: "",
     hasSelectValue: Boolean(ast.body && ast.body.select && ast.body.select.value),
@@ -177,7 +187,7 @@ wrapHandler("query-documents", orig => async (account, req, res, params) => {
   if (isTrue(req, "x-ms-cosmos-is-query-plan-request")) {
     const body = await readJson(req);
     try {
-      return queryPlan(cosmosQuery.default(String(body.query || "")).ast);
+      return queryPlan(cosmosQuery.default(String(body.query || "")).ast, body.query || "");
     } catch (err) {
       res.statusCode = 400;
       return { code: "BadRequest", message: err.message };
@@ -248,6 +258,22 @@ const DOC_HANDLERS = [
   "replace-document",
   "upsert-document"
 ];
+// Charges: a delete costs by the size of the item it deletes, like a write (the
+// server's answer is empty, so the size is taken from the item before it goes).
+wrapHandler("delete-document", orig => (account, req, res, params) => {
+  const header = req.headers[PK_HEADER];
+  if (header !== undefined) {
+    try {
+      const pk = parsePartitionKey(header, params.docId);
+      const item = account.database(params.dbId).collection(params.collId).document(params.docId, pk).read();
+      if (item) res.deletedItemBytes = Buffer.byteLength(JSON.stringify(item));
+    } catch (err) {
+      // the handler itself answers a malformed key
+    }
+  }
+  return orig(account, req, res, params);
+});
+
 // Fix: document operations on a missing database/collection crashed (500)
 // instead of answering 404 NotFound. Applied last, so it runs first.
 DOC_HANDLERS.forEach(name =>
@@ -271,11 +297,11 @@ const ERROR_CODES = {
   500: "InternalServerError"
 };
 // Plausible request charge. The server always says 1; real reads cost about
-// 1 RU + 0.08 RU/KB and writes about 5 times that, which lets RU accounting
-// code see realistic, size-dependent numbers.
+// 1 RU + 0.08 RU/KB and writes (deletes included) about 5 times that, which
+// lets RU accounting code see realistic, size-dependent numbers.
 const requestCharge = (req, res, bodyLength) => {
   const requestLength = parseInt(req.headers["content-length"] || "0", 10) || 0;
-  const kb = Math.max(bodyLength, requestLength) / 1024;
+  const kb = Math.max(bodyLength, requestLength, res.deletedItemBytes || 0) / 1024;
   const isWrite =
     res.statusCode < 300 &&
     (req.method === "PUT" ||

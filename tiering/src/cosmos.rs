@@ -229,6 +229,14 @@ impl CosmosStore {
         self.pages(query, FeedScope::full_container(), page_size, None).await
     }
 
+    /// What a plan needs of every aged record, and no more: `{id, customerId, age}`.
+    pub async fn aged_rows(&self, cutoff: &AgeValue, page_size: u32) -> Result<Pages, StoreError> {
+        let f = self.age_field.name();
+        let sql = format!("SELECT c.id, c.customerId, c[\"{f}\"] AS age FROM c WHERE c[\"{f}\"] < @cutoff");
+        let query = Query::from(sql).with_parameter("@cutoff", cutoff.to_json())?;
+        self.pages(query, FeedScope::full_container(), page_size, None).await
+    }
+
     /// The first `limit` records of a customer inside `window`, in listing order
     /// (age value descending, then id ascending), on any indexing policy.
     ///

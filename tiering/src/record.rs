@@ -281,7 +281,8 @@ pub enum AgeValue {
 }
 
 impl AgeValue {
-    fn from_json(field: &AgeField, raw: &[u8]) -> Result<Self, RecordError> {
+    /// Parses a raw JSON value as an age under `field`, as [`RawDocument::age`] does.
+    pub fn from_json(field: &AgeField, raw: &[u8]) -> Result<Self, RecordError> {
         let bad = |reason: String| RecordError::BadAge { field: field.name().to_owned(), reason };
         match field {
             AgeField::Ts => serde_json::from_slice::<i64>(raw).map(Self::Seconds).map_err(|e| bad(e.to_string())),

@@ -81,6 +81,15 @@ impl Reader<'_> {
     }
 }
 
+fn parse_bool(r: &Reader<'_>, name: &'static str, default: bool) -> Result<bool, SettingsError> {
+    match r.opt(name).map(|v| v.to_ascii_lowercase()).as_deref() {
+        None => Ok(default),
+        Some("true" | "1" | "yes") => Ok(true),
+        Some("false" | "0" | "no") => Ok(false),
+        Some(other) => Err(SettingsError { name, message: format!("`{other}` is not true or false") }),
+    }
+}
+
 /// How to reach both stores; shared by the archiver and the reader.
 #[derive(Clone)]
 pub struct StoreSettings {
@@ -143,19 +152,51 @@ pub struct ArchiverSettings {
     pub stores: StoreSettings,
     pub after_days: u32,
     pub dry_run: bool,
+    /// The upper bound on records in flight (the adaptive limit stays below it).
     pub concurrency: usize,
     /// 0 means unlimited.
     pub max_ru_per_second: u32,
     pub time_budget: Duration,
+    /// The timer's schedule (`ARCHIVE_SCHEDULE`, which function.json names as
+    /// `%ARCHIVE_SCHEDULE%`): six-field NCRONTAB, UTC.
+    pub schedule: String,
+    /// False holds the limit at `concurrency` instead of letting it adapt.
+    pub adaptive: bool,
 }
 
-/// Records in flight at once unless `ARCHIVE_CONCURRENCY` says otherwise.
-/// `./scripts/bench.sh` measured 4 as the fastest on the local emulators (see the README).
-pub const DEFAULT_CONCURRENCY: usize = 4;
+/// Nightly at 02:00 UTC.
+pub const DEFAULT_SCHEDULE: &str = "0 0 2 * * *";
+
+/// Checks a six-field NCRONTAB expression (`sec min hour day month weekday`), as
+/// the Functions host reads a timer's schedule.
+pub fn parse_schedule(text: &str) -> Result<cron::Schedule, String> {
+    if text.split_whitespace().count() != 6 {
+        return Err(format!("`{text}` must have six fields: second minute hour day month weekday"));
+    }
+    text.parse::<cron::Schedule>().map_err(|e| format!("`{text}` is not a schedule: {e}"))
+}
+
+/// The upper bound on records in flight when `ARCHIVE_CONCURRENCY` is `auto` (the
+/// default); the archiver finds its own level below it (see BENCHMARKS.md).
+pub const AUTO_CONCURRENCY: usize = 64;
 /// Below host.json's `functionTimeout` of 30 minutes, leaving room to finish in-flight records.
 pub const DEFAULT_TIME_BUDGET_SECONDS: u64 = 25 * 60;
 
 impl ArchiverSettings {
+    /// Every archiver setting at its default, over `stores` (tests, tools).
+    pub fn defaults(stores: StoreSettings) -> Self {
+        Self {
+            stores,
+            after_days: 90,
+            dry_run: false,
+            concurrency: AUTO_CONCURRENCY,
+            max_ru_per_second: 0,
+            time_budget: Duration::from_secs(DEFAULT_TIME_BUDGET_SECONDS),
+            schedule: DEFAULT_SCHEDULE.to_owned(),
+            adaptive: true,
+        }
+    }
+
     pub fn from_env() -> Result<Self, SettingsError> {
         Self::from_lookup(&Env)
     }
@@ -170,17 +211,11 @@ impl ArchiverSettings {
                 message: format!("{after_days} is outside 1..=36500"),
             });
         }
-        let dry_run = match r.or("ARCHIVE_DRY_RUN", "false").to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" => true,
-            "false" | "0" | "no" => false,
-            other => {
-                return Err(SettingsError {
-                    name: "ARCHIVE_DRY_RUN",
-                    message: format!("`{other}` is not true or false"),
-                });
-            }
+        let dry_run = parse_bool(&r, "ARCHIVE_DRY_RUN", false)?;
+        let concurrency = match r.or("ARCHIVE_CONCURRENCY", "auto").to_ascii_lowercase().as_str() {
+            "auto" => AUTO_CONCURRENCY,
+            _ => r.parsed("ARCHIVE_CONCURRENCY", AUTO_CONCURRENCY, "`auto` or a whole number")?,
         };
-        let concurrency = r.parsed("ARCHIVE_CONCURRENCY", DEFAULT_CONCURRENCY, "a whole number")?;
         if !(1..=256).contains(&concurrency) {
             return Err(SettingsError {
                 name: "ARCHIVE_CONCURRENCY",
@@ -196,6 +231,9 @@ impl ArchiverSettings {
                 message: format!("{budget} is outside 1..=86400"),
             });
         }
+        let schedule = r.or("ARCHIVE_SCHEDULE", DEFAULT_SCHEDULE);
+        parse_schedule(&schedule).map_err(|message| SettingsError { name: "ARCHIVE_SCHEDULE", message })?;
+        let adaptive = parse_bool(&r, "ARCHIVE_CONCURRENCY_ADAPTIVE", true)?;
         Ok(Self {
             stores,
             after_days,
@@ -203,6 +241,8 @@ impl ArchiverSettings {
             concurrency,
             max_ru_per_second,
             time_budget: Duration::from_secs(budget),
+            schedule,
+            adaptive,
         })
     }
 }
@@ -267,6 +307,12 @@ mod tests {
         assert_eq!(s.after_days, 90);
         assert!(!s.dry_run);
         assert_eq!(s.max_ru_per_second, 0);
+        assert_eq!(s.concurrency, AUTO_CONCURRENCY);
+        assert!(s.adaptive);
+        assert_eq!(s.schedule, "0 0 2 * * *");
+        let mut pairs = BASE.to_vec();
+        pairs.push(("ARCHIVE_CONCURRENCY", "8"));
+        assert_eq!(ArchiverSettings::from_lookup(&env(&pairs)).unwrap().concurrency, 8);
         assert!(s.stores.cosmos_key.is_none() && s.stores.blob_sas.is_none());
     }
 
@@ -283,6 +329,10 @@ mod tests {
             ("ARCHIVE_AFTER_DAYS", "0"),
             ("ARCHIVE_DRY_RUN", "maybe"),
             ("ARCHIVE_CONCURRENCY", "0"),
+            ("ARCHIVE_CONCURRENCY", "lots"),
+            ("ARCHIVE_CONCURRENCY_ADAPTIVE", "sometimes"),
+            ("ARCHIVE_SCHEDULE", "0 2 * * *"),
+            ("ARCHIVE_SCHEDULE", "0 0 25 * * *"),
             ("ARCHIVE_MAX_RU_PER_SECOND", "-5"),
             ("ARCHIVE_TIME_BUDGET_SECONDS", "1h"),
             ("ARCHIVE_TIME_BUDGET_SECONDS", "18446744073709551615"),

@@ -1,0 +1,502 @@
+//! `archiver plan`: what archiving will do, before it is turned on. Writes nothing.
+//!
+//! - **Counts** are exact: a light query walks the aged set (ids, customer ids and
+//!   age values only, no bodies) and applies the archiver's own rules, so it counts
+//!   exactly the records a run would archive, per month of age. The Rust Cosmos SDK
+//!   cannot merge aggregates (`COUNT`) across partitions, so counting is a walk; it
+//!   stops at `--max-ru` request units, and then the counts are a lower bound
+//!   (`counted: "partial"`).
+//! - **Bytes, compression, request units** come from a sample: the first `--sample`
+//!   aged records, read whole through the archiver's own query, stripped and
+//!   compressed as the archiver would, with the query's measured charge per KB and
+//!   point reads that fit a charge per read (`a + b x KB`). A delete is estimated
+//!   as `--delete-ru-factor` (default 5) point reads of the same item: Cosmos
+//!   charges writes and deletes by size and indexed terms, and cannot be asked what
+//!   a delete would cost without deleting.
+//! - **Time** is a model: each record needs a query share, compression, two blob
+//!   round trips and a Cosmos delete; round trips are measured. The pace is the
+//!   lower of `ARCHIVE_CONCURRENCY` / time-per-record and the RU budget / RU per
+//!   record. The runs follow from `ARCHIVE_TIME_BUDGET_SECONDS` and
+//!   `ARCHIVE_SCHEDULE`.
+//! - **Cost** uses a price table with documented defaults (docs/operations.md),
+//!   each overridable.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use tiering::codec;
+use tiering::layout;
+use tiering::record::{AgeField, AgeValue, RawDocument, parse_iso_instant, validate_id};
+use tiering::settings::parse_schedule;
+use tiering::store::StoreError;
+
+use crate::run::Archiver;
+
+/// Rows per page of the counting walk: tiny rows, so large pages.
+const COUNT_PAGE: u32 = 1000;
+/// Whole records per page of the sample, as the archiver reads them.
+const SAMPLE_PAGE: u32 = 32;
+/// Point reads used to fit the charge per read.
+const POINT_READS: usize = 50;
+
+/// Prices in USD. Defaults are pay-as-you-go list prices for one region, rounded;
+/// replace them with your own.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Prices {
+    /// Cosmos DB transactional storage, per GB-month.
+    pub cosmos_gb_month: f64,
+    /// Blob Storage in the archive's tier (Cool LRS by default), per GB-month.
+    pub blob_gb_month: f64,
+    /// Blob write operations, per 10,000 (Cool).
+    pub blob_writes_per_10k: f64,
+    /// Blob read operations, per 10,000 (Cool).
+    pub blob_reads_per_10k: f64,
+    /// Request units, per million (serverless; provisioned throughput is billed per hour instead).
+    pub request_units_per_million: f64,
+}
+
+impl Default for Prices {
+    fn default() -> Self {
+        Self {
+            cosmos_gb_month: 0.25,
+            blob_gb_month: 0.01,
+            blob_writes_per_10k: 0.10,
+            blob_reads_per_10k: 0.01,
+            request_units_per_million: 0.25,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PlanOptions {
+    pub sample: usize,
+    pub max_request_units: f64,
+    pub delete_ru_factor: f64,
+    pub prices: Prices,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        Self { sample: 1000, max_request_units: 200_000.0, delete_ru_factor: 5.0, prices: Prices::default() }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Month {
+    pub month: String,
+    pub records: u64,
+    /// Estimated from the sample's mean size in that month (or overall).
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    pub age_field: String,
+    pub cutoff: String,
+    /// `exact`, or `partial` when the counting walk hit `--max-ru` (a lower bound).
+    pub counted: &'static str,
+    /// Records a run would archive.
+    pub records: u64,
+    /// Aged records a run could not archive (ids the read API refuses, no
+    /// `customerId`, names over 1,024 characters): they stay, and fail each run.
+    pub blocked: u64,
+    pub months: Vec<Month>,
+    pub sample_records: u64,
+    /// JSON a run would read (bodies as the read API serves them), estimated.
+    pub bytes: u64,
+    pub compressed_bytes: u64,
+    pub compression_ratio: f64,
+    pub request_units: RequestUnits,
+    pub pace: Pace,
+    pub cost: Cost,
+    /// What this plan itself spent.
+    pub plan_request_units: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestUnits {
+    /// Reading the aged records (the archiver's query), measured per KB on the sample.
+    pub read: f64,
+    /// Deleting them: `deleteRuFactor` x a point read of each, fitted on the sample.
+    pub delete: f64,
+    pub total: f64,
+    pub per_record: f64,
+    pub delete_ru_factor: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pace {
+    pub concurrency: usize,
+    pub max_ru_per_second: u32,
+    /// Measured: one Cosmos point read, one blob round trip; estimated: per record.
+    pub cosmos_round_trip_ms: f64,
+    pub blob_round_trip_ms: f64,
+    pub ms_per_record: f64,
+    pub records_per_second: f64,
+    /// `latency` (records in flight) or `request units` (the RU budget).
+    pub bound_by: &'static str,
+    pub seconds: f64,
+    pub time_budget_seconds: u64,
+    pub runs: u64,
+    pub schedule: String,
+    pub runs_per_day: f64,
+    pub days: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cost {
+    /// The aged records in Cosmos, per month, now.
+    pub cosmos_per_month_before: f64,
+    /// The same records in the archive, per month, after.
+    pub archive_per_month_after: f64,
+    pub saving_per_month: f64,
+    /// One-time: the backfill's request units and blob operations.
+    pub backfill_request_units: f64,
+    pub backfill_blob_operations: f64,
+    pub prices: Prices,
+}
+
+/// One row of the counting walk.
+#[derive(serde::Deserialize)]
+struct Row {
+    id: Option<String>,
+    #[serde(rename = "customerId")]
+    customer_id: Option<String>,
+    age: Option<Box<RawValue>>,
+}
+
+fn month_of(field: &AgeField, age: &AgeValue) -> String {
+    let instant = match (field, age) {
+        (_, AgeValue::Seconds(s)) => DateTime::from_timestamp(*s, 0),
+        (_, AgeValue::Text(t)) => parse_iso_instant(t).ok(),
+    };
+    instant.map(|i| i.format("%Y-%m").to_string()).unwrap_or_else(|| "unknown".into())
+}
+
+fn median(mut values: Vec<Duration>) -> Duration {
+    values.sort();
+    values.get(values.len() / 2).copied().unwrap_or_default()
+}
+
+/// Plans the archiving of everything aged at `now`. Writes nothing.
+pub async fn plan(archiver: &Archiver, now: DateTime<Utc>, options: &PlanOptions) -> Result<Plan, StoreError> {
+    let settings = &archiver.settings;
+    let field = &settings.stores.age_field;
+    let cosmos = &archiver.cosmos;
+    let cutoff = Archiver::cutoff(field, now, settings.after_days);
+    let mut spent = 0.0;
+
+    // 1. Count, exactly, what a run would archive: the archiver's rules on light rows.
+    let mut pages = cosmos.aged_rows(&cutoff, COUNT_PAGE).await?;
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    let (mut records, mut blocked, mut partial) = (0u64, 0u64, false);
+    while let Some(page) = pages.next_page().await {
+        let page = page?;
+        spent += page.request_charge;
+        for raw in page.docs {
+            let row: Row = serde_json::from_slice(&raw)?;
+            let Some(age) = row.age.and_then(|a| AgeValue::from_json(field, a.get().as_bytes()).ok()) else {
+                continue; // the run would find it not aged (an unusable age value)
+            };
+            if age >= cutoff {
+                continue;
+            }
+            let archivable = match (row.id, row.customer_id) {
+                (Some(id), Some(customer)) => {
+                    validate_id("id", &id).is_ok()
+                        && validate_id("customerId", &customer).is_ok()
+                        && layout::blob_name(&customer, &id).is_ok()
+                }
+                _ => false,
+            };
+            if archivable {
+                records += 1;
+                *counts.entry(month_of(field, &age)).or_default() += 1;
+            } else {
+                blocked += 1;
+            }
+        }
+        if spent >= options.max_request_units {
+            partial = true;
+            break;
+        }
+    }
+
+    // 2. Sample whole records as the archiver reads them: sizes, compression, charges.
+    let mut sample = cosmos.aged_records(&cutoff, SAMPLE_PAGE).await?;
+    let (mut sample_records, mut sample_bytes, mut sample_stored, mut sample_full_kb) = (0u64, 0u64, 0u64, 0.0);
+    let mut query_charge = 0.0;
+    let mut by_month: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut to_read: Vec<(String, String, f64)> = Vec::new();
+    let mut compress_time = Duration::ZERO;
+    let sample_started = Instant::now();
+    'pages: while let Some(page) = sample.next_page().await {
+        let page = page?;
+        query_charge += page.request_charge;
+        for raw in page.docs {
+            let full_kb = raw.len() as f64 / 1024.0;
+            let Ok(doc) = RawDocument::parse(raw) else { continue };
+            let Ok(age) = doc.age(field) else { continue };
+            let (Ok(id), Some(customer)) = (doc.id(), doc.get::<String>("customerId")) else { continue };
+            let started = Instant::now();
+            let body = Bytes::from(doc.without_system_properties());
+            let length = body.len() as u64;
+            let stored = tokio::task::spawn_blocking(move || codec::compress(&body).len() as u64)
+                .await
+                .map_err(|e| StoreError::Other(e.to_string()))?;
+            compress_time += started.elapsed();
+            sample_records += 1;
+            sample_bytes += length;
+            sample_stored += stored;
+            sample_full_kb += full_kb;
+            let entry = by_month.entry(month_of(field, &age)).or_default();
+            entry.0 += 1;
+            entry.1 += length;
+            if to_read.len() < POINT_READS {
+                to_read.push((customer, id, full_kb));
+            }
+            if sample_records as usize >= options.sample {
+                break 'pages;
+            }
+        }
+    }
+    let sample_time = sample_started.elapsed();
+    spent += query_charge;
+
+    // Point reads: the charge per read as a + b x KB (least squares), and Cosmos' round trip.
+    let mut reads = Vec::new();
+    let mut cosmos_trips = Vec::new();
+    for (customer, id, kb) in &to_read {
+        let started = Instant::now();
+        if let Ok(item) = cosmos.read(customer, id).await {
+            cosmos_trips.push(started.elapsed());
+            spent += item.request_charge;
+            reads.push((*kb, item.request_charge));
+        }
+    }
+    let (a, b) = fit(&reads);
+    let mut blob_trips = Vec::new();
+    for i in 0..3 {
+        let started = Instant::now();
+        let _ = archiver.archive.head(&format!("state/plan-probe-{i}")).await;
+        blob_trips.push(started.elapsed());
+    }
+
+    // 3. Estimates.
+    let mean = |bytes: u64, n: u64| if n == 0 { 0.0 } else { bytes as f64 / n as f64 };
+    let overall_mean = mean(sample_bytes, sample_records);
+    let months: Vec<Month> = counts
+        .iter()
+        .map(|(month, n)| {
+            let size = by_month.get(month).map_or(overall_mean, |(k, bytes)| mean(*bytes, *k));
+            Month { month: month.clone(), records: *n, bytes: (size * *n as f64).round() as u64 }
+        })
+        .collect();
+    let bytes: u64 = months.iter().map(|m| m.bytes).sum();
+    let ratio = if sample_stored == 0 { 1.0 } else { sample_bytes as f64 / sample_stored as f64 };
+    let compressed_bytes = (bytes as f64 / ratio).round() as u64;
+    // The query reads whole items (system properties too): scale by what the sample saw.
+    let full_kb_total =
+        if sample_bytes == 0 { 0.0 } else { sample_full_kb * 1024.0 / sample_bytes as f64 * bytes as f64 / 1024.0 };
+    let read_per_kb = if sample_full_kb == 0.0 { 0.0 } else { query_charge / sample_full_kb };
+    let read = read_per_kb * full_kb_total;
+    let delete = options.delete_ru_factor * (a * records as f64 + b * full_kb_total);
+    let total = read + delete;
+    let per_record = if records == 0 { 0.0 } else { total / records as f64 };
+
+    let cosmos_ms = median(cosmos_trips).as_secs_f64() * 1000.0;
+    let blob_ms = median(blob_trips).as_secs_f64() * 1000.0;
+    let per_sample =
+        |d: Duration| if sample_records == 0 { 0.0 } else { d.as_secs_f64() * 1000.0 / sample_records as f64 };
+    // Upload and read back (two blob trips), delete (one Cosmos trip), a share of
+    // the query, and compression; the reads of the verify step decompress too.
+    let ms_per_record = 2.0 * blob_ms + cosmos_ms + per_sample(sample_time) + 2.0 * per_sample(compress_time);
+    let latency_rate = if ms_per_record > 0.0 { settings.concurrency as f64 * 1000.0 / ms_per_record } else { 0.0 };
+    let budget_rate = if settings.max_ru_per_second > 0 && per_record > 0.0 {
+        f64::from(settings.max_ru_per_second) / per_record
+    } else {
+        f64::INFINITY
+    };
+    let (rate, bound_by) =
+        if budget_rate < latency_rate { (budget_rate, "request units") } else { (latency_rate, "latency") };
+    let seconds = if rate > 0.0 { records as f64 / rate } else { 0.0 };
+    let budget_secs = settings.time_budget.as_secs().max(1);
+    let runs = (seconds / budget_secs as f64).ceil().max(if records > 0 { 1.0 } else { 0.0 }) as u64;
+    let runs_per_day = runs_per_day(&settings.schedule, now);
+    let days = if runs_per_day > 0.0 { runs as f64 / runs_per_day } else { f64::INFINITY };
+
+    let gb = |b: u64| b as f64 / 1e9;
+    let p = &options.prices;
+    let before = gb(bytes) * p.cosmos_gb_month;
+    let after = gb(compressed_bytes) * p.blob_gb_month;
+    let round2 = |x: f64| (x * 100.0).round() / 100.0;
+    // Costs keep hundredths of a cent: a small container's saving is real, if tiny.
+    let round4 = |x: f64| (x * 10_000.0).round() / 10_000.0;
+    Ok(Plan {
+        age_field: field.name().to_owned(),
+        cutoff: cutoff.to_metadata(),
+        counted: if partial { "partial" } else { "exact" },
+        records,
+        blocked,
+        months,
+        sample_records,
+        bytes,
+        compressed_bytes,
+        compression_ratio: round2(ratio),
+        request_units: RequestUnits {
+            read: round2(read),
+            delete: round2(delete),
+            total: round2(total),
+            per_record: round2(per_record),
+            delete_ru_factor: options.delete_ru_factor,
+        },
+        pace: Pace {
+            concurrency: settings.concurrency,
+            max_ru_per_second: settings.max_ru_per_second,
+            cosmos_round_trip_ms: round2(cosmos_ms),
+            blob_round_trip_ms: round2(blob_ms),
+            ms_per_record: round2(ms_per_record),
+            records_per_second: round2(rate),
+            bound_by,
+            seconds: round2(seconds),
+            time_budget_seconds: budget_secs,
+            runs,
+            schedule: settings.schedule.clone(),
+            runs_per_day: round2(runs_per_day),
+            days: round2(days),
+        },
+        cost: Cost {
+            cosmos_per_month_before: round4(before),
+            archive_per_month_after: round4(after),
+            saving_per_month: round4(before - after),
+            backfill_request_units: round4(total / 1e6 * p.request_units_per_million),
+            backfill_blob_operations: round4(
+                records as f64 / 1e4 * (p.blob_writes_per_10k + 2.0 * p.blob_reads_per_10k),
+            ),
+            prices: p.clone(),
+        },
+        plan_request_units: round2(spent),
+    })
+}
+
+/// Least-squares line through (KB, RU); a flat charge when the sample cannot tell.
+fn fit(points: &[(f64, f64)]) -> (f64, f64) {
+    let n = points.len() as f64;
+    if points.is_empty() {
+        return (0.0, 0.0);
+    }
+    let (sx, sy) = points.iter().fold((0.0, 0.0), |(sx, sy), (x, y)| (sx + x, sy + y));
+    let (mx, my) = (sx / n, sy / n);
+    let (sxy, sxx) =
+        points.iter().fold((0.0, 0.0), |(sxy, sxx), (x, y)| (sxy + (x - mx) * (y - my), sxx + (x - mx).powi(2)));
+    if sxx < 1e-9 {
+        return (my, 0.0);
+    }
+    let b = sxy / sxx;
+    (my - b * mx, b)
+}
+
+/// How often the schedule fires, per day, over the next week.
+fn runs_per_day(schedule: &str, now: DateTime<Utc>) -> f64 {
+    let Ok(schedule) = parse_schedule(schedule) else { return 0.0 };
+    let week = now + chrono::Duration::days(7);
+    let start = now - chrono::Duration::seconds(1);
+    schedule.after(&start).take_while(|t| *t < week).count() as f64 / 7.0
+}
+
+/// The plan as a table for people.
+pub fn render(plan: &Plan) -> String {
+    use std::fmt::Write;
+    let mb = |b: u64| b as f64 / 1e6;
+    let mut out = String::new();
+    let counted =
+        if plan.counted == "exact" { "exact" } else { "PARTIAL: the counting walk hit --max-ru; a lower bound" };
+    let _ = writeln!(out, "archive plan: records dated before {} ({}), counts {counted}", plan.cutoff, plan.age_field);
+    let _ = writeln!(out, "\n{:>9} {:>12} {:>12}", "month", "records", "MB of JSON");
+    for m in &plan.months {
+        let _ = writeln!(out, "{:>9} {:>12} {:>12.1}", m.month, m.records, mb(m.bytes));
+    }
+    let _ = writeln!(out, "{:>9} {:>12} {:>12.1}", "total", plan.records, mb(plan.bytes));
+    if plan.blocked > 0 {
+        let _ = writeln!(
+            out,
+            "{:>9} {:>12}   (cannot be archived; see docs/operations.md, known limits)",
+            "blocked", plan.blocked
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nsample       {} records read whole: compression {:.2}x, so {:.1} MB in the archive",
+        plan.sample_records,
+        plan.compression_ratio,
+        mb(plan.compressed_bytes)
+    );
+    let ru = &plan.request_units;
+    let _ = writeln!(
+        out,
+        "request units read {:.0} + delete {:.0} (x{} a point read) = {:.0} RU, {:.1} per record",
+        ru.read, ru.delete, ru.delete_ru_factor, ru.total, ru.per_record
+    );
+    let p = &plan.pace;
+    let budget =
+        if p.max_ru_per_second == 0 { "unlimited".to_owned() } else { format!("{} RU/s", p.max_ru_per_second) };
+    let _ = writeln!(
+        out,
+        "pace         {:.1} records/s ({} bound; up to {} in flight, {budget}; round trips Cosmos {:.1} ms, blob {:.1} ms)",
+        p.records_per_second, p.bound_by, p.concurrency, p.cosmos_round_trip_ms, p.blob_round_trip_ms
+    );
+    let _ = writeln!(
+        out,
+        "runs         {:.0} s of work = {} run(s) of {} s; at `{}` ({:.2} a day): {:.1} day(s)",
+        p.seconds, p.runs, p.time_budget_seconds, p.schedule, p.runs_per_day, p.days
+    );
+    let c = &plan.cost;
+    let _ = writeln!(
+        out,
+        "storage      ${:.4}/month in Cosmos now, ${:.4}/month in the archive after: ${:.4}/month less",
+        c.cosmos_per_month_before, c.archive_per_month_after, c.saving_per_month
+    );
+    let _ = writeln!(
+        out,
+        "one-time     ${:.4} of request units, ${:.4} of blob operations",
+        c.backfill_request_units, c.backfill_blob_operations
+    );
+    let _ = writeln!(
+        out,
+        "prices       Cosmos ${}/GB-month, blob ${}/GB-month, writes ${}/10k, reads ${}/10k, RU ${}/million",
+        c.prices.cosmos_gb_month,
+        c.prices.blob_gb_month,
+        c.prices.blob_writes_per_10k,
+        c.prices.blob_reads_per_10k,
+        c.prices.request_units_per_million
+    );
+    let _ = writeln!(out, "this plan spent {:.0} RU", plan.plan_request_units);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fits_a_line_and_counts_runs_per_day() {
+        let (a, b) = fit(&[(1.0, 1.08), (10.0, 1.8), (100.0, 9.0)]);
+        assert!((a - 1.0).abs() < 1e-6 && (b - 0.08).abs() < 1e-6, "{a} {b}");
+        assert_eq!(fit(&[(5.0, 2.0), (5.0, 4.0)]), (3.0, 0.0));
+        let now = DateTime::parse_from_rfc3339("2026-11-22T12:00:00Z").unwrap().with_timezone(&Utc);
+        assert_eq!(runs_per_day("0 0 2 * * *", now), 1.0);
+        assert_eq!(runs_per_day("0 0 * * * *", now), 24.0);
+        assert_eq!(month_of(&AgeField::Ts, &AgeValue::Seconds(1_700_000_000)), "2023-11");
+        assert_eq!(month_of(&AgeField::Iso("d".into()), &AgeValue::Text("2024-02-29T10:00:00Z".into())), "2024-02");
+    }
+}
