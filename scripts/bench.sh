@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Benchmarks on local emulators: archive throughput by ARCHIVE_CONCURRENCY (as a
-# ratio to concurrency 1) and cold vs hot read latency (as a ratio), each against
-# a baseline measured in the same run. Uses the packaged release apps.
-#   ./scripts/bench.sh [--records N] [--concurrency 1,4,8] [--reads N]
+# The benchmark on local emulators, at added network latency, each figure against
+# a baseline measured in the same run (see BENCHMARKS.md). Uses the packaged apps;
+# writes target/bench/results.json.
+#   ./scripts/bench.sh [--records N] [--rtt-ms 0,10] [--reads N] [--memory-records N]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/toolchain.sh
+. scripts/toolchain.sh
 
 ./scripts/package.sh
-cargo build --locked -p devhost --bin bench
+toolchain_step "building the benchmark driver"
+cargo build "${CARGO_FLAGS[@]}" -p devhost --bin bench
 
-./scripts/emulators.sh with target/debug/bench --dist dist "$@"
+./scripts/emulators.sh with "$BUILT/bench" --dist dist "$@"

@@ -71,14 +71,14 @@ alive() { [[ -n "${1:-}" ]] && kill -0 "$1" 2>/dev/null; }
 # Kills PID $1 only if its command line still contains $2 (guards against a
 # recycled PID): TERM, up to 5 s grace, then KILL.
 kill_pid() {
-  local pid="$1" marker="$2" i
+  local pid="$1" marker="$2"
   alive "$pid" || return 0
   if [[ -r "/proc/$pid/cmdline" ]] && ! tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$marker"; then
     echo "emulators.sh: pid $pid is no longer $marker; not killing it" >&2
     return 0
   fi
   kill -TERM "$pid" 2>/dev/null || return 0
-  for i in $(seq 1 50); do
+  for _ in $(seq 1 50); do
     alive "$pid" || return 0
     sleep 0.1
   done

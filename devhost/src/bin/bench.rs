@@ -1,136 +1,445 @@
-//! The benchmark (`./scripts/bench.sh` runs it). Every figure is printed next to
-//! a baseline measured in the same run, because the machine is noisy:
+//! The benchmark (`./scripts/bench.sh` runs it). Every figure is measured next to a
+//! baseline from the same run, on the same data and at the same network latency,
+//! because the machine is noisy; the latency is added by TCP proxies in front of
+//! both emulators (`tiering::testing::Proxy`). BENCHMARKS.md explains the targets.
 //!
-//! - archive throughput of the packaged archiver at several `ARCHIVE_CONCURRENCY`
-//!   values, as a ratio to concurrency 1, with the handler's peak memory;
-//! - read latency of archived (cold) records against hot ones, straight to the
-//!   packaged reader's port, interleaved so both see the same conditions.
+//! - Archive throughput of the packaged archiver (default settings) at each round
+//!   trip, against (a) a minimal copy loop with the same SDKs, no compression and
+//!   no verification, 64 records at a time (the practical limit of the emulators),
+//!   and (b) the common design: a sequential loop that reads, gzips, uploads and
+//!   deletes one record at a time.
+//! - Peak memory of the packaged archiver with 64 records of 300 KB in flight,
+//!   against one in flight.
+//! - Reads through the packaged reader against direct SDK reads from this process:
+//!   hot (a Cosmos point read) and cold (a blob download plus decompression).
+//!
+//! Writes `target/bench/results.json`: each measurement with name, value, unit,
+//! baseline, ratio, target and pass.
 
+use std::io::Write as _;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
+use bytes::Bytes;
 use clap::Parser;
 use devhost::app::AppFolder;
-use devhost::drive::{app_settings, dataset, mb, ms, read, seed};
+use devhost::drive::{app_settings, dataset, mb, read, seed};
 use devhost::host::Host;
 use devhost::stats::percentile;
+use futures::StreamExt;
+use serde::Serialize;
+use tiering::archive::{Archive, BlobArchive, PutCondition};
+use tiering::codec;
 use tiering::cosmos::CosmosStore;
-use tiering::record::AgeField;
+use tiering::layout;
+use tiering::record::{AgeField, AgeValue, RawDocument};
+use tiering::sample::SampleRecord;
 use tiering::settings::StoreSettings;
 use tiering::store::Transport;
-use tiering::testing::unique;
-use tiering::testing::{Indexing, ensure_container};
+use tiering::testing::{Indexing, Proxy, ensure_container, unique};
 
 #[derive(Debug, Parser)]
-#[command(about = "Archive throughput and read latency on the local emulators, as ratios to in-run baselines")]
+#[command(about = "Archive throughput, memory and read latency against in-run baselines, at added network latency")]
 struct Args {
-    /// Aged records archived per concurrency level.
-    #[arg(long, default_value_t = 600)]
+    /// Aged records archived per measurement (realistic sizes, up to --max-kb).
+    #[arg(long, default_value_t = 400)]
     records: usize,
     #[arg(long, default_value_t = 300)]
     max_kb: usize,
-    /// Concurrency levels to compare (the first is the baseline).
-    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16")]
-    concurrency: Vec<usize>,
-    /// Reads per tier for the latency comparison.
-    #[arg(long, default_value_t = 300)]
+    /// Round trips to add, in milliseconds (each level measures everything).
+    #[arg(long, value_delimiter = ',', default_value = "0,10")]
+    rtt_ms: Vec<u64>,
+    /// Records of 300 KB for the memory measurement.
+    #[arg(long, default_value_t = 200)]
+    memory_records: usize,
+    /// Reads per tier and kind for the latency comparison.
+    #[arg(long, default_value_t = 150)]
     reads: usize,
     #[arg(long, default_value = "dist")]
     dist: PathBuf,
+    #[arg(long, default_value = "target/bench/results.json")]
+    out: PathBuf,
 }
 
-/// Fresh database and archive container names for one measurement.
-fn fresh_stores() -> anyhow::Result<StoreSettings> {
+/// One figure, next to what it is compared with.
+#[derive(Debug, Clone, Serialize)]
+struct Measurement {
+    name: String,
+    value: f64,
+    unit: &'static str,
+    baseline: Option<Baseline>,
+    ratio: Option<f64>,
+    target: Option<String>,
+    pass: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct Baseline {
+    name: String,
+    value: f64,
+}
+
+#[derive(Debug, Default)]
+struct Results(Vec<Measurement>);
+
+impl Results {
+    fn plain(&mut self, name: String, value: f64, unit: &'static str) {
+        self.push(Measurement { name, value, unit, baseline: None, ratio: None, target: None, pass: None });
+    }
+
+    /// `value / baseline`, checked against `min` or `max` ratio when given.
+    fn ratio(
+        &mut self,
+        name: String,
+        value: f64,
+        unit: &'static str,
+        baseline: (&str, f64),
+        bound: Option<(&str, f64)>,
+    ) {
+        let ratio = value / baseline.1.max(1e-9);
+        let (target, pass) = match bound {
+            Some((">=", x)) => (Some(format!(">= {x}x")), Some(ratio >= x)),
+            Some(("<=", x)) => (Some(format!("<= {x}x")), Some(ratio <= x)),
+            _ => (None, None),
+        };
+        let baseline = Some(Baseline { name: baseline.0.to_owned(), value: round(baseline.1) });
+        self.push(Measurement { name, value, unit, baseline, ratio: Some(round(ratio)), target, pass });
+    }
+
+    fn absolute(&mut self, name: String, value: f64, unit: &'static str, below: f64) {
+        let target = Some(format!("< {below} {unit}"));
+        self.push(Measurement { name, value, unit, baseline: None, ratio: None, target, pass: Some(value < below) });
+    }
+
+    fn push(&mut self, mut m: Measurement) {
+        m.value = round(m.value);
+        let verdict = match m.pass {
+            Some(true) => " [target met]",
+            Some(false) => " [target NOT met]",
+            None => "",
+        };
+        let ratio = m.ratio.map(|r| format!(" = {r:.2}x {}", m.baseline.as_ref().map_or("", |b| b.name.as_str())));
+        say(format!("  {} = {} {}{}{verdict}", m.name, m.value, m.unit, ratio.unwrap_or_default()));
+        self.0.push(m);
+    }
+}
+
+fn round(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+fn say(line: impl AsRef<str>) {
+    println!("[bench] {}", line.as_ref());
+    let _ = std::io::stdout().flush();
+}
+
+/// Both emulators behind proxies with the same added round trip.
+struct Network {
+    cosmos: Proxy,
+    blob: Proxy,
+}
+
+impl Network {
+    async fn new(direct: &StoreSettings, rtt: Duration) -> anyhow::Result<Self> {
+        let cosmos = Proxy::in_front_of(direct.cosmos_endpoint.as_str()).await?;
+        let blob = Proxy::in_front_of(direct.blob_endpoint.as_str()).await?;
+        cosmos.set_round_trip(rtt);
+        blob.set_round_trip(rtt);
+        Ok(Self { cosmos, blob })
+    }
+
+    fn through(&self, direct: &StoreSettings) -> StoreSettings {
+        let mut s = direct.clone();
+        s.cosmos_endpoint =
+            self.cosmos.endpoint_for(direct.cosmos_endpoint.as_str()).parse().unwrap_or(s.cosmos_endpoint);
+        s.blob_endpoint = self.blob.endpoint_for(direct.blob_endpoint.as_str()).parse().unwrap_or(s.blob_endpoint);
+        s
+    }
+}
+
+/// Fresh stores holding `data`, seeded directly (not through the proxies).
+async fn fresh(data: &[SampleRecord]) -> anyhow::Result<StoreSettings> {
     let mut stores = StoreSettings::from_env().context("run through ./scripts/bench.sh (needs the emulators)")?;
     stores.cosmos_database = unique("bench");
     stores.archive_container = unique("bench-archive");
     stores.age_field = AgeField::Iso("invoiceDate".into());
+    let client = CosmosStore::client(&stores, Transport::BATCH).await?;
+    ensure_container(&client, &stores.cosmos_database, &stores.cosmos_container, &stores.age_field, Indexing::Default)
+        .await?;
+    let cosmos = CosmosStore::connect(&stores, Transport::BATCH).await?;
+    seed(&cosmos, data, |_| {}).await?;
+    BlobArchive::new(&stores, Transport::BATCH)?.ensure_container().await?;
     Ok(stores)
 }
 
-async fn open(stores: &StoreSettings) -> anyhow::Result<CosmosStore> {
-    let client = CosmosStore::client(stores, Transport::BATCH).await?;
-    ensure_container(&client, &stores.cosmos_database, &stores.cosmos_container, &stores.age_field, Indexing::Default)
-        .await?;
-    CosmosStore::connect(stores, Transport::BATCH).await
+/// What one archiving approach achieved.
+#[derive(Debug, Clone, Copy)]
+struct Rate {
+    records_per_second: f64,
+    mb_per_second: f64,
+    concurrency: f64,
+    peak_rss_mb: f64,
+}
+
+/// The packaged archiver under the host stand-in, one timer invocation.
+async fn archiver(
+    dist: &std::path::Path,
+    stores: &StoreSettings,
+    extra: &[(&str, String)],
+    expect: usize,
+) -> anyhow::Result<Rate> {
+    let mut settings = app_settings(stores);
+    settings.insert("RUST_LOG".into(), "warn".into());
+    settings.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+    let host = Host::start(AppFolder::load(&dist.join("archiver"))?, &settings).await?;
+    let result = host.fire_timer("ArchiveBillingRecords").await?;
+    let rss = host.peak_rss_bytes().unwrap_or(0) as f64 / 1e6;
+    host.stop().await?;
+    let s = &result.return_value;
+    ensure!(s["archived"].as_u64() == Some(expect as u64), "the archiver did not archive everything: {s}");
+    let secs = s["durationMs"].as_f64().unwrap_or(1.0) / 1000.0;
+    Ok(Rate {
+        records_per_second: expect as f64 / secs,
+        mb_per_second: mb(s["bytesRead"].as_u64().unwrap_or(0)) / secs,
+        concurrency: s["concurrency"].as_f64().unwrap_or(0.0),
+        peak_rss_mb: rss,
+    })
+}
+
+/// Baseline (a): read pages, upload each record as it came, delete it; 64 at a
+/// time; no compression, no verification.
+async fn copy_loop(stores: &StoreSettings, cutoff: &AgeValue, expect: usize) -> anyhow::Result<Rate> {
+    let cosmos = CosmosStore::connect(stores, Transport::BATCH).await?;
+    let archive = Arc::new(BlobArchive::new(stores, Transport::BATCH)?);
+    let started = Instant::now();
+    let pages = cosmos.aged_records(cutoff, 50).await?;
+    let docs = futures::stream::unfold(pages, |mut p| async move { p.next_page().await.map(|page| (page, p)) })
+        .map(|page| futures::stream::iter(page.map(|p| p.docs).unwrap_or_default()))
+        .flatten();
+    let (cosmos, archive) = (&cosmos, &archive);
+    let moved = docs
+        .map(|raw: Bytes| async move {
+            let doc = RawDocument::parse(raw.clone()).ok()?;
+            let (id, customer, etag) = (doc.id().ok()?, doc.get::<String>("customerId")?, doc.etag().ok()?);
+            let name = layout::blob_name(&customer, &id).ok()?;
+            archive.put(&name, raw, Default::default(), PutCondition::Absent).await.ok()?;
+            cosmos.delete_if_match(&customer, &id, &etag).await.result.ok()
+        })
+        .buffer_unordered(64)
+        .filter(|r| std::future::ready(r.is_some()))
+        .count()
+        .await;
+    let secs = started.elapsed().as_secs_f64();
+    ensure!(moved == expect, "the copy loop moved {moved} of {expect}");
+    Ok(Rate { records_per_second: expect as f64 / secs, mb_per_second: 0.0, concurrency: 64.0, peak_rss_mb: 0.0 })
+}
+
+/// Baseline (b): one record at a time: read, gzip, upload, delete.
+async fn sequential_gzip(stores: &StoreSettings, cutoff: &AgeValue, expect: usize) -> anyhow::Result<Rate> {
+    use flate2::Compression;
+    use flate2::write::GzEncoder;
+    let cosmos = CosmosStore::connect(stores, Transport::BATCH).await?;
+    let archive = BlobArchive::new(stores, Transport::BATCH)?;
+    let started = Instant::now();
+    let mut pages = cosmos.aged_records(cutoff, 50).await?;
+    let mut moved = 0;
+    while let Some(page) = pages.next_page().await {
+        for raw in page?.docs {
+            let doc = RawDocument::parse(raw)?;
+            let (id, etag) = (doc.id()?, doc.etag()?);
+            let customer: String = doc.get("customerId").context("customerId")?;
+            let mut gz = GzEncoder::new(Vec::new(), Compression::default());
+            gz.write_all(&doc.without_system_properties())?;
+            let name = layout::blob_name(&customer, &id)?;
+            archive.put(&name, Bytes::from(gz.finish()?), Default::default(), PutCondition::Absent).await?;
+            cosmos.delete_if_match(&customer, &id, &etag).await.result?;
+            moved += 1;
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    ensure!(moved == expect, "the sequential loop moved {moved} of {expect}");
+    Ok(Rate { records_per_second: expect as f64 / secs, mb_per_second: 0.0, concurrency: 1.0, peak_rss_mb: 0.0 })
+}
+
+fn cutoff() -> AgeValue {
+    AgeField::Iso("invoiceDate".into()).at(chrono::Utc::now() - chrono::Duration::days(90))
+}
+
+async fn archive_throughput(args: &Args, rtt: u64, results: &mut Results) -> anyhow::Result<()> {
+    let data = dataset(args.records, args.max_kb, 100..456, 7);
+    let json: u64 = data.iter().map(|r| r.json.len() as u64).sum();
+    say(format!(
+        "archive throughput at {rtt} ms: {} aged records, {:.1} MB of JSON, up to {} KB",
+        data.len(),
+        mb(json),
+        args.max_kb
+    ));
+    let measure = async |what: &str| -> anyhow::Result<Rate> {
+        let direct = fresh(&data).await?;
+        let network = Network::new(&direct, Duration::from_millis(rtt)).await?;
+        let stores = network.through(&direct);
+        say(format!("  {what} ..."));
+        match what {
+            "archiver" => archiver(&args.dist, &stores, &[], data.len()).await,
+            "copy loop" => copy_loop(&stores, &cutoff(), data.len()).await,
+            _ => sequential_gzip(&stores, &cutoff(), data.len()).await,
+        }
+    };
+    let ours = measure("archiver").await?;
+    let copy = measure("copy loop").await?;
+    let sequential = measure("sequential gzip loop").await?;
+    let at_10 = rtt == 10;
+    results.plain(format!("archive.copy_loop.{rtt}ms"), copy.records_per_second, "records/s");
+    results.plain(format!("archive.sequential_gzip.{rtt}ms"), sequential.records_per_second, "records/s");
+    results.ratio(
+        format!("archive.archiver_vs_copy_loop.{rtt}ms"),
+        ours.records_per_second,
+        "records/s",
+        ("copy loop, 64 in flight", copy.records_per_second),
+        at_10.then_some((">=", 0.8)),
+    );
+    results.ratio(
+        format!("archive.archiver_vs_sequential.{rtt}ms"),
+        ours.records_per_second,
+        "records/s",
+        ("sequential gzip loop", sequential.records_per_second),
+        at_10.then_some((">=", 3.0)),
+    );
+    results.plain(format!("archive.archiver_mb_per_second.{rtt}ms"), ours.mb_per_second, "MB/s");
+    results.plain(format!("archive.archiver_settled_concurrency.{rtt}ms"), ours.concurrency, "records");
+    Ok(())
+}
+
+async fn memory(args: &Args, rtt: u64, results: &mut Results) -> anyhow::Result<()> {
+    let today = chrono::Utc::now().date_naive();
+    let data: Vec<SampleRecord> = (0..args.memory_records)
+        .map(|i| {
+            let date = today - chrono::Duration::days(100 + i as i64 % 300);
+            tiering::sample::invoice(&format!("cust-{:03}", i % 40), &format!("big-{i:05}"), date, 300_000, i as u64)
+        })
+        .collect();
+    say(format!("memory at {rtt} ms: {} records of 300 KB", data.len()));
+    let mut peak = Vec::new();
+    for in_flight in [1usize, 64] {
+        let direct = fresh(&data).await?;
+        let network = Network::new(&direct, Duration::from_millis(rtt)).await?;
+        let fixed = [("ARCHIVE_CONCURRENCY", in_flight.to_string()), ("ARCHIVE_CONCURRENCY_ADAPTIVE", "false".into())];
+        say(format!("  {in_flight} in flight ..."));
+        peak.push(archiver(&args.dist, &network.through(&direct), &fixed, data.len()).await?.peak_rss_mb);
+    }
+    results.ratio(format!("memory.peak_rss_64_in_flight.{rtt}ms"), peak[1], "MB", ("1 in flight", peak[0]), None);
+    results.absolute(format!("memory.peak_rss_64_in_flight_limit.{rtt}ms"), peak[1], "MB", 64.0);
+    Ok(())
+}
+
+async fn reads(args: &Args, rtt: u64, results: &mut Results) -> anyhow::Result<()> {
+    let cold = dataset(args.reads, 300, 100..456, 11)
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| tiering::sample::invoice(&r.customer_id, &r.id, r.invoice_date, 300_000, i as u64))
+        .collect::<Vec<_>>();
+    let hot = dataset(args.reads, args.max_kb, 0..30, 12);
+    say(format!("reads at {rtt} ms: {} hot (up to {} KB), {} cold (300 KB)", hot.len(), args.max_kb, cold.len()));
+    let direct = fresh(&cold).await?;
+    archiver(&args.dist, &direct, &[], cold.len()).await?;
+    let cosmos_direct = CosmosStore::connect(&direct, Transport::BATCH).await?;
+    seed(&cosmos_direct, &hot, |_| {}).await?;
+
+    let network = Network::new(&direct, Duration::from_millis(rtt)).await?;
+    let stores = network.through(&direct);
+    let mut settings = app_settings(&stores);
+    settings.insert("RUST_LOG".into(), "warn".into());
+    let host = Host::start(AppFolder::load(&args.dist.join("reader"))?, &settings).await?;
+    let base = host.handler_url();
+    let http = reqwest::Client::new();
+    let cosmos = CosmosStore::connect(&stores, Transport::INTERACTIVE).await?;
+    let archive = BlobArchive::new(&stores, Transport::INTERACTIVE)?;
+    let mut times: [Vec<Duration>; 4] = Default::default();
+    for i in 0..args.reads {
+        let (h, c) = (&hot[i % hot.len()], &cold[i % cold.len()]);
+        let started = Instant::now();
+        cosmos.read(&h.customer_id, &h.id).await?;
+        times[0].push(started.elapsed());
+        let (seen, took) = read(&http, &base, h).await?;
+        ensure!(seen.status == 200, "hot {} answered {}", h.id, seen.status);
+        times[1].push(took);
+        let started = Instant::now();
+        let stored = archive.get(&layout::blob_name(&c.customer_id, &c.id)?).await?;
+        let meta = codec::ArchiveMeta::from_metadata(&stored.info.metadata)?;
+        tokio::task::spawn_blocking(move || codec::decode_verified(&stored.body, &meta)).await??;
+        times[2].push(started.elapsed());
+        let (seen, took) = read(&http, &base, c).await?;
+        ensure!(seen.status == 200, "cold {} answered {}", c.id, seen.status);
+        times[3].push(took);
+        if (i + 1) % 50 == 0 {
+            say(format!("  {} of {} rounds", i + 1, args.reads));
+        }
+    }
+    host.stop().await?;
+    let ms = |t: &[Duration], q: f64| percentile(t, q).unwrap_or_default().as_secs_f64() * 1000.0;
+    let at_10 = rtt == 10;
+    for (q, label) in [(50.0, "p50"), (99.0, "p99")] {
+        results.ratio(
+            format!("read.hot_{label}.{rtt}ms"),
+            ms(&times[1], q),
+            "ms",
+            ("direct Cosmos point read", ms(&times[0], q)),
+            (at_10 && q == 50.0).then_some(("<=", 1.2)),
+        );
+        results.ratio(
+            format!("read.cold_300kb_{label}.{rtt}ms"),
+            ms(&times[3], q),
+            "ms",
+            ("direct blob download + decompression", ms(&times[2], q)),
+            (at_10 && q == 50.0).then_some(("<=", 1.5)),
+        );
+    }
+    if at_10 {
+        results.absolute(format!("read.cold_300kb_p99_limit.{rtt}ms"), ms(&times[3], 99.0), "ms", 50.0);
+    }
+    Ok(())
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let aged = dataset(args.records, args.max_kb, 100..456, 7);
-    let json_bytes: u64 = aged.iter().map(|r| r.json.len() as u64).sum();
-    println!(
-        "archive throughput: {} aged records ({:.1} MB of JSON, up to {} KB), packaged release archiver under the host stand-in",
-        aged.len(),
-        mb(json_bytes),
-        args.max_kb
-    );
-    println!(
-        "{:>12} {:>10} {:>10} {:>8} {:>12} {:>10}",
-        "concurrency", "records/s", "MB/s", "ratio", "peak RSS MB", "RSS ratio"
-    );
-    let mut baseline: Option<(f64, f64)> = None;
-    let mut last_stores = None;
-    for &c in &args.concurrency {
-        let stores = fresh_stores()?;
-        let cosmos = open(&stores).await?;
-        seed(&cosmos, &aged, |_| {}).await?;
-        let mut settings = app_settings(&stores);
-        settings.insert("ARCHIVE_CONCURRENCY".into(), c.to_string());
-        settings.insert("RUST_LOG".into(), "warn".into());
-        let host = Host::start(AppFolder::load(&args.dist.join("archiver"))?, &settings).await?;
-        let result = host.fire_timer("ArchiveBillingRecords").await?;
-        let rss = host.peak_rss_bytes().unwrap_or(0) as f64 / 1e6;
-        host.stop().await?;
-        let s = &result.return_value;
-        ensure!(
-            s["archived"].as_u64() == Some(aged.len() as u64),
-            "run at concurrency {c} did not archive everything: {s}"
-        );
-        let secs = s["durationMs"].as_f64().unwrap_or(1.0) / 1000.0;
-        let rate = aged.len() as f64 / secs;
-        let (base_rate, base_rss) = *baseline.get_or_insert((rate, rss));
-        println!(
-            "{c:>12} {rate:>10.0} {:>10.1} {:>7.2}x {rss:>12.0} {:>9.2}x",
-            mb(s["bytesRead"].as_u64().unwrap_or(0)) / secs,
-            rate / base_rate,
-            rss / base_rss
-        );
-        last_stores = Some((stores, cosmos));
+    let started = Instant::now();
+    let mut results = Results::default();
+    for &rtt in &args.rtt_ms {
+        archive_throughput(&args, rtt, &mut results).await?;
+        reads(&args, rtt, &mut results).await?;
     }
+    let worst = args.rtt_ms.iter().copied().max().unwrap_or(0);
+    memory(&args, worst, &mut results).await?;
 
-    // Read latency on the last data set: everything there is archived now; add hot records.
-    let (stores, cosmos) = last_stores.context("no concurrency level given")?;
-    let hot = dataset(args.reads, args.max_kb, 0..30, 8);
-    seed(&cosmos, &hot, |_| {}).await?;
-    let host = Host::start(AppFolder::load(&args.dist.join("reader"))?, &app_settings(&stores)).await?;
-    let base = host.handler_url();
-    let http = reqwest::Client::new();
-    let (mut hot_times, mut cold_times) = (Vec::new(), Vec::new());
-    for i in 0..args.reads {
-        for (list, times) in [(&hot, &mut hot_times), (&aged, &mut cold_times)] {
-            let r = &list[i % list.len()];
-            let (seen, took) = read(&http, &base, r).await?;
-            ensure!(seen.status == 200, "{} answered {}", r.id, seen.status);
-            times.push(took);
+    if let Some(dir) = args.out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&args.out, serde_json::to_string_pretty(&results.0)? + "\n")?;
+    println!();
+    println!("{:<46} {:>10} {:<10} {:>8} {:>10} {:>6}", "measurement", "value", "unit", "ratio", "target", "pass");
+    for m in &results.0 {
+        let ratio = m.ratio.map(|r| format!("{r:.2}x")).unwrap_or_default();
+        let pass = match m.pass {
+            Some(true) => "yes",
+            Some(false) => "NO",
+            None => "",
+        };
+        println!(
+            "{:<46} {:>10.2} {:<10} {:>8} {:>10} {:>6}",
+            m.name,
+            m.value,
+            m.unit,
+            ratio,
+            m.target.as_deref().unwrap_or(""),
+            pass
+        );
+        if let Some(b) = &m.baseline {
+            println!("{:<46} {:>10.2} {:<10}", format!("  baseline: {}", b.name), b.value, m.unit);
         }
     }
-    host.stop().await?;
-    let p = |t: &[Duration], q| percentile(t, q).unwrap_or_default();
-    let ratio = |q| p(&cold_times, q).as_secs_f64() / p(&hot_times, q).as_secs_f64().max(1e-9);
-    println!();
-    println!("read latency: {} interleaved reads per tier, straight to the packaged release reader", args.reads);
-    println!("{:>6} {:>10} {:>10} {:>8}", "", "hot", "cold", "ratio");
-    for q in [50.0, 99.0] {
-        println!(
-            "{:>6} {:>10} {:>10} {:>7.2}x",
-            format!("p{q}"),
-            ms(Some(p(&hot_times, q))),
-            ms(Some(p(&cold_times, q))),
-            ratio(q)
-        );
-    }
+    println!("\nwrote {} in {:.0} s", args.out.display(), started.elapsed().as_secs_f64());
     Ok(())
 }

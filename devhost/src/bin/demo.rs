@@ -117,7 +117,31 @@ async fn main() -> anyhow::Result<()> {
         before.insert(r.id.clone(), seen);
     }
 
-    // 4. Archive through the timer contract.
+    // 4. Plan first, as a team would before turning archiving on: the packaged
+    // archiver's `plan` command, with the app's settings.
+    say("planning: archiver plan (writes nothing)");
+    let archiver_app = AppFolder::load(&args.dist.join("archiver"))?;
+    let mut plan_env = archiver_app.settings.clone();
+    plan_env.extend(settings.iter().map(|(k, v)| (k.clone(), v.clone())));
+    plan_env.insert("RUST_LOG".into(), "warn".into());
+    let planned = tokio::process::Command::new(&archiver_app.executable)
+        .args(["plan", "--json"])
+        .envs(&plan_env)
+        .output()
+        .await
+        .context("running archiver plan")?;
+    anyhow::ensure!(planned.status.success(), "archiver plan failed: {}", String::from_utf8_lossy(&planned.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&planned.stdout).context("archiver plan --json")?;
+    let table = std::process::Command::new(&archiver_app.executable)
+        .arg("plan")
+        .envs(&plan_env)
+        .output()
+        .context("running archiver plan")?;
+    for line in String::from_utf8_lossy(&table.stdout).lines() {
+        say(format!("  {line}"));
+    }
+
+    // 5. Archive through the timer contract.
     say(format!(
         "archiving records dated before {cutoff} ({} of {}) through the archiver app ...",
         old.len(),
@@ -137,8 +161,15 @@ async fn main() -> anyhow::Result<()> {
     if num("archived") as usize != old.len() {
         failures.push(format!("archived {} records, expected {}", num("archived"), old.len()));
     }
+    let planned_records = plan["records"].as_f64().unwrap_or(0.0);
+    if planned_records != num("archived") {
+        failures.push(format!("the plan counted {planned_records} records, the run archived {}", num("archived")));
+    }
+    let off = |planned: f64, actual: f64| (planned - actual).abs() / actual.max(1e-9) * 100.0;
+    let plan_bytes_off = off(plan["bytes"].as_f64().unwrap_or(0.0), num("bytesRead"));
+    let plan_ru_off = off(plan["requestUnits"]["total"].as_f64().unwrap_or(0.0), num("requestUnits"));
 
-    // 5. Read the same samples again: archived ones come from Blob now.
+    // 6. Read the same samples again: archived ones come from Blob now.
     let mut cold = Vec::new();
     let mut hot_after = Vec::new();
     for (r, is_old) in old_sample.iter().map(|r| (r, true)).chain(new_sample.iter().map(|r| (r, false))) {
@@ -170,7 +201,7 @@ async fn main() -> anyhow::Result<()> {
     }
     reader.stop().await?;
 
-    // 6. Report.
+    // 7. Report.
     let secs = num("durationMs") / 1000.0;
     let (bytes_read, bytes_stored) = (num("bytesRead") as u64, num("bytesStored") as u64);
     let kept_bytes: u64 = new.iter().map(|r| r.json.len() as u64).sum();
@@ -200,11 +231,18 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("compression      {ratio:.2}x ({:.1} MB of JSON -> {:.1} MB zstd)", mb(bytes_read), mb(bytes_stored));
     println!(
-        "archive speed    {:.0} records/s, {:.1} MB/s of JSON ({:.1} s, {:.0} RU)",
+        "plan vs run      records {} planned, {} archived; bytes {plan_bytes_off:.1}% off, request units {plan_ru_off:.1}% off (plan spent {:.0} RU)",
+        planned_records,
+        num("archived"),
+        plan["planRequestUnits"].as_f64().unwrap_or(0.0)
+    );
+    println!(
+        "archive speed    {:.0} records/s, {:.1} MB/s of JSON ({:.1} s, {:.0} RU, settled at {} in flight)",
         num("archived") / secs.max(1e-3),
         mb(bytes_read) / secs.max(1e-3),
         secs,
-        num("requestUnits")
+        num("requestUnits"),
+        num("concurrency")
     );
     println!(
         "archiver memory  peak RSS {}",

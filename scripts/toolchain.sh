@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The one build configuration every script shares (source this file): release
+# profile, static Linux target. Tests, the demo, the benchmark and the packaged
+# apps all come out of target/x86_64-unknown-linux-musl/release, so a fresh
+# machine compiles the dependencies once for all of them (plus once more in check
+# mode for clippy). Installs what the configuration needs when it is missing:
+# the Rust target, the rustfmt and clippy components, and Debian's musl-tools
+# (the C parts of zstd and of the TLS crypto need a musl C compiler).
+#
+#   . scripts/toolchain.sh && toolchain_ready && cargo build "${CARGO_FLAGS[@]}" -p archiver
+# shellcheck shell=bash
+
+TARGET=x86_64-unknown-linux-musl
+# shellcheck disable=SC2034 # read by the scripts that source this file
+CARGO_FLAGS=(--release --locked --target "$TARGET")
+BUILT="target/$TARGET/release"
+export TARGET BUILT
+
+toolchain_step() { printf '==> %s\n' "$*"; }
+toolchain_die() { echo "toolchain: $*" >&2; exit 1; }
+
+toolchain_ready() {
+  command -v cargo >/dev/null || toolchain_die "cargo is not installed (Rust 1.88 or newer: https://rustup.rs)"
+  if ! rustup target list --installed 2>/dev/null | grep -qx "$TARGET"; then
+    toolchain_step "adding the Rust target $TARGET"
+    rustup target add "$TARGET" || toolchain_die "could not add the $TARGET target (rustup target add $TARGET)"
+  fi
+  local component
+  for component in rustfmt clippy; do
+    if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
+      toolchain_step "adding the $component component"
+      rustup component add "$component" || toolchain_die "could not add $component (rustup component add $component)"
+    fi
+  done
+  if ! command -v musl-gcc >/dev/null; then
+    toolchain_step "installing musl-tools (Debian) for the C parts of the build"
+    local sudo=()
+    [[ $(id -u) -eq 0 ]] || sudo=(sudo -n)
+    command -v apt-get >/dev/null || toolchain_die "musl-gcc is missing and apt-get is not available: install musl-tools"
+    { "${sudo[@]}" apt-get update -qq && "${sudo[@]}" apt-get install -y -qq musl-tools; } >/dev/null ||
+      toolchain_die "apt-get install musl-tools failed (run: sudo apt-get install musl-tools)"
+  fi
+}
