@@ -1,15 +1,25 @@
-// The billing archive: archive storage, the Cosmos container's listing index, and
-// the two Function Apps (archiver, reader) on Flex Consumption with managed
-// identities holding only the data roles each one needs.
+// The billing archive: the archive storage account, the two Function Apps
+// (archiver, reader) on Flex Consumption, each with its own host storage account
+// and system-assigned identity, Application Insights, alerts (monitoring.bicep),
+// and the data roles each identity needs, and no more.
 //
 //   az deployment group create -g <rg> -f infra-bicep/main.bicep \
-//     -p cosmosAccountName=<existing account> namePrefix=<short prefix>
+//     -p namePrefix=<short prefix> cosmosAccountName=<existing account> \
+//        alertEmail=<address> [cosmosResourceGroup=<its resource group>]
 //
-// The Cosmos DB account and database already exist (they hold the live billing
-// data); this template adds nothing there but the container definition with the
-// composite index the reader's list query needs (ORDER BY <age> DESC, id ASC).
+// Never deployed here: the live Cosmos DB account, database and container (a PUT
+// of the container could change its partition key or indexing policy). The
+// account is only referenced (`existing`); cosmos-roles.bicep adds a role
+// definition and two role assignments under it, nothing else. The indexing policy
+// is NOT managed here either: the reader's lists work with the default policy and
+// need no composite index (docs/read-api.md, "How lists are served").
+//
+// No keys, SAS tokens or connection strings with keys: shared-key access is off
+// on every storage account, and Application Insights accepts only Entra ID.
+// The archiver starts in dry run (archiveDryRun=true): it reports what it would
+// move and writes nothing until redeployed with archiveDryRun=false.
 
-@description('Short lowercase prefix for new resource names.')
+@description('Short prefix for new resource names: lowercase letters, digits and hyphens (hyphens are dropped in storage account names).')
 @minLength(3)
 @maxLength(11)
 param namePrefix string
@@ -18,6 +28,9 @@ param location string = resourceGroup().location
 
 @description('The existing Cosmos DB (NoSQL) account holding the billing records.')
 param cosmosAccountName string
+
+@description('The resource group of the Cosmos DB account, if not this one.')
+param cosmosResourceGroup string = resourceGroup().name
 param cosmosDatabase string = 'billing'
 param cosmosContainer string = 'records'
 
@@ -26,28 +39,66 @@ param ageField string = '_ts'
 param archiveAfterDays int = 90
 param archiveContainer string = 'billing-archive'
 
+@description('Report what would move and write nothing. The rollout starts in dry run.')
+param archiveDryRun bool = true
+
+@description('Pause the archiver: its timer stops firing (the host\'s AzureWebJobs.<function>.Disabled setting); nothing else changes.')
+param archiverPaused bool = false
+
+@description('Upper bound on records in flight in the archiver (1 to 256), or auto.')
+param archiveConcurrency string = 'auto'
+
 @description('Request units per second the nightly archiver may spend; 0 = unlimited.')
 param archiveMaxRuPerSecond int = 0
 
-@description('Records in flight at once in the archiver.')
-param archiveConcurrency int = 4
+@description('The archiver timer schedule: six-field NCRONTAB, UTC.')
+param archiveSchedule string = '0 0 2 * * *'
 
-var archiveStorageName = toLower('${namePrefix}archive${uniqueString(resourceGroup().id)}')
-var hostStorageName = toLower('${namePrefix}host${uniqueString(resourceGroup().id)}')
+@description('Days a deleted or overwritten archive blob\'s previous version is kept before lifecycle management deletes it.')
+@minValue(1)
+param previousVersionRetentionDays int = 90
+
+@description('Days a deleted blob container can be restored.')
+@minValue(1)
+@maxValue(365)
+param containerDeleteRetentionDays int = 30
+
+@allowed([512, 2048, 4096])
+param archiverInstanceMemoryMB int = 2048
+
+@allowed([512, 2048, 4096])
+param readerInstanceMemoryMB int = 512
+
+@minValue(40)
+@maxValue(1000)
+param readerMaximumInstanceCount int = 40
+
+@description('Always-ready reader instances (no cold start); 0 = scale from zero.')
+@minValue(0)
+param readerAlwaysReady int = 0
+
+@description('Where alerts are mailed.')
+param alertEmail string
+param reader5xxPercent int = 5
+param readerP95Ms int = 2000
+@minValue(2)
+param partialRunsInARow int = 2
+
+// Storage account names: 3-24 lowercase letters and digits.
+var prefixAlnum = replace(toLower(namePrefix), '-', '')
+var suffix = uniqueString(resourceGroup().id)
 
 // Built-in role ids.
-var blobDataReader = '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1'
-var blobDataContributor = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
 var blobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
-var cosmosDataReader = '00000000-0000-0000-0000-000000000001'
-var cosmosDataContributor = '00000000-0000-0000-0000-000000000002'
+var blobDataReader = '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1'
+var metricsPublisher = '3913510d-42f4-4e42-8a64-420c390055eb'
 
 // --- Archive storage ---------------------------------------------------------
 // Cool tier: first byte in milliseconds (records must be served within seconds),
 // at about half the price of Hot. Never the Archive tier, which needs hours of
 // rehydration. Shared keys are off; both apps use their managed identities.
 resource archiveStorage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
-  name: take(archiveStorageName, 24)
+  name: take('${prefixAlnum}archive${suffix}', 24)
   location: location
   kind: 'StorageV2'
   sku: { name: 'Standard_ZRS' }
@@ -55,6 +106,7 @@ resource archiveStorage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
     accessTier: 'Cool'
     allowBlobPublicAccess: false
     allowSharedKeyAccess: false
+    defaultToOAuthAuthentication: true
     minimumTlsVersion: 'TLS1_2'
     supportsHttpsTrafficOnly: true
   }
@@ -64,9 +116,12 @@ resource archiveBlobService 'Microsoft.Storage/storageAccounts/blobServices@2023
   parent: archiveStorage
   name: 'default'
   properties: {
-    // A deleted or overwritten archive blob can be recovered for 30 days.
-    deleteRetentionPolicy: { enabled: true, days: 30 }
+    // Every overwrite or delete keeps the previous version (deleted by the
+    // lifecycle rule below); a deleted blob can be undeleted for 30 days, a
+    // deleted container for containerDeleteRetentionDays.
     isVersioningEnabled: true
+    deleteRetentionPolicy: { enabled: true, days: 30 }
+    containerDeleteRetentionPolicy: { enabled: true, days: containerDeleteRetentionDays }
   }
 }
 
@@ -76,62 +131,78 @@ resource archiveBlobContainer 'Microsoft.Storage/storageAccounts/blobServices/co
   properties: { publicAccess: 'None' }
 }
 
-// --- Cosmos DB container: the listing index ------------------------------------
-resource cosmos 'Microsoft.DocumentDB/databaseAccounts@2024-05-15' existing = {
-  name: cosmosAccountName
-}
-
-resource database 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases@2024-05-15' existing = {
-  parent: cosmos
-  name: cosmosDatabase
-}
-
-resource container 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2024-05-15' = {
-  parent: database
-  name: cosmosContainer
+// One rule: previous versions are deleted after previousVersionRetentionDays.
+// Current blobs are never tiered or deleted by lifecycle management.
+resource archiveLifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01' = {
+  parent: archiveStorage
+  name: 'default'
   properties: {
-    resource: {
-      id: cosmosContainer
-      partitionKey: { paths: ['/customerId'], kind: 'Hash' }
-      indexingPolicy: {
-        indexingMode: 'consistent'
-        automatic: true
-        includedPaths: [{ path: '/*' }]
-        compositeIndexes: [
-          [
-            { path: '/${ageField}', order: 'descending' }
-            { path: '/id', order: 'ascending' }
-          ]
-        ]
-      }
+    policy: {
+      rules: [
+        {
+          name: 'delete-previous-versions'
+          enabled: true
+          type: 'Lifecycle'
+          definition: {
+            actions: {
+              version: { delete: { daysAfterCreationGreaterThan: previousVersionRetentionDays } }
+            }
+            filters: {
+              blobTypes: ['blockBlob']
+              prefixMatch: ['${archiveContainer}/']
+            }
+          }
+        }
+      ]
     }
   }
+  // Versioning first: the rule is about previous versions.
+  dependsOn: [archiveBlobService]
 }
 
-// --- Function Apps ---------------------------------------------------------------
-resource hostStorage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
-  name: take(hostStorageName, 24)
-  location: location
-  kind: 'StorageV2'
-  sku: { name: 'Standard_LRS' }
+resource archiveLock 'Microsoft.Authorization/locks@2020-05-01' = {
+  scope: archiveStorage
+  name: 'archive-cannot-delete'
   properties: {
-    allowBlobPublicAccess: false
-    allowSharedKeyAccess: false
-    minimumTlsVersion: 'TLS1_2'
+    level: 'CanNotDelete'
+    notes: 'Holds the only copy of archived billing records: they are deleted from Cosmos DB once archived.'
   }
 }
 
-resource hostBlobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
-  parent: hostStorage
-  name: 'default'
+// The archiver's data role on the archive: read, write and delete blobs. No
+// container delete, no permanent delete of versions or soft-deleted blobs.
+resource archiveWriterRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(resourceGroup().id, namePrefix, 'billing-archive-writer')
+  properties: {
+    // Role names are unique in the tenant: the resource group's hash keeps two
+    // environments with one prefix apart.
+    roleName: 'Billing archive writer (${namePrefix}, ${uniqueString(resourceGroup().id)})'
+    description: 'Reads, writes and deletes blobs of the billing archive.'
+    type: 'CustomRole'
+    assignableScopes: [resourceGroup().id]
+    permissions: [
+      {
+        actions: []
+        dataActions: [
+          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read'
+          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write'
+          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/add/action'
+          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/delete'
+        ]
+      }
+    ]
+  }
 }
 
+// --- Monitoring -------------------------------------------------------------------
 resource logs 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
   name: '${namePrefix}-logs'
   location: location
   properties: { retentionInDays: 30, sku: { name: 'PerGB2018' } }
 }
 
+// Local auth off: telemetry is accepted only from identities holding Monitoring
+// Metrics Publisher (APPLICATIONINSIGHTS_AUTHENTICATION_STRING below).
 resource insights 'Microsoft.Insights/components@2020-02-02' = {
   name: '${namePrefix}-insights'
   location: location
@@ -139,28 +210,89 @@ resource insights 'Microsoft.Insights/components@2020-02-02' = {
   properties: { Application_Type: 'web', WorkspaceResourceId: logs.id, DisableLocalAuth: true }
 }
 
+module monitoring 'monitoring.bicep' = {
+  name: '${namePrefix}-monitoring'
+  params: {
+    namePrefix: namePrefix
+    location: location
+    appInsightsId: insights.id
+    alertEmail: alertEmail
+    readerFunctionName: 'BillingRecords'
+    archiverFunctionName: 'ArchiveBillingRecords'
+    reader5xxPercent: reader5xxPercent
+    readerP95Ms: readerP95Ms
+    partialRunsInARow: partialRunsInARow
+  }
+}
+
+// --- Cosmos DB: referenced, never deployed ------------------------------------------
+resource cosmos 'Microsoft.DocumentDB/databaseAccounts@2024-11-15' existing = {
+  scope: resourceGroup(cosmosResourceGroup)
+  name: cosmosAccountName
+}
+
+// --- Function Apps -------------------------------------------------------------------
+// Indexes into apps, and so into hostStorage, plans and sites.
+var archiverIndex = 0
+var readerIndex = 1
+
 var apps = [
   {
     name: 'archiver'
-    // The timer is a singleton; one instance with room for records in flight.
-    maxInstances: 1
-    memoryMb: 2048
+    memoryMb: archiverInstanceMemoryMB
+    // Flex's least maximum. The timer runs once at a time anyway: the host's
+    // singleton lock, and the archiver's own run lease on the archive.
+    maxInstances: 40
+    alwaysReady: []
     settings: [
       { name: 'ARCHIVE_AFTER_DAYS', value: string(archiveAfterDays) }
-      { name: 'ARCHIVE_DRY_RUN', value: 'false' }
-      { name: 'ARCHIVE_CONCURRENCY', value: string(archiveConcurrency) }
+      { name: 'ARCHIVE_DRY_RUN', value: archiveDryRun ? 'true' : 'false' }
+      { name: 'ARCHIVE_CONCURRENCY', value: archiveConcurrency }
       { name: 'ARCHIVE_MAX_RU_PER_SECOND', value: string(archiveMaxRuPerSecond) }
       // host.json's functionTimeout is 30 minutes; stop starting work at 25.
       { name: 'ARCHIVE_TIME_BUDGET_SECONDS', value: '1500' }
+      { name: 'ARCHIVE_SCHEDULE', value: archiveSchedule }
+      { name: 'AzureWebJobs.ArchiveBillingRecords.Disabled', value: archiverPaused ? 'true' : 'false' }
     ]
   }
   {
     name: 'reader'
-    maxInstances: 40
-    memoryMb: 512
-    settings: []
+    memoryMb: readerInstanceMemoryMB
+    maxInstances: readerMaximumInstanceCount
+    alwaysReady: readerAlwaysReady > 0 ? [{ name: 'http', instanceCount: readerAlwaysReady }] : []
+    settings: [
+      { name: 'READER_TIMEOUT_SECONDS', value: '10' }
+    ]
   }
 ]
+
+// Each app has its own host storage (AzureWebJobsStorage: timer locks, and the
+// deployment package), so neither identity can touch the other's.
+resource hostStorage 'Microsoft.Storage/storageAccounts@2023-05-01' = [for app in apps: {
+  name: take('${prefixAlnum}${app.name}${suffix}', 24)
+  location: location
+  kind: 'StorageV2'
+  sku: { name: 'Standard_LRS' }
+  properties: {
+    accessTier: 'Hot'
+    allowBlobPublicAccess: false
+    allowSharedKeyAccess: false
+    defaultToOAuthAuthentication: true
+    minimumTlsVersion: 'TLS1_2'
+    supportsHttpsTrafficOnly: true
+  }
+}]
+
+resource hostBlobServices 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = [for (app, i) in apps: {
+  parent: hostStorage[i]
+  name: 'default'
+}]
+
+resource deployContainers 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = [for (app, i) in apps: {
+  parent: hostBlobServices[i]
+  name: 'app-package'
+  properties: { publicAccess: 'None' }
+}]
 
 resource plans 'Microsoft.Web/serverfarms@2024-04-01' = [for app in apps: {
   name: '${namePrefix}-${app.name}-plan'
@@ -170,13 +302,8 @@ resource plans 'Microsoft.Web/serverfarms@2024-04-01' = [for app in apps: {
   properties: { reserved: true }
 }]
 
-resource deployContainers 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = [for app in apps: {
-  parent: hostBlobService
-  name: '${app.name}-deployment'
-}]
-
 resource sites 'Microsoft.Web/sites@2024-04-01' = [for (app, i) in apps: {
-  name: '${namePrefix}-${app.name}'
+  name: '${namePrefix}-${app.name}-${suffix}'
   location: location
   kind: 'functionapp,linux'
   identity: { type: 'SystemAssigned' }
@@ -187,18 +314,24 @@ resource sites 'Microsoft.Web/sites@2024-04-01' = [for (app, i) in apps: {
       deployment: {
         storage: {
           type: 'blobContainer'
-          value: '${hostStorage.properties.primaryEndpoints.blob}${app.name}-deployment'
+          value: '${hostStorage[i].properties.primaryEndpoints.blob}app-package'
           authentication: { type: 'SystemAssignedIdentity' }
         }
       }
-      scaleAndConcurrency: { maximumInstanceCount: app.maxInstances, instanceMemoryMB: app.memoryMb }
+      scaleAndConcurrency: {
+        alwaysReady: app.alwaysReady
+        maximumInstanceCount: app.maxInstances
+        instanceMemoryMB: app.memoryMb
+      }
       // Custom handler: the runtime is set here; FUNCTIONS_WORKER_RUNTIME is not accepted on Flex.
       runtime: { name: 'custom', version: '1.0' }
     }
     siteConfig: {
       minTlsVersion: '1.2'
+      ftpsState: 'Disabled'
       appSettings: concat([
-        { name: 'AzureWebJobsStorage__accountName', value: hostStorage.name }
+        // Identity-based host storage: no connection string.
+        { name: 'AzureWebJobsStorage__accountName', value: hostStorage[i].name }
         { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', value: insights.properties.ConnectionString }
         { name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', value: 'Authorization=AAD' }
         { name: 'COSMOS_ENDPOINT', value: cosmos.properties.documentEndpoint }
@@ -215,10 +348,13 @@ resource sites 'Microsoft.Web/sites@2024-04-01' = [for (app, i) in apps: {
 }]
 
 // --- Role assignments: least privilege per app --------------------------------------
-// The functions runtime needs its own storage (timer locks, deployment packages).
+// Names are guid(scope, principal, role): a role change is a new assignment.
+
+// Host storage: Blob Data Owner on the app's own account only (deployment
+// package, timer locks).
 resource hostStorageRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for (app, i) in apps: {
-  scope: hostStorage
-  name: guid(hostStorage.id, sites[i].id, blobDataOwner)
+  scope: hostStorage[i]
+  name: guid(hostStorage[i].id, sites[i].id, blobDataOwner)
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', blobDataOwner)
     principalId: sites[i].identity.principalId
@@ -226,28 +362,54 @@ resource hostStorageRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' =
   }
 }]
 
-// The archiver writes and deletes archive blobs; the reader only reads them.
-resource archiveRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for (app, i) in apps: {
-  scope: archiveBlobContainer
-  name: guid(archiveBlobContainer.id, sites[i].id)
+// Telemetry to Application Insights with local auth off.
+resource insightsRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for (app, i) in apps: {
+  scope: insights
+  name: guid(insights.id, sites[i].id, metricsPublisher)
   properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', app.name == 'archiver' ? blobDataContributor : blobDataReader)
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', metricsPublisher)
     principalId: sites[i].identity.principalId
     principalType: 'ServicePrincipal'
   }
 }]
 
-// Cosmos data-plane RBAC: the archiver queries and deletes; the reader only reads.
-resource cosmosRoles 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments@2024-05-15' = [for (app, i) in apps: {
-  parent: cosmos
-  name: guid(cosmos.id, sites[i].id)
+// The archive: the archiver writes and deletes blobs; the reader only reads them.
+resource archiverArchiveRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  scope: archiveBlobContainer
+  name: guid(archiveBlobContainer.id, sites[archiverIndex].id, archiveWriterRole.id)
   properties: {
-    roleDefinitionId: '${cosmos.id}/sqlRoleDefinitions/${app.name == 'archiver' ? cosmosDataContributor : cosmosDataReader}'
-    principalId: sites[i].identity.principalId
-    scope: '${cosmos.id}/dbs/${cosmosDatabase}/colls/${cosmosContainer}'
+    roleDefinitionId: archiveWriterRole.id
+    principalId: sites[archiverIndex].identity.principalId
+    principalType: 'ServicePrincipal'
   }
-}]
+}
 
-output archiverApp string = sites[0].name
-output readerApp string = sites[1].name
+resource readerArchiveRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  scope: archiveBlobContainer
+  name: guid(archiveBlobContainer.id, sites[readerIndex].id, blobDataReader)
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', blobDataReader)
+    principalId: sites[readerIndex].identity.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Cosmos DB data plane, on the container only: the archiver queries, reads and
+// deletes (a custom role); the reader only reads (built-in Data Reader).
+module cosmosRoles 'cosmos-roles.bicep' = {
+  name: '${namePrefix}-cosmos-roles'
+  scope: resourceGroup(cosmosResourceGroup)
+  params: {
+    accountName: cosmosAccountName
+    databaseName: cosmosDatabase
+    containerName: cosmosContainer
+    archiverPrincipalId: sites[archiverIndex].identity.principalId
+    readerPrincipalId: sites[readerIndex].identity.principalId
+  }
+}
+
+output archiverApp string = sites[archiverIndex].name
+output readerApp string = sites[readerIndex].name
+output readerHostName string = sites[readerIndex].properties.defaultHostName
 output archiveBlobEndpoint string = archiveStorage.properties.primaryEndpoints.blob
+output archiveStorageAccount string = archiveStorage.name

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: installs what the build needs
 # (scripts/toolchain.sh), the emulators (npm) and the pinned Schemathesis (PyPI),
-# starts the emulators on free 127.0.0.1 ports, runs fmt, clippy and every test
-# against them (Schemathesis included), and stops what it started. Exits non-zero
-# on any failure. Builds in the configuration the demo, the benchmark and the packaged apps share, so they
+# starts the emulators on free 127.0.0.1 ports, runs fmt, clippy, the deployment
+# checks (scripts/checks/) and every test against the emulators (Schemathesis
+# included), and stops what it started. Exits non-zero on any failure. Builds in
+# the configuration the demo, the benchmark and the packaged apps share, so they
 # reuse what it compiled.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -22,6 +23,9 @@ cargo clippy --workspace --all-targets "${CARGO_FLAGS[@]}" -- -D warnings
 
 step "build"
 cargo build --workspace --all-targets "${CARGO_FLAGS[@]}"
+
+step "deployment checks: templates, workflows, scripts (no Azure needed)"
+./scripts/checks/run.sh
 
 step "the pinned Schemathesis (PyPI) for the read-API contract test"
 SCHEMATHESIS="$(./scripts/schemathesis/install.sh)"

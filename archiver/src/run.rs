@@ -665,3 +665,76 @@ struct Prepared {
     compressed: Bytes,
     meta: ArchiveMeta,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// The alert rules in infra-bicep/monitoring.bicep match the run summary line by
+    /// its message, its field names and its status words: renaming any of them here
+    /// would silence an alert in Azure.
+    #[test]
+    fn alert_queries_match_the_run_summary_line() {
+        let bicep = include_str!("../../infra-bicep/monitoring.bicep");
+        let lines = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let sink = lines.clone();
+        let subscriber =
+            tiering::telemetry::json_subscriber(tiering::telemetry::EnvFilter::new("info"), move || Sink(sink.clone()));
+        let summary = Summary { status: RunStatus::Failed, failed: 1, withdraw_failed: 1, ..Default::default() };
+        tracing::subscriber::with_default(subscriber, || summary.log());
+        let output = String::from_utf8(lines.lock().unwrap().clone()).unwrap();
+        let line: serde_json::Value = serde_json::from_str(output.trim()).expect("one JSON line");
+
+        let message = quoted_after(bicep, "var runFinished = '", '\'').expect("runFinished in monitoring.bicep");
+        assert_eq!(line["message"], message);
+        assert_eq!(line["level"], "ERROR");
+
+        // The queries are the string lines of the `join([...])` arrays.
+        let queries: String =
+            bicep.lines().map(str::trim).filter(|l| l.starts_with('\'')).collect::<Vec<_>>().join("\n");
+        let fields: Vec<&str> = queries.split("run.").skip(1).map(ident).filter(|f| !f.is_empty()).collect();
+        assert!(fields.contains(&"status") && fields.contains(&"failed") && fields.contains(&"withdraw_failed"));
+        for field in &fields {
+            assert!(
+                line.get(field).is_some(),
+                "the alert queries read `run.{field}`, which the summary line lacks: {line}"
+            );
+        }
+
+        let statuses =
+            [RunStatus::Complete, RunStatus::Partial, RunStatus::Failed, RunStatus::Skipped].map(RunStatus::as_str);
+        let compared: Vec<&str> =
+            ["status == \"", "status != \""].iter().flat_map(|op| queries.split(op).skip(1).map(ident)).collect();
+        assert!(compared.contains(&"failed") && compared.contains(&"partial") && compared.contains(&"skipped"));
+        for status in compared {
+            assert!(
+                statuses.contains(&status),
+                "the alert queries compare the status to {status:?}, which no run reports"
+            );
+        }
+        assert_eq!(line["status"], "failed");
+    }
+
+    fn quoted_after<'a>(text: &'a str, prefix: &str, end: char) -> Option<&'a str> {
+        let rest = &text[text.find(prefix)? + prefix.len()..];
+        Some(&rest[..rest.find(end)?])
+    }
+
+    fn ident(text: &str) -> &str {
+        let end = text.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(text.len());
+        &text[..end]
+    }
+
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+}

@@ -993,3 +993,30 @@ fn bad_settings_stop_start_up_with_the_settings_name() {
         assert!(stderr.contains(name), "{name}: {stderr}");
     }
 }
+
+/// An Azurite SAS for blobs only, no container operations: what the archiver's
+/// role allows in Azure, where the template owns the archive container.
+fn blobs_only_sas() -> azure_core::credentials::Secret {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/emulators/sas.js");
+    let out = std::process::Command::new("node").args([script, "--resource-types", "o"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    azure_core::credentials::Secret::new(String::from_utf8(out.stdout).unwrap().trim().to_owned())
+}
+
+/// The archiver's start-up step under rights that cannot create containers: the
+/// existing container is accepted (a blob probe finds it), a missing one is an error.
+#[tokio::test]
+async fn an_identity_that_may_not_create_containers_accepts_the_existing_one() {
+    let f = fixture().await;
+    let mut blobs_only = f.stores.clone();
+    blobs_only.blob_sas = Some(blobs_only_sas());
+    let mut missing = blobs_only.clone();
+    missing.archive_container = tiering::testing::unique("missing");
+    let refused = BlobArchive::new(&missing, TEST_TRANSPORT).unwrap().ensure_container().await;
+    assert!(refused.is_err(), "the SAS must not create containers: {refused:?}");
+
+    let restricted = BlobArchive::new(&blobs_only, TEST_TRANSPORT).unwrap();
+    restricted.ensure_container().await.unwrap();
+    let created = BlobArchive::new(&missing, TEST_TRANSPORT).unwrap();
+    assert!(created.head("container-probe").await.is_err_and(|e| e.is_outage()), "the container stayed missing");
+}

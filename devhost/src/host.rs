@@ -32,6 +32,8 @@ const HTTP_LIMIT: Duration = Duration::from_secs(230);
 #[derive(Debug)]
 pub struct Host {
     pub app: AppFolder,
+    /// Each timer function's schedule, resolved from the app settings.
+    schedules: BTreeMap<String, cron::Schedule>,
     child: Child,
     port: u16,
     http: reqwest::Client,
@@ -54,6 +56,7 @@ impl Host {
         env.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
         env.insert("FUNCTIONS_CUSTOMHANDLER_PORT".into(), port.to_string());
         env.entry("FUNCTIONS_WORKER_RUNTIME".into()).or_insert_with(|| "Custom".into());
+        let schedules = timer_schedules(&app, &env)?;
         let arguments: Vec<String> = app.arguments.iter().map(|a| expand(a, &env)).collect();
         let mut child = Command::new(&app.executable)
             .args(&arguments)
@@ -78,7 +81,7 @@ impl Host {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Ok(Self { app, child, port, http })
+        Ok(Self { app, schedules, child, port, http })
     }
 
     /// Invokes a timer function as the host does on schedule.
@@ -88,10 +91,11 @@ impl Host {
         let binding =
             f.bindings.iter().find(|b| b["type"] == "timerTrigger").and_then(|b| b["name"].as_str()).unwrap_or("timer");
         let now = chrono::Utc::now();
+        let next = self.schedules[function].after(&now).next().unwrap_or(now);
         let payload = json!({
             "Data": {binding: {
                 "Schedule": {"AdjustForDST": true},
-                "ScheduleStatus": {"Last": (now - chrono::Duration::days(1)).to_rfc3339(), "Next": (now + chrono::Duration::days(1)).to_rfc3339(), "LastUpdated": now.to_rfc3339()},
+                "ScheduleStatus": {"Last": (now - chrono::Duration::days(1)).to_rfc3339(), "Next": next.to_rfc3339(), "LastUpdated": now.to_rfc3339()},
                 "IsPastDue": false
             }},
             "Metadata": {"sys": {"MethodName": function, "UtcNow": now.to_rfc3339(), "RandGuid": format!("{:032x}", fastrand::u128(..))}}
@@ -119,6 +123,11 @@ impl Host {
             .map(|l| l.iter().filter_map(Value::as_str).map(str::to_owned).collect())
             .unwrap_or_default();
         Ok(TimerResult { status, logs, return_value: body["ReturnValue"].clone() })
+    }
+
+    /// A timer function's schedule as the host resolved it (`%NAME%` from the app settings).
+    pub fn schedule(&self, function: &str) -> Option<&cron::Schedule> {
+        self.schedules.get(function)
     }
 
     /// Serves the app's HTTP functions on `127.0.0.1:port` (0 = any); returns the address.
@@ -160,6 +169,45 @@ impl Host {
         self.child.kill().await?;
         Ok(())
     }
+}
+
+/// Resolves every timer's `schedule` as the host does when it indexes functions:
+/// `%NAME%` is the app setting NAME, and a setting that is missing stops the
+/// function from loading (so here, the start); the result must be a six-field
+/// NCRONTAB expression (docs/function-apps.md).
+fn timer_schedules(
+    app: &AppFolder,
+    env: &BTreeMap<String, String>,
+) -> anyhow::Result<BTreeMap<String, cron::Schedule>> {
+    let mut schedules = BTreeMap::new();
+    for f in app.functions.iter().filter(|f| f.is_timer()) {
+        let binding = f.bindings.iter().find(|b| b["type"] == "timerTrigger").expect("a timer has a timer binding");
+        let text = binding["schedule"].as_str().with_context(|| format!("{}: the timer has no schedule", f.name))?;
+        let resolved =
+            resolve_setting_references(text, env).with_context(|| format!("{}: schedule {text:?}", f.name))?;
+        let schedule = tiering::settings::parse_schedule(&resolved)
+            .map_err(|e| anyhow::anyhow!("{}: schedule {text:?}: {e}", f.name))?;
+        schedules.insert(f.name.clone(), schedule);
+    }
+    Ok(schedules)
+}
+
+/// `%NAME%` references in a binding property, replaced by app settings; a missing
+/// setting is an error, as in the host.
+fn resolve_setting_references(text: &str, env: &BTreeMap<String, String>) -> anyhow::Result<String> {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find('%') {
+        let after = &rest[start + 1..];
+        let end = after.find('%').with_context(|| format!("unbalanced % in {text:?}"))?;
+        let name = &after[..end];
+        let value = env.get(name).with_context(|| format!("the app setting {name} is not set"))?;
+        out.push_str(&rest[..start]);
+        out.push_str(value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 /// `%NAME%` in `arguments` expands from app settings, as in the host.

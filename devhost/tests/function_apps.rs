@@ -147,6 +147,28 @@ async fn the_archiver_starts_while_cosmos_is_down_and_reports_the_run_as_failed(
     host.stop().await.unwrap();
 }
 
+/// The timer's schedule is the app setting ARCHIVE_SCHEDULE, resolved by the host:
+/// an operator changes it without a redeploy; without the setting the timer never loads.
+#[tokio::test]
+async fn the_host_takes_the_timer_schedule_from_the_app_setting() {
+    let stores = emulator_settings(AgeField::Ts);
+    let mut settings = app_settings(&stores);
+    settings.insert("ARCHIVE_SCHEDULE".into(), "0 30 * * * *".into());
+    let host = Host::start(assembled("archiver"), &settings).await.unwrap();
+    let next = host.schedule("ArchiveBillingRecords").unwrap().upcoming(Utc).next().unwrap();
+    assert_eq!(next.format("%M:%S").to_string(), "30:00", "hourly at half past");
+    host.stop().await.unwrap();
+
+    let mut app = assembled("archiver");
+    app.settings.remove("ARCHIVE_SCHEDULE");
+    let err = format!("{:#}", Host::start(app, &app_settings(&stores)).await.unwrap_err());
+    assert!(err.contains("ArchiveBillingRecords") && err.contains("ARCHIVE_SCHEDULE is not set"), "{err}");
+
+    settings.insert("ARCHIVE_SCHEDULE".into(), "0 2 * * *".into());
+    let err = format!("{:#}", Host::start(assembled("archiver"), &settings).await.unwrap_err());
+    assert!(err.contains("six fields"), "{err}");
+}
+
 #[test]
 fn assembled_apps_have_the_contracts_layout() {
     let archiver = assembled("archiver");
@@ -154,7 +176,11 @@ fn assembled_apps_have_the_contracts_layout() {
     let timer = archiver.function("ArchiveBillingRecords").unwrap();
     assert!(timer.is_timer());
     let binding = &timer.bindings[0];
-    assert_eq!((binding["schedule"].as_str(), binding["runOnStartup"].as_bool()), (Some("0 0 2 * * *"), Some(false)));
+    assert_eq!(
+        (binding["schedule"].as_str(), binding["runOnStartup"].as_bool()),
+        (Some("%ARCHIVE_SCHEDULE%"), Some(false))
+    );
+    assert_eq!(archiver.settings["ARCHIVE_SCHEDULE"], "0 0 2 * * *", "nightly at 02:00 UTC by default");
     assert!(archiver.executable.ends_with("archiver"));
 
     let reader = assembled("reader");

@@ -141,10 +141,20 @@ impl BlobArchive {
     }
 
     /// Creates the archive container if it is missing (the archiver's start-up step).
+    /// In Azure the archiver's role may not create containers (the template owns
+    /// the container): a refusal is fine when a blob probe shows the container exists.
     pub async fn ensure_container(&self) -> Result<(), StoreError> {
         match self.container.create(None).await {
             Ok(_) => Ok(()),
             Err(e) if e.http_status() == Some(StatusCode::Conflict) => Ok(()),
+            Err(e) if e.http_status() == Some(StatusCode::Forbidden) => {
+                // A blob-level probe (blob read is all the role has): a missing blob
+                // in an existing container is a 404, a missing container is not.
+                match self.head("container-probe").await {
+                    Ok(_) | Err(StoreError::NotFound) => Ok(()),
+                    Err(_) => Err(e.into()),
+                }
+            }
             Err(e) => Err(e.into()),
         }
     }

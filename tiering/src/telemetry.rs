@@ -1,20 +1,43 @@
 //! Tracing set-up shared by both binaries.
 
-use tracing_subscriber::EnvFilter;
+pub use tracing_subscriber::EnvFilter;
 
 /// Structured logs on stdout: JSON when running in Azure (the host collects
 /// stdout), human-readable otherwise. `RUST_LOG` filters; default `info`.
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let in_azure = std::env::var_os("WEBSITE_INSTANCE_ID").is_some()
         || std::env::var_os("LOG_FORMAT").is_some_and(|v| v == "json");
     use std::io::IsTerminal;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stdout)
-        .with_ansi(std::io::stdout().is_terminal());
+    use tracing_subscriber::util::SubscriberInitExt;
     // try_init: tests may call this more than once in one process.
-    let _ = if in_azure { builder.json().flatten_event(true).try_init() } else { builder.compact().try_init() };
+    let _ = if in_azure {
+        json_subscriber(filter(), std::io::stdout).try_init()
+    } else {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter())
+            .with_writer(std::io::stdout)
+            .with_ansi(std::io::stdout().is_terminal())
+            .compact()
+            .finish()
+            .try_init()
+    };
+}
+
+/// The format of the logs in Azure: one JSON object per line, the event's fields
+/// and its `message` at the top level. The alert queries in
+/// `infra-bicep/monitoring.bicep` read these lines (docs/operations.md, "Alerts").
+pub fn json_subscriber<W>(filter: EnvFilter, writer: W) -> impl tracing::Subscriber + Send + Sync + 'static
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_ansi(false)
+        .json()
+        .flatten_event(true)
+        .finish()
 }
 
 /// Resolves on SIGTERM or Ctrl-C: the Functions host stops handlers with SIGTERM.

@@ -1,0 +1,76 @@
+// Cosmos DB data-plane roles of the two apps, on the billing container only.
+// Deployed by main.bicep into the Cosmos account's resource group.
+//
+// Adds a role definition and two role assignments to the existing account and
+// nothing else: the account, database and container are never deployed (a PUT
+// of the live container could change its partition key or indexing policy).
+
+@description('The existing Cosmos DB (NoSQL) account.')
+param accountName string
+param databaseName string
+param containerName string
+
+@description('Principal id of the archiver app\'s system-assigned identity.')
+param archiverPrincipalId string
+
+@description('Principal id of the reader app\'s system-assigned identity.')
+param readerPrincipalId string
+
+resource account 'Microsoft.DocumentDB/databaseAccounts@2024-11-15' existing = {
+  name: accountName
+}
+
+var containerScope = '${account.id}/dbs/${databaseName}/colls/${containerName}'
+var archiverRoleName = guid(account.id, containerScope, 'billing-archiver')
+var archiverRoleId = '${account.id}/sqlRoleDefinitions/${archiverRoleName}'
+// Cosmos DB Built-in Data Reader.
+var readerRoleId = '${account.id}/sqlRoleDefinitions/00000000-0000-0000-0000-000000000001'
+
+// The archiver queries the container (also by change feed), reads and deletes
+// items. It never creates, replaces or patches one.
+resource archiverRole 'Microsoft.DocumentDB/databaseAccounts/sqlRoleDefinitions@2024-11-15' = {
+  parent: account
+  name: archiverRoleName
+  properties: {
+    roleName: 'Billing archiver (${databaseName}/${containerName})'
+    type: 'CustomRole'
+    assignableScopes: [containerScope]
+    permissions: [
+      {
+        dataActions: [
+          'Microsoft.DocumentDB/databaseAccounts/readMetadata'
+          'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/executeQuery'
+          'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/readChangeFeed'
+          'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/items/read'
+          'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/items/delete'
+        ]
+      }
+    ]
+  }
+}
+
+// Role definitions and assignments take the account's exclusive lock: run in
+// parallel they fail with 412, so each waits for the one before.
+resource archiverAssignment 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments@2024-11-15' = {
+  parent: account
+  name: guid(account.id, archiverPrincipalId, archiverRoleId)
+  properties: {
+    roleDefinitionId: archiverRoleId
+    principalId: archiverPrincipalId
+    scope: containerScope
+  }
+  dependsOn: [archiverRole]
+}
+
+resource readerAssignment 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments@2024-11-15' = {
+  parent: account
+  name: guid(account.id, readerPrincipalId, readerRoleId)
+  properties: {
+    roleDefinitionId: readerRoleId
+    principalId: readerPrincipalId
+    scope: containerScope
+  }
+  dependsOn: [archiverAssignment]
+}
+
+output documentEndpoint string = account.properties.documentEndpoint

@@ -1,0 +1,113 @@
+"""Tests scripts/compare.py (the rollout's reader-versus-current-API comparison)
+against two small local HTTP servers: identical answers pass, and every kind of
+difference a consumer could notice is reported and fails the run."""
+
+import http.server
+import io
+import json
+import sys
+import tempfile
+import threading
+from importlib import import_module
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+compare = import_module("compare")
+failures = []
+
+
+def check(ok, what):
+    print(("ok    " if ok else "FAIL  ") + what)
+    if not ok:
+        failures.append(what)
+
+
+def record(rid, etag='"1"'):
+    return 200, {"Content-Type": "application/json", "ETag": etag, "Last-Modified": "Sun, 01 Nov 2026 00:00:00 GMT"}, \
+        json.dumps({"id": rid, "customerId": "c 1", "total": 12.5}).encode()
+
+
+def listing(items, token):
+    items = [{**i, "total": 1} for i in items]
+    return 200, {"Content-Type": "application/json"}, json.dumps({"items": items, "continuationToken": token}).encode()
+
+
+def serve(routes):
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            status, headers, body = routes.get(self.path, (404, {"Content-Type": "application/json"}, b'{"error":"x"}'))
+            self.send_response(status)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/api"
+
+
+def routes(token, **changes):
+    base = "/api/customers/c%201/billing-records"
+    r = {
+        f"{base}/r1": record("r1"),
+        f"{base}/r2": record("r2"),
+        f"{base}?pageSize=1": listing([{"id": "r2"}], token),
+        f"{base}?pageSize=1&continuationToken={token}": listing([{"id": "r1"}], None),
+    }
+    r.update({f"{base}{k}": v for k, v in changes.items()})
+    return r
+
+
+def run(current_routes, reader_routes):
+    a, a_url = serve(current_routes)
+    b, b_url = serve(reader_routes)
+    with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as ids:
+        ids.write("customerId,recordId\nc 1,r1\nc 1,r2\nc 1,missing\n")
+    out = io.StringIO()
+    code = compare.compare(compare.parse(["--current", a_url, "--reader", b_url, "--ids", ids.name,
+                                          "--pages", "3", "--page-size", "1"]), out)
+    a.shutdown()
+    b.shutdown()
+    return code, out.getvalue()
+
+
+code, out = run(routes("tokA"), routes("tokB"))
+summary = json.loads(out.strip().splitlines()[-1])
+check(code == 0 and "DIFF" not in out, "identical answers pass, each service followed with its own token")
+check(summary == {"records": 3, "recordsDiffering": 0, "listPages": 2, "listPagesDiffering": 0, "unreachable": 0},
+      f"the summary counts records and pages ({summary})")
+
+for what, change in [
+    ("a different body", {"/r1": (200, record("r1")[1], b'{"id":"r1"}')}),
+    ("a different ETag", {"/r2": record("r2", etag='"2"')}),
+    ("a different status", {"/r1": (503, {"Content-Type": "application/json"}, b"{}")}),
+    ("different listing items", {"?pageSize=1&continuationToken=tokB": listing([{"id": "r9"}], None)}),
+    ("a number printed differently in a listing",
+     {"?pageSize=1": (200, {"Content-Type": "application/json"},
+                      b'{"items": [{"id": "r2", "total": 1.0}], "continuationToken": "tokB"}')}),
+    ("a missing next page", {"?pageSize=1": listing([{"id": "r2"}], None)}),
+    ("another header a consumer sees", {"/r1": (200, {**record("r1")[1], "Cache-Control": "no-store"}, record("r1")[2])}),
+]:
+    code, out = run(routes("tokA"), routes("tokB", **change))
+    check(code == 1 and "DIFF" in out, f"{what} is reported and fails the run")
+
+a, a_url = serve(routes("tokA"))
+with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as ids:
+    ids.write("c 1,r1\n")
+closed = "http://127.0.0.1:9/api"
+out = io.StringIO()
+code = compare.compare(compare.parse(["--current", a_url, "--reader", closed, "--ids", ids.name]), out)
+check(code == 1 and '"unreachable": 2' in out.getvalue(), "a service that cannot be reached fails the run")
+with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as empty:
+    empty.write("customerId,recordId\n")
+code = compare.compare(compare.parse(["--current", a_url, "--reader", a_url, "--ids", empty.name]), io.StringIO())
+check(code == 1, "an ids file with nothing to compare fails the run")
+a.shutdown()
+
+if failures:
+    sys.exit(1)
