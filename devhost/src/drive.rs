@@ -67,11 +67,17 @@ pub async fn seed(
 /// App settings that point a packaged app at the emulators (from the environment
 /// `scripts/emulators.sh` writes) and at `stores`' names and age field.
 pub fn app_settings(stores: &StoreSettings) -> BTreeMap<String, String> {
-    let mut settings: BTreeMap<String, String> =
-        ["COSMOS_ENDPOINT", "COSMOS_KEY", "ARCHIVE_BLOB_ENDPOINT", "ARCHIVE_BLOB_SAS"]
-            .iter()
-            .filter_map(|k| std::env::var(k).ok().map(|v| ((*k).to_owned(), v)))
-            .collect();
+    // The endpoints of `stores`, not of the environment: the benchmark points them
+    // at its latency proxies.
+    let mut settings = BTreeMap::new();
+    settings.insert("COSMOS_ENDPOINT".into(), stores.cosmos_endpoint.to_string());
+    settings.insert("ARCHIVE_BLOB_ENDPOINT".into(), stores.blob_endpoint.to_string());
+    if let Some(key) = &stores.cosmos_key {
+        settings.insert("COSMOS_KEY".into(), key.secret().to_owned());
+    }
+    if let Some(sas) = &stores.blob_sas {
+        settings.insert("ARCHIVE_BLOB_SAS".into(), sas.secret().to_owned());
+    }
     settings.insert("COSMOS_DATABASE".into(), stores.cosmos_database.clone());
     settings.insert("COSMOS_CONTAINER".into(), stores.cosmos_container.clone());
     settings.insert("ARCHIVE_CONTAINER".into(), stores.archive_container.clone());
