@@ -10,8 +10,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/toolchain.sh
 
 ./scripts/package.sh
-toolchain_step "building the demo driver"
-cargo build "${CARGO_FLAGS[@]}" -p devhost --bin demo
+toolchain_step "building the demo driver (a dev tool: debug, shared with the tests; the apps are release builds)"
+cargo build --locked -p devhost --bin demo
 
 toolchain_step "running the demo (against emulators started for this run)"
-./scripts/emulators.sh with "$BUILT/demo" --dist dist "$@"
+./scripts/emulators.sh with target/debug/demo --dist dist "$@"

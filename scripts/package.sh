@@ -4,7 +4,7 @@
 # its function folders, the executable with its exec bit), ready for `func start`
 # or `func azure functionapp publish`, plus dist/<app>.zip for zip deployment.
 # local.settings.json (emulator settings for `func start`) is in the folders, never
-# in the zips. Uses the build configuration of scripts/toolchain.sh.
+# in the zips. The handlers use the build configuration of scripts/toolchain.sh.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/toolchain.sh
@@ -16,8 +16,9 @@ toolchain_ready
 # The handlers alone: built with the tools, they would carry the test helpers.
 toolchain_step "building the handlers ($TARGET, release)"
 cargo build "${CARGO_FLAGS[@]}" -p archiver -p reader
-toolchain_step "building the app assembler"
-cargo build "${CARGO_FLAGS[@]}" -p devhost --bin devhost
+# The assembler is a dev tool: a debug build, shared with the tests'.
+toolchain_step "building the app assembler (debug)"
+cargo build --locked -p devhost --bin devhost
 
 rm -rf dist
 mkdir -p dist
@@ -26,8 +27,7 @@ for app in archiver reader; do
   if ldd "$exe" 2>&1 | grep -q '=>'; then
     die "$exe is dynamically linked; expected a static binary"
   fi
-  # Copy now: a later workspace build rebuilds $exe with the test helpers.
-  "$BUILT/devhost" assemble --app "$app" --executable "$exe" --out "dist/$app" >/dev/null
+  target/debug/devhost assemble --app "$app" --executable "$exe" --out "dist/$app" >/dev/null
   python3 scripts/zip-app.py "dist/$app" "dist/$app.zip"
   toolchain_step "dist/$app ($(du -sh "dist/$app" | cut -f1)), dist/$app.zip"
 done

@@ -3,9 +3,9 @@
 # (scripts/toolchain.sh), the emulators (npm) and the pinned Schemathesis (PyPI),
 # starts the emulators on free 127.0.0.1 ports, runs fmt, clippy, the deployment
 # checks (scripts/checks/) and every test against the emulators (Schemathesis
-# included), and stops what it started. Exits non-zero on any failure. Builds in
-# the configuration the demo, the benchmark and the packaged apps share, so they
-# reuse what it compiled.
+# included), and stops what it started. Exits non-zero on any failure. The tests
+# build in debug: a release build of every test target measured twice as slow from
+# a clean clone (README, "The two commands").
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/toolchain.sh
@@ -19,10 +19,10 @@ step "format"
 cargo fmt --all --check
 
 step "lint"
-cargo clippy --workspace --all-targets "${CARGO_FLAGS[@]}" -- -D warnings
+cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "build"
-cargo build --workspace --all-targets "${CARGO_FLAGS[@]}"
+cargo build --workspace --all-targets --locked
 
 step "deployment checks: templates, workflows, scripts (no Azure needed)"
 ./scripts/checks/run.sh
@@ -32,4 +32,4 @@ SCHEMATHESIS="$(./scripts/schemathesis/install.sh)"
 export SCHEMATHESIS
 
 step "tests (against emulators started for this run)"
-./scripts/emulators.sh with cargo test --workspace "${CARGO_FLAGS[@]}" -- --test-threads "${TEST_THREADS:-4}"
+./scripts/emulators.sh with cargo test --workspace --locked -- --test-threads "${TEST_THREADS:-4}"

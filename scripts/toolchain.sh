@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The one build configuration every script shares (source this file): release
-# profile, static Linux target. Tests, the demo, the benchmark and the packaged
-# apps all come out of target/x86_64-unknown-linux-musl/release, so a fresh
-# machine compiles the dependencies once for all of them (plus once more in check
-# mode for clippy). Installs what the configuration needs when it is missing:
-# the Rust target, the rustfmt and clippy components, and Debian's musl-tools
-# (the C parts of zstd and of the TLS crypto need a musl C compiler).
+# The build configuration of what ships and what is measured (source this file):
+# release profile, static Linux target, in target/x86_64-unknown-linux-musl/release.
+# The packaged apps and the benchmark use it; the tests and the dev tools (host
+# stand-in, demo driver) build in debug, which measured faster from a clean clone
+# than sharing the release configuration (README, "The two commands"). Installs
+# what the scripts need when it is missing: the Rust target, the rustfmt and
+# clippy components, and Debian's musl-tools (the C parts of zstd and of the TLS
+# crypto need a musl C compiler).
 #
 #   . scripts/toolchain.sh && toolchain_ready && cargo build "${CARGO_FLAGS[@]}" -p archiver
 # shellcheck shell=bash
