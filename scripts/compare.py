@@ -34,6 +34,10 @@ IGNORED_HEADERS = {
 }
 
 
+# Headers a gateway in front of one side adds (--ignore-header), decided by the operator.
+EXTRA_IGNORED = set()
+
+
 class NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args, **kwargs):
         return None
@@ -62,7 +66,7 @@ def differences(current, reader):
     out = []
     if current[0] != reader[0]:
         out.append(f"status {current[0]} != {reader[0]}")
-    for name in sorted((set(current[1]) | set(reader[1])) - IGNORED_HEADERS):
+    for name in sorted((set(current[1]) | set(reader[1])) - IGNORED_HEADERS - EXTRA_IGNORED):
         if current[1].get(name) != reader[1].get(name):
             out.append(f"{name} {current[1].get(name)!r} != {reader[1].get(name)!r}")
     if current[2] != reader[2]:
@@ -75,6 +79,8 @@ def quote(segment):
 
 
 def compare(args, out=sys.stdout):
+    EXTRA_IGNORED.clear()
+    EXTRA_IGNORED.update(h.lower() for h in args.ignore_header)
     current_headers = dict(h.split(":", 1) for h in args.current_header)
     reader_headers = dict(h.split(":", 1) for h in args.reader_header)
     current_headers = {k.strip(): v.strip() for k, v in current_headers.items()}
@@ -155,6 +161,8 @@ def parse(argv):
     p.add_argument("--ids", required=True, help="CSV of customerId,recordId")
     p.add_argument("--current-header", action="append", default=[], help="'Name: value' sent to the current API")
     p.add_argument("--reader-header", action="append", default=[], help="'Name: value' sent to the reader")
+    p.add_argument("--ignore-header", action="append", default=[],
+                   help="a header one side's gateway adds and consumers never act on (repeatable)")
     p.add_argument("--pages", type=int, default=1, help="listing pages compared per customer")
     p.add_argument("--page-size", type=int, default=50)
     p.add_argument("--timeout", type=float, default=30.0)

@@ -91,7 +91,7 @@ fi
 [[ "$dry_run" == true || "$dry_run" == false ]] || die "--dry-run must be true or false, not \"$dry_run\""
 [[ "$paused" == true || "$paused" == false ]] || die "--paused must be true or false, not \"$paused\""
 [[ "$after_days" =~ ^[1-9][0-9]*$ ]] || die "--after-days must be a whole number of days, not \"$after_days\""
-for p in "${extra[@]}"; do
+for p in ${extra[@]+"${extra[@]}"}; do
   [[ "$p" =~ ^[A-Za-z][A-Za-z0-9]*=. ]] || die "--param must be name=value, not \"$p\""
 done
 [[ $(wc -w <<<"$schedule") -eq 6 ]] || die "--schedule must have six fields (second minute hour day month weekday), not \"$schedule\""
@@ -105,7 +105,7 @@ deploy_infra() {
   local params=(
     namePrefix="$name_prefix" cosmosAccountName="$cosmos_account"
     cosmosResourceGroup="$cosmos_resource_group" alertEmail="$alert_email" archiveDryRun="$dry_run"
-    archiverPaused="$paused" archiveAfterDays="$after_days" archiveSchedule="$schedule" "${extra[@]}"
+    archiverPaused="$paused" archiveAfterDays="$after_days" archiveSchedule="$schedule" ${extra[@]+"${extra[@]}"}
   )
   step "checking infra-bicep/main.bicep (az bicep build)"
   az bicep build --file infra-bicep/main.bicep --stdout >/dev/null
@@ -140,27 +140,36 @@ zip_deploy() {
     --src "dist/$app.zip" --output none || die "zip deployment to $site failed"
 }
 
+function_key() {
+  az functionapp keys list --resource-group "$resource_group" --name "$1" --query functionKeys.default -o tsv
+}
+
 deploy_reader() {
-  local site host key url status body
+  local site host key="" url status body
   site="$(output readerApp)"
   host="$(output readerHostName)"
   zip_deploy reader "$site"
-  key="$(retry 9 az functionapp keys list --resource-group "$resource_group" --name "$site" \
-    --query functionKeys.default -o tsv)" || die "could not read the reader's function key"
   url="https://$host/api/customers/deploy-smoke-check/billing-records/no-such-record"
   step "smoke check: a record that does not exist is a 404 with a JSON error"
   body="$(mktemp)"
-  # A fresh instance may need a minute to start; 5xx while it does is retried.
+  # A fresh instance may need minutes to start and to create its keys; 5xx, no
+  # answer, or the host's bare 401/404 while it restarts are retried.
   for _ in $(seq 1 30); do
-    status="$(curl -sS -o "$body" -w '%{http_code} %{content_type}' -H "x-functions-key: $key" "$url" || echo "000 -")"
+    [[ -n "$key" ]] || key="$(function_key "$site" 2>/dev/null || true)"
+    if [[ -z "$key" ]]; then
+      sleep 10
+      continue
+    fi
+    status="$(curl -sS --connect-timeout 10 --max-time 30 -o "$body" -w '%{http_code} %{content_type}' \
+      -H "x-functions-key: $key" "$url" || echo "000 -")"
     case "$status" in
       "404 application/json"*) step "reader answers: $status $(cat "$body")"; rm -f "$body"; return 0 ;;
-      # 5xx, no answer, or the host's own bare 404/401 while the app restarts.
-      000* | 5* | 404* | 401*) sleep 10 ;;
+      401*) key=""; sleep 10 ;;
+      000* | 5* | 404*) sleep 10 ;;
       *) die "the reader answered $status: $(cat "$body")" ;;
     esac
   done
-  die "the reader did not answer 404 JSON within 5 minutes (last: $status $(cat "$body"))"
+  die "the reader did not answer 404 JSON within 5 minutes (last: ${status:-no key} $(cat "$body"))"
 }
 
 deploy_archiver() {

@@ -152,6 +152,8 @@ impl BlobArchive {
                 // in an existing container is a 404, a missing container is not.
                 match self.head("container-probe").await {
                     Ok(_) | Err(StoreError::NotFound) => Ok(()),
+                    // A missing container reports as such, not as the create's 403.
+                    Err(probe @ StoreError::Unavailable(_)) => Err(probe),
                     Err(_) => Err(e.into()),
                 }
             }

@@ -20,16 +20,13 @@ pub enum Source {
     DeveloperTools,
 }
 
-/// Managed identity where the platform offers one (Functions sets
-/// `IDENTITY_ENDPOINT`; VMs and containers with `AZURE_CLIENT_ID` name theirs);
-/// anywhere else, the developer tools' sign-in.
+/// Managed identity where Functions (App Service) offers one: it sets
+/// `IDENTITY_ENDPOINT` and `IDENTITY_HEADER` when the app has an identity, system-
+/// or user-assigned (`AZURE_CLIENT_ID` then picks which). Anywhere else (a
+/// workstation, Cloud Shell) the developer tools' sign-in, `az login`.
 pub fn source(env: impl Fn(&str) -> Option<String>) -> Source {
     let set = |name: &str| env(name).is_some_and(|v| !v.is_empty());
-    if set("IDENTITY_ENDPOINT") || set("MSI_ENDPOINT") || set("AZURE_CLIENT_ID") {
-        Source::ManagedIdentity
-    } else {
-        Source::DeveloperTools
-    }
+    if set("IDENTITY_ENDPOINT") && set("IDENTITY_HEADER") { Source::ManagedIdentity } else { Source::DeveloperTools }
 }
 
 /// The credential for this process (see [`source`]).
@@ -55,9 +52,13 @@ mod tests {
         let env = |pairs: &'static [(&'static str, &'static str)]| {
             move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
         };
-        assert_eq!(source(env(&[("IDENTITY_ENDPOINT", "http://localhost:8081/msi/token")])), Source::ManagedIdentity);
-        assert_eq!(source(env(&[("AZURE_CLIENT_ID", "0000")])), Source::ManagedIdentity);
+        const FUNCTIONS: &[(&str, &str)] =
+            &[("IDENTITY_ENDPOINT", "http://localhost:8081/msi/token"), ("IDENTITY_HEADER", "h")];
+        assert_eq!(source(env(FUNCTIONS)), Source::ManagedIdentity);
         assert_eq!(source(env(&[])), Source::DeveloperTools);
-        assert_eq!(source(env(&[("IDENTITY_ENDPOINT", "")])), Source::DeveloperTools);
+        // A workstation with a service principal's id set, and Cloud Shell: az login.
+        assert_eq!(source(env(&[("AZURE_CLIENT_ID", "0000")])), Source::DeveloperTools);
+        assert_eq!(source(env(&[("MSI_ENDPOINT", "http://localhost:50342/oauth2/token")])), Source::DeveloperTools);
+        assert_eq!(source(env(&[("IDENTITY_ENDPOINT", ""), ("IDENTITY_HEADER", "h")])), Source::DeveloperTools);
     }
 }

@@ -176,6 +176,9 @@ pub fn parse_schedule(text: &str) -> Result<cron::Schedule, String> {
     if fields.len() != 6 {
         return Err(format!("`{text}` must have six fields: second minute hour day month weekday"));
     }
+    if fields[3..].iter().any(|f| f.contains('?')) {
+        return Err(format!("`{text}`: `?` is not NCRONTAB; use `*`"));
+    }
     let mut weekday = String::new();
     let mut number = String::new();
     let mut after_slash = false;
@@ -329,6 +332,7 @@ mod tests {
         assert_eq!(days("0 0 2 * * Mon"), [Weekday::Mon]);
         assert_eq!(days("0 0 2 * * *").len(), 7);
         assert!(parse_schedule("0 0 2 * * 7").is_err());
+        assert!(parse_schedule("0 0 2 ? * 1").is_err());
         assert!(parse_schedule("0 2 * * *").is_err());
     }
     use super::*;
