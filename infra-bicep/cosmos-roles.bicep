@@ -26,7 +26,7 @@ var archiverRoleId = '${account.id}/sqlRoleDefinitions/${archiverRoleName}'
 // Cosmos DB Built-in Data Reader.
 var readerRoleId = '${account.id}/sqlRoleDefinitions/00000000-0000-0000-0000-000000000001'
 
-// The archiver queries the container (also by change feed), reads and deletes
+// The archiver queries the container, reads and deletes
 // items. It never creates, replaces or patches one.
 resource archiverRole 'Microsoft.DocumentDB/databaseAccounts/sqlRoleDefinitions@2024-11-15' = {
   parent: account
@@ -40,7 +40,6 @@ resource archiverRole 'Microsoft.DocumentDB/databaseAccounts/sqlRoleDefinitions@
         dataActions: [
           'Microsoft.DocumentDB/databaseAccounts/readMetadata'
           'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/executeQuery'
-          'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/readChangeFeed'
           'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/items/read'
           'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/items/delete'
         ]

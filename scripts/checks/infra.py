@@ -52,7 +52,6 @@ ARCHIVE_WRITER_ACTIONS_ALLOWED = {"Microsoft.Storage/storageAccounts/blobService
 COSMOS_ARCHIVER_DATA_ACTIONS = {
     "Microsoft.DocumentDB/databaseAccounts/readMetadata",
     "Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/executeQuery",
-    "Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/readChangeFeed",
     "Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/items/read",
     "Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/items/delete",
 }
