@@ -34,10 +34,6 @@ IGNORED_HEADERS = {
 }
 
 
-# Headers a gateway in front of one side adds (--ignore-header), decided by the operator.
-EXTRA_IGNORED = set()
-
-
 class NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args, **kwargs):
         return None
@@ -61,12 +57,12 @@ def fetch(base, path, headers, timeout):
         return None, {}, str(e).encode()
 
 
-def differences(current, reader):
+def differences(current, reader, ignored=IGNORED_HEADERS):
     """What differs between two (status, headers, body) answers, as short strings."""
     out = []
     if current[0] != reader[0]:
         out.append(f"status {current[0]} != {reader[0]}")
-    for name in sorted((set(current[1]) | set(reader[1])) - IGNORED_HEADERS - EXTRA_IGNORED):
+    for name in sorted((set(current[1]) | set(reader[1])) - ignored):
         if current[1].get(name) != reader[1].get(name):
             out.append(f"{name} {current[1].get(name)!r} != {reader[1].get(name)!r}")
     if current[2] != reader[2]:
@@ -79,8 +75,8 @@ def quote(segment):
 
 
 def compare(args, out=sys.stdout):
-    EXTRA_IGNORED.clear()
-    EXTRA_IGNORED.update(h.lower() for h in args.ignore_header)
+    # Plus the headers only one side's gateway adds (--ignore-header).
+    ignored = IGNORED_HEADERS | {h.lower() for h in args.ignore_header}
     current_headers = dict(h.split(":", 1) for h in args.current_header)
     reader_headers = dict(h.split(":", 1) for h in args.reader_header)
     current_headers = {k.strip(): v.strip() for k, v in current_headers.items()}
@@ -101,7 +97,7 @@ def compare(args, out=sys.stdout):
         summary["records"] += 1
         if current[0] is None or reader[0] is None:
             summary["unreachable"] += 1
-        diff = differences(current, reader)
+        diff = differences(current, reader, ignored)
         if diff:
             summary["recordsDiffering"] += 1
             print(f"DIFF {path}: {'; '.join(diff)}", file=out)
@@ -139,7 +135,7 @@ def compare(args, out=sys.stdout):
             def page(answer, body):
                 return answer[0], {k: v for k, v in answer[1].items() if k != "content-length"}, body
 
-            diff = differences(page(current, bodies[0]), page(reader, bodies[1]))
+            diff = differences(page(current, bodies[0]), page(reader, bodies[1]), ignored)
             if diff:
                 summary["listPagesDiffering"] += 1
                 print(f"DIFF {paths[1]}: {'; '.join(diff)}", file=out)

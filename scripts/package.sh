@@ -13,6 +13,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 die() { echo "package.sh: $*" >&2; exit 1; }
 
 toolchain_ready
+toolchain_musl
 # The handlers alone: built with the tools, they would carry the test helpers.
 toolchain_step "building the handlers ($TARGET, release)"
 cargo build "${CARGO_FLAGS[@]}" -p archiver -p reader

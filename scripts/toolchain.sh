@@ -4,11 +4,10 @@
 # The packaged apps and the benchmark use it; the tests and the dev tools (host
 # stand-in, demo driver) build in debug, which measured faster from a clean clone
 # than sharing the release configuration (README, "The two commands"). Installs
-# what the scripts need when it is missing: the Rust target, the rustfmt and
-# clippy components, and Debian's musl-tools (the C parts of zstd and of the TLS
-# crypto need a musl C compiler).
+# what the scripts need when it is missing: the rustfmt and clippy components
+# (toolchain_ready), the Rust target and Debian's musl-tools (toolchain_musl).
 #
-#   . scripts/toolchain.sh && toolchain_ready && cargo build "${CARGO_FLAGS[@]}" -p archiver
+#   . scripts/toolchain.sh && toolchain_ready && toolchain_musl && cargo build "${CARGO_FLAGS[@]}" -p archiver
 # shellcheck shell=bash
 
 TARGET=x86_64-unknown-linux-musl
@@ -20,12 +19,9 @@ export TARGET BUILT
 toolchain_step() { printf '==> %s\n' "$*"; }
 toolchain_die() { echo "toolchain: $*" >&2; exit 1; }
 
+# What every build needs: cargo, rustfmt and clippy.
 toolchain_ready() {
   command -v cargo >/dev/null || toolchain_die "cargo is not installed (Rust 1.88 or newer: https://rustup.rs)"
-  if ! rustup target list --installed 2>/dev/null | grep -qx "$TARGET"; then
-    toolchain_step "adding the Rust target $TARGET"
-    rustup target add "$TARGET" || toolchain_die "could not add the $TARGET target (rustup target add $TARGET)"
-  fi
   local component
   for component in rustfmt clippy; do
     if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
@@ -33,12 +29,21 @@ toolchain_ready() {
       rustup component add "$component" || toolchain_die "could not add $component (rustup component add $component)"
     fi
   done
+}
+
+# What the release musl build adds: the target, and a musl C compiler for the C
+# parts (zstd, the TLS crypto).
+toolchain_musl() {
+  if ! rustup target list --installed 2>/dev/null | grep -qx "$TARGET"; then
+    toolchain_step "adding the Rust target $TARGET"
+    rustup target add "$TARGET" || toolchain_die "could not add the $TARGET target (rustup target add $TARGET)"
+  fi
   if ! command -v musl-gcc >/dev/null; then
     toolchain_step "installing musl-tools (Debian) for the C parts of the build"
     local sudo=()
     [[ $(id -u) -eq 0 ]] || sudo=(sudo -n)
     command -v apt-get >/dev/null || toolchain_die "musl-gcc is missing and apt-get is not available: install musl-tools"
-    { "${sudo[@]}" apt-get update -qq && "${sudo[@]}" apt-get install -y -qq musl-tools; } >/dev/null ||
+    { ${sudo[@]+"${sudo[@]}"} apt-get update -qq && ${sudo[@]+"${sudo[@]}"} apt-get install -y -qq musl-tools; } >/dev/null ||
       toolchain_die "apt-get install musl-tools failed (run: sudo apt-get install musl-tools)"
   fi
 }

@@ -210,9 +210,10 @@ fn resolve_setting_references(text: &str, env: &BTreeMap<String, String>) -> any
     Ok(out)
 }
 
-/// `%NAME%` in `arguments` expands from app settings, as in the host.
+/// `%NAME%` in `arguments` expands from app settings, as in the host; an argument
+/// naming no setting is passed as written.
 fn expand(arg: &str, env: &BTreeMap<String, String>) -> String {
-    env.iter().fold(arg.to_owned(), |acc, (k, v)| acc.replace(&format!("%{k}%"), v))
+    resolve_setting_references(arg, env).unwrap_or_else(|_| arg.to_owned())
 }
 
 #[derive(Debug)]

@@ -63,14 +63,14 @@ def routes(token, **changes):
     return r
 
 
-def run(current_routes, reader_routes):
+def run(current_routes, reader_routes, *extra):
     a, a_url = serve(current_routes)
     b, b_url = serve(reader_routes)
     with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as ids:
         ids.write("customerId,recordId\nc 1,r1\nc 1,r2\nc 1,missing\n")
     out = io.StringIO()
     code = compare.compare(compare.parse(["--current", a_url, "--reader", b_url, "--ids", ids.name,
-                                          "--pages", "3", "--page-size", "1"]), out)
+                                          "--pages", "3", "--page-size", "1", *extra]), out)
     a.shutdown()
     b.shutdown()
     return code, out.getvalue()
@@ -95,6 +95,10 @@ for what, change in [
 ]:
     code, out = run(routes("tokA"), routes("tokB", **change))
     check(code == 1 and "DIFF" in out, f"{what} is reported and fails the run")
+
+gateway = {"/r1": (200, {**record("r1")[1], "X-Gateway": "apim"}, record("r1")[2])}
+code, out = run(routes("tokA", **gateway), routes("tokB"), "--ignore-header", "X-Gateway")
+check(code == 0, "a header only one side's gateway adds can be left out (--ignore-header)")
 
 a, a_url = serve(routes("tokA"))
 with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as ids:
