@@ -17,9 +17,8 @@ toolchain_musl
 # The handlers alone: built with the tools, they would carry the test helpers.
 toolchain_step "building the handlers ($TARGET, release)"
 cargo build "${CARGO_FLAGS[@]}" -p archiver -p reader
-# The assembler is a dev tool: a debug build, shared with the tests'.
-toolchain_step "building the app assembler (debug)"
-cargo build --locked -p devhost --bin devhost
+# The assembler is a dev tool, from the debug build the tests and the demo share.
+toolchain_dev_build
 
 rm -rf dist
 mkdir -p dist

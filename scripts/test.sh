@@ -4,8 +4,8 @@
 # starts the emulators on free 127.0.0.1 ports, runs fmt, clippy, the deployment
 # checks (scripts/checks/) and every test against the emulators (Schemathesis
 # included), and stops what it started. Exits non-zero on any failure. The tests
-# build in debug: a release build of every test target measured twice as slow from
-# a clean clone (README, "The two commands").
+# build in debug, the build demo.sh shares: a release build of every test target
+# measured twice as slow from a clean clone (README, "The two commands").
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/toolchain.sh
@@ -21,8 +21,8 @@ cargo fmt --all --check
 step "lint"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "build"
-cargo build --workspace --all-targets --locked
+echo
+toolchain_dev_build
 
 step "deployment checks: templates, workflows, scripts (no Azure needed)"
 ./scripts/checks/run.sh

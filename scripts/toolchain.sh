@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# The build configuration of what ships and what is measured (source this file):
-# release profile, static Linux target, in target/x86_64-unknown-linux-musl/release.
-# The packaged apps and the benchmark use it; the tests and the dev tools (host
-# stand-in, demo driver) build in debug, which measured faster from a clean clone
-# than sharing the release configuration (README, "The two commands"). Installs
-# what the scripts need when it is missing: the rustfmt and clippy components
-# (toolchain_ready), the Rust target and Debian's musl-tools (toolchain_musl).
+# The two build configurations (source this file):
+# - toolchain_dev_build: the one debug build of the whole workspace that the tests,
+#   the demo and the app assembler share. Always the same command, so whichever
+#   script runs second reuses every crate the first compiled: a build of a subset
+#   (`-p devhost`) unifies other features and recompiles the dependency tree.
+# - CARGO_FLAGS: what ships and what is measured: release profile, static Linux
+#   target, in target/x86_64-unknown-linux-musl/release (package.sh, bench.sh).
+# Build times of both: README, "The two commands". Installs what the scripts need
+# when it is missing: the rustfmt and clippy components (toolchain_ready), the Rust
+# target and Debian's musl-tools (toolchain_musl).
 #
 #   . scripts/toolchain.sh && toolchain_ready && toolchain_musl && cargo build "${CARGO_FLAGS[@]}" -p archiver
 # shellcheck shell=bash
@@ -18,6 +21,12 @@ export TARGET BUILT
 
 toolchain_step() { printf '==> %s\n' "$*"; }
 toolchain_die() { echo "toolchain: $*" >&2; exit 1; }
+
+# The shared debug build: every workspace target, binaries in target/debug.
+toolchain_dev_build() {
+  toolchain_step "building the workspace (debug: the tests, the dev tools and both handlers)"
+  cargo build --workspace --all-targets --locked
+}
 
 # What every build needs: cargo, rustfmt and clippy.
 toolchain_ready() {

@@ -33,7 +33,8 @@ struct Args {
     /// Records read per tier for the latency figures and checks.
     #[arg(long, default_value_t = 200)]
     sample: usize,
-    /// The packaged app folders (from scripts/package.sh).
+    /// The app folders: dist from scripts/package.sh, or the debug builds
+    /// scripts/demo.sh assembles.
     #[arg(long, default_value = "dist")]
     dist: PathBuf,
     /// Records kept in Cosmos for this many days.
@@ -248,6 +249,7 @@ async fn main() -> anyhow::Result<()> {
         "archiver memory  peak RSS {}",
         peak_rss.map(|b| format!("{:.0} MB", mb(b))).unwrap_or_else(|| "-".into())
     );
+    println!("apps             {} (speed and memory of the release build: ./scripts/bench.sh)", args.dist.display());
     println!(
         "read latency     hot  p50 {} p99 {} ({} reads)",
         ms(percentile(&hot, 50.0)),
