@@ -13,20 +13,24 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/toolchain.sh
 . scripts/toolchain.sh
 
-apps=target/demo-apps
-if [[ ${1:-} == --packaged ]]; then
-  shift
+packaged=false
+args=()
+for arg in "$@"; do
+  if [[ $arg == --packaged ]]; then packaged=true; else args+=("$arg"); fi
+done
+
+if $packaged; then
   ./scripts/package.sh
-  apps=dist
+  apps=(--dist dist --release-apps)
 else
   toolchain_ready
   toolchain_dev_build
-  rm -rf "$apps"
   for app in archiver reader; do
-    target/debug/devhost assemble --app "$app" --executable "target/debug/$app" --out "$apps/$app" >/dev/null
+    target/debug/devhost assemble --app "$app" --executable "target/debug/$app" --out "target/demo-apps/$app" >/dev/null
   done
-  toolchain_step "assembled $apps/archiver and $apps/reader (debug builds; --packaged for the release packages)"
+  toolchain_step "assembled target/demo-apps/archiver and target/demo-apps/reader from the debug build"
+  apps=(--dist target/demo-apps)
 fi
 
 toolchain_step "running the demo (against emulators started for this run)"
-./scripts/emulators.sh with target/debug/demo --dist "$apps" "$@"
+./scripts/emulators.sh with target/debug/demo "${apps[@]}" ${args[@]+"${args[@]}"}

@@ -1,7 +1,8 @@
 //! The demo's driver (`./scripts/demo.sh` runs it): seeds realistic billing records
-//! into the local Cosmos emulator, runs the packaged archiver through the host
-//! stand-in, reads hot and archived records through the packaged reader, checks
-//! every answer, and prints a report. Exits non-zero if any check fails.
+//! into the local Cosmos emulator, runs the archiver app through the host stand-in,
+//! reads hot and archived records through the reader app, checks every answer, and
+//! prints a report. Exits non-zero if any check fails. The app folders are the
+//! debug builds demo.sh assembles, or the release packages (`--packaged`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -37,6 +38,9 @@ struct Args {
     /// scripts/demo.sh assembles.
     #[arg(long, default_value = "dist")]
     dist: PathBuf,
+    /// The app folders hold the release packages (for the report).
+    #[arg(long)]
+    release_apps: bool,
     /// Records kept in Cosmos for this many days.
     #[arg(long, default_value_t = 90)]
     after_days: u32,
@@ -96,7 +100,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let (old_sample, new_sample) = (pick(&old), pick(&new));
 
-    // 2. Start both packaged apps under the host stand-in.
+    // 2. Start both apps under the host stand-in.
     let mut settings = app_settings(&stores);
     settings.insert("ARCHIVE_AFTER_DAYS".into(), args.after_days.to_string());
     let reader =
@@ -118,8 +122,8 @@ async fn main() -> anyhow::Result<()> {
         before.insert(r.id.clone(), seen);
     }
 
-    // 4. Plan first, as a team would before turning archiving on: the packaged
-    // archiver's `plan` command, with the app's settings.
+    // 4. Plan first, as a team would before turning archiving on: the archiver
+    // app's `plan` command, with the app's settings.
     say("planning: archiver plan (writes nothing)");
     let archiver_app = AppFolder::load(&args.dist.join("archiver"))?;
     let mut plan_env = archiver_app.settings.clone();
@@ -249,7 +253,14 @@ async fn main() -> anyhow::Result<()> {
         "archiver memory  peak RSS {}",
         peak_rss.map(|b| format!("{:.0} MB", mb(b))).unwrap_or_else(|| "-".into())
     );
-    println!("apps             {} (speed and memory of the release build: ./scripts/bench.sh)", args.dist.display());
+    if args.release_apps {
+        println!("apps             {}: the release packages", args.dist.display());
+    } else {
+        println!(
+            "apps             {}: debug builds (release speed and memory: ./scripts/demo.sh --packaged)",
+            args.dist.display()
+        );
+    }
     println!(
         "read latency     hot  p50 {} p99 {} ({} reads)",
         ms(percentile(&hot, 50.0)),
