@@ -5,7 +5,7 @@
 # checks (scripts/checks/) and every test against the emulators (Schemathesis
 # included), and stops what it started. Exits non-zero on any failure. The tests
 # build in debug, the build demo.sh shares: a release build of every test target
-# measured twice as slow from a clean clone (README, "The two commands").
+# measured twice as slow from a clean clone (BENCHMARKS.md, "Build times").
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/toolchain.sh

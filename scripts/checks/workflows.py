@@ -1,6 +1,6 @@
 """Checks .github/workflows/*.yml without GitHub: each file parses, every action is
-pinned to a commit, every workflow and deploying job states its permissions, and
-deploy.yml deploys only what ci.yml tested, one deployment at a time, in the order
+pinned to a commit, every workflow and deploying job states its permissions, ci.yml
+runs the demo on both builds, and deploy.yml deploys only what ci.yml tested, one deployment at a time, in the order
 infrastructure, reader, archiver (README, "Deploying with GitHub Actions")."""
 
 import re

@@ -34,9 +34,9 @@ struct Args {
     /// Records read per tier for the latency figures and checks.
     #[arg(long, default_value_t = 200)]
     sample: usize,
-    /// The app folders: dist from scripts/package.sh, or the debug builds
-    /// scripts/demo.sh assembles.
-    #[arg(long, default_value = "dist")]
+    /// The app folders: the debug builds scripts/demo.sh assembles, or dist
+    /// from scripts/package.sh (with --release-apps).
+    #[arg(long, default_value = "target/demo-apps")]
     dist: PathBuf,
     /// The app folders hold the release packages (for the report).
     #[arg(long)]
