@@ -20,6 +20,8 @@ WAIT_SECONDS="${EMULATORS_WAIT_SECONDS:-60}"
 COSMOS_EMULATOR_KEY='C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw=='
 
 die() { echo "emulators.sh: $*" >&2; exit 1; }
+# shellcheck source=scripts/install-once.sh
+. "$HERE/install-once.sh"
 
 usage() {
   echo "usage: $0 start|stop <statedir> | with <command...>" >&2
@@ -32,24 +34,12 @@ ensure_npm() {
   local statedir="$1"
   command -v node >/dev/null || die "node is not installed (Node 20 or newer needed)"
   command -v npm >/dev/null || die "npm is not installed"
-  local want stamp="$EMU/node_modules/.emulators-lock.sha256"
-  want="$(sha256sum "$EMU/package-lock.json" | cut -d' ' -f1)"
-  (
-    # Serialize concurrent starts sharing this checkout (lock outside the repo).
-    if command -v flock >/dev/null; then
-      exec 9>"${TMPDIR:-/tmp}/emulators-npm-$(echo "$EMU" | sha256sum | cut -c1-16).lock"
-      flock 9
-    fi
-    if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
-      exit 0
-    fi
-    echo "emulators.sh: installing npm packages in $EMU (npm ci) ..." >&2
-    if ! (cd "$EMU" && npm ci --no-audit --no-fund) >"$statedir/npm.log" 2>&1; then
-      tail -n 30 "$statedir/npm.log" >&2
-      die "npm ci failed (full log: $statedir/npm.log)"
-    fi
-    echo "$want" >"$stamp"
-  )
+  install_once emulators.sh "$EMU/node_modules" "$EMU/package-lock.json" \
+    "$EMU/node_modules/.emulators-lock.sha256" "$statedir/npm.log" npm_ci
+}
+
+npm_ci() {
+  (cd "$EMU" && npm ci --no-audit --no-fund)
 }
 
 # Prints the port from the first line of $1 matching "http://127.0.0.1:PORT".
