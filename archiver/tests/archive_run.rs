@@ -13,17 +13,18 @@ use archiver::run::{Archiver, Outcome, RecordResult, RunStatus, Withdrawal};
 use bytes::Bytes;
 use chrono::{NaiveDate, Utc};
 use futures::TryStreamExt;
+use testkit::cosmos::{fresh_cosmos, seed, upsert_raw};
+use testkit::emulator::{OwnEmulator, TEST_TRANSPORT, emulator_settings};
+use testkit::hooks::{HookedArchive, Hooks, hook};
+use testkit::proxy::Proxy;
+use testkit::sample::{SampleRecord, invoice};
 use tiering::archive::{Archive, BlobArchive, PutCondition};
 use tiering::codec::{self, AgeStamp, ArchiveMeta};
 use tiering::cosmos::CosmosStore;
 use tiering::layout;
 use tiering::record::{AgeField, AgeValue};
-use tiering::sample::{SampleRecord, invoice};
 use tiering::settings::{ArchiverSettings, StoreSettings};
 use tiering::store::StoreError;
-use tiering::testing::{
-    HookedArchive, Hooks, OwnEmulator, Proxy, TEST_TRANSPORT, emulator_settings, fresh_cosmos, hook, seed, upsert_raw,
-};
 
 fn date_days_ago(days: i64) -> NaiveDate {
     (Utc::now() - chrono::Duration::days(days)).date_naive()
@@ -1011,7 +1012,7 @@ async fn an_identity_that_may_not_create_containers_accepts_the_existing_one() {
     let mut blobs_only = f.stores.clone();
     blobs_only.blob_sas = Some(blobs_only_sas());
     let mut missing = blobs_only.clone();
-    missing.archive_container = tiering::testing::unique("missing");
+    missing.archive_container = testkit::emulator::unique("missing");
     let refused = BlobArchive::new(&missing, TEST_TRANSPORT).unwrap().ensure_container().await;
     assert!(refused.is_err(), "the SAS must not create containers: {refused:?}");
 

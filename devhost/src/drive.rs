@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use chrono::{NaiveDate, Utc};
 use futures::StreamExt;
+use testkit::cosmos::upsert_raw;
+use testkit::sample::{SampleRecord, invoice};
 use tiering::cosmos::CosmosStore;
-use tiering::sample::{SampleRecord, invoice};
 use tiering::settings::StoreSettings;
-use tiering::testing::upsert_raw;
 
 /// What a consumer sees of one read.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,9 +14,10 @@ use std::time::Instant;
 use chrono::Utc;
 use devhost::app::{AppFolder, assemble};
 use devhost::host::Host;
+use testkit::cosmos::{fresh_cosmos, seed};
+use testkit::emulator::{emulator_settings, unique};
+use testkit::sample::invoice;
 use tiering::record::AgeField;
-use tiering::sample::invoice;
-use tiering::testing::{emulator_settings, fresh_cosmos, seed, unique};
 
 /// Generated cases per operation and phase: enough to find what the spec and the
 /// server disagree on, few enough to keep the test command short.

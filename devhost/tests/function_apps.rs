@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 use chrono::Utc;
 use devhost::app::{AppFolder, assemble};
 use devhost::host::Host;
+use testkit::cosmos::{fresh_cosmos, seed};
+use testkit::emulator::{emulator_settings, unique};
+use testkit::sample::invoice;
 use tiering::record::AgeField;
-use tiering::sample::invoice;
-use tiering::testing::{emulator_settings, fresh_cosmos, seed, unique};
 
 /// `target/debug`, where `cargo test --workspace` has built both handlers.
 fn built(name: &str) -> PathBuf {
@@ -83,7 +84,7 @@ async fn both_apps_run_under_the_host_and_archived_records_read_back_unchanged()
     for r in old.iter().chain(&new) {
         let answer = get(&http, url(&r.id)).await;
         assert_eq!(answer.status, 200, "{}", r.id);
-        assert!(tiering::sample::same_data(&answer.body, r.json.as_bytes()), "{} differs from what was seeded", r.id);
+        assert!(testkit::sample::same_data(&answer.body, r.json.as_bytes()), "{} differs from what was seeded", r.id);
         before.push(answer);
     }
 

@@ -10,10 +10,11 @@ use std::time::Duration;
 use archiver::run::Archiver;
 use chrono::Utc;
 use serde_json::{Value, json};
+use testkit::cosmos::{fresh_cosmos, upsert_raw};
+use testkit::emulator::{OwnEmulator, TEST_TRANSPORT, emulator_settings};
 use tiering::archive::{Archive, BlobArchive, PutCondition};
 use tiering::record::AgeField;
 use tiering::settings::{ArchiverSettings, ReaderSettings};
-use tiering::testing::{OwnEmulator, TEST_TRANSPORT, emulator_settings, fresh_cosmos, upsert_raw};
 
 fn spec() -> Value {
     serde_norway::from_str(include_str!("../openapi.yaml")).unwrap()

@@ -11,18 +11,18 @@ use std::time::{Duration, Instant};
 
 use archiver::run::Archiver;
 use chrono::{NaiveDate, Utc};
+use testkit::cosmos::{Indexing, fresh_cosmos, fresh_cosmos_with, upsert_raw};
+use testkit::emulator::{OwnEmulator, TEST_TRANSPORT, emulator_settings};
+use testkit::hooks::{HookedArchive, Hooks, hook};
+use testkit::proxy::Proxy;
+use testkit::sample::invoice;
 use tiering::archive::{Archive, BlobArchive, PutCondition};
 use tiering::codec::{self, ArchiveMeta};
 use tiering::cosmos::CosmosStore;
 use tiering::layout;
 use tiering::record::AgeField;
-use tiering::sample::invoice;
 use tiering::settings::{ArchiverSettings, ReaderSettings, StoreSettings};
 use tiering::store::Transport;
-use tiering::testing::{
-    HookedArchive, Hooks, Indexing, OwnEmulator, Proxy, TEST_TRANSPORT, emulator_settings, fresh_cosmos,
-    fresh_cosmos_with, hook, upsert_raw,
-};
 
 struct App {
     addr: SocketAddr,

@@ -410,9 +410,9 @@ impl CosmosStore {
         Ok(())
     }
 
-    /// The container client, for the test and demo helpers in [`crate::testing`].
-    #[cfg(feature = "testing")]
-    pub(crate) fn container_client(&self) -> &ContainerClient {
+    /// The SDK's container client, for what this type does not wrap (the test
+    /// kit's raw writes).
+    pub fn container_client(&self) -> &ContainerClient {
         &self.container
     }
 }

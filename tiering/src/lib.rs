@@ -20,9 +20,9 @@
 //! - [`archive`]: the Blob side: conditional uploads, reads, listing.
 //! - [`identity`]: Managed Identity when no emulator key or SAS is set.
 //! - [`telemetry`]: tracing set-up for both binaries.
-//! - `testing` and `sample` (feature `testing`, never in the production binaries):
-//!   emulator settings, container set-up and seeding, a fault-injecting TCP proxy,
-//!   and realistic sample invoices for the tests, the demo and the benchmark.
+//!
+//! Test support (emulators, a fault-injecting proxy, an in-memory archive, sample
+//! invoices) lives in the `testkit` crate, so no build of the apps carries it.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
@@ -34,10 +34,6 @@ pub mod identity;
 pub mod layout;
 pub mod listing;
 pub mod record;
-#[cfg(feature = "testing")]
-pub mod sample;
 pub mod settings;
 pub mod store;
 pub mod telemetry;
-#[cfg(feature = "testing")]
-pub mod testing;

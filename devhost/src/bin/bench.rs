@@ -1,7 +1,7 @@
 //! The benchmark (`./scripts/bench.sh` runs it). Every figure is measured next to a
 //! baseline from the same run, on the same data and at the same network latency,
 //! because the machine is noisy; the latency is added by TCP proxies in front of
-//! both emulators (`tiering::testing::Proxy`). BENCHMARKS.md explains the targets.
+//! both emulators (`testkit::proxy::Proxy`). BENCHMARKS.md explains the targets.
 //!
 //! - Archive throughput of the packaged archiver (default settings) at each round
 //!   trip, against (a) a minimal copy loop with the same SDKs, no compression and
@@ -30,15 +30,17 @@ use devhost::host::Host;
 use devhost::stats::percentile;
 use futures::StreamExt;
 use serde::Serialize;
+use testkit::cosmos::{Indexing, ensure_container};
+use testkit::emulator::unique;
+use testkit::proxy::Proxy;
+use testkit::sample::SampleRecord;
 use tiering::archive::{Archive, BlobArchive, PutCondition};
 use tiering::codec;
 use tiering::cosmos::CosmosStore;
 use tiering::layout;
 use tiering::record::{AgeField, AgeValue, RawDocument};
-use tiering::sample::SampleRecord;
 use tiering::settings::StoreSettings;
 use tiering::store::Transport;
-use tiering::testing::{Indexing, Proxy, ensure_container, unique};
 
 #[derive(Debug, Parser)]
 #[command(about = "Archive throughput, memory and read latency against in-run baselines, at added network latency")]
@@ -332,7 +334,7 @@ async fn memory(args: &Args, rtt: u64, results: &mut Results) -> anyhow::Result<
     let data: Vec<SampleRecord> = (0..args.memory_records)
         .map(|i| {
             let date = today - chrono::Duration::days(100 + i as i64 % 300);
-            tiering::sample::invoice(&format!("cust-{:03}", i % 40), &format!("big-{i:05}"), date, 300_000, i as u64)
+            testkit::sample::invoice(&format!("cust-{:03}", i % 40), &format!("big-{i:05}"), date, 300_000, i as u64)
         })
         .collect();
     say(format!("memory at {rtt} ms: {} records of 300 KB", data.len()));
@@ -353,7 +355,7 @@ async fn reads(args: &Args, rtt: u64, results: &mut Results) -> anyhow::Result<(
     let cold = dataset(args.reads, 300, 100..456, 11)
         .into_iter()
         .enumerate()
-        .map(|(i, r)| tiering::sample::invoice(&r.customer_id, &r.id, r.invoice_date, 300_000, i as u64))
+        .map(|(i, r)| testkit::sample::invoice(&r.customer_id, &r.id, r.invoice_date, 300_000, i as u64))
         .collect::<Vec<_>>();
     let hot = dataset(args.reads, args.max_kb, 0..30, 12);
     say(format!("reads at {rtt} ms: {} hot (up to {} KB), {} cold (300 KB)", hot.len(), args.max_kb, cold.len()));

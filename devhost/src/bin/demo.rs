@@ -15,12 +15,12 @@ use devhost::app::AppFolder;
 use devhost::drive::{app_settings, dataset, mb, ms, read, seed};
 use devhost::host::Host;
 use devhost::stats::{Prices, monthly_cost, percentile};
+use testkit::cosmos::{Indexing, ensure_container};
+use testkit::sample::{SampleRecord, same_data};
 use tiering::cosmos::CosmosStore;
 use tiering::record::AgeField;
-use tiering::sample::{SampleRecord, same_data};
 use tiering::settings::StoreSettings;
 use tiering::store::Transport;
-use tiering::testing::{Indexing, ensure_container};
 
 #[derive(Debug, Parser)]
 #[command(about = "Seed, archive and read back billing records on the local emulators")]

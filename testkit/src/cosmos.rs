@@ -1,0 +1,90 @@
+//! Cosmos set-up for tests, the demo and the benchmark: databases and containers
+//! as a production team has them, and raw documents written as given.
+
+use azure_data_cosmos::CosmosClient;
+use serde_json::value::RawValue;
+use tiering::cosmos::CosmosStore;
+use tiering::record::AgeField;
+use tiering::settings::StoreSettings;
+use tiering::store::StoreError;
+
+use crate::emulator::TEST_TRANSPORT;
+use crate::sample::SampleRecord;
+
+/// The indexing policy of a container the tests create.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Indexing {
+    /// What Cosmos gives a container created without a policy, as production
+    /// containers usually are: range indexes on every path, no composite index.
+    Default,
+    /// The default plus a composite index on (age field DESC, id ASC).
+    Composite,
+}
+
+/// Creates the database and container if missing, partitioned by `/customerId`.
+pub async fn ensure_container(
+    client: &CosmosClient,
+    database: &str,
+    container: &str,
+    age_field: &AgeField,
+    indexing: Indexing,
+) -> anyhow::Result<()> {
+    use azure_data_cosmos::models::{
+        CompositeIndex, CompositeIndexOrder, CompositeIndexProperty, ContainerProperties, IndexingMode, IndexingPolicy,
+        PartitionKeyDefinition, PropertyPath,
+    };
+    match client.create_database(database, None).await {
+        Ok(_) => {}
+        Err(e) if e.status().is_conflict() => {}
+        Err(e) => return Err(anyhow::anyhow!("create database {database}: {e}")),
+    }
+    let mut properties = ContainerProperties::new(container.to_owned(), PartitionKeyDefinition::from("/customerId"));
+    if indexing == Indexing::Composite {
+        let listing = CompositeIndex::default()
+            .with_property(CompositeIndexProperty::new(
+                format!("/{}", age_field.name()),
+                CompositeIndexOrder::Descending,
+            ))
+            .with_property(CompositeIndexProperty::new("/id", CompositeIndexOrder::Ascending));
+        let mut policy = IndexingPolicy::default()
+            .with_indexing_mode(IndexingMode::Consistent)
+            .with_included_path(PropertyPath::default().with_path("/*"))
+            .with_composite_index(listing);
+        policy.automatic = true;
+        properties = properties.with_indexing_policy(policy);
+    }
+    match client.database_client(database).create_container(properties, None).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.status().is_conflict() => Ok(()),
+        Err(e) => Err(anyhow::anyhow!("create container {database}/{container}: {e}")),
+    }
+}
+
+/// Creates the settings' database and container (default indexing, as a live
+/// production container has) and returns a store on it.
+pub async fn fresh_cosmos(settings: &StoreSettings) -> CosmosStore {
+    fresh_cosmos_with(settings, Indexing::Default).await
+}
+
+/// [`fresh_cosmos`] with a chosen indexing policy.
+pub async fn fresh_cosmos_with(settings: &StoreSettings, indexing: Indexing) -> CosmosStore {
+    let client = CosmosStore::client(settings, TEST_TRANSPORT).await.expect("cosmos client");
+    ensure_container(&client, &settings.cosmos_database, &settings.cosmos_container, &settings.age_field, indexing)
+        .await
+        .expect("create container");
+    CosmosStore::connect(settings, TEST_TRANSPORT).await.expect("open container")
+}
+
+/// Writes a raw JSON document as given, replacing any version there.
+pub async fn upsert_raw(store: &CosmosStore, customer_id: &str, id: &str, json: &str) -> Result<(), StoreError> {
+    let raw = RawValue::from_string(json.to_owned()).map_err(|e| StoreError::Other(e.to_string()))?;
+    store.container_client().upsert_item(customer_id.to_owned(), id, &*raw, None).await?;
+    Ok(())
+}
+
+/// Writes sample records into Cosmos.
+pub async fn seed(cosmos: &CosmosStore, records: &[SampleRecord]) {
+    for r in records {
+        upsert_raw(cosmos, &r.customer_id, &r.id, &r.json).await.unwrap_or_else(|e| panic!("seeding {}: {e}", r.id));
+    }
+}

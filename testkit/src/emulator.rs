@@ -1,0 +1,147 @@
+//! The local emulators: settings for the ones `scripts/emulators.sh` started,
+//! unique names so tests share them without seeing each other's data, and
+//! private emulator processes a test can stop (outages) or configure (faults).
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use tiering::record::AgeField;
+use tiering::settings::StoreSettings;
+use tiering::store::Transport;
+
+/// Short limits so a test that hits a dead store fails in seconds, not minutes.
+pub const TEST_TRANSPORT: Transport = Transport {
+    retries: 1,
+    per_try_timeout: std::time::Duration::from_secs(10),
+    total: std::time::Duration::from_secs(15),
+};
+
+/// A name no other test (or earlier run) uses: `prefix` + pid + counter, lowercase
+/// letters, digits and `-` only, so it is valid for databases and blob containers.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Emulator settings from the environment `scripts/test.sh` exports, with fresh names.
+pub fn emulator_settings(age_field: AgeField) -> StoreSettings {
+    let mut settings = StoreSettings::from_env()
+        .unwrap_or_else(|e| panic!("{e}: integration tests need the emulators; run them through ./scripts/test.sh"));
+    settings.cosmos_database = unique("db");
+    settings.cosmos_container = "records".into();
+    settings.archive_container = unique("archive");
+    settings.age_field = age_field;
+    settings
+}
+
+/// An emulator process of a test's own, for outages: the test stops it, and it is
+/// stopped on drop in any case.
+#[derive(Debug)]
+pub struct OwnEmulator {
+    child: std::sync::Mutex<std::process::Child>,
+    /// The endpoint to put in settings.
+    pub endpoint: String,
+}
+
+impl OwnEmulator {
+    /// A private Azurite (blob) on a free port.
+    pub fn azurite() -> Self {
+        let port = free_port();
+        let mut command = std::process::Command::new(emulator_bin("azurite-blob"));
+        command
+            .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string(), "--skipApiVersionCheck", "--loose"])
+            .args(["--disableTelemetry", "--inMemoryPersistence", "--silent"])
+            .current_dir(std::env::temp_dir());
+        Self::spawn(command, port, format!("http://127.0.0.1:{port}/devstoreaccount1"))
+    }
+
+    /// A private Cosmos emulator (the project's patched server) on a free port.
+    pub fn cosmos() -> Self {
+        Self::cosmos_throttling(0)
+    }
+
+    /// A private Cosmos emulator that answers every `every`th document request
+    /// with 429 and `x-ms-retry-after-ms` (0 = never).
+    pub fn cosmos_throttling(every: u32) -> Self {
+        Self::cosmos_on(free_port(), every)
+    }
+
+    /// A private Cosmos emulator on `port` (to bring one back where another was stopped).
+    pub fn cosmos_on(port: u16, throttle_every: u32) -> Self {
+        Self::cosmos_with(port, &[("COSMOS_EMULATOR_THROTTLE_EVERY", throttle_every.to_string())])
+    }
+
+    /// A private Cosmos emulator that answers every request of `method` (say
+    /// `DELETE`) with `status` (429 with a retry delay, 403, 503, ...).
+    pub fn cosmos_failing(method: &str, status: u16) -> Self {
+        Self::cosmos_with(
+            free_port(),
+            &[
+                ("COSMOS_EMULATOR_THROTTLE_EVERY", "1".into()),
+                ("COSMOS_EMULATOR_FAULT_METHOD", method.into()),
+                ("COSMOS_EMULATOR_FAULT_STATUS", status.to_string()),
+            ],
+        )
+    }
+
+    fn cosmos_with(port: u16, env: &[(&str, String)]) -> Self {
+        let script = format!("{}/../scripts/emulators/cosmos-server.js", env!("CARGO_MANIFEST_DIR"));
+        let mut command = std::process::Command::new("node");
+        command.args([script.as_str(), "--port", &port.to_string()]);
+        command.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+        Self::spawn(command, port, format!("http://127.0.0.1:{port}/"))
+    }
+
+    fn spawn(mut command: std::process::Command, port: u16, endpoint: String) -> Self {
+        let child = command
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("starting an emulator (npm packages installed?)");
+        let me = Self { child: std::sync::Mutex::new(child), endpoint };
+        for _ in 0..150 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return me;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("emulator did not listen on port {port} within 15 s");
+    }
+
+    /// The port the emulator listens on.
+    pub fn port(&self) -> u16 {
+        port_of(&self.endpoint)
+    }
+
+    /// Kills the process and waits for it: from now on connections are refused.
+    pub fn stop(&self) {
+        if let Ok(mut child) = self.child.lock() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnEmulator {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The port of an `http://127.0.0.1:PORT/...` endpoint (0 when there is none).
+pub fn port_of(endpoint: &str) -> u16 {
+    url::Url::parse(endpoint).ok().and_then(|u| u.port()).unwrap_or(0)
+}
+
+/// `endpoint` with its port replaced (to route a store through a [`Proxy`]).
+pub fn with_port(endpoint: &str, port: u16) -> String {
+    let mut url = url::Url::parse(endpoint).expect("an endpoint URL");
+    let _ = url.set_port(Some(port));
+    url.to_string()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+fn emulator_bin(name: &str) -> String {
+    format!("{}/../scripts/emulators/node_modules/.bin/{name}", env!("CARGO_MANIFEST_DIR"))
+}
