@@ -16,8 +16,9 @@ use tiering::store::Transport;
 use tokio::sync::OnceCell;
 use tracing::info;
 
-use crate::run::{Archiver, Summary};
+use crate::run::Summary;
 use crate::startup;
+use crate::startup::Archiver;
 
 /// The function name the host invokes (docs/function-apps.md).
 pub const FUNCTION_NAME: &str = "ArchiveBillingRecords";

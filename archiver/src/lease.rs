@@ -7,7 +7,7 @@
 //! container, renewed in the background. A pass that cannot take it does nothing
 //! and says so.
 //!
-//! The lease is also a fence: [`RunLease::valid`] turns false a safety margin
+//! The lease is also a fence: [`RunLease::holds`] turns false a safety margin
 //! before the lease could lapse (renewals failed or were too slow), and every
 //! destructive step (replacing a copy, deleting from Cosmos, withdrawing a copy)
 //! checks it first. A record whose step comes too late is left as it is.
@@ -73,7 +73,7 @@ impl RunLease {
     }
 
     /// True while the lease certainly holds; false once it may lapse soon.
-    pub fn valid(&self) -> bool {
+    pub fn holds(&self) -> bool {
         self.valid_until.lock().is_ok_and(|until| Instant::now() < *until)
     }
 
@@ -143,5 +143,49 @@ async fn renew(archive: Arc<dyn Archive>, lease_id: String, valid_until: Arc<Mut
                 wait = RENEW_RETRY;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use testkit::memory::MemoryArchive;
+
+    #[tokio::test(start_paused = true)]
+    async fn one_holder_at_a_time_and_renewals_keep_it_for_as_long_as_the_run_takes() {
+        let memory = MemoryArchive::new();
+        let archive: Arc<dyn Archive> = Arc::new(memory.clone());
+        let lease = RunLease::acquire(archive.clone()).await.unwrap().expect("the first taker holds it");
+        assert!(lease.holds());
+        assert!(RunLease::acquire(archive.clone()).await.unwrap().is_none(), "a second pass does nothing");
+        tokio::time::sleep(Duration::from_secs(10 * 60)).await;
+        assert!(lease.holds(), "renewed all along");
+        assert!(RunLease::acquire(archive.clone()).await.unwrap().is_none());
+        lease.release().await;
+        assert!(RunLease::acquire(archive).await.unwrap().is_some(), "released at once, not after it lapses");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_broken_lease_stops_holding_before_anyone_else_can_rely_on_it() {
+        let memory = MemoryArchive::new();
+        let archive: Arc<dyn Archive> = Arc::new(memory.clone());
+        let lease = RunLease::acquire(archive.clone()).await.unwrap().unwrap();
+        memory.break_lease(LOCK_BLOB);
+        let other = RunLease::acquire(archive.clone()).await.unwrap().expect("an operator took it");
+        tokio::time::sleep(RENEW_EVERY + Duration::from_secs(1)).await;
+        assert!(!lease.holds(), "the first renewal after the break finds the lease lost");
+        assert!(other.holds());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_renewals_the_lease_stops_holding_a_margin_before_it_could_lapse() {
+        let memory = MemoryArchive::new();
+        let archive: Arc<dyn Archive> = Arc::new(memory.clone());
+        let lease = RunLease::acquire(archive).await.unwrap().unwrap();
+        lease.renewer.abort();
+        tokio::time::sleep(LEASE - MARGIN - Duration::from_secs(1)).await;
+        assert!(lease.holds());
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(!lease.holds(), "false {MARGIN:?} before the lease lapses");
     }
 }

@@ -12,7 +12,7 @@ use tiering::record::validate_id;
 use tiering::store::StoreError;
 
 use crate::lease::RunLease;
-use crate::run::Archiver;
+use crate::startup::Archiver;
 
 /// Blobs checked at once by [`verify`].
 const VERIFY_CONCURRENCY: usize = 8;
@@ -199,7 +199,7 @@ async fn check_batch(
         }
         let action = match lease {
             None => "kept",
-            Some(lease) if !lease.valid() => {
+            Some(lease) if !lease.holds() => {
                 report.withdraw_failed += 1;
                 "failed"
             }
@@ -366,7 +366,7 @@ async fn restore_one(
         Err(e) => return Err(e).context("writing to Cosmos"),
     }
     anyhow::ensure!(
-        lease.valid(),
+        lease.holds(),
         "restored {id:?}, but the run lease may lapse: the archived copy {name} stays; run `archiver verify --shadowed`"
     );
     match archiver.archive.delete_if_match(name, &stored.info.etag).await {
@@ -439,7 +439,7 @@ pub async fn restore_customer(
         ..Default::default()
     };
     let lease = if dry_run { None } else { Some(take_lease(archiver, patience).await?) };
-    let valid = || lease.as_ref().is_none_or(RunLease::valid);
+    let lease_holds = || lease.as_ref().is_none_or(RunLease::holds);
     let names = archiver
         .archive
         .list(&layout::customer_prefix(customer_id))
@@ -457,10 +457,10 @@ pub async fn restore_customer(
             return Err(e).context("listing the customer's archived copies");
         }
     };
-    let (window, field, valid) = (&window, &field, &valid);
+    let (window, field, lease_holds) = (&window, &field, &lease_holds);
     let mut steps = futures::stream::iter(names)
         .map(|(name, id)| async move {
-            let outcome = restore_copy(archiver, customer_id, &id, &name, field, window, dry_run, valid).await;
+            let outcome = restore_copy(archiver, customer_id, &id, &name, field, window, dry_run, lease_holds).await;
             (name, outcome)
         })
         .buffer_unordered(VERIFY_CONCURRENCY);
@@ -506,7 +506,7 @@ async fn restore_copy(
     field: &tiering::record::AgeField,
     window: &tiering::listing::Window,
     dry_run: bool,
-    valid: &(dyn Fn() -> bool + Sync),
+    lease_holds: &(dyn Fn() -> bool + Sync),
 ) -> CopyRestore {
     let stored = match archiver.archive.get(name).await {
         Ok(stored) => stored,
@@ -532,10 +532,11 @@ async fn restore_copy(
     if dry_run {
         return CopyRestore::WouldRestore;
     }
-    if !valid() {
+    if !lease_holds() {
         return CopyRestore::Failed("the run lease may lapse; not restored".into());
     }
-    let withdraw = || async { valid() && archiver.archive.delete_if_match(name, &stored.info.etag).await.is_ok() };
+    let withdraw =
+        || async { lease_holds() && archiver.archive.delete_if_match(name, &stored.info.etag).await.is_ok() };
     match archiver.cosmos.create_raw(customer_id, id, &body).await {
         Ok(()) => CopyRestore::Created { withdrawn: withdraw().await },
         Err(StoreError::AlreadyExists) => match archiver.cosmos.read(customer_id, id).await {

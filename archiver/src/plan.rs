@@ -29,12 +29,12 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use tiering::codec;
-use tiering::layout;
-use tiering::record::{AgeField, AgeValue, RawDocument, parse_iso_instant, validate_id};
-use tiering::settings::parse_schedule;
+use tiering::record::{AgeField, AgeValue, RawDocument, RecordError, parse_iso_instant};
+use tiering::settings::{ArchiverSettings, parse_schedule};
 use tiering::store::StoreError;
 
-use crate::run::Archiver;
+use crate::decide::{self, Eligibility};
+use crate::startup::Archiver;
 
 /// Rows per page of the counting walk: tiny rows, so large pages.
 const COUNT_PAGE: u32 = 1000;
@@ -189,138 +189,194 @@ fn median(mut values: Vec<Duration>) -> Duration {
 }
 
 /// Plans the archiving of everything aged at `now`. Writes nothing.
+///
+/// Each bullet of the module docs is one step: [`count`], [`sample`],
+/// [`round_trips`] (the I/O) and [`estimate`] (pure arithmetic on what they found).
 pub async fn plan(archiver: &Archiver, now: DateTime<Utc>, options: &PlanOptions) -> Result<Plan, StoreError> {
     let settings = &archiver.settings;
-    let field = &settings.stores.age_field;
-    let cosmos = &archiver.cosmos;
-    let cutoff = Archiver::cutoff(field, now, settings.after_days);
-    let mut spent = 0.0;
+    let cutoff = Archiver::cutoff(&settings.stores.age_field, now, settings.after_days);
+    let counts = count(archiver, &cutoff, options.max_request_units).await?;
+    let sample = sample(archiver, &cutoff, options.sample).await?;
+    let trips = round_trips(archiver, &sample.to_read).await;
+    Ok(estimate(settings, now, &cutoff, options, &counts, &sample, &trips))
+}
 
-    // 1. Count, exactly, what a run would archive: the archiver's rules on light rows.
-    let mut pages = cosmos.aged_rows(&cutoff, COUNT_PAGE).await?;
-    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-    let (mut records, mut blocked, mut partial) = (0u64, 0u64, false);
+/// What the counting walk found.
+#[derive(Debug, Clone, Default)]
+pub struct Counts {
+    /// Archivable records per month of age.
+    pub months: BTreeMap<String, u64>,
+    pub records: u64,
+    pub blocked: u64,
+    /// The walk stopped at the request-unit limit: the counts are a lower bound.
+    pub partial: bool,
+    pub request_charge: f64,
+}
+
+/// Step 1. Counts, exactly, what a run would archive: the archiver's own rule
+/// ([`decide::eligibility`]) on light rows, until `max_request_units` are spent.
+pub async fn count(archiver: &Archiver, cutoff: &AgeValue, max_request_units: f64) -> Result<Counts, StoreError> {
+    let field = &archiver.settings.stores.age_field;
+    let mut pages = archiver.cosmos.aged_rows(cutoff, COUNT_PAGE).await?;
+    let mut counts = Counts::default();
     while let Some(page) = pages.next_page().await {
         let page = page?;
-        spent += page.request_charge;
+        counts.request_charge += page.request_charge;
         for raw in page.docs {
             let row: Row = serde_json::from_slice(&raw)?;
-            let Some(age) = row.age.and_then(|a| AgeValue::from_json(field, a.get().as_bytes()).ok()) else {
-                continue; // the run would find it not aged (an unusable age value)
-            };
-            if age >= cutoff {
-                continue;
-            }
-            let archivable = match (row.id, row.customer_id) {
-                (Some(id), Some(customer)) => {
-                    validate_id("id", &id).is_ok()
-                        && validate_id("customerId", &customer).is_ok()
-                        && layout::blob_name(&customer, &id).is_ok()
+            let age = row
+                .age
+                .ok_or(RecordError::MissingProperty("age"))
+                .and_then(|a| AgeValue::from_json(field, a.get().as_bytes()));
+            let month = age.as_ref().map(|age| month_of(field, age)).unwrap_or_default();
+            match decide::eligibility(row.id.as_deref(), row.customer_id.as_deref(), age, cutoff) {
+                Eligibility::Archive { .. } => {
+                    counts.records += 1;
+                    *counts.months.entry(month).or_default() += 1;
                 }
-                _ => false,
-            };
-            if archivable {
-                records += 1;
-                *counts.entry(month_of(field, &age)).or_default() += 1;
-            } else {
-                blocked += 1;
+                Eligibility::Blocked(_) => counts.blocked += 1,
+                Eligibility::NotAged => {}
             }
         }
-        if spent >= options.max_request_units {
-            partial = true;
+        if counts.request_charge >= max_request_units {
+            counts.partial = true;
             break;
         }
     }
+    Ok(counts)
+}
 
-    // 2. Sample whole records as the archiver reads them: sizes, compression, charges.
-    let mut sample = cosmos.aged_records(&cutoff, SAMPLE_PAGE).await?;
-    let (mut sample_records, mut sample_bytes, mut sample_stored, mut sample_full_kb) = (0u64, 0u64, 0u64, 0.0);
-    let mut query_charge = 0.0;
-    let mut by_month: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    let mut to_read: Vec<(String, String, f64)> = Vec::new();
-    let mut compress_time = Duration::ZERO;
-    let sample_started = Instant::now();
-    'pages: while let Some(page) = sample.next_page().await {
+/// What the sample of whole records showed.
+#[derive(Debug, Clone, Default)]
+pub struct Sample {
+    pub records: u64,
+    /// Bodies as the read API serves them, and compressed.
+    pub bytes: u64,
+    pub stored: u64,
+    /// Whole items as the query reads them (system properties too).
+    pub full_kb: f64,
+    pub query_charge: f64,
+    /// Per month of age: records and body bytes.
+    pub by_month: BTreeMap<String, (u64, u64)>,
+    /// Records to point-read for the charge per read: (customer, id, KB).
+    pub to_read: Vec<(String, String, f64)>,
+    pub elapsed: Duration,
+    pub compress_time: Duration,
+}
+
+/// Step 2. Reads the first `limit` aged records whole, through the archiver's
+/// own query, and strips and compresses them as the archiver would.
+pub async fn sample(archiver: &Archiver, cutoff: &AgeValue, limit: usize) -> Result<Sample, StoreError> {
+    let field = &archiver.settings.stores.age_field;
+    let mut pages = archiver.cosmos.aged_records(cutoff, SAMPLE_PAGE).await?;
+    let mut sample = Sample::default();
+    let started = Instant::now();
+    'pages: while let Some(page) = pages.next_page().await {
         let page = page?;
-        query_charge += page.request_charge;
+        sample.query_charge += page.request_charge;
         for raw in page.docs {
             let full_kb = raw.len() as f64 / 1024.0;
             let Ok(doc) = RawDocument::parse(raw) else { continue };
             let Ok(age) = doc.age(field) else { continue };
             let (Ok(id), Some(customer)) = (doc.id(), doc.get::<String>("customerId")) else { continue };
-            let started = Instant::now();
+            let compressing = Instant::now();
             let body = Bytes::from(doc.without_system_properties());
             let length = body.len() as u64;
             let stored = tokio::task::spawn_blocking(move || codec::compress(&body).len() as u64)
                 .await
                 .map_err(|e| StoreError::Other(e.to_string()))?;
-            compress_time += started.elapsed();
-            sample_records += 1;
-            sample_bytes += length;
-            sample_stored += stored;
-            sample_full_kb += full_kb;
-            let entry = by_month.entry(month_of(field, &age)).or_default();
+            sample.compress_time += compressing.elapsed();
+            sample.records += 1;
+            sample.bytes += length;
+            sample.stored += stored;
+            sample.full_kb += full_kb;
+            let entry = sample.by_month.entry(month_of(field, &age)).or_default();
             entry.0 += 1;
             entry.1 += length;
-            if to_read.len() < POINT_READS {
-                to_read.push((customer, id, full_kb));
+            if sample.to_read.len() < POINT_READS {
+                sample.to_read.push((customer, id, full_kb));
             }
-            if sample_records as usize >= options.sample {
+            if sample.records as usize >= limit {
                 break 'pages;
             }
         }
     }
-    let sample_time = sample_started.elapsed();
-    spent += query_charge;
+    sample.elapsed = started.elapsed();
+    Ok(sample)
+}
 
-    // Point reads: the charge per read as a + b x KB (least squares), and Cosmos' round trip.
+/// What the round trips measured.
+#[derive(Debug, Clone, Default)]
+pub struct RoundTrips {
+    /// (KB, RU) of each point read.
+    pub reads: Vec<(f64, f64)>,
+    pub cosmos: Duration,
+    pub blob: Duration,
+}
+
+/// Step 3. Point-reads the sampled records (the charge per read, Cosmos' round
+/// trip) and asks the archive for three missing blobs (its round trip).
+pub async fn round_trips(archiver: &Archiver, to_read: &[(String, String, f64)]) -> RoundTrips {
     let mut reads = Vec::new();
     let mut cosmos_trips = Vec::new();
-    for (customer, id, kb) in &to_read {
+    for (customer, id, kb) in to_read {
         let started = Instant::now();
-        if let Ok(item) = cosmos.read(customer, id).await {
+        if let Ok(item) = archiver.cosmos.read(customer, id).await {
             cosmos_trips.push(started.elapsed());
-            spent += item.request_charge;
             reads.push((*kb, item.request_charge));
         }
     }
-    let (a, b) = fit(&reads);
     let mut blob_trips = Vec::new();
     for i in 0..3 {
         let started = Instant::now();
         let _ = archiver.archive.head(&format!("state/plan-probe-{i}")).await;
         blob_trips.push(started.elapsed());
     }
+    RoundTrips { reads, cosmos: median(cosmos_trips), blob: median(blob_trips) }
+}
 
-    // 3. Estimates.
+/// Step 4. The plan from what the steps found. Pure.
+pub fn estimate(
+    settings: &ArchiverSettings,
+    now: DateTime<Utc>,
+    cutoff: &AgeValue,
+    options: &PlanOptions,
+    counts: &Counts,
+    sample: &Sample,
+    trips: &RoundTrips,
+) -> Plan {
+    let field = &settings.stores.age_field;
+    let records = counts.records;
+    let (a, b) = fit(&trips.reads);
     let mean = |bytes: u64, n: u64| if n == 0 { 0.0 } else { bytes as f64 / n as f64 };
-    let overall_mean = mean(sample_bytes, sample_records);
+    let overall_mean = mean(sample.bytes, sample.records);
     let months: Vec<Month> = counts
+        .months
         .iter()
         .map(|(month, n)| {
-            let size = by_month.get(month).map_or(overall_mean, |(k, bytes)| mean(*bytes, *k));
+            let size = sample.by_month.get(month).map_or(overall_mean, |(k, bytes)| mean(*bytes, *k));
             Month { month: month.clone(), records: *n, bytes: (size * *n as f64).round() as u64 }
         })
         .collect();
     let bytes: u64 = months.iter().map(|m| m.bytes).sum();
-    let ratio = if sample_stored == 0 { 1.0 } else { sample_bytes as f64 / sample_stored as f64 };
+    let ratio = if sample.stored == 0 { 1.0 } else { sample.bytes as f64 / sample.stored as f64 };
     let compressed_bytes = (bytes as f64 / ratio).round() as u64;
     // The query reads whole items (system properties too): scale by what the sample saw.
     let full_kb_total =
-        if sample_bytes == 0 { 0.0 } else { sample_full_kb * 1024.0 / sample_bytes as f64 * bytes as f64 / 1024.0 };
-    let read_per_kb = if sample_full_kb == 0.0 { 0.0 } else { query_charge / sample_full_kb };
+        if sample.bytes == 0 { 0.0 } else { sample.full_kb * 1024.0 / sample.bytes as f64 * bytes as f64 / 1024.0 };
+    let read_per_kb = if sample.full_kb == 0.0 { 0.0 } else { sample.query_charge / sample.full_kb };
     let read = read_per_kb * full_kb_total;
     let delete = options.delete_ru_factor * (a * records as f64 + b * full_kb_total);
     let total = read + delete;
     let per_record = if records == 0 { 0.0 } else { total / records as f64 };
 
-    let cosmos_ms = median(cosmos_trips).as_secs_f64() * 1000.0;
-    let blob_ms = median(blob_trips).as_secs_f64() * 1000.0;
+    let cosmos_ms = trips.cosmos.as_secs_f64() * 1000.0;
+    let blob_ms = trips.blob.as_secs_f64() * 1000.0;
     let per_sample =
-        |d: Duration| if sample_records == 0 { 0.0 } else { d.as_secs_f64() * 1000.0 / sample_records as f64 };
+        |d: Duration| if sample.records == 0 { 0.0 } else { d.as_secs_f64() * 1000.0 / sample.records as f64 };
     // Upload and read back (two blob trips), delete (one Cosmos trip), a share of
     // the query, and compression; the reads of the verify step decompress too.
-    let ms_per_record = 2.0 * blob_ms + cosmos_ms + per_sample(sample_time) + 2.0 * per_sample(compress_time);
+    let ms_per_record = 2.0 * blob_ms + cosmos_ms + per_sample(sample.elapsed) + 2.0 * per_sample(sample.compress_time);
     let latency_rate = if ms_per_record > 0.0 { settings.concurrency as f64 * 1000.0 / ms_per_record } else { 0.0 };
     let budget_rate = if settings.max_ru_per_second > 0 && per_record > 0.0 {
         f64::from(settings.max_ru_per_second) / per_record
@@ -342,14 +398,15 @@ pub async fn plan(archiver: &Archiver, now: DateTime<Utc>, options: &PlanOptions
     let round2 = |x: f64| (x * 100.0).round() / 100.0;
     // Costs keep hundredths of a cent: a small container's saving is real, if tiny.
     let round4 = |x: f64| (x * 10_000.0).round() / 10_000.0;
-    Ok(Plan {
+    let spent = counts.request_charge + sample.query_charge + trips.reads.iter().map(|r| r.1).sum::<f64>();
+    Plan {
         age_field: field.name().to_owned(),
         cutoff: cutoff.to_metadata(),
-        counted: if partial { "partial" } else { "exact" },
+        counted: if counts.partial { "partial" } else { "exact" },
         records,
-        blocked,
+        blocked: counts.blocked,
         months,
-        sample_records,
+        sample_records: sample.records,
         bytes,
         compressed_bytes,
         compression_ratio: round2(ratio),
@@ -386,7 +443,7 @@ pub async fn plan(archiver: &Archiver, now: DateTime<Utc>, options: &PlanOptions
             prices: p.clone(),
         },
         plan_request_units: round2(spent),
-    })
+    }
 }
 
 /// Least-squares line through (KB, RU); a flat charge when the sample cannot tell.
@@ -487,6 +544,61 @@ pub fn render(plan: &Plan) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_estimate_scales_the_sample_to_the_count_and_takes_the_slower_pace() {
+        let stores = tiering::settings::StoreSettings::from_lookup(&|name: &str| match name {
+            "COSMOS_ENDPOINT" => Some("http://127.0.0.1:1/".to_owned()),
+            "ARCHIVE_BLOB_ENDPOINT" => Some("http://127.0.0.1:2/a".to_owned()),
+            _ => None,
+        })
+        .unwrap();
+        let mut settings = ArchiverSettings::defaults(stores);
+        settings.concurrency = 10;
+        let now = DateTime::parse_from_rfc3339("2026-11-22T12:00:00Z").unwrap().with_timezone(&Utc);
+        let counts = Counts {
+            months: BTreeMap::from([("2026-01".into(), 600), ("2026-02".into(), 400)]),
+            records: 1000,
+            blocked: 3,
+            partial: false,
+            request_charge: 50.0,
+        };
+        // Ten records of 10,000 bytes (11 KB whole), compressing tenfold; 10 RU to read them.
+        let sample = Sample {
+            records: 10,
+            bytes: 100_000,
+            stored: 10_000,
+            full_kb: 110.0,
+            query_charge: 10.0,
+            by_month: BTreeMap::from([("2026-01".into(), (10, 100_000))]),
+            to_read: Vec::new(),
+            elapsed: Duration::from_millis(10),
+            compress_time: Duration::ZERO,
+        };
+        // A point read costs 1 RU + 0.1 RU per KB; round trips of 4 ms.
+        let trips = RoundTrips {
+            reads: vec![(1.0, 1.1), (11.0, 2.1)],
+            cosmos: Duration::from_millis(4),
+            blob: Duration::from_millis(4),
+        };
+        let options = PlanOptions::default();
+        let cutoff = AgeValue::Seconds(0);
+        let plan = estimate(&settings, now, &cutoff, &options, &counts, &sample, &trips);
+        assert_eq!((plan.records, plan.blocked, plan.counted), (1000, 3, "exact"));
+        assert_eq!(plan.bytes, 10_000_000, "every month at the sample's mean size");
+        assert_eq!(plan.compressed_bytes, 1_000_000);
+        // Reading: 10 RU per 110 KB, over 1000 x 11 KB; deleting: 5 x (1 + 0.1 x 11) per record.
+        assert!((plan.request_units.read - 1000.0).abs() < 0.5, "{:?}", plan.request_units);
+        assert!((plan.request_units.delete - 10_500.0).abs() < 0.5, "{:?}", plan.request_units);
+        // 13 ms per record (2 blob + 1 Cosmos trip, 1 ms of query) at 10 in flight.
+        assert_eq!(plan.pace.bound_by, "latency");
+        assert!((plan.pace.records_per_second - 769.23).abs() < 0.01, "{:?}", plan.pace);
+        settings.max_ru_per_second = 115;
+        let capped = estimate(&settings, now, &cutoff, &options, &counts, &sample, &trips);
+        assert_eq!(capped.pace.bound_by, "request units");
+        assert!((capped.pace.records_per_second - 10.0).abs() < 0.01, "{:?}", capped.pace);
+        assert_eq!(capped.plan_request_units, 63.2, "what the count, the sample and the reads spent");
+    }
 
     #[test]
     fn fits_a_line_and_counts_runs_per_day() {

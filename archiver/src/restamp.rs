@@ -12,7 +12,7 @@
 //! is the age field.
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
@@ -21,9 +21,8 @@ use tiering::codec::{self, AgeStamp, ArchiveMeta};
 use tiering::layout;
 use tiering::record::{AgeField, RawDocument};
 use tiering::store::StoreError;
+use tokio::time::Instant;
 use tracing::{info, warn};
-
-use crate::run::Archiver;
 
 /// The marker blob: its `agefield` metadata names the field every copy is stamped under.
 pub const STAMP_MARKER: &str = "state/age-stamps";
@@ -49,16 +48,17 @@ enum Step {
     Pending,
 }
 
-/// Re-stamps copies stamped under another field until `deadline`, while `valid()`
-/// (the run lease holds). Stops listing as soon as the time is spent.
+/// Re-stamps copies of `archive` stamped under another field than `field`,
+/// `concurrency` at a time, until `deadline` and while `lease_holds()` (the run
+/// lease). Stops listing as soon as the time is spent.
 pub async fn restamp(
-    archiver: &Archiver,
+    archive: &Arc<dyn Archive>,
+    field: &AgeField,
+    concurrency: usize,
     deadline: Instant,
-    valid: &(dyn Fn() -> bool + Sync),
+    lease_holds: &(dyn Fn() -> bool + Sync),
 ) -> Result<RestampReport, StoreError> {
-    let field = &archiver.settings.stores.age_field;
     let AgeField::Iso(name) = field else { return Ok(RestampReport { restamped: 0, complete: true }) };
-    let archive = &archiver.archive;
     let marker = match archive.head(STAMP_MARKER).await {
         Ok(info) => Some(info),
         Err(StoreError::NotFound) => None,
@@ -73,7 +73,7 @@ pub async fn restamp(
     // Owned captures only: the step futures must be `Send` for any borrow.
     let (owned_field, owned_name) = (field.clone(), name.clone());
     let owned_archive = archive.clone();
-    let in_time = || Instant::now() < deadline && valid();
+    let in_time = || Instant::now() < deadline && lease_holds();
     let steps = archive
         .list(layout::LAYOUT_PREFIX)
         .try_take_while(|_| std::future::ready(Ok(in_time())))
@@ -85,7 +85,7 @@ pub async fn restamp(
             let (archive, field) = (owned_archive.clone(), owned_field.clone());
             async move { restamp_one(archive.as_ref(), &field, &blob.name, &blob.etag).await }
         })
-        .try_buffer_unordered(archiver.settings.concurrency.max(1));
+        .try_buffer_unordered(concurrency.max(1));
     let mut steps = std::pin::pin!(steps);
     while let Some(step) = steps.next().await.transpose()? {
         match step {
@@ -135,5 +135,103 @@ async fn restamp_one(archive: &dyn Archive, field: &AgeField, name: &str, etag: 
         Ok(_) => Ok(Step::Done),
         Err(StoreError::PreconditionFailed | StoreError::NotFound) => Ok(Step::Pending),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use testkit::hooks::{HookedArchive, Hooks, hook};
+    use testkit::memory::MemoryArchive;
+    use tiering::codec::AgeLookup;
+    use tiering::record::AgeValue;
+
+    const HOLDS: &(dyn Fn() -> bool + Sync) = &|| true;
+
+    /// Puts an archived copy of `{"id":..,"invoiceDate":..}` stamped under `_ts`.
+    async fn put_copy(archive: &MemoryArchive, id: &str, date: &str) -> String {
+        let body = format!(r#"{{"id":"{id}","invoiceDate":"{date}"}}"#).into_bytes();
+        let meta = ArchiveMeta {
+            sha256: codec::sha256_hex(&body),
+            length: body.len() as u64,
+            etag: "\"e\"".into(),
+            ts: 1_700_000_000,
+            stamp: AgeStamp::new(&AgeField::Ts, Some(&AgeValue::Seconds(1_700_000_000))),
+            archived_at: chrono::Utc::now(),
+        };
+        let name = layout::blob_name("c1", id).unwrap();
+        archive.put(&name, codec::compress(&body).into(), meta.to_metadata(), PutCondition::Absent).await.unwrap();
+        name
+    }
+
+    async fn age_of(archive: &MemoryArchive, name: &str, field: &AgeField) -> AgeLookup {
+        ArchiveMeta::from_metadata(&archive.head(name).await.unwrap().metadata).unwrap().age_under(field)
+    }
+
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_secs(60)
+    }
+
+    #[tokio::test]
+    async fn copies_are_stamped_under_the_new_field_once_and_later_runs_skip_the_scan() {
+        let memory = MemoryArchive::new();
+        let field = AgeField::Iso("invoiceDate".into());
+        let a = put_copy(&memory, "a", "2025-01-31").await;
+        let b = put_copy(&memory, "b", "2024-12-01").await;
+        let archive: Arc<dyn Archive> = Arc::new(memory.clone());
+        let report = restamp(&archive, &field, 4, soon(), HOLDS).await.unwrap();
+        assert_eq!(report, RestampReport { restamped: 2, complete: true });
+        assert_eq!(age_of(&memory, &a, &field).await, AgeLookup::Known(AgeValue::Text("2025-01-31".into())));
+        assert_eq!(age_of(&memory, &b, &field).await, AgeLookup::Known(AgeValue::Text("2024-12-01".into())));
+
+        // The marker spares the next run its listing.
+        let listed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = listed.clone();
+        let hooks = Hooks {
+            before_list: hook(move |_| {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async {}
+            }),
+            ..Default::default()
+        };
+        let watched: Arc<dyn Archive> = Arc::new(HookedArchive { inner: archive.clone(), hooks });
+        assert_eq!(
+            restamp(&watched, &field, 4, soon(), HOLDS).await.unwrap(),
+            RestampReport { restamped: 0, complete: true }
+        );
+        assert_eq!(listed.load(std::sync::atomic::Ordering::SeqCst), 0);
+        // `_ts` needs no stamp at all.
+        assert!(restamp(&watched, &AgeField::Ts, 4, soon(), HOLDS).await.unwrap().complete);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn restamping_stops_at_its_deadline_or_when_the_lease_may_lapse_and_leaves_no_marker() {
+        let memory = MemoryArchive::new();
+        let field = AgeField::Iso("invoiceDate".into());
+        let a = put_copy(&memory, "a", "2025-01-31").await;
+        let archive: Arc<dyn Archive> = Arc::new(memory.clone());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        let late = restamp(&archive, &field, 4, deadline, HOLDS).await.unwrap();
+        assert_eq!(late, RestampReport { restamped: 0, complete: false });
+        let lapsing = restamp(&archive, &field, 4, soon(), &|| false).await.unwrap();
+        assert!(!lapsing.complete);
+        assert_eq!(age_of(&memory, &a, &field).await, AgeLookup::NeedsBody, "nothing stamped");
+        assert!(memory.head(STAMP_MARKER).await.is_err(), "no marker while copies are left");
+    }
+
+    #[tokio::test]
+    async fn a_copy_that_fails_its_check_is_skipped_and_does_not_hold_the_rest_back() {
+        let memory = MemoryArchive::new();
+        let field = AgeField::Iso("invoiceDate".into());
+        let bad = put_copy(&memory, "bad", "2025-01-31").await;
+        let good = put_copy(&memory, "good", "2025-02-28").await;
+        memory.damage(&bad, codec::compress(b"{}").into());
+        let archive: Arc<dyn Archive> = Arc::new(memory.clone());
+        let report = restamp(&archive, &field, 1, soon(), HOLDS).await.unwrap();
+        assert_eq!(report, RestampReport { restamped: 1, complete: true });
+        assert_eq!(age_of(&memory, &good, &field).await, AgeLookup::Known(AgeValue::Text("2025-02-28".into())));
+        assert_eq!(age_of(&memory, &bad, &field).await, AgeLookup::NeedsBody);
     }
 }

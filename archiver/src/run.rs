@@ -20,29 +20,27 @@
 //! A pass that writes holds the run lease ([`crate::lease`]), so two passes never
 //! work on the same records at once.
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use serde::Serialize;
 use tiering::archive::{Archive, PutCondition};
 use tiering::codec::{self, AgeStamp, ArchiveMeta};
-use tiering::cosmos::CosmosStore;
-use tiering::layout;
-use tiering::record::{AgeField, AgeValue, RawDocument, validate_id};
+use tiering::record::{AgeValue, RawDocument};
 use tiering::settings::ArchiverSettings;
 use tiering::store::StoreError;
+use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
 use crate::budget::RuBudget;
 use crate::concurrency::{AdaptiveLimit, Slot};
+use crate::decide::{self, Deletion, Eligibility, ExistingCopy, WithdrawCopy};
 use crate::lease::RunLease;
 use crate::restamp;
+use crate::startup::Archiver;
 
 /// A progress line every this many records, so a long run shows it is alive.
 const PROGRESS_EVERY: u64 = 500;
@@ -240,14 +238,6 @@ impl Summary {
     }
 }
 
-/// Everything a pass needs, built once per process.
-#[derive(Debug, Clone)]
-pub struct Archiver {
-    pub cosmos: CosmosStore,
-    pub archive: Arc<dyn Archive>,
-    pub settings: ArchiverSettings,
-}
-
 /// Per-pass state shared by the record tasks.
 struct Pass<'a> {
     archiver: &'a Archiver,
@@ -256,15 +246,13 @@ struct Pass<'a> {
     budget: RuBudget,
     now: DateTime<Utc>,
     /// True while the run lease holds; checked before every destructive step.
-    fence: &'a (dyn Fn() -> bool + Sync),
+    lease_holds: &'a LeaseHolds<'a>,
 }
 
-impl Archiver {
-    /// The age value before which records are archived.
-    pub fn cutoff(field: &AgeField, now: DateTime<Utc>, after_days: u32) -> AgeValue {
-        field.at(now - chrono::Duration::days(i64::from(after_days)))
-    }
+/// The run lease's check, as the protocol's steps take it.
+pub type LeaseHolds<'a> = dyn Fn() -> bool + Sync + 'a;
 
+impl Archiver {
     /// Runs one pass. Never panics on store errors: they end up in the summary.
     pub async fn run(&self, now: DateTime<Utc>, dry_run: bool) -> Summary {
         self.run_observed(now, dry_run, |_| {}).await
@@ -300,13 +288,16 @@ impl Archiver {
             }
         };
         let deadline = started + self.settings.time_budget;
-        let fence = || lease.as_ref().is_none_or(RunLease::valid);
+        let lease_holds = || lease.as_ref().is_none_or(RunLease::holds);
         info!(cutoff = %summary.cutoff, age_field = %summary.age_field, dry_run, concurrency = self.settings.concurrency, "archive run started");
 
         // First, in at most a quarter of the budget, bring archived copies' age stamps
         // up to the current age field (once done, this costs one HEAD per run).
         if !dry_run {
-            match restamp::restamp(self, started + self.settings.time_budget / 4, &fence).await {
+            let restamp_deadline = started + self.settings.time_budget / 4;
+            let concurrency = self.settings.concurrency;
+            let field = &self.settings.stores.age_field;
+            match restamp::restamp(&self.archive, field, concurrency, restamp_deadline, &lease_holds).await {
                 Ok(report) => {
                     summary.restamped = report.restamped;
                     if !report.complete {
@@ -321,7 +312,7 @@ impl Archiver {
             }
         }
         let budget = RuBudget::new(self.settings.max_ru_per_second);
-        let pass = Pass { archiver: self, cutoff, dry_run, budget, now, fence: &fence };
+        let pass = Pass { archiver: self, cutoff, dry_run, budget, now, lease_holds: &lease_holds };
         pass.archive_aged(&mut summary, deadline, observe).await;
         if let Some(lease) = lease {
             lease.release().await;
@@ -388,7 +379,7 @@ impl Pass<'_> {
             let (limit, outage, cut_short) = (&limit, &outage, &cut_short);
             let admitted: BoxStream<'_, (Bytes, Slot)> = docs
                 .take_while(move |_| {
-                    let go_on = Instant::now() < deadline && (self.fence)();
+                    let go_on = Instant::now() < deadline && (self.lease_holds)();
                     if !go_on {
                         cut_short.store(true, Ordering::SeqCst);
                     }
@@ -475,20 +466,19 @@ impl Pass<'_> {
     async fn prepare(&self, doc: Bytes) -> Result<Option<Prepared>, String> {
         let field = &self.archiver.settings.stores.age_field;
         let doc = RawDocument::parse(doc).map_err(|e| format!("unparseable document: {e}"))?;
-        let id = doc.id().map_err(|e| e.to_string())?;
+        let id = doc.get::<String>("id");
+        let customer_id = doc.get::<String>("customerId");
+        let age = doc.age(field);
+        let stamp = AgeStamp::new(field, age.as_ref().ok());
+        let name = match decide::eligibility(id.as_deref(), customer_id.as_deref(), age, &self.cutoff) {
+            Eligibility::Archive { blob } => blob,
+            Eligibility::NotAged => return Ok(None),
+            Eligibility::Blocked(reason) => return Err(reason),
+        };
+        let (id, customer_id) = (id.unwrap_or_default(), customer_id.unwrap_or_default());
         let context = |e: tiering::record::RecordError| format!("record {id:?}: {e}");
-        let customer_id: String =
-            doc.get("customerId").ok_or_else(|| format!("record {id:?}: no string customerId"))?;
-        // An id the read API would refuse (or that URL handling would rewrite, like
-        // `..`) cannot be served from the archive nor deleted safely: leave it hot.
-        validate_id("id", &id).and_then(|()| validate_id("customerId", &customer_id)).map_err(context)?;
         let etag = doc.etag().map_err(context)?;
         let ts = doc.ts().map_err(context)?;
-        let age = match doc.age(field) {
-            Ok(age) if age < self.cutoff => age,
-            _ => return Ok(None),
-        };
-        let name = layout::blob_name(&customer_id, &id).map_err(|e| format!("record {id:?}: {e}"))?;
         // Hashing and compressing 300 KB takes a few milliseconds: off the async workers.
         let (body_len, sha256, compressed) = tokio::task::spawn_blocking(move || {
             let body = doc.without_system_properties();
@@ -496,162 +486,163 @@ impl Pass<'_> {
         })
         .await
         .map_err(|e| format!("compression task failed: {e}"))?;
-        let meta = ArchiveMeta {
-            sha256,
-            length: body_len,
-            etag: etag.clone(),
-            ts,
-            stamp: AgeStamp::new(field, Some(&age)),
-            archived_at: self.now,
-        };
+        let meta = ArchiveMeta { sha256, length: body_len, etag: etag.clone(), ts, stamp, archived_at: self.now };
         Ok(Some(Prepared { customer_id, id, etag, name, raw_len: body_len, compressed, meta }))
     }
 
+    /// Steps 2 to 4 for one prepared record, and the withdrawal a definite failure calls for.
     async fn copy_verify_delete(&self, p: &Prepared) -> RecordResult {
-        let archive = &self.archiver.archive;
+        let archive = self.archiver.archive.as_ref();
         let (raw, stored) = (p.raw_len, p.compressed.len() as u64);
-        let failed = |reason: String, err: Option<&StoreError>| {
-            RecordResult::new(Outcome::Failed { reason, outage: err.is_some_and(StoreError::is_outage) })
-        };
-        let fenced =
-            |step: &str| failed(format!("the run lease may lapse; {step} not done, record left as it is"), None);
 
         // 2. Copy.
-        let (blob_etag, already) = match archive
-            .put(&p.name, p.compressed.clone(), p.meta.to_metadata(), PutCondition::Absent)
-            .await
-        {
-            Ok(etag) => (etag, false),
-            Err(StoreError::AlreadyExists) => match archive.head(&p.name).await {
-                Err(e) => return failed(format!("inspecting existing copy: {e}"), Some(&e)),
-                Ok(existing) => match ArchiveMeta::from_metadata(&existing.metadata) {
-                    Ok(m) if m.same_version(&p.meta) => (existing.etag, true),
-                    // Provably older (an earlier version, archived before the record
-                    // was restored or rewritten): replace exactly the copy inspected.
-                    Ok(m) if m.ts < p.meta.ts => {
-                        if !(self.fence)() {
-                            return fenced("replacing the older copy");
-                        }
-                        let condition = PutCondition::Matches(existing.etag);
-                        match archive.put(&p.name, p.compressed.clone(), p.meta.to_metadata(), condition).await {
-                            Ok(etag) => (etag, false),
-                            Err(StoreError::PreconditionFailed) => {
-                                warn!(blob = %p.name, ours = %p.etag, "the archived copy changed while it was being replaced; left alone");
-                                return RecordResult::new(Outcome::Conflict);
-                            }
-                            Err(e) => return failed(format!("replacing older copy: {e}"), Some(&e)),
-                        }
-                    }
-                    // A newer version is archived already: our read is stale, and so is
-                    // the version we would delete.
-                    Ok(m) if m.ts > p.meta.ts => return RecordResult::new(Outcome::ChangedDuringRun),
-                    // The same second, another version: which one is newer cannot be told.
-                    Ok(m) => {
-                        warn!(blob = %p.name, customer_id = %p.customer_id, id = %p.id, ts = p.meta.ts, cosmos_etag = %p.etag, archived_etag = %m.etag, "conflict: the archive holds another version of the same second; nothing written or deleted");
-                        return RecordResult::new(Outcome::Conflict);
-                    }
-                    Err(e) => {
-                        warn!(blob = %p.name, customer_id = %p.customer_id, id = %p.id, cosmos_etag = %p.etag, error = %e, "conflict: an archived copy with unreadable metadata is in the way; nothing written or deleted");
-                        return RecordResult::new(Outcome::Conflict);
-                    }
-                },
-            },
-            // Possibly stored (a timeout): then it is a copy of the version still in
-            // Cosmos, which the next run finishes or `verify --shadowed` withdraws.
-            Err(e) => return failed(format!("uploading copy: {e}"), Some(&e)),
-        };
-        let outcome = |deleted: bool| match (deleted, already) {
-            (true, true) => Outcome::AlreadyArchived { raw, stored },
-            (true, false) => Outcome::Archived { raw, stored },
-            (false, _) => Outcome::ChangedDuringRun,
+        let (blob_etag, already) = match copy(archive, p, self.lease_holds).await {
+            Copied::Stored { etag, already } => (etag, already),
+            Copied::Done(result) => return result,
         };
 
         // 3. Verify what is stored now, not what we meant to store.
-        if let Err((reason, err)) = self.verify(p).await {
-            let mut result = failed(reason, err.as_ref());
-            if err.is_none() {
+        match verify(archive, &p.name, &p.meta).await {
+            Ok(()) => {}
+            Err(VerifyError::Unreadable(e)) => return failed(format!("reading copy back: {e}"), Some(&e)),
+            Err(VerifyError::Mismatch(why)) => {
                 // A definite mismatch, and nothing was deleted: the copy must go.
-                result.withdrawal = self.withdraw(p, &blob_etag).await;
+                let withdrawal = withdraw(archive, p, &blob_etag, self.lease_holds).await;
+                return RecordResult { withdrawal, ..failed(format!("verifying copy: {why}"), None) };
             }
-            return result;
         }
 
         // 4. Delete the exact version we copied.
-        if !(self.fence)() {
-            return fenced("the delete from Cosmos");
+        if !(self.lease_holds)() {
+            return lease_may_lapse("the delete from Cosmos");
         }
         let deletion = self.archiver.cosmos.delete_if_match(&p.customer_id, &p.id, &p.etag).await;
         let attempts = deletion.attempts;
         // Refused deletes cost request units too.
         self.budget.charge(attempts.request_charge);
-        let mut result = match deletion.result {
-            Ok(()) => RecordResult::new(outcome(true)),
-            // Cosmos holds another version now (412 implies the item exists): our copy
-            // is stale and must not shadow it, nor resurrect it later.
-            Err(StoreError::PreconditionFailed) => {
-                RecordResult { withdrawal: self.withdraw(p, &blob_etag).await, ..RecordResult::new(outcome(false)) }
-            }
-            // Gone. When our one attempt met it gone, someone else deleted the record
-            // (the application, or its TTL): the copy must not bring it back. When an
-            // earlier attempt of ours may have deleted it (an answer lost, the SDK sent
-            // the delete again), the verified copy may be the only one left: it stays.
-            Err(StoreError::NotFound) => {
-                let withdrawal =
-                    if attempts.last_is_authoritative { self.withdraw(p, &blob_etag).await } else { Withdrawal::None };
-                RecordResult { withdrawal, ..RecordResult::new(Outcome::DeletedByOthers) }
-            }
-            // Ambiguous: the delete may have happened. Keep the copy.
-            Err(e) if e.is_outage() => failed(format!("deleting from Cosmos: {e}"), Some(&e)),
-            // Refused (throttled past retries, a 4xx). An earlier attempt may still have
-            // been applied, so the copy goes only if Cosmos is seen to hold the record.
-            Err(e) => {
-                let withdrawal = match self.archiver.cosmos.exists(&p.customer_id, &p.id).await {
-                    Ok(true) => self.withdraw(p, &blob_etag).await,
-                    Ok(false) | Err(_) => Withdrawal::None,
-                };
-                RecordResult { withdrawal, ..failed(format!("deleting from Cosmos: {e}"), Some(&e)) }
-            }
+        let (what, withdraw_copy) = decide::after_delete(&deletion.result, attempts.last_is_authoritative);
+        let mut result = match (what, &deletion.result) {
+            (Deletion::Deleted, _) if already => RecordResult::new(Outcome::AlreadyArchived { raw, stored }),
+            (Deletion::Deleted, _) => RecordResult::new(Outcome::Archived { raw, stored }),
+            (Deletion::Changed, _) => RecordResult::new(Outcome::ChangedDuringRun),
+            (Deletion::DeletedByOthers, _) => RecordResult::new(Outcome::DeletedByOthers),
+            (Deletion::Ambiguous | Deletion::Refused, Err(e)) => failed(format!("deleting from Cosmos: {e}"), Some(e)),
+            (Deletion::Ambiguous | Deletion::Refused, Ok(())) => failed("deleting from Cosmos".into(), None),
+        };
+        result.withdrawal = match withdraw_copy {
+            WithdrawCopy::Keep => Withdrawal::None,
+            WithdrawCopy::Now => withdraw(archive, p, &blob_etag, self.lease_holds).await,
+            // An earlier attempt may have been applied: the copy goes only if
+            // Cosmos is seen to hold the record.
+            WithdrawCopy::IfCosmosHoldsIt => match self.archiver.cosmos.exists(&p.customer_id, &p.id).await {
+                Ok(true) => withdraw(archive, p, &blob_etag, self.lease_holds).await,
+                Ok(false) | Err(_) => Withdrawal::None,
+            },
         };
         result.request_units = attempts.request_charge;
         result.throttled = attempts.throttled;
         result
     }
+}
 
-    /// Deletes the copy at the ETag that was verified; a copy replaced since is not
-    /// ours to delete. Only while the run lease holds.
-    async fn withdraw(&self, p: &Prepared, blob_etag: &str) -> Withdrawal {
-        if !(self.fence)() {
-            error!(blob = %p.name, "a copy that should have been withdrawn is left: the run lease may lapse; run `archiver verify --shadowed`");
-            return Withdrawal::Failed;
-        }
-        match self.archiver.archive.delete_if_match(&p.name, blob_etag).await {
-            Ok(()) => Withdrawal::Withdrawn,
-            Err(StoreError::PreconditionFailed | StoreError::NotFound) => Withdrawal::NotOurs,
-            Err(e) => {
-                error!(blob = %p.name, customer_id = %p.customer_id, id = %p.id, error = %e, "a copy that should have been withdrawn is still in the archive; run `archiver verify --shadowed`");
-                Withdrawal::Failed
+fn failed(reason: String, err: Option<&StoreError>) -> RecordResult {
+    RecordResult::new(Outcome::Failed { reason, outage: err.is_some_and(StoreError::is_outage) })
+}
+
+fn lease_may_lapse(step: &str) -> RecordResult {
+    failed(format!("the run lease may lapse; {step} not done, record left as it is"), None)
+}
+
+/// What the copy step left.
+#[derive(Debug)]
+enum Copied {
+    /// A copy of our version is stored at this ETag (`already`: it was there before).
+    Stored { etag: String, already: bool },
+    /// The record's pass ends here, with this result (nothing was deleted).
+    Done(RecordResult),
+}
+
+/// Step 2: uploads the copy create-only; a copy in the way is decided by
+/// [`decide::existing_copy`].
+async fn copy(archive: &dyn Archive, p: &Prepared, lease_holds: &LeaseHolds<'_>) -> Copied {
+    let metadata = || p.meta.to_metadata();
+    let existing = match archive.put(&p.name, p.compressed.clone(), metadata(), PutCondition::Absent).await {
+        Ok(etag) => return Copied::Stored { etag, already: false },
+        Err(StoreError::AlreadyExists) => match archive.head(&p.name).await {
+            Ok(existing) => existing,
+            Err(e) => return Copied::Done(failed(format!("inspecting existing copy: {e}"), Some(&e))),
+        },
+        // Possibly stored (a timeout): then it is a copy of the version still in
+        // Cosmos, which the next run finishes or `verify --shadowed` withdraws.
+        Err(e) => return Copied::Done(failed(format!("uploading copy: {e}"), Some(&e))),
+    };
+    let meta = ArchiveMeta::from_metadata(&existing.metadata);
+    match decide::existing_copy(meta.as_ref(), &p.meta) {
+        ExistingCopy::SameVersion => Copied::Stored { etag: existing.etag, already: true },
+        ExistingCopy::ReplaceOlder => {
+            if !lease_holds() {
+                return Copied::Done(lease_may_lapse("replacing the older copy"));
+            }
+            let condition = PutCondition::Matches(existing.etag);
+            match archive.put(&p.name, p.compressed.clone(), metadata(), condition).await {
+                Ok(etag) => Copied::Stored { etag, already: false },
+                Err(StoreError::PreconditionFailed) => {
+                    warn!(blob = %p.name, ours = %p.etag, "the archived copy changed while it was being replaced; left alone");
+                    Copied::Done(RecordResult::new(Outcome::Conflict))
+                }
+                Err(e) => Copied::Done(failed(format!("replacing older copy: {e}"), Some(&e))),
             }
         }
-    }
-
-    /// `Err((reason, Some(store error)))` when the copy could not be read back,
-    /// `Err((reason, None))` when it was read and is not what we wrote.
-    async fn verify(&self, p: &Prepared) -> Result<(), (String, Option<StoreError>)> {
-        let stored = match self.archiver.archive.get(&p.name).await {
-            Ok(stored) => stored,
-            Err(StoreError::Corrupt(e)) => return Err((format!("verifying copy: {e}"), None)),
-            Err(e) => return Err((format!("reading copy back: {e}"), Some(e))),
-        };
-        let meta =
-            ArchiveMeta::from_metadata(&stored.info.metadata).map_err(|e| (format!("verifying copy: {e}"), None))?;
-        if !meta.same_version(&p.meta) {
-            return Err(("verifying copy: the archive holds another version".into(), None));
+        ExistingCopy::Newer => Copied::Done(RecordResult::new(Outcome::ChangedDuringRun)),
+        ExistingCopy::Conflict(kind) => {
+            let archived_etag = meta.as_ref().map(|m| m.etag.as_str()).unwrap_or("unreadable");
+            warn!(blob = %p.name, customer_id = %p.customer_id, id = %p.id, ts = p.meta.ts, cosmos_etag = %p.etag, archived_etag, ?kind, "conflict: the archive holds another version of the same second, or a copy with unreadable metadata; nothing written or deleted");
+            Copied::Done(RecordResult::new(Outcome::Conflict))
         }
-        let body = stored.body;
-        tokio::task::spawn_blocking(move || codec::decode_verified(&body, &meta).map(|_| ()))
-            .await
-            .map_err(|e| (format!("verification task failed: {e}"), Some(StoreError::Other(e.to_string()))))?
-            .map_err(|e| (format!("verifying copy: {e}"), None))
+    }
+}
+
+/// Why a copy did not verify.
+#[derive(Debug)]
+enum VerifyError {
+    /// It could not be read back (the store failed): nothing is known about it.
+    Unreadable(StoreError),
+    /// It was read and is not what we wrote (another version, corrupt, not ours).
+    Mismatch(String),
+}
+
+/// Step 3: reads the copy back and proves it is our version, intact.
+async fn verify(archive: &dyn Archive, name: &str, ours: &ArchiveMeta) -> Result<(), VerifyError> {
+    let stored = match archive.get(name).await {
+        Ok(stored) => stored,
+        Err(StoreError::Corrupt(e)) => return Err(VerifyError::Mismatch(e.to_string())),
+        Err(e) => return Err(VerifyError::Unreadable(e)),
+    };
+    let meta = ArchiveMeta::from_metadata(&stored.info.metadata).map_err(|e| VerifyError::Mismatch(e.to_string()))?;
+    if !meta.same_version(ours) {
+        return Err(VerifyError::Mismatch("the archive holds another version".into()));
+    }
+    let body = stored.body;
+    tokio::task::spawn_blocking(move || codec::decode_verified(&body, &meta).map(|_| ()))
+        .await
+        .map_err(|e| VerifyError::Unreadable(StoreError::Other(format!("verification task failed: {e}"))))?
+        .map_err(|e| VerifyError::Mismatch(e.to_string()))
+}
+
+/// Deletes the copy at the ETag that was verified; a copy replaced since is not
+/// ours to delete. Only while the run lease holds.
+async fn withdraw(archive: &dyn Archive, p: &Prepared, blob_etag: &str, lease_holds: &LeaseHolds<'_>) -> Withdrawal {
+    if !lease_holds() {
+        error!(blob = %p.name, "a copy that should have been withdrawn is left: the run lease may lapse; run `archiver verify --shadowed`");
+        return Withdrawal::Failed;
+    }
+    match archive.delete_if_match(&p.name, blob_etag).await {
+        Ok(()) => Withdrawal::Withdrawn,
+        Err(StoreError::PreconditionFailed | StoreError::NotFound) => Withdrawal::NotOurs,
+        Err(e) => {
+            error!(blob = %p.name, customer_id = %p.customer_id, id = %p.id, error = %e, "a copy that should have been withdrawn is still in the archive; run `archiver verify --shadowed`");
+            Withdrawal::Failed
+        }
     }
 }
 
@@ -670,6 +661,118 @@ struct Prepared {
 mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};
+    use testkit::memory::MemoryArchive;
+    use tiering::record::AgeField;
+
+    const HOLDS: &LeaseHolds<'static> = &|| true;
+    const LAPSING: &LeaseHolds<'static> = &|| false;
+
+    fn prepared(body: &[u8], etag: &str, ts: i64) -> Prepared {
+        let meta = ArchiveMeta {
+            sha256: codec::sha256_hex(body),
+            length: body.len() as u64,
+            etag: etag.into(),
+            ts,
+            stamp: AgeStamp::new(&AgeField::Ts, Some(&AgeValue::Seconds(ts))),
+            archived_at: Utc::now(),
+        };
+        Prepared {
+            customer_id: "c1".into(),
+            id: "r1".into(),
+            etag: etag.into(),
+            name: "v1/c1/r1.json.zst".into(),
+            raw_len: body.len() as u64,
+            compressed: codec::compress(body).into(),
+            meta,
+        }
+    }
+
+    async fn stored_ts(archive: &MemoryArchive, name: &str) -> i64 {
+        ArchiveMeta::from_metadata(&archive.head(name).await.unwrap().metadata).unwrap().ts
+    }
+
+    fn outcome(copied: Copied) -> Outcome {
+        match copied {
+            Copied::Done(result) => result.outcome,
+            Copied::Stored { .. } => panic!("expected the pass to end, got {copied:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_copy_is_created_once_and_the_same_version_is_kept() {
+        let archive = MemoryArchive::new();
+        let p = prepared(br#"{"id":"r1"}"#, "\"e2\"", 200);
+        let Copied::Stored { etag, already: false } = copy(&archive, &p, HOLDS).await else { panic!("created") };
+        let Copied::Stored { etag: again, already: true } = copy(&archive, &p, HOLDS).await else { panic!("kept") };
+        assert_eq!(etag, again, "the same version is not rewritten");
+        assert_eq!(verify(&archive, &p.name, &p.meta).await.ok(), Some(()));
+    }
+
+    #[tokio::test]
+    async fn only_a_provably_older_copy_is_replaced() {
+        for (theirs, want) in [
+            (prepared(b"{}", "\"e1\"", 199), None),
+            (prepared(b"{}", "\"e3\"", 201), Some(Outcome::ChangedDuringRun)),
+            (prepared(br#"{"other":1}"#, "\"e9\"", 200), Some(Outcome::Conflict)),
+        ] {
+            let archive = MemoryArchive::new();
+            let ours = prepared(br#"{"id":"r1"}"#, "\"e2\"", 200);
+            copy(&archive, &theirs, HOLDS).await;
+            let before = archive.head(&ours.name).await.unwrap().etag;
+            match want {
+                None => {
+                    assert!(matches!(copy(&archive, &ours, HOLDS).await, Copied::Stored { already: false, .. }));
+                    assert_eq!(stored_ts(&archive, &ours.name).await, 200, "ours replaced the older copy");
+                }
+                Some(want) => {
+                    assert_eq!(outcome(copy(&archive, &ours, HOLDS).await), want);
+                    assert_eq!(archive.head(&ours.name).await.unwrap().etag, before, "theirs is left as it was");
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_copy_in_the_way_is_left_alone_when_unreadable_or_when_the_lease_may_lapse() {
+        let archive = MemoryArchive::new();
+        let ours = prepared(br#"{"id":"r1"}"#, "\"e2\"", 200);
+        archive.put(&ours.name, Bytes::from_static(b"?"), Default::default(), PutCondition::Absent).await.unwrap();
+        assert_eq!(outcome(copy(&archive, &ours, HOLDS).await), Outcome::Conflict);
+
+        let archive = MemoryArchive::new();
+        copy(&archive, &prepared(b"{}", "\"e1\"", 199), HOLDS).await;
+        assert!(matches!(outcome(copy(&archive, &ours, LAPSING).await), Outcome::Failed { outage: false, .. }));
+        assert_eq!(stored_ts(&archive, &ours.name).await, 199, "nothing replaced without the lease");
+    }
+
+    #[tokio::test]
+    async fn verification_reads_back_what_is_stored_not_what_was_meant() {
+        let archive = MemoryArchive::new();
+        let p = prepared(br#"{"id":"r1","amount":10}"#, "\"e2\"", 200);
+        assert!(matches!(verify(&archive, &p.name, &p.meta).await, Err(VerifyError::Unreadable(StoreError::NotFound))));
+        copy(&archive, &p, HOLDS).await;
+        archive.damage(&p.name, codec::compress(br#"{"id":"r1","amount":11}"#).into());
+        assert!(
+            matches!(verify(&archive, &p.name, &p.meta).await, Err(VerifyError::Mismatch(why)) if why.contains("SHA-256"))
+        );
+        let other = prepared(br#"{"id":"r1","amount":10}"#, "\"e3\"", 200);
+        assert!(
+            matches!(verify(&archive, &p.name, &other.meta).await, Err(VerifyError::Mismatch(why)) if why.contains("another version"))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_withdrawal_deletes_only_the_copy_verified_and_only_under_the_lease() {
+        let archive = MemoryArchive::new();
+        let p = prepared(b"{}", "\"e2\"", 200);
+        let Copied::Stored { etag, .. } = copy(&archive, &p, HOLDS).await else { panic!("stored") };
+        assert_eq!(withdraw(&archive, &p, &etag, LAPSING).await, Withdrawal::Failed);
+        assert!(archive.head(&p.name).await.is_ok(), "kept while the lease may lapse");
+        let newer = archive.put(&p.name, Bytes::new(), Default::default(), PutCondition::Matches(etag.clone())).await;
+        assert_eq!(withdraw(&archive, &p, &etag, HOLDS).await, Withdrawal::NotOurs, "replaced since: not ours");
+        assert_eq!(withdraw(&archive, &p, &newer.unwrap(), HOLDS).await, Withdrawal::Withdrawn);
+        assert!(archive.names().is_empty());
+    }
 
     /// The alert rules in infra-bicep/monitoring.bicep match the run summary line by
     /// its message, its field names and its status words: renaming any of them here

@@ -1,14 +1,31 @@
-//! Builds an [`Archiver`] from settings and serves it; shared by `main` and the tests.
+//! The archiver application: its two stores and its settings, built once per
+//! process (zero-to-production keeps its `Application` the same way). The run,
+//! the operator commands and the plan all take an [`Archiver`].
 
 use std::sync::Arc;
 
 use anyhow::Context;
-use tiering::archive::BlobArchive;
+use chrono::{DateTime, Utc};
+use tiering::archive::{Archive, BlobArchive};
 use tiering::cosmos::CosmosStore;
+use tiering::record::{AgeField, AgeValue};
 use tiering::settings::ArchiverSettings;
 use tiering::store::Transport;
 
-use crate::run::Archiver;
+/// Everything a pass or an operator command needs, built once per process.
+#[derive(Debug, Clone)]
+pub struct Archiver {
+    pub cosmos: CosmosStore,
+    pub archive: Arc<dyn Archive>,
+    pub settings: ArchiverSettings,
+}
+
+impl Archiver {
+    /// The age value before which records are archived.
+    pub fn cutoff(field: &AgeField, now: DateTime<Utc>, after_days: u32) -> AgeValue {
+        field.at(now - chrono::Duration::days(i64::from(after_days)))
+    }
+}
 
 /// Connects to both stores and, unless this process only reads (`writes` false:
 /// a dry run, a report), makes sure the archive container exists.

@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use archiver::run::{Archiver, Outcome, RecordResult, RunStatus, Withdrawal};
+use archiver::run::{Outcome, RecordResult, RunStatus, Withdrawal};
+use archiver::startup::Archiver;
 use bytes::Bytes;
 use chrono::{NaiveDate, Utc};
 use futures::TryStreamExt;

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use archiver::run::Archiver;
+use archiver::startup::Archiver;
 use chrono::Utc;
 use serde_json::{Value, json};
 use testkit::cosmos::{fresh_cosmos, upsert_raw};

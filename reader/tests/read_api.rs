@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use archiver::run::Archiver;
+use archiver::startup::Archiver;
 use chrono::{NaiveDate, Utc};
 use testkit::cosmos::{Indexing, fresh_cosmos, fresh_cosmos_with, upsert_raw};
 use testkit::emulator::{OwnEmulator, TEST_TRANSPORT, emulator_settings};
