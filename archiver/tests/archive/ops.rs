@@ -1,0 +1,206 @@
+//! The operator commands: verify, verify --shadowed, forget, restore.
+
+use super::*;
+
+#[tokio::test]
+async fn verify_finds_corrupt_and_vanished_copies_and_restore_brings_a_record_back() {
+    let f = fixture().await;
+    let archiver = f.plain(4);
+    let summary = archiver.run(Utc::now(), false).await;
+    assert_eq!(summary.archived, f.old.len() as u64);
+    let clean = archiver::ops::verify(&archiver, None).await.unwrap();
+    assert_eq!((clean.checked, clean.corrupt.len()), (f.old.len() as u64, 0), "{clean:?}");
+    assert_eq!(clean.bytes_stored, summary.bytes_stored);
+
+    // Damage one copy: same metadata, other bytes.
+    let victim = &f.old[1];
+    let stored = f.blob.get(&name(victim)).await.unwrap();
+    let condition = PutCondition::Matches(stored.info.etag.clone());
+    f.blob.put(&name(victim), codec::compress(b"{}").into(), stored.info.metadata.clone(), condition).await.unwrap();
+    let report = archiver::ops::verify(&archiver, None).await.unwrap();
+    assert_eq!(report.corrupt.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(), [name(victim)]);
+    let one = archiver::ops::verify(&archiver, Some(&victim.customer_id)).await.unwrap();
+    assert!(one.checked < clean.checked && one.corrupt.len() == 1);
+
+    // A copy that disappears between the listing and its download is counted, not fatal.
+    let gone = name(&f.old[0]);
+    let hooks = Hooks {
+        after_get: Some(Arc::new(
+            move |blob: &str, stored| if blob == gone { Err(StoreError::NotFound) } else { Ok(stored) },
+        )),
+        ..Default::default()
+    };
+    let vanishing = f.hooked(hooks, 4);
+    let report = archiver::ops::verify(&vanishing, None).await.unwrap();
+    assert_eq!((report.vanished, report.checked), (1, f.old.len() as u64 - 1), "{report:?}");
+
+    // A corrupt copy is never restored; a good one comes back with the same body,
+    // and its copy is withdrawn (one tier again: a later delete cannot resurrect it).
+    let patience = Duration::ZERO;
+    assert!(archiver::ops::restore(&archiver, &victim.customer_id, &victim.id, patience).await.is_err());
+    assert!(!f.in_cosmos(victim).await);
+    let good = &f.old[0];
+    let (body, _) = archived(&f.blob, good).await;
+    archiver::ops::restore(&archiver, &good.customer_id, &good.id, patience).await.unwrap();
+    let back = f.cosmos.read(&good.customer_id, &good.id).await.unwrap().doc;
+    assert_eq!(back.without_system_properties(), body);
+    assert_eq!(f.archived_etag(good).await, None, "the restored copy is withdrawn");
+    // Restoring again: nothing to restore, and the record in Cosmos is untouched.
+    assert!(archiver::ops::restore(&archiver, &good.customer_id, &good.id, patience).await.is_err());
+    assert_eq!(f.cosmos.read(&good.customer_id, &good.id).await.unwrap().doc.etag().unwrap(), back.etag().unwrap());
+    // A copy next to a record Cosmos already holds is never restored over it.
+    let hot = &f.new[0];
+    let (hot_body, hot_etag, hot_ts) = f.hot(std::slice::from_ref(hot)).await.remove(0);
+    f.put_copy(hot, hot.json.replacen("issued", "draft", 1).as_bytes(), "\"old\"", hot_ts - 10).await;
+    let refused = archiver::ops::restore(&archiver, &hot.customer_id, &hot.id, patience).await.unwrap_err();
+    assert!(refused.to_string().contains("already in Cosmos"), "{refused}");
+    assert_eq!(f.hot(std::slice::from_ref(hot)).await.remove(0), (hot_body, hot_etag, hot_ts));
+    // A copy whose body is another record (a bad manual upload) is never restored.
+    let other = &f.new[1];
+    f.cosmos.delete(&other.customer_id, &other.id).await.unwrap();
+    f.put_copy(other, f.new[2].json.as_bytes(), "\"x\"", 1).await;
+    let refused = archiver::ops::restore(&archiver, &other.customer_id, &other.id, patience).await.unwrap_err();
+    assert!(refused.to_string().contains("holds another record"), "{refused}");
+    assert!(!f.in_cosmos(other).await);
+}
+
+#[tokio::test]
+async fn verify_shadowed_withdraws_copies_next_to_records_cosmos_holds() {
+    let f = fixture().await;
+    let archiver = f.plain(4);
+    assert_eq!(archiver.run(Utc::now(), false).await.archived, f.old.len() as u64);
+    // x: the application wrote the archived record again: its copy is stale.
+    let x = &f.old[0];
+    upsert_raw(&f.cosmos, &x.customer_id, &x.id, &x.json.replacen("issued", "void", 1)).await.unwrap();
+    // y: copied by an interrupted run, not yet deleted: the same version in both tiers.
+    let y = &f.new[0];
+    let (body, etag, ts) = f.hot(std::slice::from_ref(y)).await.remove(0);
+    f.put_copy(y, &body, &etag, ts).await;
+    // z: a stale copy that someone replaces between the listing and the withdrawal.
+    let z = &f.old[1];
+    upsert_raw(&f.cosmos, &z.customer_id, &z.id, &z.json).await.unwrap();
+
+    let patience = Duration::ZERO;
+    let report = archiver::ops::shadowed(&archiver, None, false, patience).await.unwrap();
+    assert_eq!(report.checked, f.old.len() as u64 + 1, "{report:?}");
+    assert_eq!(report.same_version, 1);
+    let mut found: Vec<(&str, &str)> = report.shadowed.iter().map(|s| (s.id.as_str(), s.action)).collect();
+    found.sort();
+    let mut expected = vec![(x.id.as_str(), "kept"), (z.id.as_str(), "kept")];
+    expected.sort();
+    assert_eq!(found, expected, "a report lists the stale copies");
+    assert!(f.archived_etag(x).await.is_some(), "a report withdraws nothing");
+
+    let z_name = name(z);
+    let blob = f.blob.clone();
+    let hooks = Hooks {
+        before_delete: hook(move |name| {
+            let (blob, z_name) = (blob.clone(), z_name.clone());
+            async move {
+                if name == z_name {
+                    let info = blob.head(&name).await.unwrap();
+                    let md = info.metadata.clone();
+                    blob.set_metadata(&name, md, &info.etag).await.unwrap();
+                }
+            }
+        }),
+        ..Default::default()
+    };
+    let report = archiver::ops::shadowed(&f.hooked(hooks, 4), None, true, patience).await.unwrap();
+    assert_eq!((report.withdrawn, report.withdraw_failed), (2, 0), "{report:?}");
+    let action = |id: &str| report.shadowed.iter().find(|s| s.id == id).unwrap().action;
+    assert_eq!((action(&x.id), action(&y.id), action(&z.id)), ("withdrawn", "withdrawn", "changed"));
+    assert_eq!((f.archived_etag(x).await, f.archived_etag(y).await), (None, None));
+    assert!(f.archived_etag(z).await.is_some(), "a copy changed since it was listed is left alone");
+    assert!(f.in_cosmos(x).await && f.in_cosmos(y).await && f.in_cosmos(z).await, "Cosmos keeps every record");
+    assert_eq!(f.blob_count().await, f.old.len() - 1, "the archived records keep their copies");
+}
+
+#[tokio::test]
+async fn forget_erases_a_record_from_both_tiers_and_waits_for_no_run() {
+    let f = fixture().await;
+    let archiver = f.plain(4);
+    archiver.run(Utc::now(), false).await;
+    let (archived_only, hot_only, both) = (&f.old[0], &f.new[0], &f.old[1]);
+    upsert_raw(&f.cosmos, &both.customer_id, &both.id, &both.json).await.unwrap();
+    let patience = Duration::ZERO;
+
+    // Without --confirm: a report, nothing deleted.
+    let look = archiver::ops::forget(&archiver, &both.customer_id, &both.id, false, patience).await.unwrap();
+    assert_eq!((look.cosmos, look.archive, look.confirmed), ("present", "present", false));
+    assert!(f.in_cosmos(both).await && f.archived_etag(both).await.is_some());
+
+    // While a run holds the lease, forget waits for it rather than race it.
+    let lease = archiver::lease::RunLease::acquire(Arc::new(f.blob.clone())).await.unwrap().unwrap();
+    let refused = archiver::ops::forget(&archiver, &both.customer_id, &both.id, true, patience).await.unwrap_err();
+    assert!(refused.to_string().contains("in progress"), "{refused}");
+    let released = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        lease.release().await;
+    });
+    let waited =
+        archiver::ops::forget(&archiver, &hot_only.customer_id, &hot_only.id, true, Duration::from_secs(60)).await;
+    assert_eq!(waited.unwrap().cosmos, "deleted", "forget goes ahead once the run is over");
+    released.await.unwrap();
+
+    for (r, cosmos, archive) in [(both, "deleted", "deleted"), (archived_only, "absent", "deleted")] {
+        let report = archiver::ops::forget(&archiver, &r.customer_id, &r.id, true, patience).await.unwrap();
+        assert_eq!((report.cosmos, report.archive), (cosmos, archive), "{}", r.id);
+        assert!(!f.in_cosmos(r).await && f.archived_etag(r).await.is_none(), "{}", r.id);
+    }
+    assert!(!f.in_cosmos(hot_only).await);
+    let twice = archiver::ops::forget(&archiver, &both.customer_id, &both.id, true, patience).await.unwrap();
+    assert_eq!((twice.cosmos, twice.archive), ("absent", "absent"));
+}
+
+#[tokio::test]
+async fn bulk_restore_brings_a_customer_back_resumably_and_never_overwrites() {
+    let f = fixture().await;
+    assert_eq!(f.plain(4).run(Utc::now(), false).await.archived, f.old.len() as u64);
+    let archiver = f.plain(4);
+    let mine: Vec<&SampleRecord> = f.old.iter().filter(|r| r.customer_id == "cust-a").collect();
+    assert_eq!(mine.len(), 4);
+    let mut bodies = HashMap::new();
+    for r in &mine {
+        bodies.insert(r.id.clone(), archived(&f.blob, r).await.0);
+    }
+    let patience = Duration::ZERO;
+    let quiet = |_: &archiver::ops::RestoreReport| {};
+
+    // A dry run over an age window: counts, writes nothing.
+    let (from, to) = (Some(date_days_ago(230)), Some(date_days_ago(150)));
+    let dry = archiver::ops::restore_customer(&archiver, "cust-a", from, to, true, patience, quiet).await.unwrap();
+    assert_eq!((dry.checked, dry.matched, dry.restored), (4, 2, 0), "{dry:?}");
+    for r in &mine {
+        assert!(!f.in_cosmos(r).await);
+    }
+
+    // An earlier restore stopped after creating one record, before withdrawing its copy.
+    let first = mine[0];
+    f.cosmos.create_raw(&first.customer_id, &first.id, &bodies[&first.id]).await.unwrap();
+    // And the application wrote another one again meanwhile: that version stays.
+    let rewritten = mine[1];
+    upsert_raw(&f.cosmos, &rewritten.customer_id, &rewritten.id, &rewritten.json.replacen("issued", "void", 1))
+        .await
+        .unwrap();
+    let before = f.hot(std::slice::from_ref(rewritten)).await.remove(0);
+
+    let report =
+        archiver::ops::restore_customer(&archiver, "cust-a", None, None, false, patience, quiet).await.unwrap();
+    assert_eq!((report.restored, report.already_in_cosmos, report.withdrawn), (2, 2, 3), "{report:?}");
+    assert!(report.failed.is_empty(), "{report:?}");
+    for r in &mine {
+        let doc = f.cosmos.read(&r.customer_id, &r.id).await.unwrap().doc;
+        if r.id == rewritten.id {
+            assert_eq!(f.hot(std::slice::from_ref(r)).await.remove(0), before, "never overwritten");
+            assert!(f.archived_etag(r).await.is_some(), "a copy of another version is left for verify --shadowed");
+        } else {
+            assert_eq!(doc.without_system_properties(), bodies[&r.id], "{} reads as it did from the archive", r.id);
+            assert_eq!(f.archived_etag(r).await, None);
+        }
+    }
+    // Other customers are untouched; running it again finds only the one copy left.
+    assert!(!f.in_cosmos(&f.old[1]).await);
+    let again = archiver::ops::restore_customer(&archiver, "cust-a", None, None, false, patience, quiet).await.unwrap();
+    assert_eq!((again.checked, again.restored, again.already_in_cosmos), (1, 0, 1), "{again:?}");
+}
