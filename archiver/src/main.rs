@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
 use archiver::run::RunStatus;
 use archiver::{handler, ops, plan, startup};
 use clap::{Parser, Subcommand};
@@ -117,7 +116,7 @@ fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tiering::telemetry::init();
+    tiering::telemetry::init(&tiering::settings::LogSettings::from_env());
     let cli = Cli::parse();
     let settings = ArchiverSettings::from_env()?;
     match cli.command.unwrap_or(Command::Serve) {
@@ -125,10 +124,8 @@ async fn main() -> anyhow::Result<()> {
             let port = handler_port(&Env)?;
             let (listener, addr) = tiering::host::bind(port).await?;
             tracing::info!(%addr, "archiver listening");
-            axum::serve(listener, handler::router_connecting_on_demand(settings, Transport::BATCH))
-                .with_graceful_shutdown(tiering::telemetry::shutdown_signal())
-                .await
-                .context("serving")?;
+            let router = handler::router_connecting_on_demand(settings, Transport::BATCH);
+            tiering::host::serve(listener, router, tiering::telemetry::shutdown_signal()).await?;
         }
         Command::Run { dry_run } => {
             let dry_run = dry_run || settings.dry_run;

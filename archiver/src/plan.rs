@@ -30,7 +30,8 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use tiering::codec;
 use tiering::record::{AgeField, AgeValue, RawDocument, RecordError, parse_iso_instant};
-use tiering::settings::{ArchiverSettings, parse_schedule};
+use tiering::schedule::parse_schedule;
+use tiering::settings::ArchiverSettings;
 use tiering::store::StoreError;
 
 use crate::decide::{self, Eligibility};

@@ -185,7 +185,7 @@ fn timer_schedules(
         let text = binding["schedule"].as_str().with_context(|| format!("{}: the timer has no schedule", f.name))?;
         let resolved =
             resolve_setting_references(text, env).with_context(|| format!("{}: schedule {text:?}", f.name))?;
-        let schedule = tiering::settings::parse_schedule(&resolved)
+        let schedule = tiering::schedule::parse_schedule(&resolved)
             .map_err(|e| anyhow::anyhow!("{}: schedule {text:?}: {e}", f.name))?;
         schedules.insert(f.name.clone(), schedule);
     }

@@ -44,7 +44,7 @@ fn overrides(app: &AppFolder) -> BTreeMap<String, String> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tiering::telemetry::init();
+    tiering::telemetry::init(&tiering::settings::LogSettings::from_env());
     match Cli::parse().command {
         Command::Assemble { app, executable, out } => {
             assemble(&devhost::repo_root(), &app, &executable, &out)?;

@@ -5,7 +5,7 @@
 //! - [`tiers`]: the two-tier read and the cross-tier list merge.
 //! - [`token`]: the opaque, checked continuation token.
 //! - [`error`]: the one error type and its JSON body.
-//! - [`startup`]: building the stores from settings, binding, graceful shutdown.
+//! - [`startup`]: building the stores from settings (`main` binds and serves).
 //!
 //! The contract it serves is docs/read-api.md and `reader/openapi.yaml`.
 

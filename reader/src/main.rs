@@ -1,6 +1,5 @@
 //! `reader`: serves the billing-records read API as a custom handler.
 
-use anyhow::Context;
 use clap::Parser;
 use tiering::settings::{Env, ReaderSettings, handler_port};
 use tiering::store::Transport;
@@ -11,15 +10,12 @@ struct Cli {}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tiering::telemetry::init();
+    tiering::telemetry::init(&tiering::settings::LogSettings::from_env());
     Cli::parse();
     let settings = ReaderSettings::from_env()?;
     let port = handler_port(&Env)?;
     let tiers = reader::startup::build(&settings, Transport::INTERACTIVE).await?;
     let (listener, addr) = tiering::host::bind(port).await?;
     tracing::info!(%addr, "reader listening");
-    axum::serve(listener, reader::router(tiers))
-        .with_graceful_shutdown(tiering::telemetry::shutdown_signal())
-        .await
-        .context("serving")
+    tiering::host::serve(listener, reader::router(tiers), tiering::telemetry::shutdown_signal()).await
 }

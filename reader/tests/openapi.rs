@@ -107,7 +107,7 @@ async fn every_answer_matches_the_spec() {
     let settings = ReaderSettings { stores: stores.clone(), request_timeout: Duration::from_secs(10) };
     let tiers = reader::startup::build(&settings, TEST_TRANSPORT).await.unwrap();
     let (listener, addr) = tiering::host::bind(0).await.unwrap();
-    tokio::spawn(async move { axum::serve(listener, reader::router(tiers)).await.unwrap() });
+    tokio::spawn(tiering::host::serve(listener, reader::router(tiers), std::future::pending()));
     let http = reqwest::Client::new();
     let record = "/customers/{customerId}/billing-records/{recordId}";
     let list = "/customers/{customerId}/billing-records";

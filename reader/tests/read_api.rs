@@ -54,7 +54,7 @@ async fn serve(stores: &StoreSettings, request_timeout: Duration) -> SocketAddr 
 
 async fn serve_tiers(tiers: reader::tiers::Tiers) -> SocketAddr {
     let (listener, addr) = tiering::host::bind(0).await.unwrap();
-    tokio::spawn(async move { axum::serve(listener, reader::router(tiers)).await.unwrap() });
+    tokio::spawn(tiering::host::serve(listener, reader::router(tiers), std::future::pending()));
     addr
 }
 

@@ -53,9 +53,48 @@ pub async fn bind(port: u16) -> anyhow::Result<(tokio::net::TcpListener, std::ne
     Ok((listener, addr))
 }
 
+/// Serves `router` on `listener` until `shutdown` resolves, then stops accepting
+/// and lets the requests in flight finish. Both apps' `main` pass the SIGTERM /
+/// Ctrl-C signal ([`crate::telemetry::shutdown_signal`]); tests pass a channel.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await.context("serving")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_shutdown_lets_the_request_in_flight_finish_and_then_stops_serving() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let slow = axum::Router::new().route(
+            "/slow",
+            axum::routing::get(|| async {
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                "done"
+            }),
+        );
+        let (listener, addr) = bind(0).await.unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, slow, async move {
+            let _ = stopped.await;
+        }));
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        client.write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        stop.send(()).unwrap();
+        let mut answer = String::new();
+        client.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with("done"), "{answer}");
+        let served = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
+        served.expect("serve returns once the request in flight is answered").unwrap().unwrap();
+        assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "no longer listening");
+    }
 
     #[test]
     fn parses_the_hosts_timer_payload_and_tolerates_garbage() {

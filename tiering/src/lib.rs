@@ -14,6 +14,7 @@
 //! - [`codec`]: compression, integrity hash, blob metadata. Pure.
 //! - [`listing`]: the cross-tier listing order, window and page merge. Pure.
 //! - [`settings`]: the only place that reads environment variables.
+//! - [`schedule`]: the timer's NCRONTAB schedule, as the host reads it. Pure.
 //! - [`host`]: the Functions custom-handler payload types.
 //! - [`store`]: store errors by what a caller can do, and transport limits.
 //! - [`cosmos`]: the Cosmos side: point reads, aged-record queries, conditional deletes.
@@ -34,6 +35,7 @@ pub mod identity;
 pub mod layout;
 pub mod listing;
 pub mod record;
+pub mod schedule;
 pub mod settings;
 pub mod store;
 pub mod telemetry;

@@ -4,12 +4,14 @@
 //! variable. Tests build the structs directly or through [`from_lookup`](StoreSettings::from_lookup).
 
 use std::fmt;
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use azure_core::credentials::Secret;
 use url::Url;
 
 use crate::record::AgeField;
+use crate::schedule::parse_schedule;
 
 /// A setting that is missing or malformed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -63,6 +65,25 @@ impl Reader<'_> {
         }
     }
 
+    /// A whole number within `range`, or `default` when unset.
+    fn ranged<T>(
+        &self,
+        name: &'static str,
+        default: T,
+        range: RangeInclusive<T>,
+        what: &str,
+    ) -> Result<T, SettingsError>
+    where
+        T: std::str::FromStr + PartialOrd + fmt::Display,
+    {
+        let value = self.parsed(name, default, what)?;
+        if !range.contains(&value) {
+            let message = format!("{value} is outside {}..={}", range.start(), range.end());
+            return Err(SettingsError { name, message });
+        }
+        Ok(value)
+    }
+
     fn url(&self, name: &'static str) -> Result<Url, SettingsError> {
         let v = self.required(name)?;
         let url = Url::parse(&v).map_err(|e| SettingsError { name, message: format!("`{v}` is not a URL: {e}") })?;
@@ -103,8 +124,43 @@ pub struct StoreSettings {
     pub blob_sas: Option<Secret>,
     pub archive_container: String,
     pub age_field: AgeField,
-    /// A user-assigned managed identity; `None` means the system-assigned one.
-    pub azure_client_id: Option<String>,
+    /// Where Entra ID tokens come from, for a store without a key or SAS.
+    pub credential: CredentialSource,
+}
+
+/// Where the stores' Entra ID tokens come from when no emulator key or SAS is set
+/// (docs/operations.md, "Who may run what").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialSource {
+    /// The app's managed identity. Functions (App Service) sets `IDENTITY_ENDPOINT`
+    /// and `IDENTITY_HEADER` when the app has one; `AZURE_CLIENT_ID` picks a
+    /// user-assigned identity, `None` means the system-assigned one.
+    ManagedIdentity { client_id: Option<String> },
+    /// Anywhere else (a workstation, Cloud Shell): the Azure CLI's (or Azure
+    /// Developer CLI's) signed-in user, `az login`.
+    DeveloperTools,
+}
+
+impl CredentialSource {
+    fn from_reader(r: &Reader<'_>) -> Self {
+        if r.opt("IDENTITY_ENDPOINT").is_some() && r.opt("IDENTITY_HEADER").is_some() {
+            Self::ManagedIdentity { client_id: r.opt("AZURE_CLIENT_ID") }
+        } else {
+            Self::DeveloperTools
+        }
+    }
+}
+
+impl fmt::Display for CredentialSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ManagedIdentity { client_id: None } => f.write_str("the app's system-assigned managed identity"),
+            Self::ManagedIdentity { client_id: Some(id) } => {
+                write!(f, "the user-assigned managed identity with client id {id}")
+            }
+            Self::DeveloperTools => f.write_str("the developer sign-in (az login)"),
+        }
+    }
 }
 
 impl fmt::Debug for StoreSettings {
@@ -118,7 +174,7 @@ impl fmt::Debug for StoreSettings {
             .field("blob_sas", &self.blob_sas.as_ref().map(|_| "<set>"))
             .field("archive_container", &self.archive_container)
             .field("age_field", &self.age_field.name())
-            .field("azure_client_id", &self.azure_client_id)
+            .field("credential", &self.credential)
             .finish()
     }
 }
@@ -141,7 +197,7 @@ impl StoreSettings {
             archive_container: r.name("ARCHIVE_CONTAINER", "billing-archive")?,
             age_field: AgeField::parse(&r.or("ARCHIVE_AGE_FIELD", "_ts"))
                 .map_err(|message| SettingsError { name: "ARCHIVE_AGE_FIELD", message })?,
-            azure_client_id: r.opt("AZURE_CLIENT_ID"),
+            credential: CredentialSource::from_reader(&r),
         })
     }
 }
@@ -166,43 +222,6 @@ pub struct ArchiverSettings {
 
 /// Nightly at 02:00 UTC.
 pub const DEFAULT_SCHEDULE: &str = "0 0 2 * * *";
-
-/// Checks a six-field NCRONTAB expression (`sec min hour day month weekday`), as
-/// the Functions host reads a timer's schedule. NCRONTAB numbers weekdays 0-6 from
-/// Sunday, the `cron` crate 1-7 from Sunday: numbers in the weekday field are
-/// shifted (step values after `/` are not), names are kept.
-pub fn parse_schedule(text: &str) -> Result<cron::Schedule, String> {
-    let fields: Vec<&str> = text.split_whitespace().collect();
-    if fields.len() != 6 {
-        return Err(format!("`{text}` must have six fields: second minute hour day month weekday"));
-    }
-    if fields[3..].iter().any(|f| f.contains('?')) {
-        return Err(format!("`{text}`: `?` is not NCRONTAB; use `*`"));
-    }
-    let mut weekday = String::new();
-    let mut number = String::new();
-    let mut after_slash = false;
-    for c in fields[5].chars().chain(std::iter::once(' ')) {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        if !number.is_empty() {
-            match number.parse::<u8>() {
-                Ok(n @ 0..=6) if !after_slash => weekday.push_str(&(n + 1).to_string()),
-                Ok(_) if after_slash => weekday.push_str(&number),
-                _ => return Err(format!("`{text}`: weekdays are 0 (Sunday) to 6")),
-            }
-            number.clear();
-        }
-        after_slash = c == '/';
-        if c != ' ' {
-            weekday.push(c);
-        }
-    }
-    let translated = [&fields[..5].join(" "), weekday.as_str()].join(" ");
-    translated.parse::<cron::Schedule>().map_err(|e| format!("`{text}` is not a schedule: {e}"))
-}
 
 /// The upper bound on records in flight when `ARCHIVE_CONCURRENCY` is `auto` (the
 /// default); the archiver finds its own level below it (see BENCHMARKS.md).
@@ -232,33 +251,19 @@ impl ArchiverSettings {
     pub fn from_lookup(env: &dyn Lookup) -> Result<Self, SettingsError> {
         let r = Reader(env);
         let stores = StoreSettings::from_lookup(env)?;
-        let after_days = r.parsed("ARCHIVE_AFTER_DAYS", 90u32, "a whole number of days")?;
-        if !(1..=36_500).contains(&after_days) {
-            return Err(SettingsError {
-                name: "ARCHIVE_AFTER_DAYS",
-                message: format!("{after_days} is outside 1..=36500"),
-            });
-        }
+        let after_days = r.ranged("ARCHIVE_AFTER_DAYS", 90u32, 1..=36_500, "a whole number of days")?;
         let dry_run = parse_bool(&r, "ARCHIVE_DRY_RUN", false)?;
         let concurrency = match r.or("ARCHIVE_CONCURRENCY", "auto").to_ascii_lowercase().as_str() {
             "auto" => AUTO_CONCURRENCY,
-            _ => r.parsed("ARCHIVE_CONCURRENCY", AUTO_CONCURRENCY, "`auto` or a whole number")?,
+            _ => r.ranged("ARCHIVE_CONCURRENCY", AUTO_CONCURRENCY, 1..=256, "`auto` or a whole number")?,
         };
-        if !(1..=256).contains(&concurrency) {
-            return Err(SettingsError {
-                name: "ARCHIVE_CONCURRENCY",
-                message: format!("{concurrency} is outside 1..=256"),
-            });
-        }
         let max_ru_per_second = r.parsed("ARCHIVE_MAX_RU_PER_SECOND", 0u32, "a whole number of request units")?;
-        let budget =
-            r.parsed("ARCHIVE_TIME_BUDGET_SECONDS", DEFAULT_TIME_BUDGET_SECONDS, "a whole number of seconds")?;
-        if !(1..=86_400).contains(&budget) {
-            return Err(SettingsError {
-                name: "ARCHIVE_TIME_BUDGET_SECONDS",
-                message: format!("{budget} is outside 1..=86400"),
-            });
-        }
+        let budget = r.ranged(
+            "ARCHIVE_TIME_BUDGET_SECONDS",
+            DEFAULT_TIME_BUDGET_SECONDS,
+            1..=86_400,
+            "a whole number of seconds",
+        )?;
         let schedule = r.or("ARCHIVE_SCHEDULE", DEFAULT_SCHEDULE);
         parse_schedule(&schedule).map_err(|message| SettingsError { name: "ARCHIVE_SCHEDULE", message })?;
         let adaptive = parse_bool(&r, "ARCHIVE_CONCURRENCY_ADAPTIVE", true)?;
@@ -296,14 +301,31 @@ impl ReaderSettings {
         let r = Reader(env);
         let stores = StoreSettings::from_lookup(env)?;
         let seconds =
-            r.parsed("READER_TIMEOUT_SECONDS", DEFAULT_READER_TIMEOUT_SECONDS, "a whole number of seconds")?;
-        if !(1..=200).contains(&seconds) {
-            return Err(SettingsError {
-                name: "READER_TIMEOUT_SECONDS",
-                message: format!("{seconds} is outside 1..=200"),
-            });
-        }
+            r.ranged("READER_TIMEOUT_SECONDS", DEFAULT_READER_TIMEOUT_SECONDS, 1..=200, "a whole number of seconds")?;
         Ok(Self { stores, request_timeout: Duration::from_secs(seconds) })
+    }
+}
+
+/// How the binaries log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSettings {
+    /// JSON lines when running in Azure (`WEBSITE_INSTANCE_ID` is set there) or
+    /// when `LOG_FORMAT=json`; human-readable otherwise.
+    pub json: bool,
+    /// The `RUST_LOG` filter; `info` when unset.
+    pub filter: String,
+}
+
+impl LogSettings {
+    pub fn from_env() -> Self {
+        Self::from_lookup(&Env)
+    }
+
+    /// Never fails: a process that cannot read its settings must still log why.
+    pub fn from_lookup(env: &dyn Lookup) -> Self {
+        let r = Reader(env);
+        let json = r.opt("WEBSITE_INSTANCE_ID").is_some() || r.opt("LOG_FORMAT").is_some_and(|v| v == "json");
+        Self { json, filter: r.or("RUST_LOG", "info") }
     }
 }
 
@@ -315,26 +337,6 @@ pub fn handler_port(env: &dyn Lookup) -> Result<u16, SettingsError> {
 #[cfg(test)]
 mod tests {
 
-    #[test]
-    fn schedules_number_weekdays_from_sunday_0_as_the_host_does() {
-        use chrono::{Datelike, Weekday};
-        let days = |text: &str| -> Vec<Weekday> {
-            let mut days: Vec<Weekday> =
-                parse_schedule(text).unwrap().upcoming(chrono::Utc).take(14).map(|t| t.weekday()).collect();
-            days.sort_by_key(|d| d.num_days_from_sunday());
-            days.dedup();
-            days
-        };
-        assert_eq!(days("0 0 2 * * 0"), [Weekday::Sun]);
-        assert_eq!(days("0 0 2 * * 1-5"), [Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri]);
-        assert_eq!(days("0 0 2 * * 6,0"), [Weekday::Sun, Weekday::Sat]);
-        assert_eq!(days("0 0 2 * * */2"), [Weekday::Sun, Weekday::Tue, Weekday::Thu, Weekday::Sat]);
-        assert_eq!(days("0 0 2 * * Mon"), [Weekday::Mon]);
-        assert_eq!(days("0 0 2 * * *").len(), 7);
-        assert!(parse_schedule("0 0 2 * * 7").is_err());
-        assert!(parse_schedule("0 0 2 ? * 1").is_err());
-        assert!(parse_schedule("0 2 * * *").is_err());
-    }
     use super::*;
     use std::collections::HashMap;
 
@@ -401,6 +403,43 @@ mod tests {
             assert_eq!(err.name, name, "{err}");
             assert!(err.to_string().starts_with(&format!("setting {name}: ")), "{err}");
         }
+    }
+
+    #[test]
+    fn apps_in_azure_use_their_identity_and_operators_their_sign_in() {
+        let functions = [("IDENTITY_ENDPOINT", "http://localhost:8081/msi/token"), ("IDENTITY_HEADER", "h")];
+        let credential = |extra: &[(&str, &str)]| {
+            let mut pairs = BASE.to_vec();
+            pairs.extend_from_slice(extra);
+            StoreSettings::from_lookup(&env(&pairs)).unwrap().credential
+        };
+        assert_eq!(credential(&functions), CredentialSource::ManagedIdentity { client_id: None });
+        let user_assigned = [functions[0], functions[1], ("AZURE_CLIENT_ID", "0000")];
+        assert_eq!(credential(&user_assigned), CredentialSource::ManagedIdentity { client_id: Some("0000".into()) });
+        assert_eq!(credential(&[]), CredentialSource::DeveloperTools);
+        // A workstation with a service principal's id set, and Cloud Shell: az login.
+        assert_eq!(credential(&[("AZURE_CLIENT_ID", "0000")]), CredentialSource::DeveloperTools);
+        assert_eq!(
+            credential(&[("MSI_ENDPOINT", "http://localhost:50342/oauth2/token")]),
+            CredentialSource::DeveloperTools
+        );
+        assert_eq!(
+            credential(&[("IDENTITY_ENDPOINT", ""), ("IDENTITY_HEADER", "h")]),
+            CredentialSource::DeveloperTools
+        );
+        assert_eq!(
+            CredentialSource::ManagedIdentity { client_id: Some("0000".into()) }.to_string(),
+            "the user-assigned managed identity with client id 0000"
+        );
+    }
+
+    #[test]
+    fn logs_are_json_in_azure_and_filtered_by_rust_log() {
+        let log = |pairs: &[(&str, &str)]| LogSettings::from_lookup(&env(pairs));
+        assert_eq!(log(&[]), LogSettings { json: false, filter: "info".into() });
+        assert!(log(&[("WEBSITE_INSTANCE_ID", "abc")]).json && log(&[("LOG_FORMAT", "json")]).json);
+        assert!(!log(&[("LOG_FORMAT", "text")]).json);
+        assert_eq!(log(&[("RUST_LOG", "archiver=debug")]).filter, "archiver=debug");
     }
 
     #[test]

@@ -2,16 +2,16 @@
 
 pub use tracing_subscriber::EnvFilter;
 
+use crate::settings::LogSettings;
+
 /// Structured logs on stdout: JSON when running in Azure (the host collects
-/// stdout), human-readable otherwise. `RUST_LOG` filters; default `info`.
-pub fn init() {
-    let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let in_azure = std::env::var_os("WEBSITE_INSTANCE_ID").is_some()
-        || std::env::var_os("LOG_FORMAT").is_some_and(|v| v == "json");
+/// stdout), human-readable otherwise, filtered as the settings say.
+pub fn init(settings: &LogSettings) {
+    let filter = || EnvFilter::try_new(&settings.filter).unwrap_or_else(|_| EnvFilter::new("info"));
     use std::io::IsTerminal;
     use tracing_subscriber::util::SubscriberInitExt;
     // try_init: tests may call this more than once in one process.
-    let _ = if in_azure {
+    let _ = if settings.json {
         json_subscriber(filter(), std::io::stdout).try_init()
     } else {
         tracing_subscriber::fmt()
