@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The deployment checks that need no Azure, run by ./scripts/test.sh: every Bicep
 # template parses and holds the properties README "Deployment" promises
-# (infra.py), the apps' host configuration holds (apps.py), the workflows parse and deploy in order (workflows.py), every
-# script passes ShellCheck, and deploy.sh refuses to start without its parameters.
+# (infra.py; infra_mutations.py shows each of its rules fails when its property
+# is undone), the apps' host configuration holds (apps.py), the workflows parse
+# and deploy in order (workflows.py), every script passes ShellCheck, and
+# deploy.sh refuses to start without its parameters.
 # Installs its pinned Python packages (requirements.txt) on first use.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -11,6 +13,8 @@ bin="$(scripts/python-venv.sh scripts/checks)"
 
 echo "-- infra-bicep/"
 "$bin/python" scripts/checks/infra.py
+echo "-- infra-bicep/, each rule undone once: the check must fail"
+"$bin/python" scripts/checks/infra_mutations.py
 echo "-- host.json, function.json, the zips"
 "$bin/python" scripts/checks/apps.py
 echo "-- scripts/compare.py (the rollout comparison)"

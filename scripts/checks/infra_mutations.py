@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""Proves scripts/checks/infra.py still bites: each mutation below undoes one promise in a copy of
+infra-bicep/, and infra.py must fail on it, naming the rule that guards that promise.
+
+    scripts/checks/.venv/bin/python scripts/checks/infra_mutations.py [-v]
+
+A mutation is (rule, file, old text, new text); the old text must occur exactly once, so a template
+change that moves it is reported rather than silently skipped.
+"""
+import contextlib
+import functools
+import io
+import os
+import shutil
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import infra  # noqa: E402
+
+M, C = "main.bicep", "cosmos-roles.bicep"
+SETTING = "{ name: 'LOG_FORMAT', value: 'json' }"
+EXTRA_ROLE = """
+resource extraRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  scope: archiveStorage
+  name: guid(archiveStorage.id, sites[readerIndex].id, 'contributor')
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', blobDataOwner)
+    principalId: sites[readerIndex].identity.principalId
+  }
+}
+"""
+MUTATIONS = [
+    ("no Cosmos DB account", C, "output documentEndpoint",
+     "resource db 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases@2024-11-15' = {\n  parent: account\n"
+     "  name: databaseName\n  properties: { resource: { id: databaseName } }\n}\noutput documentEndpoint"),
+    ("no Cosmos DB account", M, "@2024-11-15' existing = {", "@2024-11-15' = {"),
+    ("no Cosmos DB account", C, "scope: containerScope\n  }\n  dependsOn: [archiverRole]",
+     "scope: containerScope\n    partitionKey: { paths: ['/id'] }\n  }\n  dependsOn: [archiverRole]"),
+    ("no Cosmos DB account", M, "module monitoring 'monitoring.bicep'", "module monitoring 'other.bicep'"),
+    ("Cosmos DB archiver role", C, "items/delete'\n", "items/delete'\n          '"
+     "Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/items/replace'\n"),
+    ("Cosmos DB archiver role", C, "assignableScopes: [containerScope]", "assignableScopes: [account.id]"),
+    ("Cosmos DB archiver role", M, "containerName: cosmosContainer", "containerName: 'other'"),
+    ("Cosmos DB assignments", C, "roleDefinitionId: readerRoleId", "roleDefinitionId: archiverRoleId"),
+    ("Cosmos DB assignments", C, "0000-000000000001'", "0000-000000000002'"),
+    ("Cosmos DB assignments", C, "principalId: readerPrincipalId", "principalId: archiverPrincipalId"),
+    ("Cosmos DB assignments", C, "roleDefinitionId: archiverRoleId\n    principalId: archiverPrincipalId\n"
+     "    scope: containerScope", "roleDefinitionId: archiverRoleId\n    principalId: archiverPrincipalId\n"
+     "    scope: '${account.id}/dbs/${databaseName}'"),
+    ("serialized", C, "  dependsOn: [archiverAssignment]\n", ""),
+    ("serialized", C, "  dependsOn: [archiverRole]\n", ""),
+    ("archive writer role", M, "actions: []",
+     "actions: ['Microsoft.Storage/storageAccounts/blobServices/containers/delete']"),
+    ("archive writer role", M, "blobs/delete'\n", "blobs/delete'\n          "
+     "'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/deleteBlobVersion/action'\n"),
+    ("archiver: the archive writer role", M, "scope: archiveBlobContainer\n  name: guid(archiveBlobContainer.id, "
+     "sites[archiverIndex]", "scope: archiveStorage\n  name: guid(archiveBlobContainer.id, sites[archiverIndex]"),
+    ("reader: Storage Blob Data Reader", M, "'Microsoft.Authorization/roleDefinitions', blobDataReader)",
+     "'Microsoft.Authorization/roleDefinitions', blobDataOwner)"),
+    ("Storage Blob Data Owner on its own", M, "scope: hostStorage[i]", "scope: hostStorage[0]"),
+    ("Monitoring Metrics Publisher", M, "principalId: sites[i].identity.principalId\n    principalType: "
+     "'ServicePrincipal'\n  }\n}]\n\n// The archive", "principalId: sites[0].identity.principalId\n    "
+     "principalType: 'ServicePrincipal'\n  }\n}]\n\n// The archive"),
+    ("no other Azure role", M, "// Cosmos DB data plane", EXTRA_ROLE + "// Cosmos DB data plane"),
+    ("no other Azure role", "monitoring.bicep", "resource actionGroup",
+     "resource extraRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {\n  name: guid('x')\n"
+     "  properties: {\n    roleDefinitionId: 'b24988ac-6180-42a0-ab88-20f7382dd24c'\n    principalId: alertEmail\n"
+     "  }\n}\n"
+     "resource actionGroup"),
+    ("every storage account", M, "allowSharedKeyAccess: false\n    defaultToOAuthAuthentication: true\n    "
+     "minimumTlsVersion: 'TLS1_2'\n    supportsHttpsTrafficOnly: true\n  }\n}]", "allowSharedKeyAccess: true\n"
+     "    defaultToOAuthAuthentication: true\n    minimumTlsVersion: 'TLS1_2'\n    supportsHttpsTrafficOnly: true\n"
+     "  }\n}]"),
+    ("every storage account", M, "accessTier: 'Cool'\n    allowBlobPublicAccess: false",
+     "accessTier: 'Cool'\n    allowBlobPublicAccess: true"),
+    ("every storage account", M, "accessTier: 'Cool'\n    allowBlobPublicAccess: false\n    allowSharedKeyAccess: "
+     "false\n    defaultToOAuthAuthentication: true\n    minimumTlsVersion: 'TLS1_2'", "accessTier: 'Cool'\n    "
+     "allowBlobPublicAccess: false\n    allowSharedKeyAccess: false\n    defaultToOAuthAuthentication: true\n"
+     "    minimumTlsVersion: 'TLS1_0'"),
+    ("one host storage account", M, "value: hostStorage[i].name", "value: hostStorage[0].name"),
+    ("one host storage account", M, "value: hostStorage[i].name", "value: archiveStorage.name"),
+    ("archive: Cool tier", M, "accessTier: 'Cool'", "accessTier: 'Archive'"),
+    ("archive: Cool tier", M, "accessTier: 'Cool'", "accessTier: 'Hot'"),
+    ("archive: Cool tier", M, "sku: { name: 'Standard_ZRS' }", "sku: { name: 'Standard_LRS' }"),
+    ("archive: Cool tier", M, "version: { delete:",
+     "baseBlob: { tierToArchive: { daysAfterModificationGreaterThan: 30 } }\n              version: { delete:"),
+    ("soft delete", M, "isVersioningEnabled: true", "isVersioningEnabled: false"),
+    ("soft delete", M, "deleteRetentionPolicy: { enabled: true, days: 30 }",
+     "deleteRetentionPolicy: { enabled: false }"),
+    ("soft delete", M, "containerDeleteRetentionPolicy: { enabled: true",
+     "containerDeleteRetentionPolicy: { enabled: false"),
+    ("lifecycle", M, "version: { delete:",
+     "baseBlob: { delete: { daysAfterModificationGreaterThan: 365 } }\n              version: { delete:"),
+    ("lifecycle", M, "version: { delete: { daysAfterCreationGreaterThan: previousVersionRetentionDays } }",
+     "version: { tierToCool: { daysAfterCreationGreaterThan: previousVersionRetentionDays } }"),
+    ("lifecycle", M, "resource archiveLifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01' = {\n"
+     "  parent: archiveStorage", "resource archiveLifecycle 'Microsoft.Storage/storageAccounts/managementPolicies"
+     "@2023-05-01' = {\n  parent: hostStorage[0]"),
+    ("CanNotDelete lock", M, "level: 'CanNotDelete'", "level: 'ReadOnly'"),
+    ("CanNotDelete lock", M, "  scope: archiveStorage\n  name: 'archive-cannot-delete'",
+     "  scope: hostStorage[0]\n  name: 'archive-cannot-delete'"),
+    ("Application Insights: local auth off", M, "DisableLocalAuth: true", "DisableLocalAuth: false"),
+    ("Flex Consumption", M, "sku: { tier: 'FlexConsumption', name: 'FC1' }", "sku: { tier: 'Dynamic', name: 'Y1' }"),
+    ("Flex Consumption", M, "runtime: { name: 'custom', version: '1.0' }", "runtime: { name: 'node', version: '20' }"),
+    ("Flex Consumption", M, "identity: { type: 'SystemAssigned' }", "identity: { type: 'None' }"),
+    ("Flex Consumption", M, "serverFarmId: plans[i].id", "serverFarmId: plans[0].id"),
+    ("Flex Consumption", M, "httpsOnly: true", "httpsOnly: false"),
+    ("Flex Consumption", M, "ftpsState: 'Disabled'", "ftpsState: 'AllAllowed'"),
+    ("each app has the settings", M, SETTING + "\n", ""),
+    ("each app has the settings", M, "{ name: 'ARCHIVE_SCHEDULE', value: archiveSchedule }\n", ""),
+    ("dry run by default", M, "param archiveDryRun bool = true", "param archiveDryRun bool = false"),
+    ("dry run by default", M, "value: archiveDryRun ? 'true' : 'false'", "value: 'false'"),
+    ("no secrets", M, SETTING, SETTING + "\n        { name: 'COSMOS_KEY', value: cosmos.listKeys().primaryMasterKey }"),
+    ("no secrets", M, SETTING, SETTING + "\n        { name: 'ARCHIVE_BLOB_SAS', value: 'sv=2022&sig=abc' }"),
+    ("no secrets", M, SETTING, SETTING + "\n        { name: 'AzureWebJobsStorage', value: "
+     "'DefaultEndpointsProtocol=https;AccountName=${hostStorage[i].name};AccountKey=${hostStorage[i].listKeys()"
+     ".keys[0].value}' }"),
+    ("no secrets", M, SETTING, SETTING + "\n        { name: 'STORAGE', value: 'BlobEndpoint=x;AccountKey=y' }"),
+    ("no secrets", M, "output archiveStorageAccount", "output k string = archiveStorage.listKeys().keys[0].value\n"
+     "output archiveStorageAccount"),
+    ("outputs scripts/deploy.sh reads", M, "output readerApp string = sites[readerIndex].name",
+     "output readerApp string = sites[archiverIndex].name"),
+    ("outputs scripts/deploy.sh reads", M, "output readerHostName string", "output readerHost string"),
+]
+
+
+def main():
+    verbose = "-v" in sys.argv
+    src = os.path.join(infra.ROOT, "infra-bicep")
+    infra.PARSER.parse = functools.lru_cache(maxsize=None)(infra.PARSER.parse)  # unchanged templates parse once
+    with contextlib.redirect_stdout(io.StringIO()):
+        if infra.run(src) != 0:
+            sys.exit("infra-mutations: infra.py fails on infra-bicep/ itself; fix that first")
+    bad = 0
+    for rule, name, old, new in MUTATIONS:
+        with tempfile.TemporaryDirectory() as tmp:
+            shutil.copytree(src, tmp, dirs_exist_ok=True)
+            path = os.path.join(tmp, name)
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+            gone = [ln.strip() for ln in old.splitlines() if ln.strip() and ln not in new.splitlines()] or ["(nothing)"]
+            added = [ln.strip() for ln in new.splitlines() if ln.strip() and ln not in old.splitlines()] or ["(nothing)"]
+            what = f"{name}: {gone[0][:50]!r} -> {added[0][:70]!r}"
+            if text.count(old) != 1:
+                print(f"FAIL {rule} <- {what}: the old text occurs {text.count(old)} times, not once")
+                bad += 1
+                continue
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text.replace(old, new))
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                rc = infra.run(tmp)
+        failed = [title for title, _ in infra.RULES if f"FAIL {title}:" in out.getvalue()]
+        ok = rc == 1 and any(rule in f for f in failed)
+        bad += not ok
+        shown = f"\n      failed: {failed}" if verbose or not ok else ""
+        print(f"{'ok  ' if ok else 'FAIL'} {rule} <- {what}{shown}")
+    print(f"\ninfra-mutations: {len(MUTATIONS) - bad} of {len(MUTATIONS)} mutations caught")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
