@@ -11,7 +11,7 @@ use tiering::layout;
 use tiering::record::validate_id;
 use tiering::store::StoreError;
 
-use crate::lease::RunLease;
+use crate::lease::{LeaseHolds, RunLease};
 use crate::startup::Archiver;
 
 /// Blobs checked at once by [`verify`].
@@ -506,7 +506,7 @@ async fn restore_copy(
     field: &tiering::record::AgeField,
     window: &tiering::listing::Window,
     dry_run: bool,
-    lease_holds: &(dyn Fn() -> bool + Sync),
+    lease_holds: &LeaseHolds<'_>,
 ) -> CopyRestore {
     let stored = match archiver.archive.get(name).await {
         Ok(stored) => stored,

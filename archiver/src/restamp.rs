@@ -24,6 +24,8 @@ use tiering::store::StoreError;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
+use crate::lease::LeaseHolds;
+
 /// The marker blob: its `agefield` metadata names the field every copy is stamped under.
 pub const STAMP_MARKER: &str = "state/age-stamps";
 const K_FIELD: &str = "agefield";
@@ -56,7 +58,7 @@ pub async fn restamp(
     field: &AgeField,
     concurrency: usize,
     deadline: Instant,
-    lease_holds: &(dyn Fn() -> bool + Sync),
+    lease_holds: &LeaseHolds<'_>,
 ) -> Result<RestampReport, StoreError> {
     let AgeField::Iso(name) = field else { return Ok(RestampReport { restamped: 0, complete: true }) };
     let marker = match archive.head(STAMP_MARKER).await {
@@ -147,7 +149,7 @@ mod tests {
     use tiering::codec::AgeLookup;
     use tiering::record::AgeValue;
 
-    const HOLDS: &(dyn Fn() -> bool + Sync) = &|| true;
+    const HOLDS: &LeaseHolds<'static> = &|| true;
 
     /// Puts an archived copy of `{"id":..,"invoiceDate":..}` stamped under `_ts`.
     async fn put_copy(archive: &MemoryArchive, id: &str, date: &str) -> String {

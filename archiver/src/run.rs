@@ -38,7 +38,7 @@ use tracing::{debug, error, info, warn};
 use crate::budget::RuBudget;
 use crate::concurrency::{AdaptiveLimit, Slot};
 use crate::decide::{self, Deletion, Eligibility, ExistingCopy, WithdrawCopy};
-use crate::lease::RunLease;
+use crate::lease::{LeaseHolds, RunLease};
 use crate::restamp;
 use crate::startup::Archiver;
 
@@ -248,9 +248,6 @@ struct Pass<'a> {
     /// True while the run lease holds; checked before every destructive step.
     lease_holds: &'a LeaseHolds<'a>,
 }
-
-/// The run lease's check, as the protocol's steps take it.
-pub type LeaseHolds<'a> = dyn Fn() -> bool + Sync + 'a;
 
 impl Archiver {
     /// Runs one pass. Never panics on store errors: they end up in the summary.
@@ -596,7 +593,8 @@ async fn copy(archive: &dyn Archive, p: &Prepared, lease_holds: &LeaseHolds<'_>)
         ExistingCopy::Newer => Copied::Done(RecordResult::new(Outcome::ChangedDuringRun)),
         ExistingCopy::Conflict(kind) => {
             let archived_etag = meta.as_ref().map(|m| m.etag.as_str()).unwrap_or("unreadable");
-            warn!(blob = %p.name, customer_id = %p.customer_id, id = %p.id, ts = p.meta.ts, cosmos_etag = %p.etag, archived_etag, ?kind, "conflict: the archive holds another version of the same second, or a copy with unreadable metadata; nothing written or deleted");
+            let error = meta.as_ref().err().map(ToString::to_string);
+            warn!(blob = %p.name, customer_id = %p.customer_id, id = %p.id, ts = p.meta.ts, cosmos_etag = %p.etag, archived_etag, ?kind, ?error, "conflict: the archive holds another version of the same second, or a copy with unreadable metadata; nothing written or deleted");
             Copied::Done(RecordResult::new(Outcome::Conflict))
         }
     }

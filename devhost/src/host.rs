@@ -141,7 +141,7 @@ impl Host {
         let front = Front { routes, prefix: self.app.route_prefix.clone(), port: self.port, http: self.http.clone() };
         let router = axum::Router::new().fallback(forward).with_state(std::sync::Arc::new(front));
         let (listener, addr) = tiering::host::bind(port).await?;
-        tokio::spawn(async move { axum::serve(listener, router).await });
+        tokio::spawn(tiering::host::serve(listener, router, std::future::pending()));
         Ok(addr)
     }
 

@@ -153,7 +153,8 @@ impl Archive for MemoryArchive {
         etag: &str,
     ) -> Result<String, StoreError> {
         let mut state = self.state();
-        let blob = state.blobs.get(name).ok_or(StoreError::NotFound)?;
+        // Conditional, so a missing blob fails the condition (412), as a delete does.
+        let blob = state.blobs.get(name).ok_or(StoreError::PreconditionFailed)?;
         if blob.etag != etag || blob.leased_by().is_some() {
             return Err(StoreError::PreconditionFailed);
         }

@@ -49,6 +49,8 @@ async fn table(archive: &dyn Archive) -> Vec<(&'static str, String)> {
     )
     .ok();
     step!("delete a missing blob", archive.delete_if_match(a, "\"0x1\"").await).ok();
+    step!("set metadata of a missing blob", archive.set_metadata(a, md(&[]), "\"0x1\"").await).ok();
+    step!("renew a lease on a missing blob", archive.renew_lease(a, "00000000-0000-0000-0000-000000000001").await).ok();
     step!("lease a missing blob", archive.acquire_lease(a, 60, "00000000-0000-0000-0000-000000000001").await).ok();
     let first = step!("create", archive.put(a, body.clone(), md(&[("k", "1")]), PutCondition::Absent).await).unwrap();
     step!("create again", archive.put(a, body.clone(), md(&[]), PutCondition::Absent).await).ok();
