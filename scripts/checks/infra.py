@@ -3,8 +3,9 @@
 
 No Bicep compiler runs here: this parses every infra-bicep/*.bicep with
 pycep-parser and checks the parsed templates for least-privilege roles, the live
-Cosmos DB container never deployed, no secrets or shared keys, an archive never
-on the Archive tier nor deleted, and the app settings each app needs. Prints a
+Cosmos DB container never deployed (only referenced, maybe in another resource
+group), no secrets or shared keys, an archive never on the Archive tier nor
+deleted, the alerts, and the app settings each app needs. Prints a
 line per rule, exits 1 listing every failed one. Run by scripts/checks/run.sh:
 
     scripts/checks/.venv/bin/python scripts/checks/infra.py [infra-dir]
@@ -44,6 +45,9 @@ COSMOS_ACCOUNT = "Microsoft.DocumentDB/databaseAccounts"
 SQL_ROLE_DEF = COSMOS_ACCOUNT + "/sqlRoleDefinitions"
 SQL_ROLE_ASSIGNMENT = COSMOS_ACCOUNT + "/sqlRoleAssignments"
 INSIGHTS = "Microsoft.Insights/components"
+WORKSPACE = "Microsoft.OperationalInsights/workspaces"
+SCHEDULED_QUERY = "Microsoft.Insights/scheduledQueryRules"
+ACTION_GROUP = "Microsoft.Insights/actionGroups"
 SITE = "Microsoft.Web/sites"
 PLAN = "Microsoft.Web/serverfarms"
 
@@ -54,6 +58,11 @@ METRICS_PUBLISHER = "3913510d-42f4-4e42-8a64-420c390055eb"
 COSMOS_DATA_READER = "00000000-0000-0000-0000-000000000001"
 ROLE_NAMES = {BLOB_DATA_OWNER: "Storage Blob Data Owner", BLOB_DATA_READER: "Storage Blob Data Reader",
               METRICS_PUBLISHER: "Monitoring Metrics Publisher", COSMOS_DATA_READER: "Cosmos DB Built-in Data Reader"}
+# README "Deployment": five alerts; previous versions kept 90 days, soft delete 30 (floors, not pins).
+ALERTS = 5
+PREVIOUS_VERSION_LEAST_DAYS = 30
+SOFT_DELETE_LEAST_DAYS = 7
+
 GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
 BLOBS = "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/"
@@ -277,8 +286,13 @@ class Infra:
         return [s for s in self.m.of_type(rtype)
                 if self.m.src(self.m.body(s)[1].get("parent") or self.m.body(s)[1].get("scope")) == parent]
 
+    def archive_service(self):
+        svcs = self.children(BLOB_SERVICE, self.archive())
+        need(len(svcs) == 1, f"blob services of {self.archive()}: {svcs or 'none'}")
+        return svcs[0]
+
     def archive_container(self):
-        found = [c for svc in self.children(BLOB_SERVICE, self.archive()) for c in self.children(BLOB_CONTAINER, svc)]
+        found = self.children(BLOB_CONTAINER, self.archive_service())
         need(len(found) == 1, f"expected one blob container in {self.archive()}, found {found or 'none'}")
         return found[0]
 
@@ -325,6 +339,23 @@ class Infra:
             need(args.get(db) == s.get("COSMOS_DATABASE") and args.get(coll) == s.get("COSMOS_CONTAINER"),
                  f"scope {text} is not {app}'s COSMOS_DATABASE/COSMOS_CONTAINER")
 
+    def module(self, name):
+        """(symbol, template, {its param: what main.bicep passes, as source text}) of main.bicep's one module on
+        the template `name`, deployed unconditionally."""
+        mods = [s for s, mm in self.m.modules.items()
+                if os.path.basename((mm.get("detail") or {}).get("path") or "") == name]
+        need(len(mods) == 1 and name in self.tpls, f"main.bicep: modules on {name}: {mods or 'none'}; expected one")
+        raw = self.m.modules[mods[0]].get("config") or {}
+        need(not raw.get("condition") and not raw.get("loop_type"), f"module {mods[0]} is conditional or a loop")
+        args = self.m.body(mods[0], "modules")[1].get("params") or {}
+        return mods[0], self.tpls[name], {k: self.m.src(v) for k, v in args.items()}
+
+    def existing_cosmos(self, t):
+        """The one Cosmos DB account template t references (`existing`): (symbol, config)."""
+        accts = t.of_type(COSMOS_ACCOUNT, existing=True)
+        need(len(accts) == 1, f"{t.name}: expected one existing Cosmos DB account, found {accts or 'none'}")
+        return accts[0], t.body(accts[0])[1]
+
     def cosmos(self):
         """(cosmos-roles template, {its param: what main.bicep passes, as source text},
         {its sql role assignment: (app, role, config)})."""
@@ -365,6 +396,23 @@ def exact_permissions(t, props, data_actions, actions_allowed=frozenset()):
     acts, da = set(perms[0].get("actions") or []), set(t.follow(perms[0].get("dataActions")) or [])
     need(acts <= actions_allowed, f"actions {sorted(acts - actions_allowed)}")
     need(da == data_actions, f"dataActions: extra {sorted(da - data_actions)}, missing {sorted(data_actions - da)}")
+
+
+def days_at_least(t, node, least):
+    """A number of days: a literal >= least, or an int parameter defaulting to >= least whose @minValue (if any)
+    is at least 1, so that no deployment can make it 0. Returns it as text; fails otherwise."""
+    node = t.follow(node)
+    if isinstance(node, str) and node in t.params:
+        p = t.params[node]
+        d = p.get("default")
+        need(p.get("type") == "int" and isinstance(d, int) and not isinstance(d, bool) and d >= least,
+             f"param {node}: {p.get('type')} = {t.src(d)}, expected an int defaulting to at least {least}")
+        low = [x.get("argument") for x in p.get("decorators") or [] if x.get("type") == "min_value"]
+        need(all(isinstance(v, int) and v >= 1 for v in low), f"param {node}: @minValue({t.src(low[0])}), below 1")
+        return f"{node} = {d}"
+    need(isinstance(node, int) and not isinstance(node, bool) and node >= least,
+         f"{t.src(node)} days, expected a parameter or at least {least}")
+    return str(node)
 
 
 @rule("no Cosmos DB account, database or container deployed (only `existing`), no indexingPolicy or partitionKey")
@@ -424,6 +472,21 @@ def cosmos_serialized(x):
         need(len(nxt) == 1, f"{sorted(deps)}: {'none' if not nxt else 'more than one'} with dependsOn [{prev}]")
         prev = nxt[0]
         del deps[prev]
+
+
+@rule("Cosmos DB account `existing` in resourceGroup(cosmosResourceGroup); the cosmos-roles module deployed there")
+def cosmos_resource_group(x):
+    """README: the account may live in another resource group (cosmosResourceGroup) than the template's."""
+    acct, cfg = x.existing_cosmos(x.m)
+    t, args, _ = x.cosmos()
+    sym = x.module(t.name)[0]
+    scopes = {acct: x.m.src(cfg.get("scope")), f"module {sym}": x.m.src(x.m.body(sym, "modules")[1].get("scope"))}
+    want = "resourceGroup(cosmosResourceGroup)"
+    need(set(scopes.values()) == {want}, f"scopes {scopes}; expected {want}")
+    inner, icfg = x.existing_cosmos(t)  # in the module's resource group, and the account the apps read
+    name, acct_name = args.get(t.src(icfg.get("name"))), x.m.src(cfg.get("name"))
+    need("scope" not in icfg and name == acct_name, f"{t.name} {inner}: scope {t.src(icfg.get('scope'))}, "
+         f"name {name}; expected no scope, {acct_name}")
 
 
 @rule("archive writer role: exactly blob read, write, add, delete; no container delete")
@@ -495,15 +558,21 @@ def never_archive_tier(x):
 @rule("archive account: versioning, blob and container soft delete, CanNotDelete lock")
 def archive_kept(x):
     """README: the archive holds the only copy of archived records: versioning, soft delete and a lock keep it."""
-    svcs = x.children(BLOB_SERVICE, x.archive())
-    need(len(svcs) == 1, f"blob services of {x.archive()}: {svcs or 'none'}")
-    p = x.m.body(svcs[0])[1].get("properties") or {}
+    p = x.m.body(x.archive_service())[1].get("properties") or {}
     need(p.get("isVersioningEnabled") is True, "isVersioningEnabled is not true")
     for k in ("deleteRetentionPolicy", "containerDeleteRetentionPolicy"):
         need((p.get(k) or {}).get("enabled") is True, f"{k} is not enabled")
     need([s for s in x.children(LOCK, x.archive())
           if (x.m.body(s)[1].get("properties") or {}).get("level") == "CanNotDelete"],
          f"no CanNotDelete lock scoped to {x.archive()}")
+
+
+@rule(f"archive soft delete retention: blobs and containers kept at least {SOFT_DELETE_LEAST_DAYS} days")
+def soft_delete_days(x):
+    """README: 30-day blob and container soft delete, so a deleted blob or container can still be restored."""
+    p = x.m.body(x.archive_service())[1].get("properties") or {}
+    return ", ".join(f"{k}: {days_at_least(x.m, (p.get(k) or {}).get('days'), SOFT_DELETE_LEAST_DAYS)}"
+                     for k in ("deleteRetentionPolicy", "containerDeleteRetentionPolicy"))
 
 
 @rule("lifecycle: a rule on the archive deleting previous versions; no rule acts on current blobs or snapshots")
@@ -524,11 +593,68 @@ def lifecycle_previous_versions_only(x):
     need(on_archive, f"no lifecycle rule on {x.archive()} deletes previous versions")
 
 
+@rule(f"lifecycle: enabled; previous versions deleted after previousVersionRetentionDays (default >= "
+      f"{PREVIOUS_VERSION_LEAST_DAYS}, @minValue >= 1), not at once")
+def lifecycle_keeps_versions(x):
+    """README: previous versions are deleted after previousVersionRetentionDays (90), so an overwrite can be undone."""
+    found = []
+    for sym in x.children(LIFECYCLE, x.archive()):
+        for r in x.m.follow(((x.m.body(sym)[1].get("properties") or {}).get("policy") or {}).get("rules")) or []:
+            delete = (((r.get("definition") or {}).get("actions") or {}).get("version") or {}).get("delete") or {}
+            need(r.get("enabled") is True and set(delete) == {"daysAfterCreationGreaterThan"} and
+                 x.m.src(delete["daysAfterCreationGreaterThan"]) == "previousVersionRetentionDays",
+                 f"{sym} rule {x.m.src(r.get('name'))}: enabled {x.m.src(r.get('enabled'))}, version.delete "
+                 f"{x.m.src(delete)}; expected true, daysAfterCreationGreaterThan: previousVersionRetentionDays")
+            found.append(days_at_least(x.m, delete["daysAfterCreationGreaterThan"], PREVIOUS_VERSION_LEAST_DAYS))
+    need(found, f"no lifecycle rule on {x.archive()}")
+    return ", ".join(found)
+
+
 @rule("Application Insights: local auth off (Entra ID only)")
 def insights_entra_only(x):
     """README: Application Insights accepts Entra ID only, so there is no instrumentation key to leak."""
     p = x.m.body(x.one(INSIGHTS))[1].get("properties") or {}
     need(p.get("DisableLocalAuth") is True, f"DisableLocalAuth {x.m.src(p.get('DisableLocalAuth'))}")
+
+
+@rule("Application Insights: workspace-based (WorkspaceResourceId: the Log Analytics workspace deployed here)")
+def insights_on_workspace(x):
+    """README: Application Insights with a Log Analytics workspace, whose logs the alerts query."""
+    ws = x.one(WORKSPACE)
+    got = x.m.src((x.m.body(x.one(INSIGHTS))[1].get("properties") or {}).get("WorkspaceResourceId"))
+    need(got == f"{ws}.id", f"WorkspaceResourceId {got}, expected {ws}.id")
+
+
+@rule("monitoring: main.bicep deploys monitoring.bicep, passing Application Insights' id and alertEmail (no default)")
+def monitoring_module(x):
+    """README: every deployment has the alerts, mailed to alertEmail: a deployment must say where they go."""
+    sym, _, args = x.module("monitoring.bicep")
+    p = x.m.params.get("alertEmail")
+    need(p and p.get("default") is None, f"main.bicep: alertEmail {'= ' + x.m.src(p['default']) if p else 'absent'}")
+    for want in (f"{x.one(INSIGHTS)}.id", "alertEmail"):
+        need(want in args.values(), f"module {sym} is not passed {want}: {args}")
+
+
+@rule(f"alerts: {ALERTS} scheduled-query rules on Application Insights, enabled, mailed to alertEmail (action group)")
+def alerts(x):
+    """README: five alerts mailed to alertEmail (docs/operations.md, "Alerts"); thresholds are tuning, not checked."""
+    _, t, args = x.module("monitoring.bicep")
+    groups = t.of_type(ACTION_GROUP)
+    need(len(groups) == 1, f"{t.name}: expected one action group, found {groups or 'none'}")
+    ag = t.body(groups[0])[1].get("properties") or {}
+    mails = [args.get(t.src(r.get("emailAddress"))) for r in t.follow(ag.get("emailReceivers")) or []]
+    need(ag.get("enabled") is True and "alertEmail" in mails,
+         f"{groups[0]}: enabled {t.src(ag.get('enabled'))}, mails {t.src(ag.get('emailReceivers'))}, not alertEmail")
+    rules = [i for sym in t.of_type(SCHEDULED_QUERY) for i in t.instances(sym)]
+    need(len(rules) == ALERTS, f"{t.name}: {len(rules)} scheduledQueryRules, expected {ALERTS}")
+    for key, env, cfg in rules:
+        p = cfg.get("properties") or {}
+        scopes = [args.get(t.src(s, env), t.src(s, env)) for s in t.follow(p.get("scopes")) or []]
+        acts = [t.src(a, env) for a in t.follow((p.get("actions") or {}).get("actionGroups")) or []]
+        need(p.get("enabled") is True and scopes == [f"{x.one(INSIGHTS)}.id"] and f"{groups[0]}.id" in acts,
+             f"{key}: enabled {t.src(p.get('enabled'))}, scopes {scopes}, actionGroups {acts}")
+        need([c for c in ((p.get("criteria") or {}).get("allOf") or []) if c.get("query")], f"{key}: no query")
+    return ", ".join(key for key, _, _ in rules)
 
 
 @rule("Function Apps: each its own Flex Consumption plan, custom runtime, system-assigned identity, HTTPS/TLS 1.2 only")
@@ -559,6 +685,23 @@ def required_settings(x):
     for app in APPS:
         missing = [n for n in COMMON_SETTINGS + APP_SETTINGS[app] if n not in x.settings(app)]
         need(not missing, f"{app} lacks {missing}")
+
+
+@rule("app settings: both apps on the archive account and container, the existing Cosmos DB account, Entra ID "
+      "telemetry, JSON logs")
+def wired_settings(x):
+    """README: the apps use the archive (no host account) and the live account; telemetry by Entra ID only; the
+    alert queries read the run summary as a JSON line (LOG_FORMAT=json)."""
+    arch = x.archive()
+    need(arch not in {x.host(a).split("[")[0] for a in APPS}, f"the archive {arch} is a host account")
+    want = {"ARCHIVE_BLOB_ENDPOINT": f"{arch}.properties.primaryEndpoints.blob",
+            "ARCHIVE_CONTAINER": x.m.src(x.m.body(x.archive_container())[1].get("name")),
+            "COSMOS_ENDPOINT": f"{x.existing_cosmos(x.m)[0]}.properties.documentEndpoint",
+            "APPLICATIONINSIGHTS_CONNECTION_STRING": f"{x.one(INSIGHTS)}.properties.ConnectionString",
+            "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "'Authorization=AAD'", "LOG_FORMAT": "'json'"}
+    bad = [f"{app}: {n} = {x.settings(app).get(n, 'unset')}, expected {w}"
+           for app in APPS for n, w in want.items() if x.settings(app).get(n) != w]
+    need(not bad, "; ".join(bad))
 
 
 @rule("archiver: dry run by default (ARCHIVE_DRY_RUN from a bool parameter defaulting to true)")

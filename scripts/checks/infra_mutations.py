@@ -18,7 +18,7 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import infra  # noqa: E402
 
-M, C = "main.bicep", "cosmos-roles.bicep"
+M, C, MON = "main.bicep", "cosmos-roles.bicep", "monitoring.bicep"
 SETTING = "{ name: 'LOG_FORMAT', value: 'json' }"
 EXTRA_ROLE = """
 resource extraRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
@@ -50,6 +50,12 @@ MUTATIONS = [
      "    scope: '${account.id}/dbs/${databaseName}'"),
     ("serialized", C, "  dependsOn: [archiverAssignment]\n", ""),
     ("serialized", C, "  dependsOn: [archiverRole]\n", ""),
+    ("`existing` in resourceGroup", M, "  scope: resourceGroup(cosmosResourceGroup)\n  name: cosmosAccountName",
+     "  name: cosmosAccountName"),
+    ("`existing` in resourceGroup", M, "  scope: resourceGroup(cosmosResourceGroup)\n  params:", "  params:"),
+    ("`existing` in resourceGroup", M, "accountName: cosmosAccountName", "accountName: 'billing-cosmos'"),
+    ("`existing` in resourceGroup", C, "existing = {\n  name: accountName",
+     "existing = {\n  scope: resourceGroup('data-rg')\n  name: accountName"),
     ("archive writer role", M, "actions: []",
      "actions: ['Microsoft.Storage/storageAccounts/blobServices/containers/delete']"),
     ("archive writer role", M, "blobs/delete'\n", "blobs/delete'\n          "
@@ -63,7 +69,7 @@ MUTATIONS = [
      "'ServicePrincipal'\n  }\n}]\n\n// The archive", "principalId: sites[0].identity.principalId\n    "
      "principalType: 'ServicePrincipal'\n  }\n}]\n\n// The archive"),
     ("no other Azure role", M, "// Cosmos DB data plane", EXTRA_ROLE + "// Cosmos DB data plane"),
-    ("no other Azure role", "monitoring.bicep", "resource actionGroup",
+    ("no other Azure role", MON, "resource actionGroup",
      "resource extraRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {\n  name: guid('x')\n"
      "  properties: {\n    roleDefinitionId: 'b24988ac-6180-42a0-ab88-20f7382dd24c'\n    principalId: alertEmail\n"
      "  }\n}\n"
@@ -90,6 +96,13 @@ MUTATIONS = [
      "deleteRetentionPolicy: { enabled: false }"),
     ("soft delete", M, "containerDeleteRetentionPolicy: { enabled: true",
      "containerDeleteRetentionPolicy: { enabled: false"),
+    ("soft delete retention", M, "deleteRetentionPolicy: { enabled: true, days: 30 }",
+     "deleteRetentionPolicy: { enabled: true, days: 1 }"),
+    ("soft delete retention", M, ", days: containerDeleteRetentionDays }", " }"),
+    ("soft delete retention", M, "param containerDeleteRetentionDays int = 30",
+     "param containerDeleteRetentionDays int = 3"),
+    ("soft delete retention", M, "@minValue(1)\n@maxValue(365)\nparam containerDeleteRetentionDays",
+     "@minValue(0)\n@maxValue(365)\nparam containerDeleteRetentionDays"),
     ("lifecycle", M, "version: { delete:",
      "baseBlob: { delete: { daysAfterModificationGreaterThan: 365 } }\n              version: { delete:"),
     ("lifecycle", M, "version: { delete: { daysAfterCreationGreaterThan: previousVersionRetentionDays } }",
@@ -97,10 +110,33 @@ MUTATIONS = [
     ("lifecycle", M, "resource archiveLifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01' = {\n"
      "  parent: archiveStorage", "resource archiveLifecycle 'Microsoft.Storage/storageAccounts/managementPolicies"
      "@2023-05-01' = {\n  parent: hostStorage[0]"),
+    ("after previousVersionRetentionDays", M, "param previousVersionRetentionDays int = 90",
+     "param previousVersionRetentionDays int = 1"),
+    ("after previousVersionRetentionDays", M, "@minValue(1)\nparam previousVersionRetentionDays",
+     "@minValue(0)\nparam previousVersionRetentionDays"),
+    ("after previousVersionRetentionDays", M, "{ daysAfterCreationGreaterThan: previousVersionRetentionDays }",
+     "{ daysAfterCreationGreaterThan: 0 }"),
+    ("after previousVersionRetentionDays", M, "enabled: true\n          type: 'Lifecycle'",
+     "enabled: false\n          type: 'Lifecycle'"),
     ("CanNotDelete lock", M, "level: 'CanNotDelete'", "level: 'ReadOnly'"),
     ("CanNotDelete lock", M, "  scope: archiveStorage\n  name: 'archive-cannot-delete'",
      "  scope: hostStorage[0]\n  name: 'archive-cannot-delete'"),
     ("Application Insights: local auth off", M, "DisableLocalAuth: true", "DisableLocalAuth: false"),
+    ("workspace-based", M, "WorkspaceResourceId: logs.id, ", ""),
+    ("workspace-based", M, "workspaces@2023-09-01' = {", "workspaces@2023-09-01' existing = {"),
+    ("deploys monitoring.bicep", M, "module monitoring 'monitoring.bicep' = {",
+     "module monitoring 'monitoring.bicep' = if (archiveDryRun) {"),
+    ("deploys monitoring.bicep", M, "param alertEmail string\n", "param alertEmail string = 'ops@example.com'\n"),
+    ("deploys monitoring.bicep", M, "    alertEmail: alertEmail\n", "    alertEmail: 'ops@example.com'\n"),
+    ("deploys monitoring.bicep", M, "appInsightsId: insights.id", "appInsightsId: logs.id"),
+    ("scheduled-query rules", MON, "  {\n    name: 'reader-latency'",  # four alerts left in the loop's array
+     "]\nvar more = [\n  {\n    name: 'reader-latency'"),
+    ("scheduled-query rules", MON, "emailAddress: alertEmail", "emailAddress: 'ops@example.com'"),
+    ("scheduled-query rules", MON, "groupShortName: 'billingarch'\n    enabled: true",
+     "groupShortName: 'billingarch'\n    enabled: false"),
+    ("scheduled-query rules", MON, "actions: { actionGroups: [actionGroup.id] }", "actions: { actionGroups: [] }"),
+    ("scheduled-query rules", MON, "scopes: [appInsightsId]", "scopes: [resourceGroup().id]"),
+    ("scheduled-query rules", MON, "    enabled: true\n    scopes", "    enabled: false\n    scopes"),
     ("Flex Consumption", M, "sku: { tier: 'FlexConsumption', name: 'FC1' }", "sku: { tier: 'Dynamic', name: 'Y1' }"),
     ("Flex Consumption", M, "runtime: { name: 'custom', version: '1.0' }", "runtime: { name: 'node', version: '20' }"),
     ("Flex Consumption", M, "identity: { type: 'SystemAssigned' }", "identity: { type: 'None' }"),
@@ -109,6 +145,19 @@ MUTATIONS = [
     ("Flex Consumption", M, "ftpsState: 'Disabled'", "ftpsState: 'AllAllowed'"),
     ("each app has the settings", M, SETTING + "\n", ""),
     ("each app has the settings", M, "{ name: 'ARCHIVE_SCHEDULE', value: archiveSchedule }\n", ""),
+    ("both apps on the archive account", M, "{ name: 'ARCHIVE_SCHEDULE', value: archiveSchedule }\n",  # the
+     "{ name: 'ARCHIVE_SCHEDULE', value: archiveSchedule }\n"  # archiver's own settings come last and win
+     "      { name: 'ARCHIVE_BLOB_ENDPOINT', value: hostStorage[archiverIndex].properties.primaryEndpoints.blob }\n"),
+    ("both apps on the archive account", M, "value: archiveStorage.properties.primaryEndpoints.blob }",
+     "value: hostStorage[i].properties.primaryEndpoints.blob }"),
+    ("both apps on the archive account", M, "{ name: 'ARCHIVE_CONTAINER', value: archiveContainer }",
+     "{ name: 'ARCHIVE_CONTAINER', value: 'billing' }"),
+    ("both apps on the archive account", M, "value: cosmos.properties.documentEndpoint",
+     "value: 'https://other.documents.azure.com:443/'"),
+    ("both apps on the archive account", M, "value: insights.properties.ConnectionString",
+     "value: 'InstrumentationKey=x'"),
+    ("both apps on the archive account", M, "'Authorization=AAD'", "''"),
+    ("both apps on the archive account", M, SETTING, "{ name: 'LOG_FORMAT', value: 'text' }"),
     ("dry run by default", M, "param archiveDryRun bool = true", "param archiveDryRun bool = false"),
     ("dry run by default", M, "value: archiveDryRun ? 'true' : 'false'", "value: 'false'"),
     ("no secrets", M, SETTING, SETTING + "\n        { name: 'COSMOS_KEY', value: cosmos.listKeys().primaryMasterKey }"),
