@@ -23,14 +23,24 @@ pub enum Eligibility {
     /// again here: the query compared it the way Cosmos compares values).
     NotAged,
     /// Aged, but it can never be archived as it is (an id the read API refuses,
-    /// no partition-key value, a name over Azure's limit): it stays in Cosmos.
+    /// no string partition-key value, a name over Azure's limit): it stays in
+    /// Cosmos, is counted as `blocked` and named in the run's log.
     Blocked(String),
+}
+
+/// A record's partition key as the eligibility rule sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct PartitionValue<'a> {
+    /// The partition-key property (`customerId`, `tenantId`, `id`).
+    pub property: &'a str,
+    /// Its value, when it is a string.
+    pub value: Option<&'a str>,
 }
 
 /// Decides whether a record with these properties is archived before `cutoff`.
 pub fn eligibility(
     id: Option<&str>,
-    customer_id: Option<&str>,
+    partition: PartitionValue<'_>,
     age: Result<AgeValue, RecordError>,
     cutoff: &AgeValue,
 ) -> Eligibility {
@@ -38,15 +48,18 @@ pub fn eligibility(
         return Eligibility::NotAged;
     }
     let Some(id) = id else { return Eligibility::Blocked("the document has no string id".into()) };
-    let Some(customer_id) = customer_id else {
-        return Eligibility::Blocked(format!("record {id:?}: no string customerId"));
+    let Some(pk) = partition.value else {
+        return Eligibility::Blocked(format!(
+            "record {id:?}: no string value of the partition key /{}",
+            partition.property
+        ));
     };
     // An id the read API would refuse (or that URL handling would rewrite, like
     // `..`) can be neither served from the archive nor deleted safely.
-    if let Err(e) = validate_id("id", id).and_then(|()| validate_id("customerId", customer_id)) {
+    if let Err(e) = validate_id("id", id).and_then(|()| validate_id(partition.property, pk)) {
         return Eligibility::Blocked(format!("record {id:?}: {e}"));
     }
-    match layout::blob_name(customer_id, id) {
+    match layout::blob_name(pk, id) {
         Ok(blob) => Eligibility::Archive { blob },
         Err(e) => Eligibility::Blocked(format!("record {id:?}: {e}")),
     }
@@ -148,14 +161,15 @@ mod tests {
             (Some("a b"), Some("c/1"), old(), "blocked: customerId must not contain '/'"),
             (Some(".."), Some("c1"), old(), "blocked: id must not be `.` or `..`"),
             (None, Some("c1"), old(), "blocked: the document has no string id"),
-            (Some("r1"), None, old(), "blocked: record \"r1\": no string customerId"),
+            (Some("r1"), None, old(), "blocked: record \"r1\": no string value of the partition key /customerId"),
             (Some("€"), Some("é"), old(), "archive v1/%C3%A9/%E2%82%AC.json.zst"),
             // Not aged comes first: a young or undated record is never "blocked".
             (Some(".."), Some("c1"), Ok(AgeValue::Text("2026-09-01".into())), "not aged"),
             (Some("r1"), Some("c1"), bad_age(), "not aged"),
         ];
         for (id, customer, age, want) in table {
-            let got = match eligibility(id, customer, age, &cutoff) {
+            let partition = PartitionValue { property: "customerId", value: customer };
+            let got = match eligibility(id, partition, age, &cutoff) {
                 Eligibility::Archive { blob } => format!("archive {blob}"),
                 Eligibility::NotAged => "not aged".into(),
                 Eligibility::Blocked(why) => format!("blocked: {why}"),
@@ -164,7 +178,8 @@ mod tests {
         }
         let long = "x".repeat(255);
         let customer = "€".repeat(200);
-        let got = eligibility(Some(&long), Some(&customer), old(), &cutoff);
+        let partition = PartitionValue { property: "tenantId", value: Some(&customer) };
+        let got = eligibility(Some(&long), partition, old(), &cutoff);
         assert!(matches!(got, Eligibility::Blocked(why) if why.contains("1024")), "a name over Azure's limit");
     }
 

@@ -29,7 +29,8 @@ enum Command {
     },
     /// Check archived copies (or one customer's). Exit 1 on any problem found.
     Verify {
-        #[arg(long)]
+        /// A partition-key value (a customer, with the default contract).
+        #[arg(long = "partition-key", visible_alias = "customer")]
         customer: Option<String>,
         /// Instead of downloading copies, find those Cosmos shadows with another
         /// version and withdraw them (each only if unchanged since listed).
@@ -44,7 +45,8 @@ enum Command {
     },
     /// Erase one record from both tiers. Without --confirm, only reports where it is.
     Forget {
-        #[arg(long)]
+        /// A partition-key value (a customer, with the default contract).
+        #[arg(long = "partition-key", visible_alias = "customer")]
         customer: String,
         #[arg(long)]
         id: String,
@@ -59,7 +61,8 @@ enum Command {
     /// optionally within an age window. Create only (never overwrites); each copy is
     /// checked first and withdrawn after. Resumable: run it again to finish.
     Restore {
-        #[arg(long)]
+        /// A partition-key value (a customer, with the default contract).
+        #[arg(long = "partition-key", visible_alias = "customer")]
         customer: String,
         #[arg(long, conflicts_with_all = ["from", "to"])]
         id: Option<String>,
@@ -149,7 +152,7 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 let report = ops::verify(&archiver, customer.as_deref()).await?;
                 print_json(&report)?;
-                !report.corrupt.is_empty()
+                !report.corrupt.is_empty() || !report.unsupported_format.is_empty()
             };
             if problems {
                 std::process::exit(1);

@@ -20,7 +20,7 @@ const VERIFY_CONCURRENCY: usize = 8;
 const SHADOW_BATCH: usize = 100;
 
 fn prefix_for(customer_id: Option<&str>) -> String {
-    customer_id.map(layout::customer_prefix).unwrap_or_else(|| layout::LAYOUT_PREFIX.to_owned())
+    customer_id.map(layout::partition_prefix).unwrap_or_else(|| layout::LAYOUT_PREFIX.to_owned())
 }
 
 /// What `archiver verify` found.
@@ -31,6 +31,9 @@ pub struct VerifyReport {
     pub bytes_stored: u64,
     /// Blob names whose copy failed its check, with the reason.
     pub corrupt: Vec<(String, String)>,
+    /// Copies written in another archive format (named by blob, with the format
+    /// found): never served, and to be restored by the release that wrote them.
+    pub unsupported_format: Vec<(String, String)>,
     /// Blobs under the layout's prefix whose names are not of the layout.
     pub foreign: Vec<String>,
     /// Copies listed but gone by the time they were downloaded (restored, forgotten, withdrawn).
@@ -41,6 +44,7 @@ pub struct VerifyReport {
 enum Check {
     Intact(u64),
     Corrupt(String),
+    UnsupportedFormat(String),
     Foreign,
     Vanished,
 }
@@ -69,6 +73,7 @@ pub async fn verify(archiver: &Archiver, customer_id: Option<&str>) -> Result<Ve
                     .and_then(|meta| codec::decode_verified(&stored.body, &meta))
                 {
                     Ok(_) => Check::Intact(stored.body.len() as u64),
+                    Err(codec::CodecError::UnsupportedFormat(format)) => Check::UnsupportedFormat(format),
                     Err(e) => Check::Corrupt(e.to_string()),
                 };
                 Ok::<_, StoreError>((info.name, check))
@@ -83,6 +88,10 @@ pub async fn verify(archiver: &Archiver, customer_id: Option<&str>) -> Result<Ve
                 report.checked += 1;
                 report.corrupt.push((name, reason));
             }
+            Check::UnsupportedFormat(format) => {
+                report.checked += 1;
+                report.unsupported_format.push((name, format));
+            }
             Check::Intact(size) => {
                 report.checked += 1;
                 report.bytes_stored += size;
@@ -90,6 +99,7 @@ pub async fn verify(archiver: &Archiver, customer_id: Option<&str>) -> Result<Ve
         }
     }
     report.corrupt.sort();
+    report.unsupported_format.sort();
     report.foreign.sort();
     Ok(report)
 }
@@ -350,15 +360,16 @@ async fn restore_one(
     let meta = ArchiveMeta::from_metadata(&stored.info.metadata)?;
     let body = codec::decode_verified(&stored.body, &meta)?;
     // The body must be the record the name says; anything else is not ours to write.
-    let doc = tiering::record::RawDocument::parse(body.clone())?;
-    let names = (doc.id().ok(), doc.get::<String>("customerId"));
+    let doc = tiering::record::RawDocument::parse(body)?;
+    let names = (doc.id().ok(), doc.get::<String>(archiver.cosmos.partition_key().property()));
     anyhow::ensure!(
         names == (Some(id.to_owned()), Some(customer_id.to_owned())),
         "the archived copy {name} holds another record ({:?} of {:?}); nothing restored",
         names.0,
         names.1
     );
-    match archiver.cosmos.create_raw(customer_id, id, &body).await {
+    // The document as it was, but for the system properties Cosmos assigns anew.
+    match archiver.cosmos.create_raw(customer_id, id, &doc.without_system_properties()).await {
         Ok(()) => {}
         Err(StoreError::AlreadyExists) => {
             anyhow::bail!("record {id:?} of {customer_id:?} is already in Cosmos; nothing restored")
@@ -442,7 +453,7 @@ pub async fn restore_customer(
     let lease_holds = || lease.as_ref().is_none_or(RunLease::holds);
     let names = archiver
         .archive
-        .list(&layout::customer_prefix(customer_id))
+        .list(&layout::partition_prefix(customer_id))
         .try_filter_map(
             |blob| async move { Ok(layout::parse_blob_name(&blob.name).ok().map(|(_, id)| (blob.name, id))) },
         )
@@ -519,10 +530,11 @@ async fn restore_copy(
         Ok(body) => body,
         Err(e) => return CopyRestore::Failed(e.to_string()),
     };
-    let Ok(doc) = tiering::record::RawDocument::parse(body.clone()) else {
+    let Ok(doc) = tiering::record::RawDocument::parse(body) else {
         return CopyRestore::Failed("the copy is not a JSON object".into());
     };
-    if (doc.id().ok().as_deref(), doc.get::<String>("customerId").as_deref()) != (Some(id), Some(customer_id)) {
+    let property = archiver.cosmos.partition_key().property();
+    if (doc.id().ok().as_deref(), doc.get::<String>(property).as_deref()) != (Some(id), Some(customer_id)) {
         return CopyRestore::Failed("the copy holds another record".into());
     }
     let in_window = doc.sort_key(field).is_some_and(|age| window.contains(&age, id));
@@ -537,10 +549,12 @@ async fn restore_copy(
     }
     let withdraw =
         || async { lease_holds() && archiver.archive.delete_if_match(name, &stored.info.etag).await.is_ok() };
+    // The document as it was, but for the system properties Cosmos assigns anew.
+    let body = doc.without_system_properties();
     match archiver.cosmos.create_raw(customer_id, id, &body).await {
         Ok(()) => CopyRestore::Created { withdrawn: withdraw().await },
         Err(StoreError::AlreadyExists) => match archiver.cosmos.read(customer_id, id).await {
-            // The same body: an earlier restore that stopped before withdrawing the copy.
+            // The same data: an earlier restore that stopped before withdrawing the copy.
             Ok(item) if item.doc.without_system_properties() == body => {
                 CopyRestore::AlreadyInCosmos { withdrawn: withdraw().await }
             }

@@ -1,6 +1,6 @@
 //! `archiver plan`: what archiving will do, before it is turned on. Writes nothing.
 //!
-//! - **Counts** are exact: a light query walks the aged set (ids, customer ids and
+//! - **Counts** are exact: a light query walks the aged set (ids, partition keys and
 //!   age values only, no bodies) and applies the archiver's own rules, so it counts
 //!   exactly the records a run would archive, per month of age. The Rust Cosmos SDK
 //!   cannot merge aggregates (`COUNT`) across partitions, so counting is a walk; it
@@ -34,7 +34,7 @@ use tiering::schedule::parse_schedule;
 use tiering::settings::ArchiverSettings;
 use tiering::store::StoreError;
 
-use crate::decide::{self, Eligibility};
+use crate::decide::{self, Eligibility, PartitionValue};
 use crate::startup::Archiver;
 
 /// Rows per page of the counting walk: tiny rows, so large pages.
@@ -106,11 +106,12 @@ pub struct Plan {
     /// Records a run would archive.
     pub records: u64,
     /// Aged records a run could not archive (ids the read API refuses, no
-    /// `customerId`, names over 1,024 characters): they stay, and fail each run.
+    /// string partition-key value, names over 1,024 characters): they stay, and are
+    /// counted as `blocked` by each run.
     pub blocked: u64,
     pub months: Vec<Month>,
     pub sample_records: u64,
-    /// JSON a run would read (bodies as the read API serves them), estimated.
+    /// JSON a run would archive (whole documents), estimated.
     pub bytes: u64,
     pub compressed_bytes: u64,
     pub compression_ratio: f64,
@@ -171,8 +172,8 @@ pub struct Cost {
 #[derive(serde::Deserialize)]
 struct Row {
     id: Option<String>,
-    #[serde(rename = "customerId")]
-    customer_id: Option<String>,
+    /// The partition-key value, when it is a string.
+    pk: Option<serde_json::Value>,
     age: Option<Box<RawValue>>,
 }
 
@@ -230,7 +231,9 @@ pub async fn count(archiver: &Archiver, cutoff: &AgeValue, max_request_units: f6
                 .ok_or(RecordError::MissingProperty("age"))
                 .and_then(|a| AgeValue::from_json(field, a.get().as_bytes()));
             let month = age.as_ref().map(|age| month_of(field, age)).unwrap_or_default();
-            match decide::eligibility(row.id.as_deref(), row.customer_id.as_deref(), age, cutoff) {
+            let value = row.pk.as_ref().and_then(serde_json::Value::as_str);
+            let partition = PartitionValue { property: archiver.cosmos.partition_key().property(), value };
+            match decide::eligibility(row.id.as_deref(), partition, age, cutoff) {
                 Eligibility::Archive { .. } => {
                     counts.records += 1;
                     *counts.months.entry(month).or_default() += 1;
@@ -251,7 +254,7 @@ pub async fn count(archiver: &Archiver, cutoff: &AgeValue, max_request_units: f6
 #[derive(Debug, Clone, Default)]
 pub struct Sample {
     pub records: u64,
-    /// Bodies as the read API serves them, and compressed.
+    /// Whole documents as the archive holds them, and compressed.
     pub bytes: u64,
     pub stored: u64,
     /// Whole items as the query reads them (system properties too).
@@ -278,10 +281,17 @@ pub async fn sample(archiver: &Archiver, cutoff: &AgeValue, limit: usize) -> Res
         for raw in page.docs {
             let full_kb = raw.len() as f64 / 1024.0;
             let Ok(doc) = RawDocument::parse(raw) else { continue };
-            let Ok(age) = doc.age(field) else { continue };
-            let (Ok(id), Some(customer)) = (doc.id(), doc.get::<String>("customerId")) else { continue };
+            let (id, age) = (doc.get::<String>("id"), doc.age(field));
+            let property = archiver.cosmos.partition_key().property();
+            let pk = doc.get::<String>(property);
+            let month = age.as_ref().map(|age| month_of(field, age)).unwrap_or_default();
+            let partition = PartitionValue { property, value: pk.as_deref() };
+            let Eligibility::Archive { .. } = decide::eligibility(id.as_deref(), partition, age, cutoff) else {
+                continue;
+            };
+            let (Some(id), Some(customer)) = (id, pk) else { continue };
             let compressing = Instant::now();
-            let body = Bytes::from(doc.without_system_properties());
+            let body = Bytes::from(doc.as_bytes().to_vec());
             let length = body.len() as u64;
             let stored = tokio::task::spawn_blocking(move || codec::compress(&body).len() as u64)
                 .await
@@ -291,7 +301,7 @@ pub async fn sample(archiver: &Archiver, cutoff: &AgeValue, limit: usize) -> Res
             sample.bytes += length;
             sample.stored += stored;
             sample.full_kb += full_kb;
-            let entry = sample.by_month.entry(month_of(field, &age)).or_default();
+            let entry = sample.by_month.entry(month).or_default();
             entry.0 += 1;
             entry.1 += length;
             if sample.to_read.len() < POINT_READS {

@@ -37,7 +37,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::budget::RuBudget;
 use crate::concurrency::{AdaptiveLimit, Slot};
-use crate::decide::{self, Deletion, Eligibility, ExistingCopy, WithdrawCopy};
+use crate::decide::{self, Deletion, Eligibility, ExistingCopy, PartitionValue, WithdrawCopy};
 use crate::lease::{LeaseHolds, RunLease};
 use crate::restamp;
 use crate::startup::Archiver;
@@ -459,15 +459,17 @@ impl Pass<'_> {
         result
     }
 
-    /// Parses, re-checks the age, strips, hashes and compresses. `Ok(None)` = not aged.
+    /// Parses, re-checks the age, hashes and compresses. `Ok(None)` = not aged.
     async fn prepare(&self, doc: Bytes) -> Result<Option<Prepared>, String> {
         let field = &self.archiver.settings.stores.age_field;
         let doc = RawDocument::parse(doc).map_err(|e| format!("unparseable document: {e}"))?;
         let id = doc.get::<String>("id");
-        let customer_id = doc.get::<String>("customerId");
+        let property = self.archiver.cosmos.partition_key().property();
+        let customer_id = doc.get::<String>(property);
         let age = doc.age(field);
         let stamp = AgeStamp::new(field, age.as_ref().ok());
-        let name = match decide::eligibility(id.as_deref(), customer_id.as_deref(), age, &self.cutoff) {
+        let partition = PartitionValue { property, value: customer_id.as_deref() };
+        let name = match decide::eligibility(id.as_deref(), partition, age, &self.cutoff) {
             Eligibility::Archive { blob } => blob,
             Eligibility::NotAged => return Ok(None),
             Eligibility::Blocked(reason) => return Err(reason),
@@ -476,10 +478,12 @@ impl Pass<'_> {
         let context = |e: tiering::record::RecordError| format!("record {id:?}: {e}");
         let etag = doc.etag().map_err(context)?;
         let ts = doc.ts().map_err(context)?;
+        // The whole document, as Cosmos returned it: what a consumer is served is
+        // derived from it when serving (docs/archive-protocol.md, "Layout").
         // Hashing and compressing 300 KB takes a few milliseconds: off the async workers.
         let (body_len, sha256, compressed) = tokio::task::spawn_blocking(move || {
-            let body = doc.without_system_properties();
-            (body.len() as u64, codec::sha256_hex(&body), Bytes::from(codec::compress(&body)))
+            let body = doc.as_bytes();
+            (body.len() as u64, codec::sha256_hex(body), Bytes::from(codec::compress(body)))
         })
         .await
         .map_err(|e| format!("compression task failed: {e}"))?;

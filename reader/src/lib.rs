@@ -1,13 +1,15 @@
 //! The reader: an HTTP-triggered Azure Functions custom handler that serves the
 //! billing-records read API unchanged, from Cosmos DB first and the Blob archive after.
 //!
-//! - [`routes`]: the contract's two GET routes, `If-None-Match`, list parameters.
+//! - [`routes`]: the contract's GET routes (as the profile names them),
+//!   `If-None-Match`, list parameters, the missing-record answer.
 //! - [`tiers`]: the two-tier read and the cross-tier list merge.
 //! - [`token`]: the opaque, checked continuation token.
 //! - [`error`]: the one error type and its JSON body.
 //! - [`startup`]: building the stores from settings (`main` binds and serves).
 //!
-//! The contract it serves is docs/read-api.md and `reader/openapi.yaml`.
+//! The contract it serves is the adopter's profile (`tiering::contract`; the
+//! default is docs/read-api.md and `reader/openapi.yaml`).
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
@@ -26,22 +28,29 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use tiering::contract::Contract;
+
 use crate::error::ApiError;
 use crate::tiers::Tiers;
 
-/// The route the host forwards, `/api` prefix included (docs/function-apps.md).
-pub const RECORD_ROUTE: &str = "/api/customers/{customerId}/billing-records/{recordId}";
-pub const LIST_ROUTE: &str = "/api/customers/{customerId}/billing-records";
+/// The routes the host forwards, prefix included, as the contract profile
+/// names them (docs/function-apps.md): `(record, list)`.
+pub fn api_routes(contract: &Contract) -> (String, Option<String>) {
+    let path = |route: &tiering::contract::Route| route.fill_template(&contract.prefix);
+    (path(&contract.record), contract.list.as_ref().map(path))
+}
 
 pub fn router(tiers: Tiers) -> Router {
     let only_get = || async { ApiError::MethodNotAllowed };
     let deadline = tiers.request_timeout;
-    let api = Router::new()
-        .route(RECORD_ROUTE, get(routes::get_record).fallback(only_get))
-        .route(LIST_ROUTE, get(routes::list_records).fallback(only_get))
-        .route(&format!("{LIST_ROUTE}/"), get(routes::list_records).fallback(only_get))
-        .layer(middleware::from_fn_with_state(deadline, within_deadline))
-        .with_state(tiers);
+    let (record, list) = api_routes(&tiers.contract);
+    let mut api = Router::new().route(&record, get(routes::get_record).fallback(only_get));
+    if let Some(list) = list {
+        api = api
+            .route(&list, get(routes::list_records).fallback(only_get))
+            .route(&format!("{list}/"), get(routes::list_records).fallback(only_get));
+    }
+    let api = api.layer(middleware::from_fn_with_state(deadline, within_deadline)).with_state(tiers);
     Router::new()
         // The host's readiness probe: answer at once, touch no store.
         .route("/", get(|| async { StatusCode::OK }))

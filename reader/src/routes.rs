@@ -1,5 +1,6 @@
 //! The read API's routes (docs/read-api.md, reader/openapi.yaml).
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use axum::extract::rejection::PathRejection;
@@ -8,6 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::{BufMut, Bytes, BytesMut};
 use chrono::{DateTime, NaiveDate};
+use tiering::contract::Contract;
 use tiering::listing::{Tier, Window};
 use tiering::record::validate_id;
 use tracing::info;
@@ -20,16 +22,37 @@ pub const DEFAULT_PAGE_SIZE: usize = 50;
 pub const MAX_PAGE_SIZE: usize = 100;
 const JSON: &str = "application/json; charset=utf-8";
 
-/// The path's ids, percent-decoded and checked against the contract's rules
-/// before any store is touched.
-fn ids(path: Result<Path<Vec<(String, String)>>, PathRejection>) -> Result<Vec<String>, ApiError> {
+/// The route's values by placeholder, percent-decoded and checked against the
+/// id rules (docs/read-api.md, "Ids") before any store is touched.
+fn route_values(path: Result<Path<Vec<(String, String)>>, PathRejection>) -> Result<HashMap<String, String>, ApiError> {
     let Path(params) = path.map_err(|e| ApiError::BadRequest(format!("malformed path: {}", e.body_text())))?;
     params
         .into_iter()
-        .map(|(name, value)| {
-            validate_id(&name, &value).map(|()| value).map_err(|e| ApiError::BadRequest(e.to_string()))
+        .map(|(name, value)| match validate_id(&name, &value) {
+            Ok(()) => Ok((name, value)),
+            Err(e) => Err(ApiError::BadRequest(e.to_string())),
         })
         .collect()
+}
+
+/// What a record in neither tier answers: the profile's own body when it gives
+/// one, else the contract's JSON error (docs/read-api.md, "Errors").
+fn missing(contract: &Contract, values: &HashMap<String, String>, partition_key: &str, id: &str) -> Response {
+    let status = StatusCode::from_u16(contract.not_found.status).unwrap_or(StatusCode::NOT_FOUND);
+    if let Some(body) = contract.not_found_body(values) {
+        let content_type =
+            HeaderValue::from_str(&contract.not_found.content_type).unwrap_or(HeaderValue::from_static(JSON));
+        return (status, [(header::CONTENT_TYPE, content_type)], body).into_response();
+    }
+    let whose = match contract.partition_key_param.as_deref() {
+        None => String::new(),
+        // Today's API says "customer" (the default profile).
+        Some("customerId") => format!(" of customer {partition_key:?}"),
+        Some(name) => format!(" of {name} {partition_key:?}"),
+    };
+    let mut response = ApiError::NotFound(format!("record {id:?}{whose} does not exist")).into_response();
+    *response.status_mut() = status;
+    response
 }
 
 /// `Last-Modified` from `_ts`, in the HTTP date format.
@@ -53,24 +76,35 @@ fn tier_name(tier: Tier) -> &'static str {
     }
 }
 
-/// `GET /api/customers/{customerId}/billing-records/{recordId}`
+/// The record route (`GET /api/customers/{customerId}/billing-records/{recordId}`
+/// with the default profile).
 pub async fn get_record(
     State(tiers): State<Tiers>,
     path: Result<Path<Vec<(String, String)>>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let parts = ids(path)?;
-    let (customer_id, id) = (&parts[0], &parts[1]);
-    let if_none_match: Vec<String> =
-        headers.get_all(header::IF_NONE_MATCH).iter().filter_map(|v| v.to_str().ok()).map(str::to_owned).collect();
-    let served = logged("record", started, tiers.read(customer_id, id, &if_none_match).await)?;
-    let latency_us = started.elapsed().as_micros() as u64;
-    let etag = HeaderValue::from_str(&served.etag).map_err(|_| ApiError::Internal {
-        message: "the stored record has an unusable ETag".into(),
-        detail: format!("{:?}", served.etag),
+    let contract = tiers.contract.clone();
+    let values = route_values(path)?;
+    let (partition_key, id) = contract.key_of(&values).ok_or_else(|| ApiError::Internal {
+        message: "the route does not hold the record's key".into(),
+        detail: format!("route values {values:?}"),
     })?;
-    let last_modified = HeaderValue::from_str(&http_date(served.ts)).unwrap_or(HeaderValue::from_static(""));
+    // Without an ETag there is nothing to revalidate against: always the record.
+    let if_none_match: Vec<String> = if contract.etag {
+        headers.get_all(header::IF_NONE_MATCH).iter().filter_map(|v| v.to_str().ok()).map(str::to_owned).collect()
+    } else {
+        Vec::new()
+    };
+    let served = match tiers.read(partition_key, id, &if_none_match).await {
+        Err(ApiError::NotFound(_)) => {
+            let latency_us = started.elapsed().as_micros() as u64;
+            info!(route = "record", status = contract.not_found.status, tier = "none", latency_us, "read");
+            return Ok(missing(&contract, &values, partition_key, id));
+        }
+        other => logged("record", started, other)?,
+    };
+    let latency_us = started.elapsed().as_micros() as u64;
     let status = if served.body.is_none() { StatusCode::NOT_MODIFIED } else { StatusCode::OK };
     info!(
         route = "record",
@@ -82,10 +116,22 @@ pub async fn get_record(
     );
     let mut response = match served.body {
         None => StatusCode::NOT_MODIFIED.into_response(),
-        Some(body) => (StatusCode::OK, [(header::CONTENT_TYPE, HeaderValue::from_static(JSON))], body).into_response(),
+        Some(body) => {
+            let content_type = HeaderValue::from_str(&contract.content_type).unwrap_or(HeaderValue::from_static(JSON));
+            (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response()
+        }
     };
-    response.headers_mut().insert(header::ETAG, etag);
-    response.headers_mut().insert(header::LAST_MODIFIED, last_modified);
+    if contract.etag {
+        let etag = HeaderValue::from_str(&served.etag).map_err(|_| ApiError::Internal {
+            message: "the stored record has an unusable ETag".into(),
+            detail: format!("{:?}", served.etag),
+        })?;
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    if contract.last_modified {
+        let last_modified = HeaderValue::from_str(&http_date(served.ts)).unwrap_or(HeaderValue::from_static(""));
+        response.headers_mut().insert(header::LAST_MODIFIED, last_modified);
+    }
     Ok(response)
 }
 
@@ -137,14 +183,22 @@ fn date(key: &str, value: &str) -> Result<NaiveDate, ApiError> {
     NaiveDate::parse_from_str(value, "%Y-%m-%d").map_err(|_| bad())
 }
 
-/// `GET /api/customers/{customerId}/billing-records`
+/// The list route (`GET /api/customers/{customerId}/billing-records` with the
+/// default profile).
 pub async fn list_records(
     State(tiers): State<Tiers>,
     path: Result<Path<Vec<(String, String)>>, PathRejection>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let customer_id = ids(path)?.remove(0);
+    let values = route_values(path)?;
+    let customer_id =
+        tiers.contract.partition_key_param.as_ref().and_then(|name| values.get(name)).cloned().ok_or_else(|| {
+            ApiError::Internal {
+                message: "the route does not hold the partition-key value".into(),
+                detail: format!("route values {values:?}"),
+            }
+        })?;
     let q = ListQuery::parse(raw.as_deref())?;
     let field = tiers.age_field.clone();
     let from_text = q.from.map(|d| d.to_string());

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tiering::archive::BlobArchive;
-use tiering::cosmos::CosmosStore;
+use tiering::cosmos::{ConnectError, CosmosStore};
 use tiering::settings::ReaderSettings;
 use tiering::store::Transport;
 
@@ -24,6 +24,8 @@ pub async fn build(settings: &ReaderSettings, transport: Transport) -> anyhow::R
     let stores = &settings.stores;
     let connected = match tokio::time::timeout(STARTUP_CONNECT_LIMIT, CosmosStore::connect(stores, transport)).await {
         Ok(Ok(store)) => Some(store),
+        // Another partition key than the settings say: refuse to start.
+        Ok(Err(ConnectError::Misconfigured(why))) => anyhow::bail!("{why}"),
         Ok(Err(e)) => {
             tracing::warn!(error = %format!("{e:#}"), "Cosmos DB not reachable at start-up; reconnecting in the background");
             None
@@ -38,6 +40,7 @@ pub async fn build(settings: &ReaderSettings, transport: Transport) -> anyhow::R
         cosmos: CosmosConnection::new(stores, transport, connected),
         archive: Arc::new(archive),
         age_field: stores.age_field.clone(),
+        contract: Arc::new(settings.contract.clone()),
         request_timeout: settings.request_timeout,
     })
 }

@@ -10,8 +10,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use tiering::archive::Archive;
-use tiering::codec::{self, AgeLookup, ArchiveMeta};
-use tiering::cosmos::CosmosStore;
+use tiering::codec::{self, AgeLookup, ArchiveMeta, CodecError};
+use tiering::contract::Contract;
+use tiering::cosmos::{ConnectError, CosmosStore};
 use tiering::layout::{self, LayoutError};
 use tiering::listing::{self, Candidate, Page, Tier, TierList, TierLists, Window};
 use tiering::record::{AgeField, AgeValue, RawDocument};
@@ -56,6 +57,9 @@ pub fn none_match(if_none_match: &[String], etag: &str) -> bool {
 #[derive(Debug, Clone)]
 pub struct CosmosConnection {
     store: Arc<RwLock<Option<CosmosStore>>>,
+    /// Set when a connect found the container is not what the settings say
+    /// (another partition key): no retry helps, every request answers 500.
+    misconfigured: Arc<RwLock<Option<String>>>,
     connecting: Arc<AtomicBool>,
     settings: Arc<StoreSettings>,
     transport: Transport,
@@ -65,6 +69,7 @@ impl CosmosConnection {
     pub fn new(settings: &StoreSettings, transport: Transport, connected: Option<CosmosStore>) -> Self {
         let me = Self {
             store: Arc::new(RwLock::new(connected)),
+            misconfigured: Arc::new(RwLock::new(None)),
             connecting: Arc::new(AtomicBool::new(false)),
             settings: Arc::new(settings.clone()),
             transport,
@@ -82,6 +87,9 @@ impl CosmosConnection {
     pub fn get(&self) -> Result<CosmosStore, ApiError> {
         if let Some(store) = self.current() {
             return Ok(store);
+        }
+        if let Some(why) = self.misconfigured.read().ok().and_then(|m| m.clone()) {
+            return Err(ApiError::Internal { message: "the reader is misconfigured; see its log".into(), detail: why });
         }
         self.reconnect_in_background();
         Err(ApiError::Unavailable {
@@ -107,7 +115,14 @@ impl CosmosConnection {
                         info!("connected to Cosmos DB");
                         break;
                     }
-                    Err(e) => {
+                    Err(ConnectError::Misconfigured(why)) => {
+                        error!(error = %why, "the reader's settings do not describe the Cosmos container; every request answers 500 until they are fixed");
+                        if let Ok(mut slot) = me.misconfigured.write() {
+                            *slot = Some(why);
+                        }
+                        break;
+                    }
+                    Err(ConnectError::Unreachable(e)) => {
                         warn!(error = %format!("{e:#}"), retry_in_ms = delay.as_millis() as u64, "Cosmos DB not reachable");
                         tokio::time::sleep(delay).await;
                         delay = (delay * 2).min(RECONNECT_MAX_DELAY);
@@ -119,12 +134,14 @@ impl CosmosConnection {
     }
 }
 
-/// Both stores, built once at start-up and shared by every request.
+/// Both stores, built once at start-up and shared by every request, and the
+/// contract that says what a body is.
 #[derive(Debug, Clone)]
 pub struct Tiers {
     pub cosmos: CosmosConnection,
     pub archive: Arc<dyn Archive>,
     pub age_field: AgeField,
+    pub contract: Arc<Contract>,
     /// Every request answers within this.
     pub request_timeout: Duration,
 }
@@ -147,7 +164,7 @@ impl Tiers {
                     message: "the stored record lacks its system properties".into(),
                     detail: format!("{customer_id}/{id}: no _etag or _ts"),
                 })?;
-                let body = (!none_match(if_none_match, &etag)).then(|| Bytes::from(doc.without_system_properties()));
+                let body = (!none_match(if_none_match, &etag)).then(|| Bytes::from(self.contract.body(&doc)));
                 Ok(Served { body, etag, ts, tier: Tier::Cosmos })
             }
             Err(StoreError::NotFound) => self.read_archived(customer_id, id, if_none_match).await,
@@ -179,8 +196,13 @@ impl Tiers {
             Err(StoreError::NotFound) => return Err(not_found()),
             Err(e) => return Err(archive_err(e)),
         };
-        let (body, meta) = verified(stored.body, &stored.info.metadata).await.map_err(archive_err)?;
-        Ok(Served { body: Some(body), etag: meta.etag, ts: meta.ts, tier: Tier::Archive })
+        let (doc, meta) = verified(stored.body, &stored.info.metadata).await.map_err(archive_err)?;
+        Ok(Served {
+            body: Some(Bytes::from(self.contract.body(&doc))),
+            etag: meta.etag,
+            ts: meta.ts,
+            tier: Tier::Archive,
+        })
     }
 
     /// One page of a customer's records across both tiers.
@@ -205,7 +227,7 @@ impl Tiers {
                 .filter_map(|doc| {
                     let age = doc.sort_key(&field)?;
                     let id = doc.id().ok()?;
-                    let payload = Bytes::from(doc.without_system_properties());
+                    let payload = Bytes::from(self.contract.body(&doc));
                     Some(Candidate { age, id, tier: Tier::Cosmos, shadowed: false, payload })
                 })
                 .collect(),
@@ -245,7 +267,7 @@ impl Tiers {
         let mut best = Kept::new(limit);
         let mut etags = HashMap::new();
         let mut unstamped: Vec<(String, String, String)> = Vec::new();
-        let mut blobs = self.archive.list(&layout::customer_prefix(customer_id));
+        let mut blobs = self.archive.list(&layout::partition_prefix(customer_id));
         while let Some(blob) = blobs.next().await {
             let blob = blob.map_err(archive_err)?;
             let Ok((customer, id)) = layout::parse_blob_name(&blob.name) else { continue };
@@ -307,8 +329,8 @@ impl Tiers {
             Err(StoreError::NotFound) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let (body, _) = verified(stored.body, &stored.info.metadata).await?;
-        Ok(RawDocument::parse(body).ok().and_then(|doc| doc.sort_key(&self.age_field)))
+        let (doc, _) = verified(stored.body, &stored.info.metadata).await?;
+        Ok(doc.sort_key(&self.age_field))
     }
 
     /// Archive candidates get their verified body, at the ETag they were listed
@@ -345,8 +367,8 @@ impl Tiers {
             return Ok(None);
         }
         match verified(stored.body, &stored.info.metadata).await {
-            Ok((body, _)) => {
-                c.payload = body;
+            Ok((doc, _)) => {
+                c.payload = Bytes::from(self.contract.body(&doc));
                 Ok(Some(c))
             }
             Err(e) => {
@@ -395,15 +417,26 @@ impl Kept {
     }
 }
 
-/// Decompresses and checks an archived body; never returns bytes that failed.
-async fn verified(stored: Bytes, metadata: &HashMap<String, String>) -> Result<(Bytes, ArchiveMeta), StoreError> {
+/// Decompresses and checks an archived copy; never returns bytes that failed.
+/// The copy is the whole document (archive format 2), and it must be the version
+/// its metadata names: what is served (body, `ETag`, `Last-Modified`) is derived
+/// from these verified bytes.
+async fn verified(stored: Bytes, metadata: &HashMap<String, String>) -> Result<(RawDocument, ArchiveMeta), StoreError> {
     let meta = ArchiveMeta::from_metadata(metadata)?;
     let check = meta.clone();
     // Decompressing 300 KB takes about a millisecond; keep it off the async workers anyway.
-    let body = tokio::task::spawn_blocking(move || codec::decode_verified(&stored, &check))
-        .await
-        .map_err(|e| StoreError::Other(format!("decompression task failed: {e}")))??;
-    Ok((Bytes::from(body), meta))
+    let doc = tokio::task::spawn_blocking(move || {
+        let body = codec::decode_verified(&stored, &check)?;
+        let doc =
+            RawDocument::parse(body).map_err(|e| CodecError::Corrupt(format!("the body is not a document: {e}")))?;
+        if doc.etag().ok().as_deref() != Some(check.etag.as_str()) || doc.ts().ok() != Some(check.ts) {
+            return Err(CodecError::Corrupt("the body is another version than its metadata names".into()));
+        }
+        Ok(doc)
+    })
+    .await
+    .map_err(|e| StoreError::Other(format!("decompression task failed: {e}")))??;
+    Ok((doc, meta))
 }
 
 #[cfg(test)]

@@ -47,7 +47,7 @@ async fn app_with(stores: StoreSettings, indexing: Indexing) -> App {
 
 /// Starts a reader on `stores` (which may route through proxies); returns its address.
 async fn serve(stores: &StoreSettings, request_timeout: Duration) -> SocketAddr {
-    let settings = ReaderSettings { stores: stores.clone(), request_timeout };
+    let settings = ReaderSettings { request_timeout, ..ReaderSettings::defaults(stores.clone()) };
     let tiers = reader::startup::build(&settings, TEST_TRANSPORT).await.unwrap();
     serve_tiers(tiers).await
 }
@@ -695,7 +695,8 @@ async fn a_record_archived_while_a_page_is_read_is_listed_once() {
         }),
         ..Default::default()
     };
-    let settings = ReaderSettings { stores: app.stores.clone(), request_timeout: Duration::from_secs(30) };
+    let settings =
+        ReaderSettings { request_timeout: Duration::from_secs(30), ..ReaderSettings::defaults(app.stores.clone()) };
     let mut tiers = reader::startup::build(&settings, TEST_TRANSPORT).await.unwrap();
     tiers.archive = Arc::new(HookedArchive { inner: tiers.archive.clone(), hooks });
     let addr = serve_tiers(tiers).await;

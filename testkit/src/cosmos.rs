@@ -4,7 +4,6 @@
 use azure_data_cosmos::CosmosClient;
 use serde_json::value::RawValue;
 use tiering::cosmos::CosmosStore;
-use tiering::record::AgeField;
 use tiering::settings::StoreSettings;
 use tiering::store::StoreError;
 
@@ -21,24 +20,26 @@ pub enum Indexing {
     Composite,
 }
 
-/// Creates the database and container if missing, partitioned by `/customerId`.
+/// Creates the settings' database and container if missing, partitioned by the
+/// settings' partition key.
 pub async fn ensure_container(
     client: &CosmosClient,
-    database: &str,
-    container: &str,
-    age_field: &AgeField,
+    settings: &StoreSettings,
     indexing: Indexing,
 ) -> anyhow::Result<()> {
     use azure_data_cosmos::models::{
         CompositeIndex, CompositeIndexOrder, CompositeIndexProperty, ContainerProperties, IndexingMode, IndexingPolicy,
         PartitionKeyDefinition, PropertyPath,
     };
+    let (database, container, age_field) =
+        (settings.cosmos_database.as_str(), settings.cosmos_container.as_str(), &settings.age_field);
     match client.create_database(database, None).await {
         Ok(_) => {}
         Err(e) if e.status().is_conflict() => {}
         Err(e) => return Err(anyhow::anyhow!("create database {database}: {e}")),
     }
-    let mut properties = ContainerProperties::new(container.to_owned(), PartitionKeyDefinition::from("/customerId"));
+    let partition_key = PartitionKeyDefinition::from(settings.partition_key.to_string());
+    let mut properties = ContainerProperties::new(container.to_owned(), partition_key);
     if indexing == Indexing::Composite {
         let listing = CompositeIndex::default()
             .with_property(CompositeIndexProperty::new(
@@ -69,9 +70,7 @@ pub async fn fresh_cosmos(settings: &StoreSettings) -> CosmosStore {
 /// [`fresh_cosmos`] with a chosen indexing policy.
 pub async fn fresh_cosmos_with(settings: &StoreSettings, indexing: Indexing) -> CosmosStore {
     let client = CosmosStore::client(settings, TEST_TRANSPORT).await.expect("cosmos client");
-    ensure_container(&client, &settings.cosmos_database, &settings.cosmos_container, &settings.age_field, indexing)
-        .await
-        .expect("create container");
+    ensure_container(&client, settings, indexing).await.expect("create container");
     CosmosStore::connect(settings, TEST_TRANSPORT).await.expect("open container")
 }
 

@@ -1,8 +1,11 @@
 //! The archived form of a record: zstd-compressed body plus metadata that proves it intact. Pure.
 //!
-//! The body is exactly what the read API serves for the record (the document
-//! without system properties). The metadata carries what the reader needs to
-//! answer as Cosmos did (`_etag`, `_ts`), a SHA-256 and length of the body for
+//! The body is the whole document exactly as Cosmos returned it, system
+//! properties included, bytes and key order kept (format 2). What a consumer is
+//! served is derived from it when serving ([`crate::contract`]), so the contract
+//! can change without re-archiving and a restore is exact. The metadata carries
+//! the version (`_etag`, `_ts`, also inside the body) so that a revalidation and
+//! a listing need no download, a SHA-256 and length of the body for
 //! verification, and an *age stamp*: the record's age value under the age field
 //! in force when it was stamped, so listings can order archived records without
 //! downloading them.
@@ -21,8 +24,10 @@ use sha2::{Digest, Sha256};
 
 use crate::record::{AgeField, AgeValue};
 
-/// Version of the archived format; readers refuse what they do not know.
-pub const FORMAT_VERSION: &str = "1";
+/// Version of the archived format; readers refuse what they do not know. Format
+/// 1 held the body with the system properties stripped; format 2 holds the whole
+/// document. Nothing was ever deployed in format 1, so there is no migration.
+pub const FORMAT_VERSION: &str = "2";
 /// zstd's default level: a good ratio on JSON at a low CPU cost per record.
 pub const ZSTD_LEVEL: i32 = 3;
 /// Cosmos items are at most 2 MB; a body claiming more is not one of ours.
@@ -47,6 +52,9 @@ const STAMP_ESCAPED: &AsciiSet = &CONTROLS.add(b'%');
 pub enum CodecError {
     #[error("archived copy is corrupt: {0}")]
     Corrupt(String),
+    /// A copy written in another archive format: never served as if it were this one.
+    #[error("archived copy is in archive format `{0}`; this version reads format {FORMAT_VERSION} only")]
+    UnsupportedFormat(String),
 }
 
 /// A record's age value under one age field, recorded when it was archived or re-stamped.
@@ -78,7 +86,7 @@ pub enum AgeLookup {
 /// What travels with an archived body as blob metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArchiveMeta {
-    /// Hex SHA-256 of the uncompressed body.
+    /// Hex SHA-256 of the uncompressed body (the whole document).
     pub sha256: String,
     /// Length of the uncompressed body in bytes.
     pub length: u64,
@@ -117,7 +125,7 @@ impl ArchiveMeta {
         let bad = |k: &str| CodecError::Corrupt(format!("metadata `{k}` is malformed"));
         let format = get(K_FORMAT)?;
         if format != FORMAT_VERSION {
-            return Err(CodecError::Corrupt(format!("unknown archive format `{format}`")));
+            return Err(CodecError::UnsupportedFormat(format.to_owned()));
         }
         let sha256 = get(K_SHA256)?;
         if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -274,7 +282,10 @@ mod tests {
         let mut md = meta.to_metadata();
         md.insert("Format".into(), "9".into());
         md.remove("format");
-        assert!(ArchiveMeta::from_metadata(&md).unwrap_err().to_string().contains("format `9`"));
+        assert_eq!(ArchiveMeta::from_metadata(&md).unwrap_err(), CodecError::UnsupportedFormat("9".into()));
+        md.insert("Format".into(), "1".into());
+        let old = ArchiveMeta::from_metadata(&md).unwrap_err().to_string();
+        assert!(old.contains("format `1`") && old.contains("format 2 only"), "{old}");
         for key in ["sha256", "length", "etag", "ts"] {
             let mut md = meta.to_metadata();
             md.remove(key);

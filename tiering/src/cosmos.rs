@@ -9,6 +9,7 @@ use std::time::Duration;
 use azure_core::credentials::Secret;
 use azure_data_cosmos::clients::ContainerClient;
 use azure_data_cosmos::feed::{ContinuationToken, FeedScope, QueryPageIterator};
+use azure_data_cosmos::models::{ContainerProperties, PartitionKeyKind};
 use azure_data_cosmos::options::{
     BinaryEncodingOptions, ConnectionPoolOptions, EndToEndOperationLatencyPolicy, ItemWriteOptions, MaxItemCountHint,
     OperationOptionsBuilder, Precondition, QueryOptions, ThrottlingRetryOptionsBuilder,
@@ -21,6 +22,7 @@ use serde_json::value::RawValue;
 
 use std::collections::HashMap;
 
+use crate::contract::PartitionKeyPath;
 use crate::listing::{Cursor, Window, listing_order};
 use crate::record::{AgeField, AgeValue, RawDocument};
 use crate::settings::StoreSettings;
@@ -88,6 +90,39 @@ pub struct CosmosStore {
     client: CosmosClient,
     container: ContainerClient,
     age_field: AgeField,
+    partition_key: PartitionKeyPath,
+}
+
+/// Why [`CosmosStore::connect`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The settings do not describe this container (another partition key, a
+    /// hierarchical one): no retry can help, so the apps refuse to start.
+    #[error("{0}")]
+    Misconfigured(String),
+    /// The account or container could not be reached or opened (yet).
+    #[error(transparent)]
+    Unreachable(#[from] anyhow::Error),
+}
+
+/// Checks the container's own partition-key definition against the setting:
+/// `paths` and `kind` as the container's properties give them.
+pub fn check_partition_key(setting: &PartitionKeyPath, paths: &[&str], hierarchical: bool) -> Result<(), String> {
+    if hierarchical || paths.len() != 1 {
+        return Err(format!(
+            "the container is partitioned by the hierarchical key {}; hierarchical partition keys are not \
+             supported (README, \"Adopting it behind your API\")",
+            paths.join(", ")
+        ));
+    }
+    if paths[0] != setting.to_string() {
+        return Err(format!(
+            "the container is partitioned by {}, but COSMOS_PARTITION_KEY (the contract's container.partition_key) \
+             is {setting}",
+            paths[0]
+        ));
+    }
+    Ok(())
 }
 
 impl std::fmt::Debug for CosmosStore {
@@ -116,24 +151,34 @@ impl From<CosmosError> for StoreError {
 }
 
 impl CosmosStore {
-    /// Connects once at start-up: fetches the account and container metadata.
+    /// Connects once at start-up: fetches the account and container metadata,
+    /// and checks that the container is partitioned as the settings say.
     ///
     /// With `COSMOS_KEY` the key signs requests (emulators); otherwise the managed identity does.
-    pub async fn connect(settings: &StoreSettings, transport: Transport) -> anyhow::Result<Self> {
+    pub async fn connect(settings: &StoreSettings, transport: Transport) -> Result<Self, ConnectError> {
         let client = Self::client(settings, transport).await?;
+        let (database, name) = (&settings.cosmos_database, &settings.cosmos_container);
+        let unreachable = |e: CosmosError| {
+            anyhow::anyhow!("cannot open container {database}/{name} at {}: {e}", settings.cosmos_endpoint)
+        };
         let container = client
-            .database_client(settings.cosmos_database.as_str())
-            .container_client(settings.cosmos_container.as_str(), None)
+            .database_client(database.as_str())
+            .container_client(name.as_str(), None)
             .await
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot open container {}/{} at {}: {e}",
-                    settings.cosmos_database,
-                    settings.cosmos_container,
-                    settings.cosmos_endpoint
-                )
-            })?;
-        Ok(Self { client, container, age_field: settings.age_field.clone() })
+            .map_err(unreachable)?;
+        let properties: ContainerProperties =
+            container.read(None).await.map_err(unreachable)?.into_model().map_err(unreachable)?;
+        let definition = &properties.partition_key;
+        let paths: Vec<&str> = definition.paths().iter().map(|p| p.as_ref()).collect();
+        let hierarchical = definition.kind() == PartitionKeyKind::MultiHash;
+        check_partition_key(&settings.partition_key, &paths, hierarchical)
+            .map_err(|why| ConnectError::Misconfigured(format!("container {database}/{name}: {why}")))?;
+        Ok(Self {
+            client,
+            container,
+            age_field: settings.age_field.clone(),
+            partition_key: settings.partition_key.clone(),
+        })
     }
 
     /// The account client alone (tests and the demo use it to create databases).
@@ -173,6 +218,11 @@ impl CosmosStore {
 
     pub fn age_field(&self) -> &AgeField {
         &self.age_field
+    }
+
+    /// The container's partition key.
+    pub fn partition_key(&self) -> &PartitionKeyPath {
+        &self.partition_key
     }
 
     /// Point read by id and partition key.
@@ -229,10 +279,10 @@ impl CosmosStore {
         self.pages(query, FeedScope::full_container(), page_size, None).await
     }
 
-    /// What a plan needs of every aged record, and no more: `{id, customerId, age}`.
+    /// What a plan needs of every aged record, and no more: `{id, pk, age}`.
     pub async fn aged_rows(&self, cutoff: &AgeValue, page_size: u32) -> Result<Pages, StoreError> {
-        let f = self.age_field.name();
-        let sql = format!("SELECT c.id, c.customerId, c[\"{f}\"] AS age FROM c WHERE c[\"{f}\"] < @cutoff");
+        let (f, pk) = (self.age_field.name(), self.partition_key.property());
+        let sql = format!("SELECT c.id, c[\"{pk}\"] AS pk, c[\"{f}\"] AS age FROM c WHERE c[\"{f}\"] < @cutoff");
         let query = Query::from(sql).with_parameter("@cutoff", cutoff.to_json())?;
         self.pages(query, FeedScope::full_container(), page_size, None).await
     }
@@ -253,7 +303,8 @@ impl CosmosStore {
         let field = &self.age_field;
         let scope = || FeedScope::partition(customer_id.to_owned());
         let mut charge = 0.0;
-        let query = list_query(field, customer_id, window, ListStep::Top(limit))?;
+        let pk = &self.partition_key;
+        let query = list_query(field, pk, customer_id, window, ListStep::Top(limit))?;
         let docs = self.collect_docs(query, scope(), limit, &mut charge).await?;
         let complete = docs.len() < limit as usize;
         // The query's type filter guarantees a sort key; the window check guards
@@ -290,7 +341,7 @@ impl CosmosStore {
         let (mut above, at_last): (Vec<_>, Vec<_>) = docs.into_iter().partition(|d| d.0 > last_age);
         above.sort_by(by_position);
         let need = limit.saturating_sub(above.len() as u32).max(1);
-        let query = list_query(field, customer_id, window, ListStep::TiesAt { age: &last_age, limit: need })?;
+        let query = list_query(field, pk, customer_id, window, ListStep::TiesAt { age: &last_age, limit: need })?;
         let mut tie_ids = Vec::new();
         let mut pages = self.pages(query, scope(), need.max(1), None).await?;
         while let Some(page) = pages.next_page().await {
@@ -305,9 +356,8 @@ impl CosmosStore {
         let mut have: HashMap<String, RawDocument> = at_last.into_iter().map(|(_, id, doc)| (id, doc)).collect();
         let missing: Vec<&String> = tie_ids.iter().filter(|id| !have.contains_key(*id)).collect();
         if !missing.is_empty() {
-            let query = Query::from("SELECT * FROM c WHERE c.customerId = @customer AND ARRAY_CONTAINS(@ids, c.id)")
-                .with_parameter("@customer", customer_id)?
-                .with_parameter("@ids", &missing)?;
+            let sql = format!("SELECT * FROM c WHERE c[\"{}\"] = @pk AND ARRAY_CONTAINS(@ids, c.id)", pk.property());
+            let query = Query::from(sql).with_parameter("@pk", customer_id)?.with_parameter("@ids", &missing)?;
             for doc in self.collect_docs(query, scope(), missing.len() as u32, &mut charge).await? {
                 if let Ok(id) = doc.id() {
                     have.insert(id, doc);
@@ -362,11 +412,11 @@ impl CosmosStore {
         let mut found = HashMap::new();
         // Bounded query text and parameter size, whatever the caller passes.
         for chunk in ids.chunks(100) {
-            let query = Query::from(
-                "SELECT c.id, c._etag FROM c WHERE c.customerId = @customer AND ARRAY_CONTAINS(@ids, c.id)",
-            )
-            .with_parameter("@customer", customer_id)?
-            .with_parameter("@ids", chunk)?;
+            let sql = format!(
+                "SELECT c.id, c._etag FROM c WHERE c[\"{}\"] = @pk AND ARRAY_CONTAINS(@ids, c.id)",
+                self.partition_key.property()
+            );
+            let query = Query::from(sql).with_parameter("@pk", customer_id)?.with_parameter("@ids", chunk)?;
             let scope = FeedScope::partition(customer_id.to_owned());
             let mut pages = self.pages(query, scope, 100, None).await?;
             while let Some(page) = pages.next_page().await {
@@ -452,6 +502,7 @@ pub enum ListStep<'a> {
 /// indexes on every path); no composite index is needed.
 pub fn list_query(
     field: &AgeField,
+    partition_key: &PartitionKeyPath,
     customer_id: &str,
     window: &Window,
     step: ListStep<'_>,
@@ -462,12 +513,12 @@ pub fn list_query(
         ListStep::Top(n) => (format!("SELECT TOP {n} *"), format!(" ORDER BY {f} DESC")),
         ListStep::TiesAt { limit, .. } => (format!("SELECT TOP {limit} c.id"), " ORDER BY c.id ASC".to_owned()),
     };
-    let mut sql = format!("{select} FROM c WHERE c.customerId = @customer");
+    let mut sql = format!("{select} FROM c WHERE c[\"{}\"] = @pk", partition_key.property());
     sql += &match field {
         AgeField::Ts => format!(" AND IS_NUMBER({f})"),
         AgeField::Iso(_) => format!(" AND IS_STRING({f})"),
     };
-    let mut query_params: Vec<(&str, serde_json::Value)> = vec![("@customer", customer_id.into())];
+    let mut query_params: Vec<(&str, serde_json::Value)> = vec![("@pk", customer_id.into())];
     if let Some(from) = &window.from {
         sql += &format!(" AND {f} >= @from");
         query_params.push(("@from", from.to_json()));
@@ -544,10 +595,11 @@ mod tests {
             after: Some(Cursor { age: AgeValue::Text("2025-06-01".into()), id: "r9".into() }),
         };
         for step in [ListStep::Top(51), ListStep::TiesAt { age: &AgeValue::Text("2025-05-01".into()), limit: 3 }] {
-            let text = format!("{:?}", list_query(&field, "c1", &window, step).unwrap());
+            let pk = PartitionKeyPath::parse("/tenantId").unwrap();
+            let text = format!("{:?}", list_query(&field, &pk, "c1", &window, step).unwrap());
             let order = text.split("ORDER BY").nth(1).and_then(|o| o.split('"').next()).unwrap_or_default();
             assert_eq!(order.matches(',').count(), 0, "one ORDER BY property: {text}");
-            assert!(text.contains("c.customerId = @customer") && text.contains("@afterId"), "{text}");
+            assert!(text.contains(r#"c[\"tenantId\"] = @pk"#) && text.contains("@afterId"), "{text}");
         }
     }
 }

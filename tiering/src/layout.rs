@@ -1,9 +1,11 @@
-//! `(customerId, id)` <-> blob name. Pure and reversible.
+//! `(partition-key value, id)` <-> blob name. Pure and reversible.
 //!
-//! Blob names are `v1/<customer>/<record>.json.zst`, each id percent-encoded with
+//! Blob names are `v1/<partition-key value>/<id>.json.zst` (with the default
+//! contract the partition key is `customerId`; with `/id` both segments are the
+//! id), each value percent-encoded with
 //! everything but ASCII letters, digits, `-` and `_` escaped. That makes the
 //! mapping one-to-one (only canonical encodings decode), keeps `/` out of an
-//! encoded id so nothing can leave its customer's prefix, and turns `.` and `..`
+//! encoded id so nothing can leave its partition's prefix, and turns `.` and `..`
 //! into `%2E` and `%2E%2E`, which no URL normaliser will collapse.
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
@@ -25,21 +27,21 @@ pub enum LayoutError {
     NotOurs(String),
 }
 
-/// The blob that holds the archived copy of record `id` of `customer_id`.
-pub fn blob_name(customer_id: &str, id: &str) -> Result<String, LayoutError> {
-    let name = format!("{}{}{}", customer_prefix(customer_id), encode(id), SUFFIX);
+/// The blob that holds the archived copy of record `id` in partition `partition_key`.
+pub fn blob_name(partition_key: &str, id: &str) -> Result<String, LayoutError> {
+    let name = format!("{}{}{}", partition_prefix(partition_key), encode(id), SUFFIX);
     if name.len() > MAX_BLOB_NAME {
         return Err(LayoutError::TooLong(name.len()));
     }
     Ok(name)
 }
 
-/// The prefix under which every archived record of `customer_id` lies (ends with `/`).
-pub fn customer_prefix(customer_id: &str) -> String {
-    format!("{LAYOUT_PREFIX}{}/", encode(customer_id))
+/// The prefix under which every archived record of one partition-key value lies (ends with `/`).
+pub fn partition_prefix(partition_key: &str) -> String {
+    format!("{LAYOUT_PREFIX}{}/", encode(partition_key))
 }
 
-/// Recovers `(customerId, id)` from a blob name; rejects anything [`blob_name`] would not produce.
+/// Recovers `(partition-key value, id)` from a blob name; rejects anything [`blob_name`] would not produce.
 pub fn parse_blob_name(name: &str) -> Result<(String, String), LayoutError> {
     let not_ours = || LayoutError::NotOurs(name.to_owned());
     let rest = name.strip_prefix(LAYOUT_PREFIX).and_then(|r| r.strip_suffix(SUFFIX)).ok_or_else(not_ours)?;
@@ -73,6 +75,12 @@ mod tests {
             ("c", "ü", "v1/c/%C3%BC.json.zst"),
             ("c", "a/../../b", "v1/c/a%2F%2E%2E%2F%2E%2E%2Fb.json.zst"),
             ("c", "inv-2024_01", "v1/c/inv-2024_01.json.zst"),
+            // Partition-key values of any shape (a tenant path, a percentage, unicode).
+            ("tenants/eu/1", "r", "v1/tenants%2Feu%2F1/r.json.zst"),
+            ("50% off", "r", "v1/50%25%20off/r.json.zst"),
+            ("日本", "請求", "v1/%E6%97%A5%E6%9C%AC/%E8%AB%8B%E6%B1%82.json.zst"),
+            // Partitioned by /id: both segments are the id.
+            ("inv-7", "inv-7", "v1/inv-7/inv-7.json.zst"),
         ];
         for (customer, id, name) in table {
             assert_eq!(blob_name(customer, id).unwrap(), name);
@@ -108,7 +116,7 @@ mod tests {
         #[test]
         fn every_id_round_trips_and_stays_under_its_prefix(customer in "\\PC{1,40}", id in "\\PC{1,80}") {
             let name = blob_name(&customer, &id).unwrap();
-            prop_assert!(name.starts_with(&customer_prefix(&customer)));
+            prop_assert!(name.starts_with(&partition_prefix(&customer)));
             prop_assert_eq!(name.matches('/').count(), 2);
             prop_assert!(!name.split('/').any(|seg| seg == "." || seg == ".."));
             prop_assert_eq!(parse_blob_name(&name).unwrap(), (customer, id));

@@ -10,6 +10,7 @@
 //!
 //! Modules:
 //! - [`record`]: a record as raw JSON; ids, age field, system properties. Pure.
+//! - [`contract`]: the read contract an adopter describes (`contract.toml`). Pure.
 //! - [`layout`]: `(customerId, id)` <-> blob name. Pure, reversible.
 //! - [`codec`]: compression, integrity hash, blob metadata. Pure.
 //! - [`listing`]: the cross-tier listing order, window and page merge. Pure.
@@ -29,6 +30,7 @@
 
 pub mod archive;
 pub mod codec;
+pub mod contract;
 pub mod cosmos;
 pub mod host;
 pub mod identity;

@@ -130,12 +130,17 @@ impl RawDocument {
         }
     }
 
-    /// The body the read API serves: the document minus [`SYSTEM_PROPERTIES`],
-    /// every other member byte for byte and in its original order.
+    /// The document minus [`SYSTEM_PROPERTIES`] (the default contract's body).
     pub fn without_system_properties(&self) -> Vec<u8> {
+        self.without(&SYSTEM_PROPERTIES)
+    }
+
+    /// The document minus the top-level properties in `omit`, every other member
+    /// byte for byte and in its original order.
+    pub fn without<S: AsRef<str>>(&self, omit: &[S]) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.bytes.len());
         out.push(b'{');
-        let kept = self.members.iter().filter(|m| !SYSTEM_PROPERTIES.contains(&m.key.as_str()));
+        let kept = self.members.iter().filter(|m| !omit.iter().any(|o| o.as_ref() == m.key));
         for (i, m) in kept.enumerate() {
             if i > 0 {
                 out.push(b',');

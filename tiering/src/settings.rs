@@ -10,6 +10,7 @@ use std::time::Duration;
 use azure_core::credentials::Secret;
 use url::Url;
 
+use crate::contract::{Contract, PartitionKeyPath};
 use crate::record::AgeField;
 use crate::schedule::parse_schedule;
 
@@ -119,6 +120,9 @@ pub struct StoreSettings {
     pub cosmos_key: Option<Secret>,
     pub cosmos_database: String,
     pub cosmos_container: String,
+    /// The container's partition key (`COSMOS_PARTITION_KEY`); checked against
+    /// the container's own definition when the apps connect.
+    pub partition_key: PartitionKeyPath,
     pub blob_endpoint: Url,
     /// SAS token, emulators only; `None` means Managed Identity.
     pub blob_sas: Option<Secret>,
@@ -170,6 +174,7 @@ impl fmt::Debug for StoreSettings {
             .field("cosmos_key", &self.cosmos_key.as_ref().map(|_| "<set>"))
             .field("cosmos_database", &self.cosmos_database)
             .field("cosmos_container", &self.cosmos_container)
+            .field("partition_key", &self.partition_key.to_string())
             .field("blob_endpoint", &self.blob_endpoint.as_str())
             .field("blob_sas", &self.blob_sas.as_ref().map(|_| "<set>"))
             .field("archive_container", &self.archive_container)
@@ -192,6 +197,8 @@ impl StoreSettings {
             cosmos_key: r.opt("COSMOS_KEY").map(Secret::new),
             cosmos_database: r.name("COSMOS_DATABASE", "billing")?,
             cosmos_container: r.name("COSMOS_CONTAINER", "records")?,
+            partition_key: PartitionKeyPath::parse(&r.or("COSMOS_PARTITION_KEY", "/customerId"))
+                .map_err(|message| SettingsError { name: "COSMOS_PARTITION_KEY", message })?,
             blob_endpoint: r.url("ARCHIVE_BLOB_ENDPOINT")?,
             blob_sas: sas.map(Secret::new),
             archive_container: r.name("ARCHIVE_CONTAINER", "billing-archive")?,
@@ -286,23 +293,69 @@ pub struct ReaderSettings {
     pub stores: StoreSettings,
     /// Every request answers within this (503 with `Retry-After` past it).
     pub request_timeout: Duration,
+    /// The read contract served.
+    pub contract: Contract,
+    /// Where the contract came from (a path, or the built-in default), for the start-up log.
+    pub contract_source: String,
 }
 
 /// Well inside the host's 230-second HTTP limit, and long enough for a cold read
 /// that retries once after a slow attempt.
 pub const DEFAULT_READER_TIMEOUT_SECONDS: u64 = 10;
 
+/// The file `scripts/package.sh` puts beside the reader, in its working directory.
+pub const CONTRACT_FILE: &str = "contract.toml";
+
 impl ReaderSettings {
     pub fn from_env() -> Result<Self, SettingsError> {
         Self::from_lookup(&Env)
     }
 
+    /// The default contract and timeout over `stores` (tests, tools).
+    pub fn defaults(stores: StoreSettings) -> Self {
+        Self {
+            stores,
+            request_timeout: Duration::from_secs(DEFAULT_READER_TIMEOUT_SECONDS),
+            contract: Contract::default_profile(),
+            contract_source: "the built-in default profile".into(),
+        }
+    }
+
+    /// The contract profile comes from `READER_CONTRACT` (a path), else from
+    /// `contract.toml` in the working directory, else it is the built-in default.
+    /// `COSMOS_PARTITION_KEY`, when set, must agree with the profile's
+    /// `container.partition_key`; when unset, the profile's is used.
     pub fn from_lookup(env: &dyn Lookup) -> Result<Self, SettingsError> {
         let r = Reader(env);
-        let stores = StoreSettings::from_lookup(env)?;
+        let mut stores = StoreSettings::from_lookup(env)?;
         let seconds =
             r.ranged("READER_TIMEOUT_SECONDS", DEFAULT_READER_TIMEOUT_SECONDS, 1..=200, "a whole number of seconds")?;
-        Ok(Self { stores, request_timeout: Duration::from_secs(seconds) })
+        let named = r.opt("READER_CONTRACT");
+        let path =
+            named.clone().or_else(|| std::path::Path::new(CONTRACT_FILE).is_file().then(|| CONTRACT_FILE.to_owned()));
+        let bad = |message: String| SettingsError { name: "READER_CONTRACT", message };
+        let (contract, contract_source) = match path {
+            None => (Contract::default_profile(), "the built-in default profile".to_owned()),
+            Some(path) => {
+                let text = std::fs::read_to_string(&path).map_err(|e| bad(format!("cannot read `{path}`: {e}")))?;
+                let contract = Contract::parse(&text).map_err(|e| bad(format!("`{path}`: {e}")))?;
+                (contract, path)
+            }
+        };
+        match r.opt("COSMOS_PARTITION_KEY") {
+            None => stores.partition_key = contract.partition_key.clone(),
+            Some(_) if stores.partition_key != contract.partition_key => {
+                return Err(SettingsError {
+                    name: "COSMOS_PARTITION_KEY",
+                    message: format!(
+                        "is {}, but the contract profile ({contract_source}) says container.partition_key = \"{}\"",
+                        stores.partition_key, contract.partition_key
+                    ),
+                });
+            }
+            Some(_) => {}
+        }
+        Ok(Self { stores, request_timeout: Duration::from_secs(seconds), contract, contract_source })
     }
 }
 
@@ -353,6 +406,7 @@ mod tests {
         let s = ArchiverSettings::from_lookup(&env(&BASE)).unwrap();
         assert_eq!(s.stores.cosmos_database, "billing");
         assert_eq!(s.stores.cosmos_container, "records");
+        assert_eq!(s.stores.partition_key.to_string(), "/customerId");
         assert_eq!(s.stores.archive_container, "billing-archive");
         assert_eq!(s.stores.age_field, AgeField::Ts);
         assert_eq!(s.after_days, 90);
@@ -389,6 +443,8 @@ mod tests {
             ("ARCHIVE_TIME_BUDGET_SECONDS", "18446744073709551615"),
             ("ARCHIVE_AGE_FIELD", "a.b"),
             ("ARCHIVE_CONTAINER", "a/b"),
+            ("COSMOS_PARTITION_KEY", "customerId"),
+            ("COSMOS_PARTITION_KEY", "/a/b"),
         ];
         for (name, value) in [("READER_TIMEOUT_SECONDS", "0"), ("READER_TIMEOUT_SECONDS", "soon")] {
             let mut pairs = BASE.to_vec();
@@ -396,6 +452,25 @@ mod tests {
             assert_eq!(ReaderSettings::from_lookup(&env(&pairs)).unwrap_err().name, name);
         }
         assert_eq!(ReaderSettings::from_lookup(&env(&BASE)).unwrap().request_timeout, Duration::from_secs(10));
+        let profile = |text: &str| {
+            let path = std::env::temp_dir().join(format!("contract-{}-{}.toml", std::process::id(), text.len()));
+            std::fs::write(&path, text).unwrap();
+            path.to_string_lossy().into_owned()
+        };
+        let tenants = profile(&crate::contract::DEFAULT_PROFILE.replace("/customerId", "/tenantId"));
+        let mut pairs = BASE.to_vec();
+        pairs.push(("READER_CONTRACT", &tenants));
+        let settings = ReaderSettings::from_lookup(&env(&pairs)).unwrap();
+        assert_eq!(settings.stores.partition_key.to_string(), "/tenantId", "the profile's partition key when unset");
+        pairs.push(("COSMOS_PARTITION_KEY", "/customerId"));
+        let err = ReaderSettings::from_lookup(&env(&pairs)).unwrap_err();
+        assert_eq!(err.name, "COSMOS_PARTITION_KEY");
+        assert!(err.message.contains("/customerId") && err.message.contains("/tenantId"), "{err}");
+        let broken = profile("[routes]\nrecord = 1\n");
+        let err = ReaderSettings::from_lookup(&env(&[BASE[0], BASE[1], ("READER_CONTRACT", &broken)])).unwrap_err();
+        assert_eq!(err.name, "READER_CONTRACT");
+        let err = ReaderSettings::from_lookup(&env(&[BASE[0], BASE[1], ("READER_CONTRACT", "/nonexistent.toml")]));
+        assert!(err.unwrap_err().message.contains("cannot read"));
         for (name, value) in malformed {
             let mut pairs: Vec<_> = BASE.iter().copied().filter(|(k, _)| *k != name).collect();
             pairs.push((name, value));

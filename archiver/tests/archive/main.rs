@@ -103,12 +103,12 @@ impl Fixture {
         self.archiver(Arc::new(HookedArchive { inner: Arc::new(self.blob.clone()), hooks }), concurrency)
     }
 
-    /// What the read API serves for each record now, from Cosmos: (body, etag, ts).
+    /// Each record as Cosmos holds it now, what the archive must keep: (document, etag, ts).
     async fn hot(&self, records: &[SampleRecord]) -> Vec<(Vec<u8>, String, i64)> {
         let mut out = Vec::new();
         for r in records {
             let doc = self.cosmos.read(&r.customer_id, &r.id).await.unwrap().doc;
-            out.push((doc.without_system_properties(), doc.etag().unwrap(), doc.ts().unwrap()));
+            out.push((doc.as_bytes().to_vec(), doc.etag().unwrap(), doc.ts().unwrap()));
         }
         out
     }

@@ -169,8 +169,7 @@ async fn fresh(data: &[SampleRecord]) -> anyhow::Result<StoreSettings> {
     stores.archive_container = unique("bench-archive");
     stores.age_field = AgeField::Iso("invoiceDate".into());
     let client = CosmosStore::client(&stores, Transport::BATCH).await?;
-    ensure_container(&client, &stores.cosmos_database, &stores.cosmos_container, &stores.age_field, Indexing::Default)
-        .await?;
+    ensure_container(&client, &stores, Indexing::Default).await?;
     let cosmos = CosmosStore::connect(&stores, Transport::BATCH).await?;
     seed(&cosmos, data, |_| {}).await?;
     BlobArchive::new(&stores, Transport::BATCH)?.ensure_container().await?;

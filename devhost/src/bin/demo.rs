@@ -69,8 +69,7 @@ async fn main() -> anyhow::Result<()> {
 
     // 1. Seed.
     let client = CosmosStore::client(&stores, Transport::BATCH).await?;
-    ensure_container(&client, &stores.cosmos_database, &stores.cosmos_container, &stores.age_field, Indexing::Default)
-        .await?;
+    ensure_container(&client, &stores, Indexing::Default).await?;
     let cosmos = CosmosStore::connect(&stores, Transport::BATCH).await?;
     let all = dataset(args.records, args.max_kb, 0..456, args.seed); // the last 15 months
     let seeded_bytes: u64 = all.iter().map(|r| r.json.len() as u64).sum();

@@ -1,0 +1,641 @@
+//! The read contract the reader keeps, as the adopter describes it: a profile
+//! file (`contract.toml`; README, "Adopting it behind your API"). Pure.
+//!
+//! A profile says which container property is the partition key, the routes
+//! (prefix, record route, list route or none, and which placeholders hold the
+//! partition-key value and the id), what a body leaves out of the stored
+//! document, which validators (`ETag`, `Last-Modified`) are sent, and what a
+//! missing record answers. The archive always keeps the whole document
+//! (docs/archive-protocol.md); everything here is applied when serving, so a
+//! profile can change without re-archiving anything.
+//!
+//! `contracts/default.toml` is today's API; it is compiled in and used when no
+//! profile is given. `scripts/package.sh --contract FILE` checks a profile,
+//! generates the reader's `function.json` and `host.json` route prefix from it
+//! (so the route the host serves and the route the reader matches are one), and
+//! ships it beside the reader.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use serde::Deserialize;
+
+use crate::record::{RawDocument, SYSTEM_PROPERTIES};
+
+/// The default profile: the billing-records API this project started from.
+pub const DEFAULT_PROFILE: &str = include_str!("../../contracts/default.toml");
+
+/// A profile that cannot be used; `key` names where the problem is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("contract profile: `{key}`: {message}")]
+pub struct ContractError {
+    pub key: String,
+    pub message: String,
+}
+
+fn bad(key: &str, message: impl Into<String>) -> ContractError {
+    ContractError { key: key.to_owned(), message: message.into() }
+}
+
+/// The container's partition key: one top-level property (setting `COSMOS_PARTITION_KEY`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PartitionKeyPath {
+    property: String,
+}
+
+impl PartitionKeyPath {
+    /// Parses a path such as `/customerId`, `/tenantId` or `/id`. Only top-level
+    /// properties: a nested path (`/a/b`) or a hierarchical key is refused.
+    pub fn parse(path: &str) -> Result<Self, String> {
+        let Some(property) = path.strip_prefix('/') else {
+            return Err(format!("`{path}` is not a partition-key path (it starts with `/`, like `/customerId`)"));
+        };
+        if property.contains('/') {
+            return Err(format!("`{path}` is a nested path; only a top-level property can be the partition key here"));
+        }
+        let plain = !property.is_empty()
+            && property.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !property.starts_with(|c: char| c.is_ascii_digit());
+        if !plain {
+            return Err(format!("`{path}` is not a property path (`/` and a name of letters, digits and `_`)"));
+        }
+        if SYSTEM_PROPERTIES.contains(&property) {
+            return Err(format!("`{path}` is a Cosmos system property"));
+        }
+        Ok(Self { property: property.to_owned() })
+    }
+
+    /// The property name, without the leading `/`.
+    pub fn property(&self) -> &str {
+        &self.property
+    }
+
+    /// True for `/id`: the partition-key value is the id itself.
+    pub fn is_id(&self) -> bool {
+        self.property == "id"
+    }
+}
+
+impl Default for PartitionKeyPath {
+    fn default() -> Self {
+        Self { property: "customerId".into() }
+    }
+}
+
+impl fmt::Display for PartitionKeyPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "/{}", self.property)
+    }
+}
+
+/// One segment of a route template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Segment {
+    Literal(String),
+    Param(String),
+}
+
+/// A route template such as `tenants/{tenantId}/invoices/{invoiceId}`: literal
+/// segments and whole-segment placeholders, below the route prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub segments: Vec<Segment>,
+}
+
+/// Characters a literal route segment may hold: what needs no percent-encoding
+/// in a path, and means nothing to the host's or axum's route syntax.
+fn literal_ok(segment: &str) -> bool {
+    !segment.is_empty() && segment.chars().all(|c| c.is_ascii_alphanumeric() || "-._~!$&'()+,;=@".contains(c))
+}
+
+impl Route {
+    fn parse(key: &str, text: &str) -> Result<Self, ContractError> {
+        let trimmed = text.trim_matches('/');
+        if trimmed.is_empty() {
+            return Err(bad(key, "a route needs at least one segment"));
+        }
+        let mut segments = Vec::new();
+        for part in trimmed.split('/') {
+            let segment = match part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                Some(name) if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
+                    Segment::Param(name.to_owned())
+                }
+                Some(_) => {
+                    return Err(bad(key, format!("`{part}` is not a placeholder (`{{name}}`, letters, digits, `_`)")));
+                }
+                None if literal_ok(part) => Segment::Literal(part.to_owned()),
+                None => {
+                    return Err(bad(
+                        key,
+                        format!("`{part}`: a segment is either literal text or a whole `{{placeholder}}`"),
+                    ));
+                }
+            };
+            segments.push(segment);
+        }
+        let mut seen = std::collections::HashSet::new();
+        for name in Self::params_of(&segments) {
+            if !seen.insert(name) {
+                return Err(bad(key, format!("the placeholder `{{{name}}}` appears twice")));
+            }
+        }
+        Ok(Self { segments })
+    }
+
+    fn params_of(segments: &[Segment]) -> impl Iterator<Item = &str> {
+        segments.iter().filter_map(|s| match s {
+            Segment::Param(name) => Some(name.as_str()),
+            Segment::Literal(_) => None,
+        })
+    }
+
+    /// The placeholders, in order.
+    pub fn params(&self) -> Vec<&str> {
+        Self::params_of(&self.segments).collect()
+    }
+
+    /// The template as the host's `function.json` writes it (no prefix).
+    pub fn template(&self) -> String {
+        self.segments
+            .iter()
+            .map(|s| match s {
+                Segment::Literal(l) => l.clone(),
+                Segment::Param(p) => format!("{{{p}}}"),
+            })
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+
+    /// The route as a path template below `prefix`, placeholders kept (`/api/customers/{customerId}/...`).
+    pub fn fill_template(&self, prefix: &str) -> String {
+        let mut path = String::new();
+        if !prefix.is_empty() {
+            path.push('/');
+            path.push_str(prefix);
+        }
+        path.push('/');
+        path.push_str(&self.template());
+        path
+    }
+
+    /// The path with each placeholder replaced by its value, percent-encoded.
+    pub fn fill(&self, prefix: &str, values: &HashMap<&str, &str>) -> String {
+        let mut path = String::new();
+        if !prefix.is_empty() {
+            path.push('/');
+            path.push_str(prefix);
+        }
+        for s in &self.segments {
+            path.push('/');
+            match s {
+                Segment::Literal(l) => path.push_str(l),
+                Segment::Param(p) => path.push_str(
+                    &percent_encoding::utf8_percent_encode(
+                        values.get(p.as_str()).copied().unwrap_or_default(),
+                        percent_encoding::NON_ALPHANUMERIC,
+                    )
+                    .to_string(),
+                ),
+            }
+        }
+        path
+    }
+}
+
+/// What a body leaves out of the stored document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyRule {
+    /// The document exactly as Cosmos returned it.
+    AsStored,
+    /// The document without these top-level properties, every other member byte
+    /// for byte and in its order.
+    Omit(Vec<String>),
+}
+
+/// What a missing record answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotFound {
+    pub status: u16,
+    pub content_type: String,
+    /// A template with `{{placeholder}}` for the route's values; `None`: the
+    /// built-in JSON error (`{"error":{"code":"NotFound",...}}`).
+    pub body: Option<String>,
+}
+
+/// A checked profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contract {
+    pub partition_key: PartitionKeyPath,
+    /// The host's route prefix (`api`, or empty for none).
+    pub prefix: String,
+    pub record: Route,
+    pub list: Option<Route>,
+    /// The placeholder holding the partition-key value; `None` with `/id`.
+    pub partition_key_param: Option<String>,
+    pub id_param: String,
+    pub body: BodyRule,
+    pub content_type: String,
+    pub etag: bool,
+    pub last_modified: bool,
+    pub not_found: NotFound,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Profile {
+    container: ContainerSection,
+    routes: RoutesSection,
+    #[serde(default)]
+    body: BodySection,
+    #[serde(default)]
+    headers: HeadersSection,
+    #[serde(default)]
+    not_found: NotFoundSection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContainerSection {
+    partition_key: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoutesSection {
+    #[serde(default = "default_prefix")]
+    prefix: String,
+    record: String,
+    list: Option<String>,
+    partition_key_param: Option<String>,
+    id_param: String,
+}
+
+fn default_prefix() -> String {
+    "api".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BodySection {
+    #[serde(default)]
+    as_stored: bool,
+    omit: Option<Vec<String>>,
+    #[serde(default = "default_content_type")]
+    content_type: String,
+}
+
+impl Default for BodySection {
+    fn default() -> Self {
+        Self { as_stored: false, omit: None, content_type: default_content_type() }
+    }
+}
+
+fn default_content_type() -> String {
+    "application/json; charset=utf-8".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HeadersSection {
+    #[serde(default = "yes")]
+    etag: bool,
+    #[serde(default = "yes")]
+    last_modified: bool,
+}
+
+impl Default for HeadersSection {
+    fn default() -> Self {
+        Self { etag: true, last_modified: true }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NotFoundSection {
+    #[serde(default = "default_status")]
+    status: u16,
+    #[serde(default = "default_content_type")]
+    content_type: String,
+    body: Option<String>,
+}
+
+impl Default for NotFoundSection {
+    fn default() -> Self {
+        Self { status: default_status(), content_type: default_content_type(), body: None }
+    }
+}
+
+fn default_status() -> u16 {
+    404
+}
+
+/// A header value must be visible ASCII (and spaces), or no response can carry it.
+fn header_value(key: &str, value: &str) -> Result<(), ContractError> {
+    if value.is_empty() || !value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return Err(bad(key, format!("`{value}` is not a usable header value")));
+    }
+    Ok(())
+}
+
+impl Contract {
+    /// The default profile.
+    pub fn default_profile() -> Self {
+        // The file is part of the build and checked by a unit test.
+        Self::parse(DEFAULT_PROFILE).unwrap_or_else(|e| unreachable!("contracts/default.toml: {e}"))
+    }
+
+    /// Parses and checks a profile; every error names the key.
+    pub fn parse(text: &str) -> Result<Self, ContractError> {
+        let profile: Profile = toml::from_str(text).map_err(|e| {
+            let message = e.message().to_owned();
+            let key = e
+                .span()
+                .and_then(|span| text.get(..span.start))
+                .map(|before| format!("line {}", before.lines().count().max(1)))
+                .unwrap_or_else(|| "the file".into());
+            bad(&key, message)
+        })?;
+        let partition_key =
+            PartitionKeyPath::parse(&profile.container.partition_key).map_err(|m| bad("container.partition_key", m))?;
+        let r = &profile.routes;
+        let prefix = r.prefix.trim_matches('/').to_owned();
+        if !prefix.is_empty() && !prefix.split('/').all(literal_ok) {
+            return Err(bad("routes.prefix", format!("`{}` is not a route prefix (literal segments only)", r.prefix)));
+        }
+        let record = Route::parse("routes.record", &r.record)?;
+        let list = r.list.as_deref().map(|l| Route::parse("routes.list", l)).transpose()?;
+        let id_param = r.id_param.clone();
+        let pk_param = r.partition_key_param.clone();
+        let record_params = record.params();
+        if !record_params.contains(&id_param.as_str()) {
+            return Err(bad("routes.record", format!("has no `{{{id_param}}}` placeholder (routes.id_param)")));
+        }
+        match (&pk_param, partition_key.is_id()) {
+            (Some(pk), true) => {
+                return Err(bad(
+                    "routes.partition_key_param",
+                    format!("the partition key is /id, so the id is the partition-key value; remove `{pk}`"),
+                ));
+            }
+            (None, false) => {
+                return Err(bad(
+                    "routes.partition_key_param",
+                    format!("is required: which placeholder holds the {partition_key} value"),
+                ));
+            }
+            (Some(pk), false) if pk == &id_param => {
+                return Err(bad("routes.partition_key_param", "names the same placeholder as routes.id_param"));
+            }
+            (Some(pk), false) if !record_params.contains(&pk.as_str()) => {
+                return Err(bad(
+                    "routes.record",
+                    format!("has no `{{{pk}}}` placeholder (routes.partition_key_param)"),
+                ));
+            }
+            _ => {}
+        }
+        let known: Vec<&str> = [Some(id_param.as_str()), pk_param.as_deref()].into_iter().flatten().collect();
+        if let Some(unknown) = record_params.iter().find(|p| !known.contains(p)) {
+            return Err(bad(
+                "routes.record",
+                format!("`{{{unknown}}}` is neither routes.id_param nor routes.partition_key_param"),
+            ));
+        }
+        if let Some(list) = &list {
+            let Some(pk) = &pk_param else {
+                return Err(bad(
+                    "routes.list",
+                    "a list is per partition-key value; with the partition key /id there is none",
+                ));
+            };
+            if list.params() != [pk.as_str()] {
+                return Err(bad("routes.list", format!("must hold exactly one placeholder, `{{{pk}}}`")));
+            }
+            if list.template() == record.template() {
+                return Err(bad("routes.list", "is the same route as routes.record"));
+            }
+        }
+        let b = &profile.body;
+        let body = match (b.as_stored, &b.omit) {
+            (true, Some(omit)) if !omit.is_empty() => {
+                return Err(bad(
+                    "body.omit",
+                    "a body served as stored omits nothing; remove body.omit or body.as_stored",
+                ));
+            }
+            (true, _) => BodyRule::AsStored,
+            (false, None) => BodyRule::Omit(SYSTEM_PROPERTIES.iter().map(|s| (*s).to_owned()).collect()),
+            (false, Some(omit)) => {
+                if let Some(empty) = omit.iter().find(|p| p.is_empty()) {
+                    return Err(bad("body.omit", format!("`{empty}` is not a property name")));
+                }
+                BodyRule::Omit(omit.clone())
+            }
+        };
+        header_value("body.content_type", &b.content_type)?;
+        let n = &profile.not_found;
+        if !(400..=599).contains(&n.status) {
+            return Err(bad("not_found.status", format!("{} is not an error status (400 to 599)", n.status)));
+        }
+        header_value("not_found.content_type", &n.content_type)?;
+        Ok(Self {
+            partition_key,
+            prefix,
+            record,
+            list,
+            partition_key_param: pk_param,
+            id_param,
+            body,
+            content_type: b.content_type.clone(),
+            etag: profile.headers.etag,
+            last_modified: profile.headers.last_modified,
+            not_found: NotFound { status: n.status, content_type: n.content_type.clone(), body: n.body.clone() },
+        })
+    }
+
+    /// The body served for a document, from whichever tier it came.
+    pub fn body(&self, doc: &RawDocument) -> Vec<u8> {
+        match &self.body {
+            BodyRule::AsStored => doc.as_bytes().to_vec(),
+            BodyRule::Omit(omit) => doc.without(omit),
+        }
+    }
+
+    /// The partition-key value and the id from a request's route values.
+    pub fn key_of<'a>(&self, values: &'a HashMap<String, String>) -> Option<(&'a str, &'a str)> {
+        let id = values.get(&self.id_param)?;
+        let pk = match &self.partition_key_param {
+            Some(name) => values.get(name)?,
+            None => id,
+        };
+        Some((pk.as_str(), id.as_str()))
+    }
+
+    /// The body of a missing record's answer, when the profile gives one:
+    /// `{{placeholder}}` replaced by the request's value (JSON-escaped in a JSON body).
+    pub fn not_found_body(&self, values: &HashMap<String, String>) -> Option<String> {
+        let template = self.not_found.body.as_ref()?;
+        let json = self.not_found.content_type.contains("json");
+        let mut out = template.clone();
+        for (name, value) in values {
+            let text = if json {
+                let quoted = serde_json::to_string(value).unwrap_or_default();
+                quoted.strip_prefix('"').and_then(|q| q.strip_suffix('"')).unwrap_or_default().to_owned()
+            } else {
+                value.clone()
+            };
+            out = out.replace(&format!("{{{{{name}}}}}"), &text);
+        }
+        Some(out)
+    }
+
+    /// The route template(s) the host must forward, for `function.json`: one
+    /// function when the list route is the record route without its last
+    /// placeholder (`.../{id?}`), else the record and list routes apart.
+    pub fn host_routes(&self) -> Vec<String> {
+        let record = self.record.template();
+        match &self.list {
+            None => vec![record],
+            Some(list) => {
+                let optional_id = format!("{}/{{{}}}", list.template(), self.id_param);
+                if optional_id == record {
+                    vec![format!("{}/{{{}?}}", list.template(), self.id_param)]
+                } else {
+                    vec![record, list.template()]
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OTHER: &str = r#"
+[container]
+partition_key = "/tenantId"
+
+[routes]
+prefix = ""
+record = "tenants/{tenant}/invoices/{invoice}"
+partition_key_param = "tenant"
+id_param = "invoice"
+
+[body]
+as_stored = true
+
+[headers]
+etag = false
+
+[not_found]
+status = 404
+content_type = "application/problem+json"
+body = '{"type":"about:blank","title":"Not Found","detail":"invoice {{invoice}} of {{tenant}}"}'
+"#;
+
+    #[test]
+    fn the_default_profile_is_todays_api() {
+        let c = Contract::default_profile();
+        assert_eq!(c.partition_key.to_string(), "/customerId");
+        assert_eq!(c.prefix, "api");
+        assert_eq!(c.record.template(), "customers/{customerId}/billing-records/{recordId}");
+        assert_eq!(c.host_routes(), ["customers/{customerId}/billing-records/{recordId?}"]);
+        assert_eq!(c.body, BodyRule::Omit(SYSTEM_PROPERTIES.iter().map(|s| s.to_string()).collect()));
+        assert!(c.etag && c.last_modified && c.not_found.body.is_none());
+        assert_eq!(c.content_type, "application/json; charset=utf-8");
+    }
+
+    #[test]
+    fn another_profile_differs_everywhere() {
+        let c = Contract::parse(OTHER).unwrap();
+        assert_eq!(c.partition_key.property(), "tenantId");
+        assert_eq!(c.prefix, "");
+        assert_eq!(c.host_routes(), ["tenants/{tenant}/invoices/{invoice}"]);
+        assert!(c.list.is_none() && !c.etag && c.last_modified);
+        let doc = RawDocument::parse(&br#"{"id":"i 1","_etag":"\"x\"","n":1.50}"#[..]).unwrap();
+        assert_eq!(c.body(&doc), doc.as_bytes());
+        let values =
+            HashMap::from([("invoice".to_owned(), "i \"1\"".to_owned()), ("tenant".to_owned(), "t/ü".to_owned())]);
+        assert_eq!(c.key_of(&values), Some(("t/ü", "i \"1\"")));
+        assert_eq!(
+            c.not_found_body(&values).unwrap(),
+            r#"{"type":"about:blank","title":"Not Found","detail":"invoice i \"1\" of t/ü"}"#
+        );
+        let path = c.record.fill(&c.prefix, &HashMap::from([("tenant", "t 1"), ("invoice", "a/b")]));
+        assert_eq!(path, "/tenants/t%201/invoices/a%2Fb");
+    }
+
+    #[test]
+    fn an_id_partitioned_container_has_no_partition_key_placeholder() {
+        let text = r#"
+[container]
+partition_key = "/id"
+[routes]
+record = "invoices/{invoiceId}"
+id_param = "invoiceId"
+"#;
+        let c = Contract::parse(text).unwrap();
+        assert!(c.partition_key.is_id());
+        let values = HashMap::from([("invoiceId".to_owned(), "inv-1".to_owned())]);
+        assert_eq!(c.key_of(&values), Some(("inv-1", "inv-1")));
+        let with_list = format!("{text}list = \"invoices\"\n");
+        assert_eq!(Contract::parse(&with_list).unwrap_err().key, "routes.list");
+    }
+
+    #[test]
+    fn a_bad_profile_names_its_key() {
+        let default = DEFAULT_PROFILE;
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "record = \"customers/{customerId}/billing-records/{recordId}\"",
+                "record = \"customers/{customerId}/billing-records\"",
+                "routes.record",
+            ),
+            (
+                "record = \"customers/{customerId}/billing-records/{recordId}\"",
+                "record = \"customers/{customerId}/billing-records/{customerId}\"",
+                "routes.record",
+            ),
+            (
+                "record = \"customers/{customerId}/billing-records/{recordId}\"",
+                "record = \"customers/{customerId}/x{recordId}\"",
+                "routes.record",
+            ),
+            (
+                "record = \"customers/{customerId}/billing-records/{recordId}\"",
+                "record = \"customers/{customerId}/{other}/{recordId}\"",
+                "routes.record",
+            ),
+            ("partition_key = \"/customerId\"", "partition_key = \"customer.id\"", "container.partition_key"),
+            ("partition_key = \"/customerId\"", "partition_key = \"/customer/id\"", "container.partition_key"),
+            ("partition_key = \"/customerId\"", "partition_key = \"/_etag\"", "container.partition_key"),
+            (
+                "list = \"customers/{customerId}/billing-records\"",
+                "list = \"customers/{recordId}/billing-records\"",
+                "routes.list",
+            ),
+            (
+                "partition_key_param = \"customerId\"",
+                "partition_key_param = \"recordId\"",
+                "routes.partition_key_param",
+            ),
+            ("partition_key_param = \"customerId\"\n", "", "routes.partition_key_param"),
+            ("[headers]", "[headers]\ncolour = true", "line"),
+            ("status = 404", "status = 200", "not_found.status"),
+        ];
+        for (from, to, key) in cases {
+            assert!(default.contains(from), "{from}");
+            let text = default.replace(from, to);
+            let err = Contract::parse(&text).unwrap_err();
+            assert!(err.key.starts_with(key), "{to}: {err}");
+        }
+        let unknown = Contract::parse(&default.replace("[headers]", "[headers]\ncolour = true")).unwrap_err();
+        assert!(unknown.message.contains("colour"), "the unknown key is named: {unknown}");
+        assert!(Contract::parse("not toml at all = = =").is_err());
+    }
+}
