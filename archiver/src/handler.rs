@@ -10,11 +10,12 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
 use chrono::Utc;
+use tiering::cosmos::ConnectError;
 use tiering::host::{InvokeRequest, InvokeResponse};
 use tiering::settings::ArchiverSettings;
 use tiering::store::Transport;
 use tokio::sync::OnceCell;
-use tracing::info;
+use tracing::{error, info, warn};
 
 use crate::run::Summary;
 use crate::startup;
@@ -46,6 +47,33 @@ pub fn router_connecting_on_demand(settings: ArchiverSettings, transport: Transp
     routes(AppState { archiver: Arc::new(OnceCell::new()), settings: Arc::new(settings), transport })
 }
 
+/// [`router_connecting_on_demand`], also connecting at once in the background:
+/// the first run then finds the stores connected, and settings that do not
+/// describe the container (another partition key) stop the process at start-up
+/// instead of failing every run. A store that is down now is connected on the
+/// first invocation, as before.
+pub fn router_connecting_now(settings: ArchiverSettings, transport: Transport) -> Router {
+    let state = AppState { archiver: Arc::new(OnceCell::new()), settings: Arc::new(settings), transport };
+    let warm = state.clone();
+    tokio::spawn(async move {
+        let writes = !warm.settings.dry_run;
+        match startup::build((*warm.settings).clone(), warm.transport, writes).await {
+            Ok(archiver) => {
+                let _ = warm.archiver.set(archiver);
+                info!("connected to both stores");
+            }
+            Err(e) if matches!(e.downcast_ref::<ConnectError>(), Some(ConnectError::Misconfigured(_))) => {
+                error!(error = %format!("{e:#}"), "the archiver's settings do not describe the Cosmos container; stopping");
+                std::process::exit(1);
+            }
+            Err(e) => {
+                warn!(error = %format!("{e:#}"), "the stores are not reachable at start-up; the first run connects")
+            }
+        }
+    });
+    routes(state)
+}
+
 fn routes(state: AppState) -> Router {
     Router::new()
         .route("/", get(|| async { StatusCode::OK }))
@@ -68,7 +96,7 @@ async fn invoke(State(state): State<AppState>, body: Bytes) -> Response {
     };
     let s = &summary;
     let mut logs = vec![format!(
-        "archive run {}: scanned {}, archived {}, already archived {}, would archive {}, changed during run {}, deleted by others {}, conflicts {}, failed {}, withdrawn {}, withdraw failed {}",
+        "archive run {}: scanned {}, archived {}, already archived {}, would archive {}, changed during run {}, deleted by others {}, conflicts {}, blocked {}, failed {}, withdrawn {}, withdraw failed {}",
         s.status.as_str(),
         s.scanned,
         s.archived,
@@ -77,6 +105,7 @@ async fn invoke(State(state): State<AppState>, body: Bytes) -> Response {
         s.changed_during_run,
         s.deleted_by_others,
         s.conflicts,
+        s.blocked,
         s.failed,
         s.withdrawn,
         s.withdraw_failed

@@ -127,7 +127,7 @@ async fn main() -> anyhow::Result<()> {
             let port = handler_port(&Env)?;
             let (listener, addr) = tiering::host::bind(port).await?;
             tracing::info!(%addr, "archiver listening");
-            let router = handler::router_connecting_on_demand(settings, Transport::BATCH);
+            let router = handler::router_connecting_now(settings, Transport::BATCH);
             tiering::host::serve(listener, router, tiering::telemetry::shutdown_signal()).await?;
         }
         Command::Run { dry_run } => {

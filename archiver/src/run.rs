@@ -44,6 +44,8 @@ use crate::startup::Archiver;
 
 /// A progress line every this many records, so a long run shows it is alive.
 const PROGRESS_EVERY: u64 = 500;
+/// Blocked records named in a run's log (the summary counts them all).
+const BLOCKED_LOGGED: usize = 100;
 
 /// What happened to one record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +66,11 @@ pub enum Outcome {
     Conflict,
     /// Its age field is missing or not past the cutoff after all (re-checked client-side).
     NotAged,
+    /// It can never be archived as it is (an id the read API refuses, no string
+    /// partition-key value, a name over Azure's limit, no system properties): it
+    /// stays in Cosmos, counted apart from failures so the failed-run alert means
+    /// a real failure; the run's log names each such record once.
+    Blocked { id: String, reason: String },
     /// A step failed; the record stays in Cosmos.
     Failed { reason: String, outage: bool },
 }
@@ -140,6 +147,8 @@ pub struct Summary {
     pub deleted_by_others: u64,
     pub conflicts: u64,
     pub not_aged: u64,
+    /// Aged records that can never be archived as they are (docs/operations.md, "Known limits").
+    pub blocked: u64,
     pub failed: u64,
     /// Copies withdrawn after a definite failure (so they never resurrect a record).
     pub withdrawn: u64,
@@ -156,6 +165,9 @@ pub struct Summary {
     /// The records-in-flight limit the run settled on (at most `ARCHIVE_CONCURRENCY`).
     pub concurrency: usize,
     pub duration_ms: u64,
+    /// The first blocked records (id and reason), logged once per run, not reported.
+    #[serde(skip)]
+    pub blocked_records: Vec<String>,
     /// Why the run stopped early or did nothing, when it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -195,6 +207,12 @@ impl Summary {
             Outcome::DeletedByOthers => self.deleted_by_others += 1,
             Outcome::Conflict => self.conflicts += 1,
             Outcome::NotAged => self.not_aged += 1,
+            Outcome::Blocked { id, reason } => {
+                self.blocked += 1;
+                if self.blocked_records.len() < BLOCKED_LOGGED {
+                    self.blocked_records.push(format!("{id:?}: {reason}"));
+                }
+            }
             Outcome::Failed { .. } => self.failed += 1,
         }
     }
@@ -220,7 +238,7 @@ impl Summary {
                     status = self.status.as_str(), scanned = self.scanned, archived = self.archived,
                     already_archived = self.already_archived, would_archive = self.would_archive,
                     changed_during_run = self.changed_during_run, deleted_by_others = self.deleted_by_others,
-                    conflicts = self.conflicts, not_aged = self.not_aged, failed = self.failed,
+                    conflicts = self.conflicts, not_aged = self.not_aged, blocked = self.blocked, failed = self.failed,
                     withdrawn = self.withdrawn, withdraw_failed = self.withdraw_failed, restamped = self.restamped,
                     bytes_read = self.bytes_read, bytes_stored = self.bytes_stored,
                     compression_ratio = self.compression_ratio, request_units = self.request_units,
@@ -321,6 +339,13 @@ impl Archiver {
             (summary.bytes_read as f64 / summary.bytes_stored as f64 * 100.0).round() / 100.0
         };
         summary.request_units = (summary.request_units * 100.0).round() / 100.0;
+        if summary.blocked > 0 {
+            warn!(
+                blocked = summary.blocked,
+                records = ?summary.blocked_records,
+                "aged records that cannot be archived as they are stay in Cosmos (docs/operations.md, \"Known limits\")"
+            );
+        }
         summary.log();
         summary
     }
@@ -438,10 +463,11 @@ impl Pass<'_> {
     /// Archives one record.
     async fn archive_one(&self, doc: Bytes) -> RecordResult {
         let prepared = match self.prepare(doc).await {
-            Ok(Some(p)) => p,
-            Ok(None) => return RecordResult::new(Outcome::NotAged),
-            Err(reason) => {
-                warn!(%reason, "record not archivable");
+            Prep::Ready(p) => p,
+            Prep::NotAged => return RecordResult::new(Outcome::NotAged),
+            Prep::Blocked { id, reason } => return RecordResult::new(Outcome::Blocked { id, reason }),
+            Prep::Failed(reason) => {
+                warn!(%reason, "record not archived; it stays in Cosmos");
                 return RecordResult::new(Outcome::Failed { reason, outage: false });
             }
         };
@@ -459,10 +485,13 @@ impl Pass<'_> {
         result
     }
 
-    /// Parses, re-checks the age, hashes and compresses. `Ok(None)` = not aged.
-    async fn prepare(&self, doc: Bytes) -> Result<Option<Prepared>, String> {
+    /// Parses, re-checks the age, hashes and compresses.
+    async fn prepare(&self, doc: Bytes) -> Prep {
         let field = &self.archiver.settings.stores.age_field;
-        let doc = RawDocument::parse(doc).map_err(|e| format!("unparseable document: {e}"))?;
+        let doc = match RawDocument::parse(doc) {
+            Ok(doc) => doc,
+            Err(e) => return Prep::Blocked { id: String::new(), reason: format!("unparseable document: {e}") },
+        };
         let id = doc.get::<String>("id");
         let property = self.archiver.cosmos.partition_key().property();
         let customer_id = doc.get::<String>(property);
@@ -471,24 +500,27 @@ impl Pass<'_> {
         let partition = PartitionValue { property, value: customer_id.as_deref() };
         let name = match decide::eligibility(id.as_deref(), partition, age, &self.cutoff) {
             Eligibility::Archive { blob } => blob,
-            Eligibility::NotAged => return Ok(None),
-            Eligibility::Blocked(reason) => return Err(reason),
+            Eligibility::NotAged => return Prep::NotAged,
+            Eligibility::Blocked(reason) => return Prep::Blocked { id: id.unwrap_or_default(), reason },
         };
         let (id, customer_id) = (id.unwrap_or_default(), customer_id.unwrap_or_default());
-        let context = |e: tiering::record::RecordError| format!("record {id:?}: {e}");
-        let etag = doc.etag().map_err(context)?;
-        let ts = doc.ts().map_err(context)?;
+        let (etag, ts) = match (doc.etag(), doc.ts()) {
+            (Ok(etag), Ok(ts)) => (etag, ts),
+            (Err(e), _) | (_, Err(e)) => return Prep::Blocked { reason: format!("record {id:?}: {e}"), id },
+        };
         // The whole document, as Cosmos returned it: what a consumer is served is
         // derived from it when serving (docs/archive-protocol.md, "Layout").
         // Hashing and compressing 300 KB takes a few milliseconds: off the async workers.
-        let (body_len, sha256, compressed) = tokio::task::spawn_blocking(move || {
+        let compressed = tokio::task::spawn_blocking(move || {
             let body = doc.as_bytes();
             (body.len() as u64, codec::sha256_hex(body), Bytes::from(codec::compress(body)))
         })
-        .await
-        .map_err(|e| format!("compression task failed: {e}"))?;
+        .await;
+        let Ok((body_len, sha256, compressed)) = compressed else {
+            return Prep::Failed(format!("record {id:?}: the compression task failed"));
+        };
         let meta = ArchiveMeta { sha256, length: body_len, etag: etag.clone(), ts, stamp, archived_at: self.now };
-        Ok(Some(Prepared { customer_id, id, etag, name, raw_len: body_len, compressed, meta }))
+        Prep::Ready(Box::new(Prepared { customer_id, id, etag, name, raw_len: body_len, compressed, meta }))
     }
 
     /// Steps 2 to 4 for one prepared record, and the withdrawal a definite failure calls for.
@@ -646,6 +678,14 @@ async fn withdraw(archive: &dyn Archive, p: &Prepared, blob_etag: &str, lease_ho
             Withdrawal::Failed
         }
     }
+}
+
+/// What preparing a record came to.
+enum Prep {
+    Ready(Box<Prepared>),
+    NotAged,
+    Blocked { id: String, reason: String },
+    Failed(String),
 }
 
 /// A record that passed the client-side checks and is ready to upload.

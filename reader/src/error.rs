@@ -2,6 +2,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use tiering::codec::CodecError;
 use tiering::store::StoreError;
 use tracing::error;
 
@@ -40,6 +41,10 @@ impl ApiError {
             StoreError::PreconditionFailed | StoreError::AlreadyExists => {
                 Self::Unavailable { tier, retry_after: 1, detail: "changed while it was read".into() }
             }
+            StoreError::Corrupt(c @ CodecError::UnsupportedFormat(_)) => Self::Internal {
+                message: "the archived copy of this record is in an archive format this reader does not serve".into(),
+                detail: c.to_string(),
+            },
             StoreError::Corrupt(c) => Self::Internal {
                 message: "the archived copy of this record failed its integrity check".into(),
                 detail: c.to_string(),

@@ -532,6 +532,29 @@ async fn a_corrupt_archived_copy_is_500_and_never_served() {
     assert!(!text.contains("DE99") && !text.contains("DE00"), "{text}");
 }
 
+#[tokio::test]
+async fn a_copy_in_another_archive_format_is_refused_by_name_and_never_served() {
+    let app = app(emulator_settings(AgeField::Ts)).await;
+    let doc = r#"{"id":"r","customerId":"c","iban":"DE00 1234 5678"}"#;
+    upsert_raw(&app.cosmos, "c", "r", doc).await.unwrap();
+    app.archiver(90).run(Utc::now() + chrono::Duration::days(100), false).await;
+    // The same copy, labelled as format 1 (a body with the system properties stripped).
+    let name = layout::blob_name("c", "r").unwrap();
+    let stored = app.blob.get(&name).await.unwrap();
+    let mut metadata = stored.info.metadata.clone();
+    metadata.insert("format".into(), "1".into());
+    let condition = PutCondition::Matches(stored.info.etag);
+    app.blob.put(&name, stored.body, metadata, condition).await.unwrap();
+    let answer = app.record("c", "r").await;
+    assert_eq!(answer.status, 500);
+    let message = answer.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("archive format"), "{message}");
+    assert!(!answer.text().contains("DE00"), "never the copy's data");
+    let report = archiver::ops::verify(&app.archiver(90), Some("c")).await.unwrap();
+    assert_eq!(report.unsupported_format, [(name, "1".to_owned())], "{report:?}");
+    assert!(report.corrupt.is_empty());
+}
+
 /// Same metadata, different bytes: a bit flip in storage or a bad manual restore.
 async fn corrupt(blob: &BlobArchive, customer: &str, id: &str) {
     let name = layout::blob_name(customer, id).unwrap();

@@ -31,19 +31,12 @@ pub async fn ensure_container(
         CompositeIndex, CompositeIndexOrder, CompositeIndexProperty, ContainerProperties, IndexingMode, IndexingPolicy,
         PartitionKeyDefinition, PropertyPath,
     };
-    let (database, container, age_field) =
-        (settings.cosmos_database.as_str(), settings.cosmos_container.as_str(), &settings.age_field);
-    match client.create_database(database, None).await {
-        Ok(_) => {}
-        Err(e) if e.status().is_conflict() => {}
-        Err(e) => return Err(anyhow::anyhow!("create database {database}: {e}")),
-    }
     let partition_key = PartitionKeyDefinition::from(settings.partition_key.to_string());
-    let mut properties = ContainerProperties::new(container.to_owned(), partition_key);
+    let mut properties = ContainerProperties::new(settings.cosmos_container.clone(), partition_key);
     if indexing == Indexing::Composite {
         let listing = CompositeIndex::default()
             .with_property(CompositeIndexProperty::new(
-                format!("/{}", age_field.name()),
+                format!("/{}", settings.age_field.name()),
                 CompositeIndexOrder::Descending,
             ))
             .with_property(CompositeIndexProperty::new("/id", CompositeIndexOrder::Ascending));
@@ -54,6 +47,22 @@ pub async fn ensure_container(
         policy.automatic = true;
         properties = properties.with_indexing_policy(policy);
     }
+    create_container(client, &settings.cosmos_database, properties).await
+}
+
+/// Creates a database (if missing) and a container as `properties` say, for a
+/// container another team set up (a hierarchical key, say).
+pub async fn create_container(
+    client: &CosmosClient,
+    database: &str,
+    properties: azure_data_cosmos::models::ContainerProperties,
+) -> anyhow::Result<()> {
+    match client.create_database(database, None).await {
+        Ok(_) => {}
+        Err(e) if e.status().is_conflict() => {}
+        Err(e) => return Err(anyhow::anyhow!("create database {database}: {e}")),
+    }
+    let container = properties.id.clone();
     match client.database_client(database).create_container(properties, None).await {
         Ok(_) => Ok(()),
         Err(e) if e.status().is_conflict() => Ok(()),
