@@ -1,27 +1,41 @@
 #!/usr/bin/env python3
 """Compares the reader with the API it replaces, on real ids, before read traffic
-is switched (README, "Rollout"). For each sampled record it asks both for
-GET /customers/{customerId}/billing-records/{recordId} and compares the status,
-every header a consumer could act on (all but the per-response ones in
-IGNORED_HEADERS) and the body byte for byte; for each sampled customer it compares
-the first pages of the listing the same way, each service followed with its own
-continuation token (tokens are opaque, so the token's value is the one thing left
-out of the byte comparison). Redirects are not followed. Prints one line per
-difference and a JSON summary; exits 1 when anything differs, when either side
-could not be reached, or when there was nothing to compare.
+is switched (README, "Adopting it behind your API"). For each sampled record it
+asks both for the record route of the contract profile (--contract; the default
+profile is GET /customers/{customerId}/billing-records/{recordId}) and compares
+the status, every header a consumer could act on (all but the per-response ones
+in IGNORED_HEADERS) and the body byte for byte; for each sampled partition it
+compares the first pages of the list route the same way (when the profile has
+one), each service followed with its own continuation token (tokens are opaque,
+so the token's value is the one thing left out of the byte comparison).
+Redirects are not followed. Prints one line per difference and a JSON summary;
+exits 1 when anything differs, when either side could not be reached, or when
+there was nothing to compare.
 
     scripts/compare.py --current https://billing.example.com/api \\
         --reader https://<reader>.azurewebsites.net/api --reader-header "x-functions-key: $KEY" \\
-        --ids ids.csv [--pages 2] [--page-size 50]
+        --ids ids.csv [--contract contract.toml] [--pages 2] [--page-size 50] [--record answers.json]
 
-ids.csv holds `customerId,recordId` lines (a header line is skipped), for example
-exported with `SELECT c.customerId, c.id FROM c` over a sample. Standard library only.
+    scripts/compare.py --replay answers.json --reader ... --ids ids.csv [--contract ...]
+
+Base URLs reach up to the route prefix (`/api` with the default profile). ids.csv
+holds `partitionKey,id` lines (`customerId,recordId` with the default profile; a
+header line is skipped; with the partition key /id, one column is enough), for
+example exported with `SELECT c.customerId, c.id FROM c` over a sample.
+
+Once archiving is on, the current API no longer holds archived records, so the
+comparison that proves the archive tier is against what the current API
+answered before: `--record FILE` saves the current API's answers during a live
+comparison, and `--replay FILE` compares the reader with them instead of asking
+a current API. Standard library only (Python 3.11: tomllib).
 """
 
 import argparse
+import base64
 import csv
 import json
 import sys
+import tomllib
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -74,6 +88,54 @@ def quote(segment):
     return urllib.parse.quote(segment, safe="")
 
 
+DEFAULT_PROFILE = {
+    "container": {"partition_key": "/customerId"},
+    "routes": {"record": "customers/{customerId}/billing-records/{recordId}",
+               "list": "customers/{customerId}/billing-records",
+               "partition_key_param": "customerId", "id_param": "recordId"},
+}
+
+
+def load_profile(path):
+    if not path:
+        return DEFAULT_PROFILE
+    with open(path, "rb") as f:
+        return tomllib.load(f)
+
+
+def fill(template, values):
+    return "/" + "/".join(quote(values[seg[1:-1]]) if seg.startswith("{") else seg
+                          for seg in template.strip("/").split("/"))
+
+
+class Recorder:
+    """The current API's side: asked live (and optionally saved), or replayed from a file."""
+
+    def __init__(self, args, headers):
+        self.args, self.headers = args, headers
+        self.saved = {}
+        self.replayed = None
+        if args.replay:
+            with open(args.replay) as f:
+                self.replayed = json.load(f)
+
+    def fetch(self, path):
+        if self.replayed is not None:
+            hit = self.replayed.get(path)
+            if hit is None:
+                return None, {}, f"{path} was not recorded".encode()
+            return hit["status"], hit["headers"], base64.b64decode(hit["body"])
+        answer = fetch(self.args.current, path, self.headers, self.args.timeout)
+        if answer[0] is not None:
+            self.saved[path] = {"status": answer[0], "headers": answer[1], "body": base64.b64encode(answer[2]).decode()}
+        return answer
+
+    def save(self):
+        if self.args.record:
+            with open(self.args.record, "w") as f:
+                json.dump(self.saved, f, indent=1, sort_keys=True)
+
+
 def compare(args, out=sys.stdout):
     # Plus the headers only one side's gateway adds (--ignore-header).
     ignored = IGNORED_HEADERS | {h.lower() for h in args.ignore_header}
@@ -81,46 +143,52 @@ def compare(args, out=sys.stdout):
     reader_headers = dict(h.split(":", 1) for h in args.reader_header)
     current_headers = {k.strip(): v.strip() for k, v in current_headers.items()}
     reader_headers = {k.strip(): v.strip() for k, v in reader_headers.items()}
-
-    def both(path):
-        return (fetch(args.current, path, current_headers, args.timeout),
-                fetch(args.reader, path, reader_headers, args.timeout))
+    profile = load_profile(args.contract)
+    routes = profile["routes"]
+    id_param, pk_param = routes["id_param"], routes.get("partition_key_param")
+    current = Recorder(args, current_headers)
 
     with open(args.ids, newline="") as f:
-        rows = [r for r in csv.reader(f) if len(r) >= 2 and r[0].strip()]
-    if rows and rows[0][0].strip().lower() in ("customerid", "c.customerid"):
+        rows = [[c.strip() for c in r] for r in csv.reader(f) if r and r[0].strip()]
+    header_words = {"customerid", "c.customerid", "partitionkey", "id", "c.id", (pk_param or "").lower()}
+    if rows and rows[0][0].lower() in header_words:
         rows = rows[1:]
+    keys = [(r[0], r[1] if len(r) > 1 else r[0]) for r in rows]
     summary = {"records": 0, "recordsDiffering": 0, "listPages": 0, "listPagesDiffering": 0, "unreachable": 0}
-    for customer, record in ((r[0].strip(), r[1].strip()) for r in rows):
-        path = f"/customers/{quote(customer)}/billing-records/{quote(record)}"
-        current, reader = both(path)
+    for pk, record in keys:
+        values = {id_param: record}
+        if pk_param:
+            values[pk_param] = pk
+        path = fill(routes["record"], values)
+        answers = current.fetch(path), fetch(args.reader, path, reader_headers, args.timeout)
         summary["records"] += 1
-        if current[0] is None or reader[0] is None:
+        if answers[0][0] is None or answers[1][0] is None:
             summary["unreachable"] += 1
-        diff = differences(current, reader, ignored)
+        diff = differences(answers[0], answers[1], ignored)
         if diff:
             summary["recordsDiffering"] += 1
             print(f"DIFF {path}: {'; '.join(diff)}", file=out)
 
-    for customer in sorted({r[0].strip() for r in rows}):
+    for pk in sorted({k[0] for k in keys}) if routes.get("list") and pk_param else []:
         # Continuation tokens are opaque and each service's own: follow each with
         # its own token, and compare status, headers and the items of each page.
         tokens = [None, None]
+        base = fill(routes["list"], {pk_param: pk})
         for _ in range(args.pages):
             paths = []
             for token in tokens:
                 query = {"pageSize": str(args.page_size)}
                 if token:
                     query["continuationToken"] = token
-                paths.append(f"/customers/{quote(customer)}/billing-records?{urllib.parse.urlencode(query)}")
-            current = fetch(args.current, paths[0], current_headers, args.timeout)
-            reader = fetch(args.reader, paths[1], reader_headers, args.timeout)
+                paths.append(f"{base}?{urllib.parse.urlencode(query)}")
+            # A replayed page is found under the path with the token the current API gave.
+            answers = current.fetch(paths[0]), fetch(args.reader, paths[1], reader_headers, args.timeout)
             summary["listPages"] += 1
-            if current[0] is None or reader[0] is None:
+            if answers[0][0] is None or answers[1][0] is None:
                 summary["unreachable"] += 1
             tokens = []
             bodies = []
-            for answer in (current, reader):
+            for answer in answers:
                 try:
                     token = json.loads(answer[2]).get("continuationToken")
                 except (ValueError, AttributeError):
@@ -135,16 +203,17 @@ def compare(args, out=sys.stdout):
             def page(answer, body):
                 return answer[0], {k: v for k, v in answer[1].items() if k != "content-length"}, body
 
-            diff = differences(page(current, bodies[0]), page(reader, bodies[1]), ignored)
+            diff = differences(page(answers[0], bodies[0]), page(answers[1], bodies[1]), ignored)
             if diff:
                 summary["listPagesDiffering"] += 1
                 print(f"DIFF {paths[1]}: {'; '.join(diff)}", file=out)
                 break
             if not tokens[0]:
                 break
+    current.save()
     print(json.dumps(summary), file=out)
     if summary["records"] == 0:
-        print("nothing compared: the ids file has no customerId,recordId lines", file=out)
+        print("nothing compared: the ids file has no partitionKey,id lines", file=out)
         return 1
     clean = summary["recordsDiffering"] == 0 and summary["listPagesDiffering"] == 0 and summary["unreachable"] == 0
     return 0 if clean else 1
@@ -152,17 +221,24 @@ def compare(args, out=sys.stdout):
 
 def parse(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--current", required=True, help="base URL of the API in service today (up to /api)")
-    p.add_argument("--reader", required=True, help="base URL of the deployed reader (up to /api)")
-    p.add_argument("--ids", required=True, help="CSV of customerId,recordId")
+    side = p.add_mutually_exclusive_group(required=True)
+    side.add_argument("--current", help="base URL of the API in service today (up to its route prefix)")
+    side.add_argument("--replay", help="compare with the current API's answers saved by --record instead")
+    p.add_argument("--reader", required=True, help="base URL of the deployed reader (up to its route prefix)")
+    p.add_argument("--ids", required=True, help="CSV of partitionKey,id")
+    p.add_argument("--contract", help="the contract profile (contract.toml) that names the routes; default: today's")
+    p.add_argument("--record", help="save the current API's answers to this file (with --current)")
     p.add_argument("--current-header", action="append", default=[], help="'Name: value' sent to the current API")
     p.add_argument("--reader-header", action="append", default=[], help="'Name: value' sent to the reader")
     p.add_argument("--ignore-header", action="append", default=[],
                    help="a header one side's gateway adds and consumers never act on (repeatable)")
-    p.add_argument("--pages", type=int, default=1, help="listing pages compared per customer")
+    p.add_argument("--pages", type=int, default=1, help="listing pages compared per partition")
     p.add_argument("--page-size", type=int, default=50)
     p.add_argument("--timeout", type=float, default=30.0)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.record and args.replay:
+        p.error("--record saves a live comparison's answers; it cannot be used with --replay")
+    return args
 
 
 if __name__ == "__main__":

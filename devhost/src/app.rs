@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail, ensure};
 use serde_json::Value;
+use tiering::contract::Contract;
 
 /// One function of an app, from its `function.json`.
 #[derive(Debug, Clone)]
@@ -127,7 +128,21 @@ impl AppFolder {
 
 /// Builds `out` as a complete app: the shared `host.json` pointed at `executable`,
 /// the app's function folders and `local.settings.json`, and the executable itself.
-pub fn assemble(repo: &Path, app: &str, executable: &Path, out: &Path) -> anyhow::Result<()> {
+///
+/// The read contract (`contract`, a profile file, or the default profile) shapes
+/// the reader: its `function.json` files and `host.json` route prefix are
+/// generated from it, so the routes the host forwards are the routes the reader
+/// matches, and it ships as `contract.toml` beside the executable. Both apps'
+/// `local.settings.json` take its partition key. A malformed profile fails here,
+/// naming the key.
+pub fn assemble(repo: &Path, app: &str, executable: &Path, out: &Path, contract: Option<&Path>) -> anyhow::Result<()> {
+    let (profile, text) = match contract {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            (Contract::parse(&text).with_context(|| format!("{}", path.display()))?, text)
+        }
+        None => (Contract::default_profile(), tiering::contract::DEFAULT_PROFILE.to_owned()),
+    };
     let definitions = repo.join("function-definitions").join(app);
     ensure!(definitions.is_dir(), "no function definitions for app {app:?} in {}", definitions.display());
     ensure!(executable.is_file(), "executable {} does not exist (build it first)", executable.display());
@@ -142,6 +157,27 @@ pub fn assemble(repo: &Path, app: &str, executable: &Path, out: &Path) -> anyhow
     std::fs::write(out.join("host.json"), serde_json::to_string_pretty(&host)? + "\n")?;
 
     copy_dir(&definitions, out)?;
+    let local = out.join("local.settings.json");
+    if local.is_file() {
+        let mut settings = read_json(&local)?;
+        settings["Values"]["COSMOS_PARTITION_KEY"] = profile.partition_key.to_string().into();
+        std::fs::write(&local, serde_json::to_string_pretty(&settings)? + "\n")?;
+    }
+    if app == "reader" {
+        for f in std::fs::read_dir(out)? {
+            let path = f?.path();
+            if path.join("function.json").is_file() {
+                std::fs::remove_dir_all(&path)?;
+            }
+        }
+        for (name, definition) in profile.function_definitions() {
+            std::fs::create_dir_all(out.join(&name))?;
+            std::fs::write(out.join(&name).join("function.json"), serde_json::to_string_pretty(&definition)? + "\n")?;
+        }
+        host["extensions"]["http"]["routePrefix"] = profile.prefix.clone().into();
+        std::fs::write(out.join("host.json"), serde_json::to_string_pretty(&host)? + "\n")?;
+        std::fs::write(out.join(tiering::settings::CONTRACT_FILE), text)?;
+    }
     let target = out.join(exe_name);
     std::fs::copy(executable, &target).with_context(|| format!("copying {}", executable.display()))?;
     #[cfg(unix)]

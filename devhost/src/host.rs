@@ -226,7 +226,8 @@ struct Front {
 
 async fn forward(State(front): State<std::sync::Arc<Front>>, request: Request) -> Response {
     let path = request.uri().path().to_owned();
-    let prefix = format!("/{}/", front.prefix);
+    // An empty routePrefix serves the routes at the root.
+    let prefix = if front.prefix.is_empty() { "/".to_owned() } else { format!("/{}/", front.prefix) };
     let Some(rest) = path.strip_prefix(&prefix) else { return StatusCode::NOT_FOUND.into_response() };
     let matching: Vec<&(String, Vec<String>)> = front.routes.iter().filter(|(t, _)| route_matches(t, rest)).collect();
     if matching.is_empty() {

@@ -4,12 +4,15 @@
 //! - [`app`]: an app folder as `func` reads it, and [`app::assemble`] that builds one.
 //! - [`host`]: a stand-in for the Azure Functions host (which cannot be installed
 //!   here): starts a handler, probes it, fires timers, forwards HTTP.
+//! - [`current_api`]: a stand-in for the team's current API, serving a contract
+//!   profile straight from Cosmos, to compare the reader with.
 //! - [`drive`]: the sample data set, seeding and timed reads shared by the demo and the benchmark.
 //! - [`stats`]: percentiles and the storage-cost model the demo prints.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod app;
+pub mod current_api;
 pub mod drive;
 pub mod host;
 pub mod stats;

@@ -26,6 +26,9 @@ enum Command {
         executable: PathBuf,
         #[arg(long)]
         out: PathBuf,
+        /// The read contract profile (contract.toml); the default profile when absent.
+        #[arg(long)]
+        contract: Option<PathBuf>,
     },
     /// Start an app folder's handler and serve its HTTP functions until Ctrl-C.
     Start {
@@ -46,8 +49,8 @@ fn overrides(app: &AppFolder) -> BTreeMap<String, String> {
 async fn main() -> anyhow::Result<()> {
     tiering::telemetry::init(&tiering::settings::LogSettings::from_env());
     match Cli::parse().command {
-        Command::Assemble { app, executable, out } => {
-            assemble(&devhost::repo_root(), &app, &executable, &out)?;
+        Command::Assemble { app, executable, out, contract } => {
+            assemble(&devhost::repo_root(), &app, &executable, &out, contract.as_deref())?;
             println!("{}", out.display());
         }
         Command::Start { dir, port } => {

@@ -26,7 +26,7 @@ fn built(name: &str) -> PathBuf {
 
 fn assembled(app: &str) -> AppFolder {
     let out = std::env::temp_dir().join(unique(&format!("app-{app}")));
-    assemble(&devhost::repo_root(), app, &built(app), &out).unwrap();
+    assemble(&devhost::repo_root(), app, &built(app), &out, None).unwrap();
     AppFolder::load(&out).unwrap()
 }
 

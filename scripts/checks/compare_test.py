@@ -113,5 +113,38 @@ code = compare.compare(compare.parse(["--current", a_url, "--reader", a_url, "--
 check(code == 1, "an ids file with nothing to compare fails the run")
 a.shutdown()
 
+# Another profile's routes (no list route), and a recording replayed later.
+with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as profile:
+    profile.write('[container]\npartition_key = "/tenantId"\n[routes]\nprefix = ""\n'
+                  'record = "tenants/{tenant}/invoices/{invoice}"\npartition_key_param = "tenant"\nid_param = "invoice"\n')
+tenant = {"/tenants/t%201/invoices/i1": record("i1"), "/tenants/t%201/invoices/i2": record("i2")}
+a, a_url = serve(tenant)
+b, b_url = serve(tenant)
+with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as ids:
+    ids.write("tenant,invoice\nt 1,i1\nt 1,i2\nt 1,gone\n")
+saved = tempfile.NamedTemporaryFile(suffix=".json", delete=False).name
+base = ["--ids", ids.name, "--contract", profile.name]
+root = lambda url: url.removesuffix("/api")  # noqa: E731 (this profile has no route prefix)
+out = io.StringIO()
+code = compare.compare(compare.parse(["--current", root(a_url), "--reader", root(b_url), "--record", saved, *base]), out)
+summary = json.loads(out.getvalue().strip().splitlines()[-1])
+check(code == 0 and summary["records"] == 3 and summary["listPages"] == 0,
+      f"a profile's own record route is compared, and no list when it has none ({summary})")
+a.shutdown()
+code = compare.compare(compare.parse(["--replay", saved, "--reader", root(b_url), *base]), io.StringIO())
+check(code == 0, "the reader compared with the recorded answers once the current API is gone (--replay)")
+b.shutdown()
+changed = dict(tenant, **{"/tenants/t%201/invoices/i2": record("i2", etag='"9"')})
+c, c_url = serve(changed)
+out = io.StringIO()
+code = compare.compare(compare.parse(["--replay", saved, "--reader", root(c_url), *base]), out)
+check(code == 1 and "DIFF /tenants/t%201/invoices/i2" in out.getvalue(), "a reader that differs from the recording fails")
+with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as more:
+    more.write("t 1,i1\nt 1,never-recorded\n")
+code = compare.compare(compare.parse(["--replay", saved, "--reader", root(c_url), "--ids", more.name,
+                                      "--contract", profile.name]), io.StringIO())
+check(code == 1, "an id the recording does not hold cannot pass")
+c.shutdown()
+
 if failures:
     sys.exit(1)

@@ -493,6 +493,34 @@ impl Contract {
         Some(out)
     }
 
+    /// The reader's functions as `function.json` files: `(function name, content)`.
+    /// `BillingRecords` serves the record route (and the list route when it is the
+    /// record route without its last placeholder, as `{id?}`); otherwise the list
+    /// has a function of its own, `BillingRecordsList`.
+    pub fn function_definitions(&self) -> Vec<(String, serde_json::Value)> {
+        let names = ["BillingRecords", "BillingRecordsList"];
+        self.host_routes()
+            .into_iter()
+            .zip(names)
+            .map(|(route, name)| {
+                let definition = serde_json::json!({
+                    "bindings": [
+                        {
+                            "name": "req",
+                            "type": "httpTrigger",
+                            "direction": "in",
+                            "authLevel": "function",
+                            "methods": ["get"],
+                            "route": route,
+                        },
+                        {"name": "res", "type": "http", "direction": "out"},
+                    ]
+                });
+                (name.to_owned(), definition)
+            })
+            .collect()
+    }
+
     /// The route template(s) the host must forward, for `function.json`: one
     /// function when the list route is the record route without its last
     /// placeholder (`.../{id?}`), else the record and list routes apart.
@@ -548,6 +576,18 @@ body = '{"type":"about:blank","title":"Not Found","detail":"invoice {{invoice}} 
         assert_eq!(c.body, BodyRule::Omit(SYSTEM_PROPERTIES.iter().map(|s| s.to_string()).collect()));
         assert!(c.etag && c.last_modified && c.not_found.body.is_none());
         assert_eq!(c.content_type, "application/json; charset=utf-8");
+    }
+
+    #[test]
+    fn the_default_profile_generates_the_committed_function_json() {
+        let committed: serde_json::Value =
+            serde_json::from_str(include_str!("../../function-definitions/reader/BillingRecords/function.json"))
+                .unwrap();
+        assert_eq!(Contract::default_profile().function_definitions(), [("BillingRecords".to_owned(), committed)]);
+        let mut apart = Contract::default_profile();
+        apart.list = Some(Route::parse("routes.list", "customers/{customerId}/invoices").unwrap());
+        let names: Vec<String> = apart.function_definitions().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["BillingRecords", "BillingRecordsList"]);
     }
 
     #[test]

@@ -1,0 +1,236 @@
+//! A stand-in for the team's current API: it serves a contract profile straight
+//! from Cosmos, as the API a team runs today does (a Functions app with a Cosmos
+//! input binding, or a small service), with none of this project's tiering. The
+//! adoption tests and the demo compare the reader with it (`scripts/compare.py`),
+//! the way an adopter compares the reader with their real API before switching.
+//!
+//! It is written apart from the reader on purpose: the body rule walks the
+//! document with serde's own map visitor (values kept as raw JSON text), not with
+//! `tiering::record`; the list reads the whole partition and sorts it, not the
+//! reader's two-query scheme; its continuation token is a plain offset. Keys are
+//! re-printed by serde_json, so documents whose keys hold JSON escapes would
+//! differ from Cosmos's bytes here; the tests' data has none.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures::TryStreamExt;
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+use tiering::contract::{BodyRule, Contract};
+use tiering::cosmos::CosmosStore;
+use tiering::settings::StoreSettings;
+
+#[derive(Debug, Clone)]
+struct Api {
+    contract: Arc<Contract>,
+    cosmos: CosmosStore,
+    age_field: String,
+}
+
+/// Serves `contract` from the container `stores` names, on a free 127.0.0.1 port.
+pub async fn start(contract: Contract, stores: &StoreSettings) -> anyhow::Result<SocketAddr> {
+    let cosmos = CosmosStore::connect(stores, testkit::emulator::TEST_TRANSPORT).await?;
+    let api = Api { contract: Arc::new(contract), cosmos, age_field: stores.age_field.name().to_owned() };
+    let (record, list) = reader_free_paths(&api.contract);
+    let mut router = Router::new().route(&record, get(record_route));
+    if let Some(list) = list {
+        router = router.route(&list, get(list_route));
+    }
+    let (listener, addr) = tiering::host::bind(0).await?;
+    tokio::spawn(tiering::host::serve(listener, router.with_state(api), std::future::pending()));
+    Ok(addr)
+}
+
+fn reader_free_paths(contract: &Contract) -> (String, Option<String>) {
+    let path = |r: &tiering::contract::Route| r.fill_template(&contract.prefix);
+    (path(&contract.record), contract.list.as_ref().map(path))
+}
+
+/// A document's top-level members in order, values as their raw JSON text.
+struct Members(Vec<(String, Box<RawValue>)>);
+
+impl<'de> serde::Deserialize<'de> for Members {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Ordered;
+        impl<'de> Visitor<'de> for Ordered {
+            type Value = Members;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members, A::Error> {
+                let mut members = Vec::new();
+                while let Some(entry) = map.next_entry::<String, Box<RawValue>>()? {
+                    members.push(entry);
+                }
+                Ok(Members(members))
+            }
+        }
+        deserializer.deserialize_map(Ordered)
+    }
+}
+
+impl Members {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.get())
+    }
+}
+
+fn body_of(contract: &Contract, raw: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let omit = match &contract.body {
+        BodyRule::AsStored => return Ok(raw.to_vec()),
+        BodyRule::Omit(omit) => omit,
+    };
+    let members: Members = serde_json::from_slice(raw)?;
+    let kept: Vec<String> = members
+        .0
+        .iter()
+        .filter(|(k, _)| !omit.contains(k))
+        .map(|(k, v)| format!("{}:{}", serde_json::to_string(k).unwrap_or_default(), v.get()))
+        .collect();
+    Ok(format!("{{{}}}", kept.join(",")).into_bytes())
+}
+
+async fn record_route(
+    State(api): State<Api>,
+    Path(values): Path<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let Some((pk, id)) = api.contract.key_of(&values) else { return StatusCode::BAD_REQUEST.into_response() };
+    let doc = match api.cosmos.read(pk, id).await {
+        Ok(item) => item.doc,
+        Err(tiering::store::StoreError::NotFound) => return not_found(&api.contract, &values),
+        Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    };
+    let Ok(members) = serde_json::from_slice::<Members>(doc.as_bytes()) else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let etag = members.get("_etag").and_then(|e| serde_json::from_str::<String>(e).ok()).unwrap_or_default();
+    let ts = members.get("_ts").and_then(|t| t.parse::<i64>().ok()).unwrap_or_default();
+    let revalidated = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    let mut response = if api.contract.etag && revalidated {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        match body_of(&api.contract, doc.as_bytes()) {
+            Ok(body) => {
+                (StatusCode::OK, [(header::CONTENT_TYPE, api.contract.content_type.clone())], body).into_response()
+            }
+            Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        }
+    };
+    if api.contract.etag
+        && let Ok(value) = HeaderValue::from_str(&etag)
+    {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    if api.contract.last_modified {
+        let date = chrono::DateTime::from_timestamp(ts, 0).unwrap_or_default();
+        if let Ok(value) = HeaderValue::from_str(&date.format("%a, %d %b %Y %H:%M:%S GMT").to_string()) {
+            response.headers_mut().insert(header::LAST_MODIFIED, value);
+        }
+    }
+    response
+}
+
+fn not_found(contract: &Contract, values: &HashMap<String, String>) -> Response {
+    let status = StatusCode::from_u16(contract.not_found.status).unwrap_or(StatusCode::NOT_FOUND);
+    let body = contract.not_found_body(values).unwrap_or_else(|| {
+        // The default profile's JSON error (docs/read-api.md, "Errors").
+        let (pk, id) = contract.key_of(values).unwrap_or_default();
+        let whose = match contract.partition_key_param.as_deref() {
+            None => String::new(),
+            Some("customerId") => format!(" of customer {pk:?}"),
+            Some(name) => format!(" of {name} {pk:?}"),
+        };
+        let message = format!("record {id:?}{whose} does not exist");
+        serde_json::json!({"error": {"code": "NotFound", "message": message}}).to_string()
+    });
+    (status, [(header::CONTENT_TYPE, contract.not_found.content_type.clone())], body).into_response()
+}
+
+/// The whole partition, sorted newest first by the age field, then by id; a
+/// page is a slice of it, the token its offset.
+async fn list_route(
+    State(api): State<Api>,
+    Path(values): Path<HashMap<String, String>>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let pk_param = api.contract.partition_key_param.clone().unwrap_or_default();
+    let Some(pk) = values.get(&pk_param) else { return StatusCode::BAD_REQUEST.into_response() };
+    let params: HashMap<String, String> =
+        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
+    let page_size: usize = params.get("pageSize").and_then(|p| p.parse().ok()).unwrap_or(50);
+    let offset: usize =
+        params.get("continuationToken").and_then(|t| t.strip_prefix("offset-")?.parse().ok()).unwrap_or(0);
+    let property = api.cosmos.partition_key().property().to_owned();
+    let sql = format!("SELECT * FROM c WHERE c[\"{property}\"] = @pk");
+    let Ok(query) = azure_data_cosmos::Query::from(sql).with_parameter("@pk", pk.as_str()) else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let items = api
+        .cosmos
+        .container_client()
+        .query_items::<Box<RawValue>>(query, azure_data_cosmos::feed::FeedScope::partition(pk.clone()), None)
+        .await;
+    let Ok(items) = items else { return StatusCode::SERVICE_UNAVAILABLE.into_response() };
+    let Ok(docs) = items.try_collect::<Vec<Box<RawValue>>>().await else {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    };
+    let mut keyed: Vec<(serde_json::Value, String, Vec<u8>)> = Vec::new();
+    for doc in docs {
+        let raw = doc.get().as_bytes().to_vec();
+        let Ok(members) = serde_json::from_slice::<Members>(&raw) else { continue };
+        let age = members.get(&api.age_field).and_then(|a| serde_json::from_str::<serde_json::Value>(a).ok());
+        let id = members.get("id").and_then(|i| serde_json::from_str::<String>(i).ok());
+        // Records without a usable age value are not listed (docs/read-api.md, "List").
+        let (Some(age), Some(id)) = (age.filter(|a| a.is_number() || a.is_string()), id) else { continue };
+        let Ok(body) = body_of(&api.contract, &raw) else { continue };
+        keyed.push((age, id, body));
+    }
+    keyed.sort_by(|a, b| newest_first(&a.0, &b.0).then_with(|| a.1.cmp(&b.1)));
+    let page: Vec<&[u8]> = keyed.iter().skip(offset).take(page_size).map(|k| k.2.as_slice()).collect();
+    let next = (offset + page.len() < keyed.len()).then(|| format!("offset-{}", offset + page.len()));
+    let mut body = b"{\"items\":[".to_vec();
+    body.extend_from_slice(&page.join(&b","[..]));
+    body.extend_from_slice(b"],\"continuationToken\":");
+    body.extend_from_slice(serde_json::to_string(&next).unwrap_or_default().as_bytes());
+    body.push(b'}');
+    (StatusCode::OK, [(header::CONTENT_TYPE, api.contract.content_type.clone())], body).into_response()
+}
+
+/// Larger ages first: numbers numerically, strings by code point (as Cosmos orders them).
+fn newest_first(a: &serde_json::Value, b: &serde_json::Value) -> std::cmp::Ordering {
+    match (a, b) {
+        (serde_json::Value::Number(x), serde_json::Value::Number(y)) => {
+            y.as_f64().partial_cmp(&x.as_f64()).unwrap_or(std::cmp::Ordering::Equal)
+        }
+        (serde_json::Value::String(x), serde_json::Value::String(y)) => y.cmp(x),
+        (serde_json::Value::Number(_), _) => std::cmp::Ordering::Greater,
+        _ => std::cmp::Ordering::Less,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_body_rule_keeps_values_as_stored() {
+        let contract = Contract::default_profile();
+        let raw = br#"{"id":"r","n":1.50,"big":12345678901234567890,"_rid":"x","o":{"_ts":1},"_ts":7}"#;
+        assert_eq!(
+            body_of(&contract, raw).unwrap(),
+            br#"{"id":"r","n":1.50,"big":12345678901234567890,"o":{"_ts":1}}"#
+        );
+    }
+}

@@ -1,0 +1,152 @@
+//! Adopting the reader behind an existing API, proven the way an adopter proves
+//! it (README, "Adopting it behind your API"): a stand-in of the team's current
+//! API (`devhost::current_api`) serves the profile straight from Cosmos, both
+//! apps are assembled with the profile as `scripts/package.sh --contract` does
+//! and run under the host stand-in, and `scripts/compare.py` finds no difference
+//! before archiving and none after the archive run moved the old records, for
+//! hot, archived and missing records alike. Two profiles: the default, and one
+//! that differs everywhere (contracts/examples/tenant-invoices.toml).
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use chrono::Utc;
+use devhost::app::{AppFolder, assemble};
+use devhost::host::Host;
+use testkit::cosmos::{fresh_cosmos, upsert_raw};
+use testkit::emulator::{TEST_TRANSPORT, emulator_settings, unique};
+use testkit::sample::invoice;
+use tiering::archive::BlobArchive;
+use tiering::contract::Contract;
+use tiering::record::AgeField;
+use tiering::settings::StoreSettings;
+
+fn built(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let path = dir.join(name);
+    assert!(path.is_file(), "{} is missing: build the workspace first (./scripts/test.sh does)", path.display());
+    path
+}
+
+fn assembled(app: &str, contract: Option<&Path>) -> AppFolder {
+    let out = std::env::temp_dir().join(unique(&format!("app-{app}")));
+    assemble(&devhost::repo_root(), app, &built(app), &out, contract).unwrap();
+    AppFolder::load(&out).unwrap()
+}
+
+fn app_settings(stores: &StoreSettings) -> BTreeMap<String, String> {
+    let mut env: BTreeMap<String, String> =
+        ["COSMOS_ENDPOINT", "COSMOS_KEY", "ARCHIVE_BLOB_ENDPOINT", "ARCHIVE_BLOB_SAS"]
+            .into_iter()
+            .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_owned(), v)))
+            .collect();
+    env.insert("COSMOS_DATABASE".into(), stores.cosmos_database.clone());
+    env.insert("COSMOS_CONTAINER".into(), stores.cosmos_container.clone());
+    env.insert("ARCHIVE_CONTAINER".into(), stores.archive_container.clone());
+    env.insert("ARCHIVE_AGE_FIELD".into(), stores.age_field.name().to_owned());
+    env
+}
+
+/// `scripts/compare.py` with these arguments; its exit status and output. Run
+/// off the runtime, which serves the stand-in and the host's front meanwhile.
+async fn compare(args: &[&str]) -> (i32, String) {
+    let script = devhost::repo_root().join("scripts/compare.py");
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let out = Command::new("python3").arg(script).args(&args).arg("--timeout").arg("10").output().unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.code().unwrap_or(-1), text)
+    })
+    .await
+    .unwrap()
+}
+
+async fn adopt(profile: Option<&Path>) {
+    let contract = match profile {
+        Some(path) => Contract::parse(&std::fs::read_to_string(path).unwrap()).unwrap(),
+        None => Contract::default_profile(),
+    };
+    let property = contract.partition_key.property().to_owned();
+    let mut stores = emulator_settings(AgeField::Iso("invoiceDate".into()));
+    stores.partition_key = contract.partition_key.clone();
+    let cosmos = fresh_cosmos(&stores).await;
+    BlobArchive::new(&stores, TEST_TRANSPORT).unwrap().ensure_container().await.unwrap();
+
+    // Two partitions with awkward values, old invoices (archived by the run) and recent ones.
+    let today = Utc::now().date_naive();
+    let mut keys = Vec::new();
+    for (p, partition) in ["acme 1", "zoë %42"].into_iter().enumerate() {
+        for i in 0..7 {
+            let (id, days) = (format!("inv {p}-{i}"), if i < 4 { 120 + 30 * i } else { 3 + i });
+            let mut r =
+                invoice(partition, &id, today - chrono::Duration::days(days), 3_000 + 500 * i as usize, i as u64);
+            if property != "customerId" {
+                r.json = r.json.replacen("\"customerId\":", &format!("\"{property}\":"), 1);
+            }
+            upsert_raw(&cosmos, partition, &id, &r.json).await.unwrap();
+            keys.push((partition.to_owned(), id));
+        }
+        keys.push((partition.to_owned(), format!("missing {p}")));
+    }
+    let ids = std::env::temp_dir().join(unique("ids")).with_extension("csv");
+    let lines: Vec<String> = keys.iter().map(|(pk, id)| format!("\"{pk}\",\"{id}\"")).collect();
+    std::fs::write(&ids, format!("partitionKey,id\n{}\n", lines.join("\n"))).unwrap();
+
+    let current = devhost::current_api::start(contract.clone(), &stores).await.unwrap();
+    let settings = app_settings(&stores);
+    let reader = Host::start(assembled("reader", profile), &settings).await.unwrap();
+    let reader_addr = reader.serve_http(0).await.unwrap();
+    let base = |addr: std::net::SocketAddr| {
+        if contract.prefix.is_empty() { format!("http://{addr}") } else { format!("http://{addr}/{}", contract.prefix) }
+    };
+    let (current_url, reader_url) = (base(current), base(reader_addr));
+    let recording = std::env::temp_dir().join(unique("answers")).with_extension("json");
+    let mut common = vec!["--ids", ids.to_str().unwrap(), "--pages", "5", "--page-size", "2"];
+    if let Some(path) = profile {
+        common.extend(["--contract", path.to_str().unwrap()]);
+    }
+
+    // Before archiving: the reader answers exactly as the current API does.
+    let mut live = vec!["--current", &current_url, "--reader", &reader_url, "--record", recording.to_str().unwrap()];
+    live.extend(&common);
+    let (code, out) = compare(&live).await;
+    assert_eq!(code, 0, "before archiving: {out}");
+    assert!(out.contains("\"records\": 16"), "{out}");
+
+    // The archive run moves the old invoices.
+    let archiver = Host::start(assembled("archiver", profile), &settings).await.unwrap();
+    let run = archiver.fire_timer("ArchiveBillingRecords").await.unwrap();
+    assert_eq!(run.status, 200, "{:?}", run.logs);
+    assert_eq!(run.return_value["archived"], 8, "{}", run.return_value);
+    for (pk, id) in keys.iter().filter(|(_, id)| id.ends_with("-0") || id.ends_with("-3")) {
+        assert!(cosmos.read(pk, id).await.is_err(), "{id} left Cosmos");
+    }
+
+    // The current API no longer sees archived invoices: a live comparison must fail...
+    let mut after = vec!["--current", &current_url, "--reader", &reader_url];
+    after.extend(&common);
+    let (code, out) = compare(&after).await;
+    assert_eq!(code, 1, "the comparison is not blind: {out}");
+    // ...and the reader still answers exactly as the current API did before.
+    let mut replay = vec!["--replay", recording.to_str().unwrap(), "--reader", &reader_url];
+    replay.extend(&common);
+    let (code, out) = compare(&replay).await;
+    assert_eq!(code, 0, "after archiving: {out}");
+    reader.stop().await.unwrap();
+    archiver.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_default_profile_compares_equal_before_and_after_archiving() {
+    adopt(None).await;
+}
+
+#[tokio::test]
+async fn a_profile_that_differs_everywhere_compares_equal_before_and_after_archiving() {
+    let profile = devhost::repo_root().join("contracts/examples/tenant-invoices.toml");
+    adopt(Some(&profile)).await;
+}
