@@ -34,6 +34,9 @@ param cosmosResourceGroup string = resourceGroup().name
 param cosmosDatabase string = 'billing'
 param cosmosContainer string = 'records'
 
+@description('The live container\'s partition key, one top-level property path (the contract profile\'s container.partition_key; scripts/deploy.sh --contract sets it).')
+param partitionKey string = '/customerId'
+
 @description('The field that dates a record: _ts or a top-level ISO-8601 date field.')
 param ageField string = '_ts'
 param archiveAfterDays int = 90
@@ -337,6 +340,7 @@ resource sites 'Microsoft.Web/sites@2024-04-01' = [for (app, i) in apps: {
         { name: 'COSMOS_ENDPOINT', value: cosmos.properties.documentEndpoint }
         { name: 'COSMOS_DATABASE', value: cosmosDatabase }
         { name: 'COSMOS_CONTAINER', value: cosmosContainer }
+        { name: 'COSMOS_PARTITION_KEY', value: partitionKey }
         { name: 'ARCHIVE_BLOB_ENDPOINT', value: archiveStorage.properties.primaryEndpoints.blob }
         { name: 'ARCHIVE_CONTAINER', value: archiveContainer }
         { name: 'ARCHIVE_AGE_FIELD', value: ageField }

@@ -3,7 +3,9 @@
 # the Cosmos emulator, seed realistic billing records, plan the archiving, archive
 # them through the archiver app under the host stand-in, read hot and archived
 # records back through the reader app, check every answer, print a report.
-#   ./scripts/demo.sh [--packaged] [--records N] [--max-kb N] [--sample N] [--blob-price P] ...
+#   ./scripts/demo.sh [--packaged] [--contract FILE] [--records N] [--max-kb N] [--sample N] [--blob-price P] ...
+# --contract runs it with another read contract profile (README, "Adopting it
+# behind your API"), e.g. contracts/examples/tenant-invoices.toml.
 # The apps are assembled from the debug build that test.sh also uses, so the demo
 # and the tests compile the workspace once between them (README, "The two
 # commands"). --packaged runs the release packages of scripts/package.sh instead:
@@ -15,22 +17,31 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 packaged=false
 args=()
-for arg in "$@"; do
-  if [[ $arg == --packaged ]]; then packaged=true; else args+=("$arg"); fi
+contract=()
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --packaged) packaged=true ;;
+    --contract)
+      [[ -f "${2:-}" ]] || { echo "demo.sh: --contract needs a profile file (not \"${2:-}\")" >&2; exit 2; }
+      contract=(--contract "$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"); shift ;;
+    *) args+=("$1") ;;
+  esac
+  shift
 done
 
 if $packaged; then
-  ./scripts/package.sh
+  ./scripts/package.sh ${contract[@]+"${contract[@]}"}
   apps=(--dist dist --release-apps)
 else
   toolchain_ready
   toolchain_dev_build
   for app in archiver reader; do
-    target/debug/devhost assemble --app "$app" --executable "target/debug/$app" --out "target/demo-apps/$app" >/dev/null
+    target/debug/devhost assemble --app "$app" --executable "target/debug/$app" --out "target/demo-apps/$app" \
+      ${contract[@]+"${contract[@]}"} >/dev/null
   done
   toolchain_step "assembled target/demo-apps/archiver and target/demo-apps/reader from the debug build"
   apps=(--dist target/demo-apps)
 fi
 
 toolchain_step "running the demo (against emulators started for this run)"
-./scripts/emulators.sh with target/debug/demo "${apps[@]}" ${args[@]+"${args[@]}"}
+./scripts/emulators.sh with target/debug/demo "${apps[@]}" ${contract[@]+"${contract[@]}"} ${args[@]+"${args[@]}"}

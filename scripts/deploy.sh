@@ -11,7 +11,7 @@
 #   scripts/deploy.sh [all|infra|reader|archiver] --resource-group RG --name-prefix P \
 #     --cosmos-account A [--cosmos-resource-group R] --alert-email E \
 #     [--dry-run true|false] [--paused true|false] [--after-days N] [--schedule CRON] \
-#     [--param name=value ...]
+#     [--contract FILE] [--param name=value ...]
 #
 # Every flag may come from the environment instead (DEPLOY_RESOURCE_GROUP,
 # DEPLOY_NAME_PREFIX, DEPLOY_COSMOS_ACCOUNT, DEPLOY_COSMOS_RESOURCE_GROUP,
@@ -22,6 +22,9 @@
 # --schedule (ARCHIVE_SCHEDULE, nightly); any other template parameter (ageField,
 # archiveMaxRuPerSecond, archiveConcurrency, cosmosDatabase, cosmosContainer, ...)
 # goes in --param name=value or DEPLOY_PARAMETERS ("name=value name=value").
+# --contract (DEPLOY_CONTRACT) is the read contract profile: packaged with the
+# reader, its partition key set for both apps (COSMOS_PARTITION_KEY), and its
+# record route and missing-record answer used by the reader's smoke check.
 # The template sets every app setting, so a redeployment resets any setting
 # changed by hand to these values: keep them here (README, "Rollout").
 # The zips come from ./scripts/package.sh unless dist/ already holds them
@@ -53,6 +56,7 @@ dry_run="${DEPLOY_DRY_RUN:-true}"
 paused="${DEPLOY_PAUSED:-false}"
 after_days="${DEPLOY_AFTER_DAYS:-90}"
 schedule="${DEPLOY_SCHEDULE:-0 0 2 * * *}"
+contract="${DEPLOY_CONTRACT:-}"
 read -r -a extra <<<"${DEPLOY_PARAMETERS:-}"
 package=yes
 
@@ -69,8 +73,9 @@ while [[ $# -gt 0 ]]; do
     --after-days) after_days="${2:-}"; shift ;;
     --schedule) schedule="${2:-}"; shift ;;
     --param) extra+=("${2:-}"); shift ;;
+    --contract) contract="${2:-}"; shift ;;
     --no-package) package=no ;;
-    -h | --help) sed -n '2,29p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,32p' "$0"; exit 0 ;;
     *) die "unknown argument: $1 (see --help)" ;;
   esac
   shift
@@ -95,6 +100,9 @@ for p in ${extra[@]+"${extra[@]}"}; do
   [[ "$p" =~ ^[A-Za-z][A-Za-z0-9]*=. ]] || die "--param must be name=value, not \"$p\""
 done
 [[ $(wc -w <<<"$schedule") -eq 6 ]] || die "--schedule must have six fields (second minute hour day month weekday), not \"$schedule\""
+[[ -z "$contract" || -f "$contract" ]] || die "--contract names no file: \"$contract\""
+partition_key="$(python3 scripts/contract_info.py "$contract" partition-key)" ||
+  die "cannot read the contract profile ${contract:-contracts/default.toml}"
 cosmos_resource_group="${cosmos_resource_group:-$resource_group}"
 command -v az >/dev/null || die "the Azure CLI (az) is not installed"
 az account show --query id -o tsv >/dev/null 2>&1 || die "az is not logged in (az login)"
@@ -105,7 +113,8 @@ deploy_infra() {
   local params=(
     namePrefix="$name_prefix" cosmosAccountName="$cosmos_account"
     cosmosResourceGroup="$cosmos_resource_group" alertEmail="$alert_email" archiveDryRun="$dry_run"
-    archiverPaused="$paused" archiveAfterDays="$after_days" archiveSchedule="$schedule" ${extra[@]+"${extra[@]}"}
+    archiverPaused="$paused" archiveAfterDays="$after_days" archiveSchedule="$schedule"
+    partitionKey="$partition_key" ${extra[@]+"${extra[@]}"}
   )
   step "checking infra-bicep/main.bicep (az bicep build)"
   az bicep build --file infra-bicep/main.bicep --stdout >/dev/null
@@ -126,7 +135,7 @@ output() {
 packaged=no
 zips() {
   if [[ "$package" == yes && "$packaged" == no ]]; then
-    ./scripts/package.sh
+    if [[ -n "$contract" ]]; then ./scripts/package.sh --contract "$contract"; else ./scripts/package.sh; fi
     packaged=yes
   fi
   [[ -f "dist/$1.zip" ]] || die "dist/$1.zip is missing (./scripts/package.sh builds it)"
@@ -145,12 +154,13 @@ function_key() {
 }
 
 deploy_reader() {
-  local site host key="" url status body
+  local site host key="" url status body expected
   site="$(output readerApp)"
   host="$(output readerHostName)"
   zip_deploy reader "$site"
-  url="https://$host/api/customers/deploy-smoke-check/billing-records/no-such-record"
-  step "smoke check: a record that does not exist is a 404 with a JSON error"
+  url="https://$host$(python3 scripts/contract_info.py "$contract" smoke-path)"
+  expected="$(python3 scripts/contract_info.py "$contract" not-found)"
+  step "smoke check: a record that does not exist answers $expected"
   body="$(mktemp)"
   # A fresh instance may need minutes to start and to create its keys; 5xx, no
   # answer, or the host's bare 401/404 while it restarts are retried.
@@ -163,13 +173,13 @@ deploy_reader() {
     status="$(curl -sS --connect-timeout 10 --max-time 30 -o "$body" -w '%{http_code} %{content_type}' \
       -H "x-functions-key: $key" "$url" || echo "000 -")"
     case "$status" in
-      "404 application/json"*) step "reader answers: $status $(cat "$body")"; rm -f "$body"; return 0 ;;
+      "$expected"*) step "reader answers: $status $(cat "$body")"; rm -f "$body"; return 0 ;;
       401*) key=""; sleep 10 ;;
       000* | 5* | 404*) sleep 10 ;;
       *) die "the reader answered $status: $(cat "$body")" ;;
     esac
   done
-  die "the reader did not answer 404 JSON within 5 minutes (last: ${status:-no key} $(cat "$body"))"
+  die "the reader did not answer $expected within 5 minutes (last: ${status:-no key} $(cat "$body"))"
 }
 
 deploy_archiver() {

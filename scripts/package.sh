@@ -5,12 +5,29 @@
 # or `func azure functionapp publish`, plus dist/<app>.zip for zip deployment.
 # local.settings.json (emulator settings for `func start`) is in the folders, never
 # in the zips. The handlers use the build configuration of scripts/toolchain.sh.
+#
+#   scripts/package.sh [--contract FILE]
+#
+# --contract names the read contract profile (README, "Adopting it behind your
+# API"; default contracts/default.toml): the reader's function.json files and
+# route prefix are generated from it and it ships in the reader's folder as
+# contract.toml. A malformed profile stops packaging with a message naming the key.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/toolchain.sh
 . scripts/toolchain.sh
 
 die() { echo "package.sh: $*" >&2; exit 1; }
+
+contract=()
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --contract) [[ -f "${2:-}" ]] || die "--contract needs a profile file (not \"${2:-}\")"
+      contract=(--contract "$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"); shift ;;
+    *) die "unknown argument: $1 (usage: scripts/package.sh [--contract FILE])" ;;
+  esac
+  shift
+done
 
 toolchain_ready
 toolchain_musl
@@ -27,7 +44,8 @@ for app in archiver reader; do
   if ldd "$exe" 2>&1 | grep -q '=>'; then
     die "$exe is dynamically linked; expected a static binary"
   fi
-  target/debug/devhost assemble --app "$app" --executable "$exe" --out "dist/$app" >/dev/null
+  target/debug/devhost assemble --app "$app" --executable "$exe" --out "dist/$app" ${contract[@]+"${contract[@]}"} >/dev/null ||
+    die "assembling dist/$app failed (see above)"
   python3 scripts/zip-app.py "dist/$app" "dist/$app.zip"
   toolchain_step "dist/$app ($(du -sh "dist/$app" | cut -f1)), dist/$app.zip"
 done

@@ -1,7 +1,7 @@
 //! What the demo and the benchmark share: the sample data set, seeding, app
 //! settings for the emulators, and timed reads through the read API.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -9,6 +9,7 @@ use chrono::{NaiveDate, Utc};
 use futures::StreamExt;
 use testkit::cosmos::upsert_raw;
 use testkit::sample::{SampleRecord, invoice};
+use tiering::contract::Contract;
 use tiering::cosmos::CosmosStore;
 use tiering::settings::StoreSettings;
 
@@ -53,8 +54,9 @@ pub async fn seed(
     records: &[SampleRecord],
     mut progress: impl FnMut(usize),
 ) -> anyhow::Result<()> {
-    let mut writes =
-        futures::stream::iter(records).map(|r| upsert_raw(cosmos, &r.customer_id, &r.id, &r.json)).buffer_unordered(8);
+    let mut writes = futures::stream::iter(records)
+        .map(|r| upsert_raw(cosmos, r.partition_key(cosmos.partition_key().property()), &r.id, &r.json))
+        .buffer_unordered(8);
     let mut done = 0;
     while let Some(result) = writes.next().await {
         result.context("seeding")?;
@@ -86,14 +88,25 @@ pub fn app_settings(stores: &StoreSettings) -> BTreeMap<String, String> {
     settings
 }
 
-/// One timed `GET` of a record through the read API at `base`.
-pub async fn read(http: &reqwest::Client, base: &str, r: &SampleRecord) -> anyhow::Result<(Seen, Duration)> {
+/// The record route of `contract` for `r`, below `base` (scheme and host), with
+/// the `code` parameter the Functions host takes (its stand-in ignores it).
+pub fn record_url(base: &str, contract: &Contract, r: &SampleRecord) -> String {
+    let mut values = HashMap::from([(contract.id_param.as_str(), r.id.as_str())]);
+    if let Some(name) = &contract.partition_key_param {
+        values.insert(name.as_str(), r.partition_key(contract.partition_key.property()));
+    }
+    format!("{base}{}?code=local", contract.record.fill(&contract.prefix, &values))
+}
+
+/// One timed `GET` of a record through the read API at `base`, at the contract's route.
+pub async fn read(
+    http: &reqwest::Client,
+    base: &str,
+    contract: &Contract,
+    r: &SampleRecord,
+) -> anyhow::Result<(Seen, Duration)> {
     let started = Instant::now();
-    let response = http
-        .get(format!("{base}/api/customers/{}/billing-records/{}?code=local", r.customer_id, r.id))
-        .send()
-        .await
-        .with_context(|| format!("reading {}", r.id))?;
+    let response = http.get(record_url(base, contract, r)).send().await.with_context(|| format!("reading {}", r.id))?;
     let h = |n: &str| response.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let (status, content_type, etag, last_modified) =
         (response.status().as_u16(), h("content-type"), h("etag"), h("last-modified"));

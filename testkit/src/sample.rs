@@ -83,6 +83,22 @@ pub fn invoice(customer_id: &str, id: &str, invoice_date: NaiveDate, approx_byte
     SampleRecord { customer_id: customer_id.to_owned(), id: id.to_owned(), invoice_date, json }
 }
 
+impl SampleRecord {
+    /// The same invoice in a container partitioned by another property: its
+    /// `customerId` renamed to `property` (`tenantId`); `id` leaves it as it is.
+    pub fn partitioned_by(mut self, property: &str) -> Self {
+        if property != "customerId" && property != "id" {
+            self.json = self.json.replacen("\"customerId\":", &format!("\"{property}\":"), 1);
+        }
+        self
+    }
+
+    /// The record's partition-key value in a container partitioned by `property`.
+    pub fn partition_key(&self, property: &str) -> &str {
+        if property == "id" { &self.id } else { &self.customer_id }
+    }
+}
+
 /// True when two JSON texts hold the same data, numbers compared by value: the
 /// emulator re-prints numbers the way JavaScript does (`100.00` comes back `100`),
 /// so checking a record against what was seeded must not compare number text.

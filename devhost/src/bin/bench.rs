@@ -369,6 +369,7 @@ async fn reads(args: &Args, rtt: u64, results: &mut Results) -> anyhow::Result<(
     settings.insert("RUST_LOG".into(), "warn".into());
     let host = Host::start(AppFolder::load(&args.dist.join("reader"))?, &settings).await?;
     let base = host.handler_url();
+    let contract = tiering::contract::Contract::default_profile();
     let http = reqwest::Client::new();
     let cosmos = CosmosStore::connect(&stores, Transport::INTERACTIVE).await?;
     let archive = BlobArchive::new(&stores, Transport::INTERACTIVE)?;
@@ -378,7 +379,7 @@ async fn reads(args: &Args, rtt: u64, results: &mut Results) -> anyhow::Result<(
         let started = Instant::now();
         cosmos.read(&h.customer_id, &h.id).await?;
         times[0].push(started.elapsed());
-        let (seen, took) = read(&http, &base, h).await?;
+        let (seen, took) = read(&http, &base, &contract, h).await?;
         ensure!(seen.status == 200, "hot {} answered {}", h.id, seen.status);
         times[1].push(took);
         let started = Instant::now();
@@ -386,7 +387,7 @@ async fn reads(args: &Args, rtt: u64, results: &mut Results) -> anyhow::Result<(
         let meta = codec::ArchiveMeta::from_metadata(&stored.info.metadata)?;
         tokio::task::spawn_blocking(move || codec::decode_verified(&stored.body, &meta)).await??;
         times[2].push(started.elapsed());
-        let (seen, took) = read(&http, &base, c).await?;
+        let (seen, took) = read(&http, &base, &contract, c).await?;
         ensure!(seen.status == 200, "cold {} answered {}", c.id, seen.status);
         times[3].push(took);
         if (i + 1) % 50 == 0 {

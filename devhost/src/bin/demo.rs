@@ -17,6 +17,7 @@ use devhost::host::Host;
 use devhost::stats::{Prices, monthly_cost, percentile};
 use testkit::cosmos::{Indexing, ensure_container};
 use testkit::sample::{SampleRecord, same_data};
+use tiering::contract::Contract;
 use tiering::cosmos::CosmosStore;
 use tiering::record::AgeField;
 use tiering::settings::StoreSettings;
@@ -53,6 +54,38 @@ struct Args {
     /// Seed of the generated data set.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// The read contract profile the apps were assembled with (scripts/demo.sh
+    /// --contract); the default profile when absent.
+    #[arg(long)]
+    contract: Option<PathBuf>,
+}
+
+fn contract_name(args: &Args) -> String {
+    args.contract.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "contracts/default.toml".into())
+}
+
+/// A CSV field, quoted.
+fn csv(value: &str) -> String {
+    format!("\"{}\"", value.replace('"', "\"\""))
+}
+
+/// The body without Cosmos' system properties (a profile may serve them), to
+/// compare with what was seeded.
+fn without_system_properties(body: &[u8]) -> Vec<u8> {
+    tiering::record::RawDocument::parse(body.to_vec()).map(|d| d.without_system_properties()).unwrap_or_default()
+}
+
+/// `scripts/compare.py` with the contract, `side` (the current API's side) and the reader; exit code and output.
+async fn compare(args: &Args, side: &[&str], reader: &str, ids: &std::path::Path) -> anyhow::Result<(i32, String)> {
+    let mut command = tokio::process::Command::new("python3");
+    command.arg(devhost::repo_root().join("scripts/compare.py")).args(side).args(["--reader", reader]);
+    command.arg("--ids").arg(ids).args(["--pages", "2", "--page-size", "20"]);
+    if let Some(path) = &args.contract {
+        command.arg("--contract").arg(path);
+    }
+    let out = command.output().await.context("running scripts/compare.py")?;
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    Ok((out.status.code().unwrap_or(-1), text.trim().to_owned()))
 }
 
 fn say(line: impl AsRef<str>) {
@@ -66,12 +99,23 @@ async fn main() -> anyhow::Result<()> {
     let mut stores =
         StoreSettings::from_env().context("the demo needs the emulators' settings (run ./scripts/demo.sh)")?;
     stores.age_field = AgeField::Iso("invoiceDate".into());
+    let contract = match &args.contract {
+        Some(path) => Contract::parse(&std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?)?,
+        None => Contract::default_profile(),
+    };
+    stores.partition_key = contract.partition_key.clone();
+    let property = contract.partition_key.property().to_owned();
 
     // 1. Seed.
     let client = CosmosStore::client(&stores, Transport::BATCH).await?;
     ensure_container(&client, &stores, Indexing::Default).await?;
+    // The archive container, as the deployment template creates it before any app runs.
+    tiering::archive::BlobArchive::new(&stores, Transport::BATCH)?.ensure_container().await?;
     let cosmos = CosmosStore::connect(&stores, Transport::BATCH).await?;
-    let all = dataset(args.records, args.max_kb, 0..456, args.seed); // the last 15 months
+    let all: Vec<SampleRecord> = dataset(args.records, args.max_kb, 0..456, args.seed) // the last 15 months
+        .into_iter()
+        .map(|r| r.partitioned_by(&property))
+        .collect();
     let seeded_bytes: u64 = all.iter().map(|r| r.json.len() as u64).sum();
     say(format!(
         "seeding {} records ({:.1} MB, largest {} KB) into Cosmos ...",
@@ -107,19 +151,41 @@ async fn main() -> anyhow::Result<()> {
     let front = reader.serve_http(0).await?;
     let base = format!("http://{front}");
     let http = reqwest::Client::new();
-    say(format!("reader app serving on {base}/api/ (host stand-in)"));
+    say(format!("reader app serving on {base}/{} (host stand-in), contract {}", contract.prefix, contract_name(&args)));
+    // The team's current API, as it serves this profile today, straight from Cosmos.
+    let current = devhost::current_api::start(contract.clone(), &stores).await?;
+    let api_base = |addr: String| if contract.prefix.is_empty() { addr } else { format!("{addr}/{}", contract.prefix) };
+    let (current_url, reader_url) = (api_base(format!("http://{current}")), api_base(base.clone()));
+    let ids = std::env::temp_dir().join(format!("demo-ids-{}.csv", std::process::id()));
+    let recording = std::env::temp_dir().join(format!("demo-answers-{}.json", std::process::id()));
 
     // 3. Read the samples while everything is hot, and check them against the seed.
     let mut before = BTreeMap::new();
     let mut hot_before = Vec::new();
     for r in old_sample.iter().chain(&new_sample) {
-        let (seen, took) = read(&http, &base, r).await?;
-        if seen.status != 200 || !same_data(&seen.body, r.json.as_bytes()) {
+        let (seen, took) = read(&http, &base, &contract, r).await?;
+        if seen.status != 200 || !same_data(&without_system_properties(&seen.body), r.json.as_bytes()) {
             failures.push(format!("hot read of {} returned {} or other data than seeded", r.id, seen.status));
         }
         hot_before.push(took);
         before.insert(r.id.clone(), seen);
     }
+    // The compare gate an adopter runs before switching: the reader against the current API.
+    let mut lines: Vec<String> = old_sample
+        .iter()
+        .chain(&new_sample)
+        .map(|r| format!("{},{}", csv(r.partition_key(&property)), csv(&r.id)))
+        .collect();
+    lines.push(format!("{},{}", csv(all[0].partition_key(&property)), csv("no-such-invoice")));
+    std::fs::write(&ids, lines.join("\n") + "\n")?;
+    let live =
+        compare(&args, &["--current", &current_url, "--record", &recording.to_string_lossy()], &reader_url, &ids)
+            .await?;
+    if live.0 != 0 {
+        failures
+            .push(format!("compare.py found the reader differing from the current API before archiving: {}", live.1));
+    }
+    say(format!("compare.py before archiving: {}", live.1.lines().last().unwrap_or_default()));
 
     // 4. Plan first, as a team would before turning archiving on: the archiver
     // app's `plan` command, with the app's settings.
@@ -177,32 +243,39 @@ async fn main() -> anyhow::Result<()> {
     let mut cold = Vec::new();
     let mut hot_after = Vec::new();
     for (r, is_old) in old_sample.iter().map(|r| (r, true)).chain(new_sample.iter().map(|r| (r, false))) {
-        let (seen, took) = read(&http, &base, r).await?;
+        let (seen, took) = read(&http, &base, &contract, r).await?;
         if Some(&seen) != before.get(&r.id) {
             failures.push(format!("{} reads differently after archiving", r.id));
         }
         if is_old {
             cold.push(took);
-            if cosmos.read(&r.customer_id, &r.id).await.is_ok() {
+            if cosmos.read(r.partition_key(&property), &r.id).await.is_ok() {
                 failures.push(format!("{} is still in Cosmos", r.id));
             }
         } else {
             hot_after.push(took);
         }
     }
-    // A list page per sampled customer must hold all of its records, from both tiers.
-    let customer = &all[0].customer_id;
-    let expected = all.iter().filter(|r| &r.customer_id == customer).count();
-    let listed = http
-        .get(format!("{base}/api/customers/{customer}/billing-records?pageSize=100"))
-        .send()
-        .await?
-        .json::<serde_json::Value>()
-        .await?;
-    let got = listed["items"].as_array().map(Vec::len).unwrap_or(0);
-    if got != expected.min(100) {
-        failures.push(format!("list of {customer} held {got} records, expected {expected}"));
+    // A list page of one customer must hold all of its records, from both tiers.
+    if let (Some(list), Some(param)) = (&contract.list, &contract.partition_key_param) {
+        let customer = all[0].partition_key(&property).to_owned();
+        let expected = all.iter().filter(|r| r.partition_key(&property) == customer).count();
+        let path = list.fill(&contract.prefix, &std::collections::HashMap::from([(param.as_str(), customer.as_str())]));
+        let listed = http.get(format!("{base}{path}?pageSize=100")).send().await?.json::<serde_json::Value>().await?;
+        let got = listed["items"].as_array().map(Vec::len).unwrap_or(0);
+        if got != expected.min(100) {
+            failures.push(format!("list of {customer} held {got} records, expected {expected}"));
+        }
     }
+    // And the gate once more: the reader still answers as the current API did before.
+    let replayed = compare(&args, &["--replay", &recording.to_string_lossy()], &reader_url, &ids).await?;
+    if replayed.0 != 0 {
+        failures.push(format!("compare.py found the reader differing from the recorded answers: {}", replayed.1));
+    }
+    say(format!(
+        "compare.py after archiving (against the recorded answers): {}",
+        replayed.1.lines().last().unwrap_or_default()
+    ));
     reader.stop().await?;
 
     // 7. Report.
@@ -275,6 +348,12 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "checks           {} sampled records compared before/after archiving, byte for byte with headers",
         before.len()
+    );
+    println!(
+        "compare gate     scripts/compare.py, contract {}: {} before archiving, {} after (against the recorded answers)",
+        contract_name(&args),
+        if live.0 == 0 { "no difference" } else { "DIFFERENCES" },
+        if replayed.0 == 0 { "no difference" } else { "DIFFERENCES" }
     );
     println!("storage cost     this data set: ${demo_before:.4}/month before, ${demo_after:.4}/month after");
     println!(
