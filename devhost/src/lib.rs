@@ -7,6 +7,7 @@
 //! - [`current_api`]: a stand-in for the team's current API, serving a contract
 //!   profile straight from Cosmos, to compare the reader with.
 //! - [`drive`]: the sample data set, seeding and timed reads shared by the demo and the benchmark.
+//! - [`openapi`]: the OpenAPI document of a contract profile, derived from the default's.
 //! - [`stats`]: percentiles and the storage-cost model the demo prints.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -15,6 +16,7 @@ pub mod app;
 pub mod current_api;
 pub mod drive;
 pub mod host;
+pub mod openapi;
 pub mod stats;
 
 use std::path::PathBuf;

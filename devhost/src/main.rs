@@ -30,6 +30,11 @@ enum Command {
         #[arg(long)]
         contract: Option<PathBuf>,
     },
+    /// Print the OpenAPI document (JSON) of a contract profile, derived from reader/openapi.yaml.
+    Openapi {
+        #[arg(long)]
+        contract: PathBuf,
+    },
     /// Start an app folder's handler and serve its HTTP functions until Ctrl-C.
     Start {
         dir: PathBuf,
@@ -52,6 +57,12 @@ async fn main() -> anyhow::Result<()> {
         Command::Assemble { app, executable, out, contract } => {
             assemble(&devhost::repo_root(), &app, &executable, &out, contract.as_deref())?;
             println!("{}", out.display());
+        }
+        Command::Openapi { contract } => {
+            let text = std::fs::read_to_string(&contract).with_context(|| format!("{}", contract.display()))?;
+            let profile = tiering::contract::Contract::parse(&text)?;
+            let spec = devhost::openapi::for_profile(&devhost::openapi::default_document()?, &profile);
+            println!("{}", serde_json::to_string_pretty(&spec)?);
         }
         Command::Start { dir, port } => {
             let app = AppFolder::load(&dir)?;
