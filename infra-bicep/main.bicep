@@ -345,6 +345,11 @@ resource sites 'Microsoft.Web/sites@2024-04-01' = [for (app, i) in apps: {
         { name: 'ARCHIVE_CONTAINER', value: archiveContainer }
         { name: 'ARCHIVE_AGE_FIELD', value: ageField }
         { name: 'LOG_FORMAT', value: 'json' }
+        // The Cosmos SDK asks the VM instance metadata service (169.254.169.254) when
+        // its runtime starts, up to 5 s, unless this is set; a Functions instance has no
+        // such service, so a cold start would pay the timeout before its first request
+        // (azure_data_cosmos_driver 1.0, system/vm_metadata.rs: any value disables it).
+        { name: 'COSMOS_DISABLE_IMDS', value: '1' }
       ], app.settings)
     }
   }

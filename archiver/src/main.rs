@@ -119,9 +119,17 @@ fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tiering::telemetry::init(&tiering::settings::LogSettings::from_env());
     let cli = Cli::parse();
+    // The handler logs to stdout, where the host collects it; a command's stdout
+    // is its result (JSON for scripts), so its logs go to stderr.
+    let stream = match cli.command {
+        None | Some(Command::Serve) => tiering::telemetry::Stream::Stdout,
+        Some(_) => tiering::telemetry::Stream::Stderr,
+    };
+    tiering::telemetry::init(&tiering::settings::LogSettings::from_env(), stream);
     let settings = ArchiverSettings::from_env()?;
+    let (cosmos, archive) = settings.stores.credentials();
+    tracing::info!(cosmos = %cosmos, archive = %archive, partition_key = %settings.stores.partition_key, "archiver signs in to Cosmos DB with {cosmos} and to the archive with {archive}");
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let port = handler_port(&Env)?;
@@ -165,7 +173,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Restore { customer, id: Some(id), wait, .. } => {
             let archiver = startup::build(settings, Transport::BATCH, false).await?;
             ops::restore(&archiver, &customer, &id, Duration::from_secs(wait)).await?;
-            println!("restored {id:?} of {customer:?} to Cosmos");
+            print_json(&serde_json::json!({"restored": {"partitionKey": customer, "id": id}}))?;
         }
         Command::Restore { customer, id: None, from, to, dry_run, wait } => {
             let archiver = startup::build(settings, Transport::BATCH, false).await?;

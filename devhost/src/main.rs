@@ -52,7 +52,7 @@ fn overrides(app: &AppFolder) -> BTreeMap<String, String> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tiering::telemetry::init(&tiering::settings::LogSettings::from_env());
+    tiering::telemetry::init(&tiering::settings::LogSettings::from_env(), tiering::telemetry::Stream::Stdout);
     match Cli::parse().command {
         Command::Assemble { app, executable, out, contract } => {
             assemble(&devhost::repo_root(), &app, &executable, &out, contract.as_deref())?;

@@ -6,6 +6,10 @@ use tiering::codec::CodecError;
 use tiering::store::StoreError;
 use tracing::error;
 
+/// The tiers, as error messages name them.
+pub const COSMOS: &str = "Cosmos DB";
+pub const ARCHIVE: &str = "the archive";
+
 /// Default `Retry-After` (seconds) for an outage that named no delay.
 const RETRY_AFTER_SECONDS: u64 = 5;
 

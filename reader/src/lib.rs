@@ -3,6 +3,8 @@
 //!
 //! - [`routes`]: the contract's GET routes (as the profile names them),
 //!   `If-None-Match`, list parameters, the missing-record answer.
+//! - [`connection`]: the Cosmos client, connected in the background; requests
+//!   wait for a first connect in progress.
 //! - [`tiers`]: the two-tier read and the cross-tier list merge.
 //! - [`token`]: the opaque, checked continuation token.
 //! - [`error`]: the one error type and its JSON body.
@@ -13,6 +15,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod connection;
 pub mod error;
 pub mod routes;
 pub mod startup;

@@ -10,9 +10,18 @@ struct Cli {}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tiering::telemetry::init(&tiering::settings::LogSettings::from_env());
+    tiering::telemetry::init(&tiering::settings::LogSettings::from_env(), tiering::telemetry::Stream::Stdout);
     Cli::parse();
     let settings = ReaderSettings::from_env()?;
+    let (cosmos, archive) = settings.stores.credentials();
+    tracing::info!(
+        cosmos = %cosmos,
+        archive = %archive,
+        contract = %settings.contract_source,
+        partition_key = %settings.stores.partition_key,
+        "reader signs in to Cosmos DB with {cosmos} and to the archive with {archive}; contract: {}",
+        settings.contract_source
+    );
     let port = handler_port(&Env)?;
     let tiers = reader::startup::build(&settings, Transport::INTERACTIVE).await?;
     let (listener, addr) = tiering::host::bind(port).await?;

@@ -3,8 +3,7 @@
 //! Nothing here writes; the reader's identity needs read access only.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -12,27 +11,20 @@ use futures::{StreamExt, TryStreamExt};
 use tiering::archive::Archive;
 use tiering::codec::{self, AgeLookup, ArchiveMeta, CodecError};
 use tiering::contract::Contract;
-use tiering::cosmos::{ConnectError, CosmosStore};
 use tiering::layout::{self, LayoutError};
 use tiering::listing::{self, Candidate, Page, Tier, TierList, TierLists, Window};
 use tiering::record::{AgeField, AgeValue, RawDocument};
-use tiering::settings::StoreSettings;
-use tiering::store::{StoreError, Transport};
+use tiering::store::StoreError;
 use tracing::{error, info, warn};
 
-use crate::error::ApiError;
+use crate::connection::CosmosConnection;
+use crate::error::{ARCHIVE, ApiError, COSMOS};
 
-pub const COSMOS: &str = "Cosmos DB";
-pub const ARCHIVE: &str = "the archive";
 /// Archived bodies fetched at once for a list page.
 const FETCH_CONCURRENCY: usize = 8;
 /// Copies a list request may download to learn their age, while the archiver has
 /// not yet re-stamped them after an age-field change; beyond it, 503.
 const MAX_UNSTAMPED_DOWNLOADS: usize = 200;
-/// How long callers are told to wait while Cosmos is not connected.
-const RECONNECT_RETRY_AFTER: u64 = 5;
-const RECONNECT_FIRST_DELAY: Duration = Duration::from_millis(250);
-const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(30);
 
 /// What a record read returns, identical whichever tier served it.
 #[derive(Debug, Clone)]
@@ -48,90 +40,6 @@ pub struct Served {
 pub fn none_match(if_none_match: &[String], etag: &str) -> bool {
     let strip = |t: &str| t.strip_prefix("W/").unwrap_or(t).to_owned();
     if_none_match.iter().flat_map(|v| v.split(',')).map(str::trim).any(|t| t == "*" || strip(t) == strip(etag))
-}
-
-/// The Cosmos client. Connected at start-up if Cosmos answers then; otherwise (or
-/// never, while Cosmos is down) one background task reconnects with backoff, and
-/// every request meanwhile answers 503 at once instead of queueing behind a
-/// connect attempt. Once connected, the SDK client reconnects on its own.
-#[derive(Debug, Clone)]
-pub struct CosmosConnection {
-    store: Arc<RwLock<Option<CosmosStore>>>,
-    /// Set when a connect found the container is not what the settings say
-    /// (another partition key): no retry helps, every request answers 500.
-    misconfigured: Arc<RwLock<Option<String>>>,
-    connecting: Arc<AtomicBool>,
-    settings: Arc<StoreSettings>,
-    transport: Transport,
-}
-
-impl CosmosConnection {
-    pub fn new(settings: &StoreSettings, transport: Transport, connected: Option<CosmosStore>) -> Self {
-        let me = Self {
-            store: Arc::new(RwLock::new(connected)),
-            misconfigured: Arc::new(RwLock::new(None)),
-            connecting: Arc::new(AtomicBool::new(false)),
-            settings: Arc::new(settings.clone()),
-            transport,
-        };
-        if me.current().is_none() {
-            me.reconnect_in_background();
-        }
-        me
-    }
-
-    fn current(&self) -> Option<CosmosStore> {
-        self.store.read().ok().and_then(|s| s.clone())
-    }
-
-    pub fn get(&self) -> Result<CosmosStore, ApiError> {
-        if let Some(store) = self.current() {
-            return Ok(store);
-        }
-        if let Some(why) = self.misconfigured.read().ok().and_then(|m| m.clone()) {
-            return Err(ApiError::Internal { message: "the reader is misconfigured; see its log".into(), detail: why });
-        }
-        self.reconnect_in_background();
-        Err(ApiError::Unavailable {
-            tier: COSMOS,
-            retry_after: RECONNECT_RETRY_AFTER,
-            detail: "not connected yet; reconnecting in the background".into(),
-        })
-    }
-
-    fn reconnect_in_background(&self) {
-        if self.connecting.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        let me = self.clone();
-        tokio::spawn(async move {
-            let mut delay = RECONNECT_FIRST_DELAY;
-            loop {
-                match CosmosStore::connect(&me.settings, me.transport).await {
-                    Ok(store) => {
-                        if let Ok(mut slot) = me.store.write() {
-                            *slot = Some(store);
-                        }
-                        info!("connected to Cosmos DB");
-                        break;
-                    }
-                    Err(ConnectError::Misconfigured(why)) => {
-                        error!(error = %why, "the reader's settings do not describe the Cosmos container; every request answers 500 until they are fixed");
-                        if let Ok(mut slot) = me.misconfigured.write() {
-                            *slot = Some(why);
-                        }
-                        break;
-                    }
-                    Err(ConnectError::Unreachable(e)) => {
-                        warn!(error = %format!("{e:#}"), retry_in_ms = delay.as_millis() as u64, "Cosmos DB not reachable");
-                        tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(RECONNECT_MAX_DELAY);
-                    }
-                }
-            }
-            me.connecting.store(false, Ordering::SeqCst);
-        });
-    }
 }
 
 /// Both stores, built once at start-up and shared by every request, and the
@@ -157,7 +65,7 @@ fn archive_err(e: StoreError) -> ApiError {
 impl Tiers {
     /// One record: Cosmos if it is there (it is the newer copy), else the archive.
     pub async fn read(&self, customer_id: &str, id: &str, if_none_match: &[String]) -> Result<Served, ApiError> {
-        match self.cosmos.get()?.read(customer_id, id).await {
+        match self.cosmos.get().await?.read(customer_id, id).await {
             Ok(item) => {
                 let doc = item.doc;
                 let (etag, ts) = doc.etag().ok().zip(doc.ts().ok()).ok_or_else(|| ApiError::Internal {
@@ -218,7 +126,7 @@ impl Tiers {
     /// finds them; a point read of such a record answers 500 (corrupt) or 404 (gone).
     pub async fn list(&self, customer_id: &str, window: &Window, n: usize) -> Result<Page<Bytes>, ApiError> {
         let field = self.age_field.clone();
-        let cosmos_store = self.cosmos.get()?;
+        let cosmos_store = self.cosmos.get().await?;
         let slice = cosmos_store.customer_records(customer_id, window, n as u32 + 1).await.map_err(cosmos_err)?;
         let cosmos = TierList {
             items: slice

@@ -410,7 +410,7 @@ async fn the_reader_starts_while_cosmos_is_down_and_serves_once_it_is_back() {
 }
 
 #[tokio::test]
-async fn while_cosmos_hangs_requests_answer_503_at_once_and_in_parallel() {
+async fn while_cosmos_hangs_requests_wait_only_for_the_first_connect_then_answer_503_at_once() {
     // Cosmos accepts connections but never answers (slow, not down) from the start.
     let mut stores = emulator_settings(AgeField::Ts);
     let direct = stores.cosmos_endpoint.to_string();
@@ -424,14 +424,21 @@ async fn while_cosmos_hangs_requests_answer_503_at_once_and_in_parallel() {
     assert!(started.elapsed() < Duration::from_secs(6), "start-up must not wait on a hung store");
 
     let http = reqwest::Client::new();
-    let started = Instant::now();
-    let answers = futures::future::join_all((0..20).map(|i| {
-        let http = http.clone();
-        async move { get(&http, url_at(addr, "c", Some(&format!("r{i}"))), None).await }
-    }))
-    .await;
-    let took = started.elapsed();
-    for a in &answers {
+    let batch = || {
+        futures::future::join_all((0..20).map(|i| {
+            let http = http.clone();
+            async move { get(&http, url_at(addr, "c", Some(&format!("r{i}"))), None).await }
+        }))
+    };
+    // Requests wait for the first connect, but not past its limit...
+    let answers = batch().await;
+    let first = started.elapsed();
+    assert!(first < reader::connection::FIRST_CONNECT_LIMIT + Duration::from_secs(2), "{first:?}");
+    // ...and after it, answer 503 at once instead of queueing behind reconnects.
+    let again = Instant::now();
+    let later = batch().await;
+    let took = again.elapsed();
+    for a in answers.iter().chain(&later) {
         assert_eq!(a.status, 503, "{}", a.text());
         assert!(a.header("retry-after").unwrap().parse::<u64>().unwrap() >= 1);
     }
@@ -444,6 +451,29 @@ async fn while_cosmos_hangs_requests_answer_503_at_once_and_in_parallel() {
         assert!(Instant::now() < deadline, "no reconnect 40 s after Cosmos answered again");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// A cold instance's first connect is slow (IMDS, a token, the metadata round
+/// trips): the first consumers wait for it instead of getting 503.
+#[tokio::test]
+async fn a_slow_first_connect_serves_the_first_request_instead_of_503() {
+    let mut stores = emulator_settings(AgeField::Ts);
+    let direct = stores.cosmos_endpoint.to_string();
+    let store = fresh_cosmos(&stores).await;
+    upsert_raw(&store, "c", "r", r#"{"id":"r","customerId":"c"}"#).await.unwrap();
+    let proxy = Proxy::in_front_of(&direct).await.unwrap();
+    proxy.set_stalled(true);
+    stores.cosmos_endpoint = proxy.endpoint_for(&direct).parse().unwrap();
+    let unstall = proxy.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        unstall.set_stalled(false);
+    });
+    let started = Instant::now();
+    let addr = serve(&stores, Duration::from_secs(10)).await;
+    let answer = get(&reqwest::Client::new(), url_at(addr, "c", Some("r")), None).await;
+    assert_eq!(answer.status, 200, "the first request waits for the connect in progress: {}", answer.text());
+    assert!(started.elapsed() >= Duration::from_secs(4), "it really waited for the slow connect");
 }
 
 #[tokio::test]

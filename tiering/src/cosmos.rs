@@ -188,9 +188,14 @@ impl CosmosStore {
             Some(key) => AccountReference::with_authentication_key(endpoint, Secret::new(key.secret().to_owned())),
             None => AccountReference::with_credential(endpoint, crate::identity::credential(settings)?),
         };
+        // Gateway 2.0 (HTTP/2 to thin-client endpoints, which a real account may
+        // advertise) is off: the emulator speaks HTTP/1.1 only, so that path has
+        // never run under the test suite (azure_data_cosmos_driver 1.0,
+        // options/connection_pool.rs, `with_gateway_v2_disabled`; README, "Deploy").
         let mut pool = ConnectionPoolOptions::builder()
             .with_max_dataplane_request_timeout(transport.per_try_timeout)
-            .with_max_connect_timeout(Duration::from_secs(5).min(transport.per_try_timeout));
+            .with_max_connect_timeout(Duration::from_secs(5).min(transport.per_try_timeout))
+            .with_gateway_v2_disabled(true);
         if emulator_http(settings) {
             // The local emulator speaks HTTP/1.1 only; the SDK would otherwise assume h2.
             pool = pool.with_is_http2_allowed(false);

@@ -185,6 +185,20 @@ impl fmt::Debug for StoreSettings {
 }
 
 impl StoreSettings {
+    /// How each store is signed in to, for the first log line: a misconfigured
+    /// identity shows there, not as a 503 later.
+    pub fn credentials(&self) -> (String, String) {
+        let cosmos = match self.cosmos_key {
+            Some(_) => "the account key in COSMOS_KEY (emulators only)".to_owned(),
+            None => self.credential.to_string(),
+        };
+        let archive = match self.blob_sas {
+            Some(_) => "the SAS in ARCHIVE_BLOB_SAS (emulators only)".to_owned(),
+            None => self.credential.to_string(),
+        };
+        (cosmos, archive)
+    }
+
     pub fn from_env() -> Result<Self, SettingsError> {
         Self::from_lookup(&Env)
     }
@@ -502,6 +516,10 @@ mod tests {
             credential(&[("IDENTITY_ENDPOINT", ""), ("IDENTITY_HEADER", "h")]),
             CredentialSource::DeveloperTools
         );
+        let mut emulator = BASE.to_vec();
+        emulator.extend([("COSMOS_KEY", "k"), ("IDENTITY_ENDPOINT", "http://x"), ("IDENTITY_HEADER", "h")]);
+        let (cosmos, archive) = StoreSettings::from_lookup(&env(&emulator)).unwrap().credentials();
+        assert!(cosmos.contains("COSMOS_KEY") && archive == "the app's system-assigned managed identity", "{archive}");
         assert_eq!(
             CredentialSource::ManagedIdentity { client_id: Some("0000".into()) }.to_string(),
             "the user-assigned managed identity with client id 0000"

@@ -4,20 +4,35 @@ pub use tracing_subscriber::EnvFilter;
 
 use crate::settings::LogSettings;
 
-/// Structured logs on stdout: JSON when running in Azure (the host collects
-/// stdout), human-readable otherwise, filtered as the settings say.
-pub fn init(settings: &LogSettings) {
+/// Where a process logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// The handlers: the Functions host collects a custom handler's stdout.
+    Stdout,
+    /// The operator commands: their stdout is their result (JSON for scripts,
+    /// `archiver plan --json | jq .`), so logs must not mix into it.
+    Stderr,
+}
+
+/// Structured logs: JSON when running in Azure (the host collects stdout),
+/// human-readable otherwise, filtered as the settings say, on `stream`.
+pub fn init(settings: &LogSettings, stream: Stream) {
     let filter = || EnvFilter::try_new(&settings.filter).unwrap_or_else(|_| EnvFilter::new("info"));
     use std::io::IsTerminal;
+    use tracing_subscriber::fmt::writer::BoxMakeWriter;
     use tracing_subscriber::util::SubscriberInitExt;
+    let (writer, terminal) = match stream {
+        Stream::Stdout => (BoxMakeWriter::new(std::io::stdout), std::io::stdout().is_terminal()),
+        Stream::Stderr => (BoxMakeWriter::new(std::io::stderr), std::io::stderr().is_terminal()),
+    };
     // try_init: tests may call this more than once in one process.
     let _ = if settings.json {
-        json_subscriber(filter(), std::io::stdout).try_init()
+        json_subscriber(filter(), writer).try_init()
     } else {
         tracing_subscriber::fmt()
             .with_env_filter(filter())
-            .with_writer(std::io::stdout)
-            .with_ansi(std::io::stdout().is_terminal())
+            .with_writer(writer)
+            .with_ansi(terminal)
             .compact()
             .finish()
             .try_init()

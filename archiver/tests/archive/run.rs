@@ -86,6 +86,43 @@ async fn a_dry_run_from_the_command_line_creates_nothing_not_even_the_archive_co
     assert!(matches!(&listed, Err(StoreError::Unavailable(m)) if m.contains("does not exist")), "{listed:?}");
 }
 
+/// Scripts read the commands' stdout as JSON (`archiver plan --json | jq .`):
+/// logs, at info level here, go to stderr, never into it.
+#[tokio::test]
+async fn every_command_prints_only_json_on_stdout() {
+    let f = fixture().await;
+    let (customer, id) = (f.old[0].customer_id.clone(), f.old[0].id.clone());
+    let mut env = env_of(&f.stores);
+    env.retain(|(k, _)| *k != "RUST_LOG");
+    env.push(("RUST_LOG", "info".into()));
+    let commands: Vec<Vec<String>> = [
+        vec!["plan", "--json", "--sample", "5"],
+        vec!["run"],
+        vec!["verify"],
+        vec!["verify", "--shadowed", "--dry-run"],
+        vec!["restore", "--partition-key", &customer, "--id", &id],
+        vec!["restore", "--customer", &customer, "--dry-run"],
+        vec!["forget", "--partition-key", &customer, "--id", &id],
+    ]
+    .into_iter()
+    .map(|c| c.into_iter().map(str::to_owned).collect())
+    .collect();
+    for args in commands {
+        let env = env.clone();
+        let run = args.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_archiver")).args(&run).envs(env).output().unwrap()
+        })
+        .await
+        .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {stderr}");
+        let parsed = serde_json::from_slice::<serde_json::Value>(&out.stdout);
+        assert!(parsed.is_ok(), "{args:?} printed more than JSON on stdout: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(stderr.contains("INFO") || args[0] == "forget", "{args:?}: the logs went to stderr: {stderr}");
+    }
+}
+
 /// An Azurite SAS for blobs only, no container operations: what the archiver's
 /// role allows in Azure, where the template owns the archive container.
 fn blobs_only_sas() -> azure_core::credentials::Secret {
