@@ -57,9 +57,18 @@ param archiveMaxRuPerSecond int = 0
 @description('The archiver timer schedule: six-field NCRONTAB, UTC.')
 param archiveSchedule string = '0 0 2 * * *'
 
-@description('Days a deleted or overwritten archive blob\'s previous version is kept before lifecycle management deletes it.')
+// Lifecycle rules age a previous version from when it was written, not from when
+// it stopped being current (Learn, "Lifecycle management policy structure"): a copy
+// archived 200 days ago and withdrawn today is deleted by the next pass. What keeps
+// it recoverable then is blob soft delete, which a lifecycle delete goes through.
+@description('Days after it was written that a previous version of an archive blob is deleted by lifecycle management.')
 @minValue(1)
 param previousVersionRetentionDays int = 90
+
+@description('Days a deleted archive blob or version stays recoverable (blob soft delete): the least time any copy that stopped being current can still be restored.')
+@minValue(7)
+@maxValue(365)
+param blobSoftDeleteRetentionDays int = 30
 
 @description('Days a deleted blob container can be restored.')
 @minValue(1)
@@ -120,10 +129,11 @@ resource archiveBlobService 'Microsoft.Storage/storageAccounts/blobServices@2023
   name: 'default'
   properties: {
     // Every overwrite or delete keeps the previous version (deleted by the
-    // lifecycle rule below); a deleted blob can be undeleted for 30 days, a
-    // deleted container for containerDeleteRetentionDays.
+    // lifecycle rule below, previousVersionRetentionDays after it was written);
+    // a deleted blob or version can be undeleted for blobSoftDeleteRetentionDays,
+    // a deleted container for containerDeleteRetentionDays.
     isVersioningEnabled: true
-    deleteRetentionPolicy: { enabled: true, days: 30 }
+    deleteRetentionPolicy: { enabled: true, days: blobSoftDeleteRetentionDays }
     containerDeleteRetentionPolicy: { enabled: true, days: containerDeleteRetentionDays }
   }
 }
@@ -134,7 +144,8 @@ resource archiveBlobContainer 'Microsoft.Storage/storageAccounts/blobServices/co
   properties: { publicAccess: 'None' }
 }
 
-// One rule: previous versions are deleted after previousVersionRetentionDays.
+// One rule: previous versions are deleted previousVersionRetentionDays after they
+// were written (then soft-deleted for blobSoftDeleteRetentionDays).
 // Current blobs are never tiered or deleted by lifecycle management.
 resource archiveLifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01' = {
   parent: archiveStorage

@@ -91,6 +91,17 @@ pub struct CosmosStore {
     container: ContainerClient,
     age_field: AgeField,
     partition_key: PartitionKeyPath,
+    /// How many partition-key ranges a cross-partition query may plan for.
+    max_fan_out: u32,
+}
+
+/// The fan-out a cross-partition query may plan for on a container of `ranges`
+/// physical partitions: the driver refuses a plan wider than its default of 100
+/// ranges (azure_data_cosmos_driver 1.0, `driver/options/plan_options.rs`,
+/// `dataflow/planner.rs`: 400 with sub-status 20118), so a container with more
+/// would fail every run. Twice the count leaves room for splits after start-up.
+pub fn max_fan_out(ranges: usize) -> u32 {
+    u32::try_from(ranges.saturating_mul(2)).unwrap_or(u32::MAX).max(100)
 }
 
 /// Why [`CosmosStore::connect`] failed.
@@ -141,7 +152,11 @@ impl From<CosmosError> for StoreError {
             // 1003: the container or database itself is missing; a broken store,
             // not a missing record, so never a 404.
             (404, 1003) => StoreError::Unavailable(format!("the Cosmos container does not exist: {e}")),
-            // Sub-statuses from 20000 up are made by the SDK itself (no token,
+            // A 400 the SDK made itself: it refused to send the request (a query
+            // plan wider than its fan-out limit, 20118; a malformed partition key):
+            // a request to fix, not an outage.
+            (400, 20_000..) => StoreError::Refused(format!("the Cosmos SDK refused the request: {e}")),
+            // Other sub-statuses from 20000 up are made by the SDK itself (no token,
             // transport failure, timeout): the service could not be asked.
             (_, 20_000..) => StoreError::Unavailable(e.to_string()),
             // Transport failures also arrive as synthetic 503/408 statuses.
@@ -173,11 +188,21 @@ impl CosmosStore {
         let hierarchical = definition.kind() == PartitionKeyKind::MultiHash;
         check_partition_key(&settings.partition_key, &paths, hierarchical)
             .map_err(|why| ConnectError::Misconfigured(format!("container {database}/{name}: {why}")))?;
+        let ranges = match container.read_feed_ranges(None).await {
+            Ok(ranges) => ranges.len(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot count the container's physical partitions; cross-partition queries plan for up to 100");
+                0
+            }
+        };
+        let max_fan_out = max_fan_out(ranges);
+        tracing::info!(physical_partitions = ranges, max_fan_out, "container {database}/{name} opened");
         Ok(Self {
             client,
             container,
             age_field: settings.age_field.clone(),
             partition_key: settings.partition_key.clone(),
+            max_fan_out,
         })
     }
 
@@ -453,6 +478,9 @@ impl CosmosStore {
         if let Some(token) = continuation {
             options = options.with_continuation_token(ContinuationToken::from_string(token));
         }
+        // A single-partition query plans one range; the cross-partition ones (the
+        // aged-records queries) as many as the container has.
+        options.feed.max_fan_out = Some(self.max_fan_out);
         let iter = self.container.query_items::<Box<RawValue>>(query, scope, Some(options)).await?;
         Ok(Pages { inner: iter.into_pages() })
     }
@@ -590,6 +618,23 @@ impl From<serde_json::Error> for StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wide_containers_get_a_fan_out_that_fits_and_a_planner_refusal_is_no_outage() {
+        assert_eq!(max_fan_out(0), 100, "the driver's default when the count is unknown");
+        assert_eq!(max_fan_out(1), 100);
+        assert_eq!(max_fan_out(120), 240);
+        let status =
+            azure_data_cosmos::CosmosStatus::new(azure_core::http::StatusCode::BadRequest).with_sub_status(20118);
+        let refused =
+            CosmosError::builder().with_status(status).with_message("operation fans out to 240 partitions").build();
+        let mapped = StoreError::from(refused);
+        assert!(matches!(&mapped, StoreError::Refused(m) if m.contains("fans out")), "{mapped:?}");
+        assert!(!mapped.is_outage());
+        let transport = azure_data_cosmos::CosmosStatus::new(azure_core::http::StatusCode::ServiceUnavailable)
+            .with_sub_status(20003);
+        assert!(StoreError::from(CosmosError::builder().with_status(transport).build()).is_outage());
+    }
 
     #[test]
     fn list_queries_order_by_one_property_only() {
