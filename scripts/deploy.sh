@@ -34,16 +34,19 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 die() { echo "deploy.sh: $*" >&2; exit 1; }
 step() { printf '==> %s\n' "$*"; }
-# Runs a command until it succeeds, at most $1 times, 20 s apart: fresh role
-# assignments take minutes to reach the storage and host endpoints.
-retry() {
-  local tries="$1" n=1
-  shift
-  until "$@"; do
-    ((n++ < tries)) || return 1
-    echo "deploy.sh: retrying in 20 s ($n/$tries): $*" >&2
-    sleep 20
-  done
+# Every az call has a time limit: the CLI can wait without end (a deployment's
+# status poll, a Flex zip deployment's host check: Azure/azure-cli#30870).
+# `az_limit SECONDS WHAT args...` names the step that failed or hung.
+az_limit() {
+  local seconds="$1" what="$2" status=0
+  shift 2
+  timeout "$seconds" az "$@" || status=$?
+  if [[ $status -eq 124 ]]; then
+    echo "deploy.sh: $what: az did not answer within ${seconds}s" >&2
+  elif [[ $status -ne 0 ]]; then
+    echo "deploy.sh: $what: az failed (exit $status)" >&2
+  fi
+  return "$status"
 }
 
 stage=all
@@ -105,7 +108,7 @@ partition_key="$(python3 scripts/contract_info.py "$contract" partition-key)" ||
   die "cannot read the contract profile ${contract:-contracts/default.toml}"
 cosmos_resource_group="${cosmos_resource_group:-$resource_group}"
 command -v az >/dev/null || die "the Azure CLI (az) is not installed"
-az account show --query id -o tsv >/dev/null 2>&1 || die "az is not logged in (az login)"
+az_limit 60 "checking the sign-in" account show --query id -o tsv >/dev/null 2>&1 || die "az is not logged in (az login)"
 
 deployment="billing-archive"
 
@@ -117,18 +120,19 @@ deploy_infra() {
     partitionKey="$partition_key" ${extra[@]+"${extra[@]}"}
   )
   step "checking infra-bicep/main.bicep (az bicep build)"
-  az bicep build --file infra-bicep/main.bicep --stdout >/dev/null
+  az_limit 300 "az bicep build" bicep build --file infra-bicep/main.bicep --stdout >/dev/null || die "the template does not build"
   step "what the deployment changes in $resource_group (what-if)"
-  az deployment group what-if --resource-group "$resource_group" --name "$deployment" \
-    --template-file infra-bicep/main.bicep --parameters "${params[@]}"
+  az_limit 900 "what-if" deployment group what-if --resource-group "$resource_group" --name "$deployment" \
+    --template-file infra-bicep/main.bicep --parameters "${params[@]}" || die "what-if failed: nothing was deployed"
   step "deploying the infrastructure"
-  az deployment group create --resource-group "$resource_group" --name "$deployment" \
-    --template-file infra-bicep/main.bicep --parameters "${params[@]}" --output none
+  az_limit 2700 "the infrastructure deployment" deployment group create --resource-group "$resource_group" \
+    --name "$deployment" --template-file infra-bicep/main.bicep --parameters "${params[@]}" --output none ||
+    die "the infrastructure deployment failed or hung (az deployment group show --resource-group $resource_group --name $deployment)"
 }
 
 # An output of the last infrastructure deployment (the apps' names).
 output() {
-  az deployment group show --resource-group "$resource_group" --name "$deployment" \
+  az_limit 120 "reading the deployment's outputs" deployment group show --resource-group "$resource_group" --name "$deployment" \
     --query "properties.outputs.$1.value" -o tsv
 }
 
@@ -145,12 +149,28 @@ zip_deploy() {
   local app="$1" site="$2"
   zips "$app"
   step "deploying dist/$app.zip to $site"
-  retry 9 az functionapp deployment source config-zip --resource-group "$resource_group" --name "$site" \
-    --src "dist/$app.zip" --output none || die "zip deployment to $site failed"
+  # On Flex Consumption the CLI uploads, then polls the host's status, a loop
+  # that can run without end; the upload is done by then, and the smoke check
+  # that follows shows whether the package runs. So a timeout goes on to it.
+  local status tries=0
+  # A refusal is retried (fresh role assignments take minutes to apply); a hang is not.
+  while true; do
+    status=0
+    az_limit "${DEPLOY_ZIP_TIMEOUT:-900}" "deploying dist/$app.zip to $site" functionapp deployment source config-zip \
+      --resource-group "$resource_group" --name "$site" --src "dist/$app.zip" --output none || status=$?
+    case "$status" in
+      0) return 0 ;;
+      124) echo "deploy.sh: the zip deployment to $site did not report back; the smoke check decides" >&2; return 0 ;;
+    esac
+    ((++tries < 9)) || die "zip deployment to $site failed $tries times"
+    echo "deploy.sh: retrying the zip deployment in 20 s ($tries/9)" >&2
+    sleep "${DEPLOY_ZIP_RETRY_SECONDS:-20}"
+  done
 }
 
 function_key() {
-  az functionapp keys list --resource-group "$resource_group" --name "$1" --query functionKeys.default -o tsv
+  az_limit 60 "reading the reader's function key" functionapp keys list --resource-group "$resource_group" \
+    --name "$1" --query functionKeys.default -o tsv
 }
 
 deploy_reader() {
@@ -162,9 +182,10 @@ deploy_reader() {
   expected="$(python3 scripts/contract_info.py "$contract" not-found)"
   step "smoke check: a record that does not exist answers $expected"
   body="$(mktemp)"
-  # A fresh instance may need minutes to start and to create its keys; 5xx, no
-  # answer, or the host's bare 401/404 while it restarts are retried.
-  for _ in $(seq 1 30); do
+  # A fresh instance may need minutes to start and to create its keys, and new
+  # role assignments up to about 15 minutes to apply; 5xx, no answer, or the
+  # host's bare 401/404 while it restarts are retried for 15 minutes.
+  for _ in $(seq 1 90); do
     [[ -n "$key" ]] || key="$(function_key "$site" 2>/dev/null || true)"
     if [[ -z "$key" ]]; then
       sleep 10
@@ -179,7 +200,7 @@ deploy_reader() {
       *) die "the reader answered $status: $(cat "$body")" ;;
     esac
   done
-  die "the reader did not answer $expected within 5 minutes (last: ${status:-no key} $(cat "$body"))"
+  die "smoke check of the reader: it did not answer $expected within 15 minutes (last: ${status:-no key} $(cat "$body"))"
 }
 
 deploy_archiver() {
@@ -187,16 +208,17 @@ deploy_archiver() {
   site="$(output archiverApp)"
   zip_deploy archiver "$site"
   step "smoke check: the timer function is listed"
-  for _ in $(seq 1 18); do
-    functions="$(az functionapp function list --resource-group "$resource_group" --name "$site" --query '[].name' -o tsv || true)"
+  for _ in $(seq 1 90); do
+    functions="$(az_limit 60 "listing the archiver's functions" functionapp function list --resource-group "$resource_group" \
+      --name "$site" --query '[].name' -o tsv || true)"
     if grep -q 'ArchiveBillingRecords' <<<"$functions"; then
-      step "archiver lists: $functions (ARCHIVE_DRY_RUN=$(az functionapp config appsettings list \
+      step "archiver lists: $functions (ARCHIVE_DRY_RUN=$(az_limit 60 "reading the archiver's settings" functionapp config appsettings list \
         --resource-group "$resource_group" --name "$site" --query "[?name=='ARCHIVE_DRY_RUN'].value" -o tsv))"
       return 0
     fi
     sleep 10
   done
-  die "the archiver app does not list ArchiveBillingRecords (is ARCHIVE_SCHEDULE set?)"
+  die "smoke check of the archiver: it does not list ArchiveBillingRecords after 15 minutes (is ARCHIVE_SCHEDULE set?)"
 }
 
 case "$stage" in

@@ -33,3 +33,5 @@ for name in --resource-group --name-prefix --cosmos-account --alert-email; do
 done
 [[ $status -eq 2 ]] || { echo "FAIL  deploy.sh exited $status without parameters" >&2; exit 1; }
 echo "ok    deploy.sh refuses to start and names each missing parameter"
+echo "-- deploy.sh against a fake az"
+./scripts/checks/deploy_test.sh

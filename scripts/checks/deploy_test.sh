@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Runs scripts/deploy.sh against a fake `az` (no Azure here): a zip deployment
+# whose CLI hangs after the upload (the Flex host-status poll,
+# Azure/azure-cli#30870) goes on to the smoke check instead of hanging the job,
+# and the step that failed is named when az refuses.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+fake="$(mktemp -d)"
+trap 'rm -rf "$fake"' EXIT
+mkdir -p "$fake/bin" "$fake/dist"
+cat >"$fake/bin/az" <<'AZ'
+#!/usr/bin/env bash
+case "$*" in
+  "account show"*) echo 0000 ;;
+  "deployment group show"*archiverApp*) echo bill-archiver ;;
+  "functionapp deployment source config-zip"*) [[ "${FAKE_AZ_ZIP:-}" == refuse ]] && exit 3; sleep 30 ;;
+  "functionapp function list"*) echo ArchiveBillingRecords ;;
+  "functionapp config appsettings list"*) echo true ;;
+  *) echo "fake az: unexpected: $*" >&2; exit 9 ;;
+esac
+AZ
+chmod +x "$fake/bin/az"
+mkdir -p dist
+created_zip=no
+[[ -f dist/archiver.zip ]] || { : >dist/archiver.zip; created_zip=yes; }
+run() {
+  PATH="$fake/bin:$PATH" DEPLOY_ZIP_TIMEOUT=2 timeout 60 ./scripts/deploy.sh archiver --no-package \
+    --resource-group rg --name-prefix bill 2>&1
+}
+status=0
+out="$(run)" || status=$?
+if [[ $status -ne 0 ]] || ! grep -q "did not report back; the smoke check decides" <<<"$out" ||
+  ! grep -q "archiver lists: ArchiveBillingRecords" <<<"$out"; then
+  echo "FAIL  a hanging zip deployment must go on to the smoke check (exit $status): $out" >&2
+  [[ $created_zip == yes ]] && rm -f dist/archiver.zip
+  exit 1
+fi
+echo "ok    deploy.sh: a zip deployment whose az hangs goes on to the smoke check, which passes"
+status=0
+out="$(FAKE_AZ_ZIP=refuse DEPLOY_ZIP_RETRY_SECONDS=0 run)" || status=$?
+[[ $created_zip == yes ]] && rm -f dist/archiver.zip
+if [[ $status -eq 0 ]] || ! grep -q "deploying dist/archiver.zip to bill-archiver: az failed" <<<"$out"; then
+  echo "FAIL  a refused zip deployment must fail naming the step (exit $status): $out" >&2
+  exit 1
+fi
+echo "ok    deploy.sh: a refused zip deployment fails, naming the step"
