@@ -34,6 +34,9 @@ param cosmosResourceGroup string = resourceGroup().name
 param cosmosDatabase string = 'billing'
 param cosmosContainer string = 'records'
 
+@description('A subnet (delegated to Microsoft.App/environments) both apps integrate with, for accounts reachable only from a virtual network; empty for public endpoints.')
+param appSubnetId string = ''
+
 @description('The live container\'s partition key, one top-level property path (the contract profile\'s container.partition_key; scripts/deploy.sh --contract sets it).')
 param partitionKey string = '/customerId'
 
@@ -324,6 +327,12 @@ resource sites 'Microsoft.Web/sites@2024-04-01' = [for (app, i) in apps: {
   properties: {
     serverFarmId: plans[i].id
     httpsOnly: true
+    // For a Cosmos DB account (or archive account) with public network access off
+    // or IP rules: both apps reach it through this subnet (delegated to
+    // Microsoft.App/environments; private endpoints or service endpoints on the
+    // account's side). Empty: the apps use public endpoints (docs/operations.md,
+    // "Network-restricted accounts").
+    virtualNetworkSubnetId: empty(appSubnetId) ? null : appSubnetId
     functionAppConfig: {
       deployment: {
         storage: {

@@ -50,7 +50,19 @@ impl StoreError {
             429 => Self::Throttled { retry_after: retry_after.unwrap_or(Duration::from_secs(1)) },
             // Not authorised (an expired SAS, a role not yet propagated, a firewall):
             // the store could not be asked, which callers treat like an outage.
-            401 | 403 => Self::Unavailable(format!("not authorised, HTTP {status}: {}", detail.into())),
+            401 | 403 => {
+                let detail = detail.into();
+                if network_refusal(&detail) {
+                    Self::Unavailable(format!(
+                        "refused by the account's network rules (public network access off, or an IP firewall that \
+                         does not admit this app): integrate the apps with a virtual network that reaches the \
+                         account (template parameter appSubnetId; docs/operations.md, \"Network-restricted \
+                         accounts\"), HTTP {status}: {detail}"
+                    ))
+                } else {
+                    Self::Unavailable(format!("not authorised, HTTP {status}: {detail}"))
+                }
+            }
             408 | 500.. => Self::Unavailable(format!("HTTP {status}: {}", detail.into())),
             _ => Self::Other(format!("HTTP {status}: {}", detail.into())),
         }
@@ -69,12 +81,27 @@ impl From<azure_core::Error> for StoreError {
             ErrorKind::HttpResponse { error_code: Some(code), .. } if code == "ContainerNotFound" => {
                 Self::Unavailable(format!("the archive container does not exist: {e}"))
             }
-            ErrorKind::HttpResponse { status, .. } => Self::from_status(u16::from(*status), None, e.to_string()),
+            ErrorKind::HttpResponse { status, error_code, .. } => {
+                let code = error_code.as_deref().unwrap_or_default();
+                Self::from_status(u16::from(*status), None, format!("{code} {e}").trim_start().to_owned())
+            }
             // No token (identity endpoint down or slow) means the store could not be asked.
             ErrorKind::Connection | ErrorKind::Io | ErrorKind::Credential => Self::Unavailable(e.to_string()),
             _ => Self::Other(e.to_string()),
         }
     }
+}
+
+/// True when a 403's text says the account's network rules refused the caller:
+/// Cosmos DB answers "Request originated from IP ... through public internet.
+/// This is blocked by your Cosmos DB account firewall settings" (Learn,
+/// "Troubleshoot forbidden exceptions"; no sub-status marks it), Blob Storage
+/// `AuthorizationFailure` ("This request is not authorized to perform this
+/// operation"; a missing role is `AuthorizationPermissionMismatch` instead).
+pub fn network_refusal(detail: &str) -> bool {
+    ["through public internet", "firewall", "AuthorizationFailure", "public network access"]
+        .iter()
+        .any(|sign| detail.contains(sign))
 }
 
 /// How hard a store client tries before it reports a failure.
@@ -144,5 +171,13 @@ mod tests {
         }
         assert!(matches!(StoreError::from_status(418, None, "odd"), StoreError::Other(m) if m.contains("odd")));
         assert!(matches!(StoreError::from_status(400, None, "no index"), StoreError::Refused(m) if m == "no index"));
+        let firewall = "Request originated from IP 203.0.113.7 through public internet. This is blocked by your Cosmos \
+                        DB account firewall settings.";
+        for (status, text) in [(403, firewall), (403, "AuthorizationFailure: This request is not authorized")] {
+            let e = StoreError::from_status(status, None, text).to_string();
+            assert!(e.contains("network rules") && e.contains("appSubnetId"), "{e}");
+        }
+        let role = StoreError::from_status(403, None, "AuthorizationPermissionMismatch").to_string();
+        assert!(role.contains("not authorised") && !role.contains("network rules"), "{role}");
     }
 }
