@@ -97,7 +97,9 @@ async fn schemathesis(profile: Option<&Path>, spec: &Path, base: &str) {
     let out = tokio::process::Command::new(&schemathesis)
         .args(["--config-file", config.to_str().unwrap()])
         .args(["run", spec.to_str().unwrap(), "--url", &base])
-        .args(["--checks", "all", "--seed", SEED, "--max-examples", MAX_EXAMPLES])
+        // SCHEMATHESIS_SEED and SCHEMATHESIS_MAX_EXAMPLES explore beyond the fixed run.
+        .args(["--checks", "all", "--seed", &std::env::var("SCHEMATHESIS_SEED").unwrap_or(SEED.into())])
+        .args(["--max-examples", &std::env::var("SCHEMATHESIS_MAX_EXAMPLES").unwrap_or(MAX_EXAMPLES.into())])
         .args(["--workers", "1", "--request-timeout", "20", "--no-color", "--suppress-health-check", "too_slow"])
         // No example database: the same seed gives the same cases on every machine.
         .args(["--generation-database", "none"])
