@@ -39,5 +39,6 @@ pub async fn build(settings: &ReaderSettings, transport: Transport) -> anyhow::R
         age_field: stores.age_field.clone(),
         contract: Arc::new(settings.contract.clone()),
         request_timeout: settings.request_timeout,
+        page_max_bytes: settings.page_max_bytes,
     })
 }

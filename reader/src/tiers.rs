@@ -52,6 +52,8 @@ pub struct Tiers {
     pub contract: Arc<Contract>,
     /// Every request answers within this.
     pub request_timeout: Duration,
+    /// The most bytes of records a list page holds (`READER_PAGE_MAX_BYTES`).
+    pub page_max_bytes: usize,
 }
 
 fn cosmos_err(e: StoreError) -> ApiError {
@@ -127,7 +129,10 @@ impl Tiers {
     pub async fn list(&self, customer_id: &str, window: &Window, n: usize) -> Result<Page<Bytes>, ApiError> {
         let field = self.age_field.clone();
         let cosmos_store = self.cosmos.get().await?;
-        let slice = cosmos_store.customer_records(customer_id, window, n as u32 + 1).await.map_err(cosmos_err)?;
+        let slice = cosmos_store
+            .customer_records(customer_id, window, n as u32 + 1, self.page_max_bytes)
+            .await
+            .map_err(cosmos_err)?;
         let cosmos = TierList {
             items: slice
                 .docs
@@ -148,11 +153,32 @@ impl Tiers {
             c.shadowed = in_cosmos.contains_key(&c.id);
         }
 
-        let page = listing::merge(TierLists { cosmos, archive }, n);
+        let mut page = listing::merge(TierLists { cosmos, archive }, n);
+        // At most page_max_bytes of records on a page (at least one): the reader
+        // and the host, which buffers the whole answer, hold it in memory. An
+        // archived record's size is known from its metadata, before its download.
+        let size = |c: &Candidate<Bytes>| match c.tier {
+            Tier::Cosmos => c.payload.len() as u64,
+            Tier::Archive => listed_etags.get(&c.id).map_or(0, |(_, length)| *length),
+        };
+        let mut total = 0u64;
+        let keep = page
+            .items
+            .iter()
+            .take_while(|c| {
+                total += size(c);
+                total <= self.page_max_bytes as u64
+            })
+            .count()
+            .max(1);
+        if keep < page.items.len() {
+            page.items.truncate(keep);
+            page.next = page.items.last().map(|c| tiering::listing::Cursor { age: c.age.clone(), id: c.id.clone() });
+        }
         // Fetch the archived bodies on this page only, in order, a few at a time.
         let items: Vec<Option<Candidate<Bytes>>> = futures::stream::iter(page.items)
             .map(|c| {
-                let etag = listed_etags.get(&c.id).cloned();
+                let etag = listed_etags.get(&c.id).map(|(etag, _)| etag.clone());
                 self.with_body(customer_id, c, etag)
             })
             .buffered(FETCH_CONCURRENCY)
@@ -164,17 +190,17 @@ impl Tiers {
     /// The first `limit` archived records of the customer in the window, ordered by
     /// their age stamps (no downloads), except copies stamped under another age
     /// field: their age comes from the body (or, for `_ts`, the version's `ts`).
-    /// Also returns the ETag each candidate was listed at.
+    /// Also returns the ETag each candidate was listed at, and its size.
     async fn archived_candidates(
         &self,
         customer_id: &str,
         window: &Window,
         limit: usize,
-    ) -> Result<(TierList<Bytes>, HashMap<String, String>), ApiError> {
+    ) -> Result<(TierList<Bytes>, HashMap<String, (String, u64)>), ApiError> {
         let field = &self.age_field;
         let mut best = Kept::new(limit);
         let mut etags = HashMap::new();
-        let mut unstamped: Vec<(String, String, String)> = Vec::new();
+        let mut unstamped: Vec<(String, String, (String, u64))> = Vec::new();
         let mut blobs = self.archive.list(&layout::partition_prefix(customer_id));
         while let Some(blob) = blobs.next().await {
             let blob = blob.map_err(archive_err)?;
@@ -191,11 +217,11 @@ impl Tiers {
             };
             match meta.age_under(field) {
                 AgeLookup::Known(age) if window.contains(&age, &id) => {
-                    etags.insert(id.clone(), blob.etag);
+                    etags.insert(id.clone(), (blob.etag, meta.length));
                     best.push(age, id);
                 }
                 AgeLookup::Known(_) | AgeLookup::Missing => {}
-                AgeLookup::NeedsBody => unstamped.push((blob.name, id, blob.etag)),
+                AgeLookup::NeedsBody => unstamped.push((blob.name, id, (blob.etag, meta.length))),
             }
         }
         if !unstamped.is_empty() {

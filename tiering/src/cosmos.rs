@@ -324,19 +324,24 @@ impl CosmosStore {
     /// rarely has and should not need for this. So Cosmos orders by the age field
     /// alone, and ties at the page's last age value are completed by a second query
     /// that orders those ids alone (docs/read-api.md, "How lists are served").
+    ///
+    /// `max_bytes` bounds the documents held: once they reach it, no more are
+    /// taken and the slice ends early (with a boundary), so a page of large
+    /// records costs the reader memory in proportion to the bound, not to `limit`.
     pub async fn customer_records(
         &self,
         customer_id: &str,
         window: &Window,
         limit: u32,
+        max_bytes: usize,
     ) -> Result<CustomerSlice, StoreError> {
         let field = &self.age_field;
         let scope = || FeedScope::partition(customer_id.to_owned());
         let mut charge = 0.0;
         let pk = &self.partition_key;
         let query = list_query(field, pk, customer_id, window, ListStep::Top(limit))?;
-        let docs = self.collect_docs(query, scope(), limit, &mut charge).await?;
-        let complete = docs.len() < limit as usize;
+        let (docs, cut) = self.collect_docs(query, scope(), limit, max_bytes, &mut charge).await?;
+        let complete = !cut && docs.len() < limit as usize;
         // The query's type filter guarantees a sort key; the window check guards
         // against a store that compares differently from us.
         let keyed: Vec<(AgeValue, String, RawDocument)> =
@@ -370,7 +375,9 @@ impl CosmosStore {
         };
         let (mut above, at_last): (Vec<_>, Vec<_>) = docs.into_iter().partition(|d| d.0 > last_age);
         above.sort_by(by_position);
-        let need = limit.saturating_sub(above.len() as u32).max(1);
+        // Any number of ties is right (the boundary is the last one listed): when
+        // the byte bound cut the slice, no more than it already held.
+        let need = if cut { at_last.len() as u32 } else { limit.saturating_sub(above.len() as u32) }.max(1);
         let query = list_query(field, pk, customer_id, window, ListStep::TiesAt { age: &last_age, limit: need })?;
         let mut tie_ids = Vec::new();
         let mut pages = self.pages(query, scope(), need.max(1), None).await?;
@@ -388,7 +395,8 @@ impl CosmosStore {
         if !missing.is_empty() {
             let sql = format!("SELECT * FROM c WHERE c[\"{}\"] = @pk AND ARRAY_CONTAINS(@ids, c.id)", pk.property());
             let query = Query::from(sql).with_parameter("@pk", customer_id)?.with_parameter("@ids", &missing)?;
-            for doc in self.collect_docs(query, scope(), missing.len() as u32, &mut charge).await? {
+            let (docs, _) = self.collect_docs(query, scope(), missing.len() as u32, usize::MAX, &mut charge).await?;
+            for doc in docs {
                 if let Ok(id) = doc.id() {
                     have.insert(id, doc);
                 }
@@ -413,28 +421,36 @@ impl CosmosStore {
         Ok(CustomerSlice { docs: out, boundary: Some(boundary), charge })
     }
 
-    /// Runs a query in one partition and parses up to `limit` documents.
+    /// Runs a query in one partition and parses up to `limit` documents, or
+    /// fewer once they hold `max_bytes` (then `true`: cut short).
     async fn collect_docs(
         &self,
         query: Query,
         scope: FeedScope,
         limit: u32,
+        max_bytes: usize,
         charge: &mut f64,
-    ) -> Result<Vec<RawDocument>, StoreError> {
+    ) -> Result<(Vec<RawDocument>, bool), StoreError> {
         let mut pages = self.pages(query, scope, limit.max(1), None).await?;
-        let mut docs = Vec::new();
+        let (mut docs, mut bytes) = (Vec::new(), 0usize);
         while let Some(page) = pages.next_page().await {
             let page = page?;
             *charge += page.request_charge;
             for raw in page.docs {
+                if docs.len() >= limit as usize {
+                    return Ok((docs, false));
+                }
+                if bytes >= max_bytes {
+                    return Ok((docs, true));
+                }
+                bytes += raw.len();
                 docs.push(RawDocument::parse(raw).map_err(|e| StoreError::Other(format!("Cosmos returned {e}")))?);
             }
             if docs.len() >= limit as usize {
                 break;
             }
         }
-        docs.truncate(limit as usize);
-        Ok(docs)
+        Ok((docs, false))
     }
 
     /// The `_etag` of each of `ids` that exists in Cosmos for this customer (at any age).

@@ -307,6 +307,9 @@ pub struct ReaderSettings {
     pub stores: StoreSettings,
     /// Every request answers within this (503 with `Retry-After` past it).
     pub request_timeout: Duration,
+    /// The most bytes of records a list page holds; a page that would hold more
+    /// ends early, with a continuation token (docs/read-api.md, "List").
+    pub page_max_bytes: usize,
     /// The read contract served.
     pub contract: Contract,
     /// Where the contract came from (a path, or the built-in default), for the start-up log.
@@ -316,6 +319,11 @@ pub struct ReaderSettings {
 /// Well inside the host's 230-second HTTP limit, and long enough for a cold read
 /// that retries once after a slow attempt.
 pub const DEFAULT_READER_TIMEOUT_SECONDS: u64 = 10;
+
+/// 4 MiB: a page of up to 100 records of 300 KB would be 30 MB, held by the
+/// reader and again by the host's forwarding, on a 512 MB instance (BENCHMARKS.md,
+/// "Reader memory"). Cosmos itself answers a query page with at most about 4 MB.
+pub const DEFAULT_PAGE_MAX_BYTES: usize = 4 * 1024 * 1024;
 
 /// The file `scripts/package.sh` puts beside the reader, in its working directory.
 pub const CONTRACT_FILE: &str = "contract.toml";
@@ -330,6 +338,7 @@ impl ReaderSettings {
         Self {
             stores,
             request_timeout: Duration::from_secs(DEFAULT_READER_TIMEOUT_SECONDS),
+            page_max_bytes: DEFAULT_PAGE_MAX_BYTES,
             contract: Contract::default_profile(),
             contract_source: "the built-in default profile".into(),
         }
@@ -344,6 +353,12 @@ impl ReaderSettings {
         let mut stores = StoreSettings::from_lookup(env)?;
         let seconds =
             r.ranged("READER_TIMEOUT_SECONDS", DEFAULT_READER_TIMEOUT_SECONDS, 1..=200, "a whole number of seconds")?;
+        let page_max_bytes = r.ranged(
+            "READER_PAGE_MAX_BYTES",
+            DEFAULT_PAGE_MAX_BYTES,
+            64 * 1024..=256 * 1024 * 1024,
+            "a whole number of bytes",
+        )?;
         let named = r.opt("READER_CONTRACT");
         let path =
             named.clone().or_else(|| std::path::Path::new(CONTRACT_FILE).is_file().then(|| CONTRACT_FILE.to_owned()));
@@ -369,7 +384,7 @@ impl ReaderSettings {
             }
             Some(_) => {}
         }
-        Ok(Self { stores, request_timeout: Duration::from_secs(seconds), contract, contract_source })
+        Ok(Self { stores, request_timeout: Duration::from_secs(seconds), page_max_bytes, contract, contract_source })
     }
 }
 
