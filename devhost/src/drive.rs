@@ -82,6 +82,7 @@ pub fn app_settings(stores: &StoreSettings) -> BTreeMap<String, String> {
     }
     settings.insert("COSMOS_DATABASE".into(), stores.cosmos_database.clone());
     settings.insert("COSMOS_CONTAINER".into(), stores.cosmos_container.clone());
+    settings.insert("COSMOS_PARTITION_KEY".into(), stores.partition_key.to_string());
     settings.insert("ARCHIVE_CONTAINER".into(), stores.archive_container.clone());
     settings.insert("ARCHIVE_AGE_FIELD".into(), stores.age_field.name().to_owned());
     settings.insert("RUST_LOG".into(), "warn,archiver=info".into());

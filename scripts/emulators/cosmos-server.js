@@ -116,6 +116,28 @@ const scoped = orig =>
 Documents.prototype.query = scoped(Documents.prototype.query);
 Documents.prototype.read = scoped(Documents.prototype.read);
 
+// --- Fix: a query page is at most 4 MB, as in Cosmos DB -----------------------
+// Cosmos ends a query page at about 4 MB of documents whatever the max item
+// count asks for (and continues with a continuation token); the server sent every
+// item asked for in one answer, so a client's memory under large records could
+// not be measured as it is against Azure. A page that would exceed the limit is
+// asked for again with fewer items, so its continuation token is the server's own.
+const PAGE_MAX_BYTES = Number(process.env.COSMOS_EMULATOR_PAGE_MAX_BYTES || 4 * 1024 * 1024);
+const unlimitedQuery = Documents.prototype.query;
+Documents.prototype.query = function cappedQuery(params, options = {}) {
+  const first = unlimitedQuery.call(this, params, options);
+  if (!first || !Array.isArray(first.result)) return first;
+  let bytes = 0;
+  let fit = 0;
+  for (const item of first.result) {
+    bytes += Buffer.byteLength(JSON.stringify(item));
+    if (bytes > PAGE_MAX_BYTES && fit > 0) break;
+    fit += 1;
+  }
+  if (fit >= first.result.length) return first;
+  return unlimitedQuery.call(this, params, { ...options, maxItemCount: fit });
+};
+
 // --- Handler wrappers (must run before the package's router is loaded) ----
 const wrapHandler = (name, wrap) => {
   const mod = lib(`handler/${name}`);

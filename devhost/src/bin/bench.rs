@@ -12,6 +12,9 @@
 //!   against one in flight.
 //! - Reads through the packaged reader against direct SDK reads from this process:
 //!   hot (a Cosmos point read) and cold (a blob download plus decompression).
+//! - Peak memory of the packaged reader under concurrent 100-record list pages of
+//!   300 KB records from both tiers, with list pages bounded by bytes (the
+//!   default `READER_PAGE_MAX_BYTES`) against unbounded pages.
 //!
 //! Writes `target/bench/results.json`: each measurement with name, value, unit,
 //! baseline, ratio, target and pass.
@@ -57,9 +60,16 @@ struct Args {
     /// Records of 300 KB for the memory measurement.
     #[arg(long, default_value_t = 200)]
     memory_records: usize,
+    /// Concurrent 100-record list requests for the reader's memory figure (more
+    /// than 4 of unbounded 30 MB pages overwhelm the emulator on 2 cores).
+    #[arg(long, default_value_t = 4)]
+    list_concurrency: usize,
     /// Reads per tier and kind for the latency comparison.
     #[arg(long, default_value_t = 150)]
     reads: usize,
+    /// Which measurements to run (all by default).
+    #[arg(long, value_delimiter = ',', default_value = "archive,reads,memory,lists")]
+    parts: Vec<String>,
     #[arg(long, default_value = "dist")]
     dist: PathBuf,
     #[arg(long, default_value = "target/bench/results.json")]
@@ -350,6 +360,75 @@ async fn memory(args: &Args, rtt: u64, results: &mut Results) -> anyhow::Result<
     Ok(())
 }
 
+/// The reader's peak RSS while `list_concurrency` clients page, at once, through
+/// one customer's 200 records of 300 KB (half archived), 100 at a time: with
+/// pages bounded by bytes (the default) and unbounded (the baseline).
+async fn list_memory(args: &Args, rtt: u64, results: &mut Results) -> anyhow::Result<()> {
+    let today = chrono::Utc::now().date_naive();
+    let data: Vec<SampleRecord> = (0..200)
+        .map(|i| {
+            let date = today - chrono::Duration::days(if i % 2 == 0 { 5 + i / 4 } else { 100 + i });
+            testkit::sample::invoice("cust-lists", &format!("page-{i:04}"), date, 300_000, i as u64)
+        })
+        .collect();
+    say(format!("reader memory at {rtt} ms: {} concurrent 100-record pages of 300 KB records", args.list_concurrency));
+    let direct = fresh(&data).await?;
+    archiver(&args.dist, &direct, &[], 100).await?;
+    let network = Network::new(&direct, Duration::from_millis(rtt)).await?;
+    let stores = network.through(&direct);
+    let contract = tiering::contract::Contract::default_profile();
+    let list = contract.list.as_ref().context("the default profile lists")?;
+    let path = list.fill(&contract.prefix, &std::collections::HashMap::from([("customerId", "cust-lists")]));
+    let mut peaks = Vec::new();
+    for bound in [256 * 1024 * 1024usize, tiering::settings::DEFAULT_PAGE_MAX_BYTES] {
+        let mut settings = app_settings(&stores);
+        settings.insert("RUST_LOG".into(), "warn".into());
+        settings.insert("READER_PAGE_MAX_BYTES".into(), bound.to_string());
+        // Unbounded 30 MB pages take longer than the default 10 s deadline under load.
+        settings.insert("READER_TIMEOUT_SECONDS".into(), "120".into());
+        let host = Host::start(AppFolder::load(&args.dist.join("reader"))?, &settings).await?;
+        let url = format!("{}{path}?pageSize=100", host.handler_url());
+        let http = reqwest::Client::new();
+        let pages = futures::future::join_all((0..args.list_concurrency).map(|_| {
+            let (http, url) = (http.clone(), url.clone());
+            async move {
+                let mut bytes = 0usize;
+                let mut next = url.clone();
+                loop {
+                    let page: serde_json::Value = http.get(&next).send().await?.error_for_status()?.json().await?;
+                    bytes = bytes.max(page.to_string().len());
+                    match page["continuationToken"].as_str() {
+                        Some(t) => next = format!("{url}&continuationToken={t}"),
+                        None => return anyhow::Ok(bytes),
+                    }
+                }
+            }
+        }))
+        .await;
+        let largest = pages.into_iter().collect::<anyhow::Result<Vec<usize>>>()?.into_iter().max().unwrap_or(0);
+        let rss = host.peak_rss_bytes().unwrap_or(0) as f64 / 1e6;
+        host.stop().await?;
+        say(format!(
+            "  pages up to {:.1} MB: reader peak RSS {rss:.0} MB (largest page {:.1} MB)",
+            bound as f64 / 1e6,
+            largest as f64 / 1e6
+        ));
+        peaks.push((rss, largest as f64 / 1e6));
+    }
+    results.plain(format!("memory.reader_list_largest_page_unbounded.{rtt}ms"), peaks[0].1, "MB");
+    results.plain(format!("memory.reader_list_largest_page.{rtt}ms"), peaks[1].1, "MB");
+    results.ratio(
+        format!("memory.reader_list_peak_rss.{rtt}ms"),
+        peaks[1].0,
+        "MB",
+        ("unbounded pages", peaks[0].0),
+        Some(("<=", 0.5)),
+    );
+    // A 512 MB Flex instance holds the reader, the host and its own buffer of each answer.
+    results.absolute(format!("memory.reader_list_peak_rss_limit.{rtt}ms"), peaks[1].0, "MB", 192.0);
+    Ok(())
+}
+
 async fn reads(args: &Args, rtt: u64, results: &mut Results) -> anyhow::Result<()> {
     let cold = dataset(args.reads, 300, 100..456, 11)
         .into_iter()
@@ -424,12 +503,22 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let started = Instant::now();
     let mut results = Results::default();
+    let part = |name: &str| args.parts.iter().any(|p| p == name);
     for &rtt in &args.rtt_ms {
-        archive_throughput(&args, rtt, &mut results).await?;
-        reads(&args, rtt, &mut results).await?;
+        if part("archive") {
+            archive_throughput(&args, rtt, &mut results).await?;
+        }
+        if part("reads") {
+            reads(&args, rtt, &mut results).await?;
+        }
     }
     let worst = args.rtt_ms.iter().copied().max().unwrap_or(0);
-    memory(&args, worst, &mut results).await?;
+    if part("memory") {
+        memory(&args, worst, &mut results).await?;
+    }
+    if part("lists") {
+        list_memory(&args, worst, &mut results).await?;
+    }
 
     if let Some(dir) = args.out.parent() {
         std::fs::create_dir_all(dir)?;
