@@ -40,6 +40,9 @@ resource archiverRole 'Microsoft.DocumentDB/databaseAccounts/sqlRoleDefinitions@
         dataActions: [
           'Microsoft.DocumentDB/databaseAccounts/readMetadata'
           'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/executeQuery'
+          // "To perform NoSQL queries using the SDKs, you must have both executeQuery and
+          // readChangeFeed" (Learn, "Azure Cosmos DB for NoSQL data plane actions reference").
+          'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/readChangeFeed'
           'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/items/read'
           'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/items/delete'
         ]

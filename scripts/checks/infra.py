@@ -69,7 +69,8 @@ BLOBS = "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/"
 ARCHIVE_WRITER_DATA_ACTIONS = {BLOBS + a for a in ("read", "write", "add/action", "delete")}
 ARCHIVE_WRITER_ACTIONS_ALLOWED = {"Microsoft.Storage/storageAccounts/blobServices/containers/read"}
 COSMOS_ARCHIVER_DATA_ACTIONS = {"Microsoft.DocumentDB/databaseAccounts/" + a for a in (
-    "readMetadata", *("sqlDatabases/containers/" + c for c in ("executeQuery", "items/read", "items/delete")))}
+    "readMetadata", *("sqlDatabases/containers/" + c for c in ("executeQuery", "readChangeFeed", "items/read",
+                                                                "items/delete")))}
 
 # The settings each app reads at start (archiver/src, reader/src, the Functions host).
 COMMON_SETTINGS = ["AzureWebJobsStorage__accountName", "APPLICATIONINSIGHTS_CONNECTION_STRING",
@@ -436,7 +437,7 @@ def live_cosmos_never_deployed(x):
     need(not bad, "; ".join(bad))
 
 
-@rule("Cosmos DB archiver role: custom; exactly readMetadata, executeQuery, items read/delete; on the live container")
+@rule("Cosmos DB archiver role: custom; exactly readMetadata, executeQuery, readChangeFeed, items read/delete; on the live container")
 def cosmos_archiver_role(x):
     """README role table: the archiver queries, reads and deletes items of the live container; nothing more."""
     t, args, _ = x.cosmos()
