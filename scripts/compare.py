@@ -4,7 +4,8 @@ is switched (README, "Adopting it behind your API"). For each sampled record it
 asks both for the record route of the contract profile (--contract; the default
 profile is GET /customers/{customerId}/billing-records/{recordId}) and compares
 the status, every header a consumer could act on (all but the per-response ones
-in IGNORED_HEADERS) and the body byte for byte; for each sampled partition it
+in IGNORED_HEADERS) and the body byte for byte, and, when the current API sent an
+ETag, the answers to the same request with `If-None-Match` (a 304 or not); for each sampled partition it
 compares the first pages of the list route the same way (when the profile has
 one), each service followed with its own continuation token (tokens are opaque,
 so the token's value is the one thing left out of the byte comparison).
@@ -119,15 +120,16 @@ class Recorder:
             with open(args.replay) as f:
                 self.replayed = json.load(f)
 
-    def fetch(self, path):
+    def fetch(self, path, extra=None):
+        key = path if not extra else f"{path} {json.dumps(extra, sort_keys=True)}"
         if self.replayed is not None:
-            hit = self.replayed.get(path)
+            hit = self.replayed.get(key)
             if hit is None:
-                return None, {}, f"{path} was not recorded".encode()
+                return None, {}, f"{key} was not recorded".encode()
             return hit["status"], hit["headers"], base64.b64decode(hit["body"])
-        answer = fetch(self.args.current, path, self.headers, self.args.timeout)
+        answer = fetch(self.args.current, path, {**self.headers, **(extra or {})}, self.args.timeout)
         if answer[0] is not None:
-            self.saved[path] = {"status": answer[0], "headers": answer[1], "body": base64.b64encode(answer[2]).decode()}
+            self.saved[key] = {"status": answer[0], "headers": answer[1], "body": base64.b64encode(answer[2]).decode()}
         return answer
 
     def save(self):
@@ -154,7 +156,8 @@ def compare(args, out=sys.stdout):
     if rows and rows[0][0].lower() in header_words:
         rows = rows[1:]
     keys = [(r[0], r[1] if len(r) > 1 else r[0]) for r in rows]
-    summary = {"records": 0, "recordsDiffering": 0, "listPages": 0, "listPagesDiffering": 0, "unreachable": 0}
+    summary = {"records": 0, "revalidations": 0, "recordsDiffering": 0, "listPages": 0, "listPagesDiffering": 0,
+               "unreachable": 0}
     for pk, record in keys:
         values = {id_param: record}
         if pk_param:
@@ -165,6 +168,13 @@ def compare(args, out=sys.stdout):
         if answers[0][0] is None or answers[1][0] is None:
             summary["unreachable"] += 1
         diff = differences(answers[0], answers[1], ignored)
+        # A revalidation with the ETag the current API gave: 304 (or not) on both sides alike.
+        etag = answers[0][1].get("etag")
+        if etag and not diff:
+            extra = {"If-None-Match": etag}
+            again = current.fetch(path, extra), fetch(args.reader, path, {**reader_headers, **extra}, args.timeout)
+            diff = [f"with If-None-Match: {d}" for d in differences(again[0], again[1], ignored)]
+            summary["revalidations"] += 1
         if diff:
             summary["recordsDiffering"] += 1
             print(f"DIFF {path}: {'; '.join(diff)}", file=out)

@@ -11,6 +11,9 @@
 # commands"). --packaged runs the release packages of scripts/package.sh instead:
 # the static musl binaries that deploy, at the cost of a second, release build.
 set -euo pipefail
+# Paths given on the command line are the caller's, resolved before the cd.
+caller="$PWD"
+at_caller() { case "$1" in /*) printf '%s' "$1" ;; *) printf '%s/%s' "$caller" "$1" ;; esac; }
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/toolchain.sh
 . scripts/toolchain.sh
@@ -22,8 +25,8 @@ while [[ $# -gt 0 ]]; do
   case "$1" in
     --packaged) packaged=true ;;
     --contract)
-      [[ -f "${2:-}" ]] || { echo "demo.sh: --contract needs a profile file (not \"${2:-}\")" >&2; exit 2; }
-      contract=(--contract "$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"); shift ;;
+      [[ -f "$(at_caller "${2:-}")" ]] || { echo "demo.sh: --contract needs a profile file (not \"${2:-}\")" >&2; exit 2; }
+      contract=(--contract "$(at_caller "$2")"); shift ;;
     *) args+=("$1") ;;
   esac
   shift

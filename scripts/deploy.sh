@@ -30,6 +30,9 @@
 # The zips come from ./scripts/package.sh unless dist/ already holds them
 # (--no-package: use dist/ as it is, as the workflow does with CI's artifact).
 set -euo pipefail
+# Paths given on the command line are the caller's, resolved before the cd.
+caller="$PWD"
+at_caller() { case "$1" in /*) printf '%s' "$1" ;; *) printf '%s/%s' "$caller" "$1" ;; esac; }
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 die() { echo "deploy.sh: $*" >&2; exit 1; }
@@ -59,7 +62,7 @@ dry_run="${DEPLOY_DRY_RUN:-true}"
 paused="${DEPLOY_PAUSED:-false}"
 after_days="${DEPLOY_AFTER_DAYS:-90}"
 schedule="${DEPLOY_SCHEDULE:-0 0 2 * * *}"
-contract="${DEPLOY_CONTRACT:-}"
+contract="${DEPLOY_CONTRACT:+$(at_caller "$DEPLOY_CONTRACT")}"
 read -r -a extra <<<"${DEPLOY_PARAMETERS:-}"
 package=yes
 
@@ -76,7 +79,7 @@ while [[ $# -gt 0 ]]; do
     --after-days) after_days="${2:-}"; shift ;;
     --schedule) schedule="${2:-}"; shift ;;
     --param) extra+=("${2:-}"); shift ;;
-    --contract) contract="${2:-}"; shift ;;
+    --contract) contract="$(at_caller "${2:-}")"; shift ;;
     --no-package) package=no ;;
     -h | --help) sed -n '2,32p' "$0"; exit 0 ;;
     *) die "unknown argument: $1 (see --help)" ;;

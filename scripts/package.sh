@@ -13,6 +13,9 @@
 # route prefix are generated from it and it ships in the reader's folder as
 # contract.toml. A malformed profile stops packaging with a message naming the key.
 set -euo pipefail
+# Paths given on the command line are the caller's, resolved before the cd.
+caller="$PWD"
+at_caller() { case "$1" in /*) printf '%s' "$1" ;; *) printf '%s/%s' "$caller" "$1" ;; esac; }
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/toolchain.sh
 . scripts/toolchain.sh
@@ -22,8 +25,8 @@ die() { echo "package.sh: $*" >&2; exit 1; }
 contract=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
-    --contract) [[ -f "${2:-}" ]] || die "--contract needs a profile file (not \"${2:-}\")"
-      contract=(--contract "$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"); shift ;;
+    --contract) [[ -f "$(at_caller "${2:-}")" ]] || die "--contract needs a profile file (not \"${2:-}\")"
+      contract=(--contract "$(at_caller "$2")"); shift ;;
     *) die "unknown argument: $1 (usage: scripts/package.sh [--contract FILE])" ;;
   esac
   shift

@@ -227,8 +227,12 @@ struct Front {
 async fn forward(State(front): State<std::sync::Arc<Front>>, request: Request) -> Response {
     let path = request.uri().path().to_owned();
     // An empty routePrefix serves the routes at the root.
+    // Like the host: the prefix in any case (and the routes' literals, route_matches).
     let prefix = if front.prefix.is_empty() { "/".to_owned() } else { format!("/{}/", front.prefix) };
-    let Some(rest) = path.strip_prefix(&prefix) else { return StatusCode::NOT_FOUND.into_response() };
+    let rest = match path.get(..prefix.len()) {
+        Some(head) if head.eq_ignore_ascii_case(&prefix) => &path[prefix.len()..],
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
     let matching: Vec<&(String, Vec<String>)> = front.routes.iter().filter(|(t, _)| route_matches(t, rest)).collect();
     if matching.is_empty() {
         return StatusCode::NOT_FOUND.into_response();

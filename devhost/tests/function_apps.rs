@@ -122,6 +122,18 @@ async fn both_apps_run_under_the_host_and_archived_records_read_back_unchanged()
     reader_host.stop().await.unwrap();
 }
 
+#[test]
+fn a_malformed_contract_profile_stops_packaging_and_names_the_key() {
+    let profile = std::env::temp_dir().join(unique("bad-profile")).with_extension("toml");
+    let text = tiering::contract::DEFAULT_PROFILE.replace("/{recordId}\"", "\"");
+    std::fs::write(&profile, text).unwrap();
+    let out = std::env::temp_dir().join(unique("app-reader"));
+    let err = assemble(&devhost::repo_root(), "reader", &built("reader"), &out, Some(&profile)).unwrap_err();
+    let err = format!("{err:#}");
+    assert!(err.contains("routes.record") && err.contains("{recordId}"), "{err}");
+    assert!(!out.join("BillingRecords").exists(), "nothing assembled");
+}
+
 #[tokio::test]
 async fn a_handler_with_a_bad_setting_fails_to_start_under_the_host() {
     let stores = emulator_settings(AgeField::Ts);

@@ -46,7 +46,8 @@ pub fn api_routes(contract: &Contract) -> (String, Option<String>) {
 pub fn router(tiers: Tiers) -> Router {
     let only_get = || async { ApiError::MethodNotAllowed };
     let deadline = tiers.request_timeout;
-    let (record, list) = api_routes(&tiers.contract);
+    let contract = tiers.contract.clone();
+    let (record, list) = api_routes(&contract);
     let mut api = Router::new().route(&record, get(routes::get_record).fallback(only_get));
     if let Some(list) = list {
         api = api
@@ -57,8 +58,34 @@ pub fn router(tiers: Tiers) -> Router {
     Router::new()
         // The host's readiness probe: answer at once, touch no store.
         .route("/", get(|| async { StatusCode::OK }))
-        .merge(api)
-        .fallback(|| async { ApiError::NotFound("no such route".into()).into_response() })
+        .merge(api.clone())
+        .fallback(move |request: Request| in_any_case(api.clone(), contract.clone(), request))
+}
+
+/// A path that matches a route but for the case of its literal segments is
+/// served as that route, as the Functions host matches it (see
+/// `Contract::canonical_path`); anything else is no route.
+async fn in_any_case(
+    api: Router,
+    contract: std::sync::Arc<tiering::contract::Contract>,
+    mut request: Request,
+) -> Response {
+    use tower::ServiceExt;
+    let Some(path) = contract.canonical_path(request.uri().path()) else {
+        return ApiError::NotFound("no such route".into()).into_response();
+    };
+    let uri = match request.uri().query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path,
+    };
+    match uri.parse() {
+        Ok(uri) => *request.uri_mut() = uri,
+        Err(_) => return ApiError::NotFound("no such route".into()).into_response(),
+    }
+    match api.oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    }
 }
 
 /// Every API request answers within `READER_TIMEOUT_SECONDS`: a store that is slow

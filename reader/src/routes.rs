@@ -52,6 +52,9 @@ fn missing(contract: &Contract, values: &HashMap<String, String>, partition_key:
     };
     let mut response = ApiError::NotFound(format!("record {id:?}{whose} does not exist")).into_response();
     *response.status_mut() = status;
+    if let Ok(content_type) = HeaderValue::from_str(&contract.not_found.content_type) {
+        response.headers_mut().insert(header::CONTENT_TYPE, content_type);
+    }
     response
 }
 
@@ -228,7 +231,8 @@ pub async fn list_records(
     let next = page.next.map(|c| token::encode(&fingerprint, &c));
     body.put_slice(serde_json::to_string(&next).unwrap_or_else(|_| "null".into()).as_bytes());
     body.put_u8(b'}');
-    Ok((StatusCode::OK, [(header::CONTENT_TYPE, HeaderValue::from_static(JSON))], Bytes::from(body)).into_response())
+    let content_type = HeaderValue::from_str(&tiers.contract.content_type).unwrap_or(HeaderValue::from_static(JSON));
+    Ok((StatusCode::OK, [(header::CONTENT_TYPE, content_type)], Bytes::from(body)).into_response())
 }
 
 #[cfg(test)]

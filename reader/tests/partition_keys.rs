@@ -90,6 +90,8 @@ partition_key = "/id"
 prefix = "api"
 record = "invoices/{invoiceId}"
 id_param = "invoiceId"
+[not_found]
+content_type = "application/problem+json"
 "#;
 
 #[tokio::test]
@@ -121,6 +123,13 @@ async fn a_container_partitioned_by_id_archives_and_reads_back_under_its_own_rou
     let missing = get(addr, &path("nope")).await;
     assert_eq!(missing.0, 404);
     assert_eq!(missing.2, br#"{"error":{"code":"NotFound","message":"record \"nope\" does not exist"}}"#);
+    let content_type = missing.1.iter().find(|(k, _)| k == "content-type").map(|(_, v)| v.as_str());
+    assert_eq!(content_type, Some("application/problem+json"), "the profile's content type, even without a body");
+    assert_eq!(
+        get(addr, &path("inv-1").replace("invoices", "INVOICES")).await,
+        hot[0],
+        "literals in any case, as the host"
+    );
     assert_eq!(get(addr, "/api/invoices").await.0, 404, "the profile has no list route");
     assert_eq!(get(addr, "/api/customers/inv-1/billing-records/inv-1").await.0, 404, "nor the default's routes");
 }
@@ -140,6 +149,7 @@ partition_key_param = "tenant"
 id_param = "invoice"
 [body]
 as_stored = true
+content_type = "application/json"
 [headers]
 etag = false
 "#;
@@ -159,8 +169,14 @@ etag = false
     assert!(before.1.iter().all(|(k, _)| k != "etag"), "no ETag: {:?}", before.1);
     assert!(before.1.iter().any(|(k, _)| k == "last-modified"));
     let list_before = get(addr, &format!("/tenants/{encoded}/invoices")).await;
+    assert!(list_before.1.contains(&("content-type".to_owned(), "application/json".to_owned())), "{:?}", list_before.1);
     archiver.run(Utc::now() + chrono::Duration::days(100), false).await;
     assert!(cosmos.read(tenant, "i1").await.is_err());
     assert_eq!(get(addr, &record(1)).await, before, "the archived document, as stored");
     assert_eq!(get(addr, &format!("/tenants/{encoded}/invoices")).await, list_before, "the same list page");
+    // Restored exactly, by its partition-key property.
+    archiver::ops::restore(&archiver, tenant, "i1", Duration::from_secs(5)).await.unwrap();
+    let back = cosmos.read(tenant, "i1").await.unwrap().doc;
+    assert_eq!(back.without_system_properties(), stored.without_system_properties());
+    assert_eq!(get(addr, &record(1)).await.2, back.as_bytes(), "served hot again, as stored");
 }

@@ -35,7 +35,9 @@ def listing(items, token):
 def serve(routes):
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
-            status, headers, body = routes.get(self.path, (404, {"Content-Type": "application/json"}, b'{"error":"x"}'))
+            key = f"{self.path} if-none-match" if self.headers.get("If-None-Match") else self.path
+            status, headers, body = routes.get(key, routes.get(self.path, (404, {"Content-Type": "application/json"},
+                                                                           b'{"error":"x"}')))
             self.send_response(status)
             for k, v in headers.items():
                 self.send_header(k, v)
@@ -79,7 +81,8 @@ def run(current_routes, reader_routes, *extra):
 code, out = run(routes("tokA"), routes("tokB"))
 summary = json.loads(out.strip().splitlines()[-1])
 check(code == 0 and "DIFF" not in out, "identical answers pass, each service followed with its own token")
-check(summary == {"records": 3, "recordsDiffering": 0, "listPages": 2, "listPagesDiffering": 0, "unreachable": 0},
+check(summary == {"records": 3, "revalidations": 2, "recordsDiffering": 0, "listPages": 2, "listPagesDiffering": 0,
+                  "unreachable": 0},
       f"the summary counts records and pages ({summary})")
 
 for what, change in [
@@ -95,6 +98,12 @@ for what, change in [
 ]:
     code, out = run(routes("tokA"), routes("tokB", **change))
     check(code == 1 and "DIFF" in out, f"{what} is reported and fails the run")
+
+revalidates = {"/r1 if-none-match": (304, record("r1")[1], b"")}
+code, out = run(routes("tokA", **revalidates), routes("tokB"))
+check(code == 1 and "with If-None-Match" in out, "a reader that does not revalidate as the current API does fails")
+code, out = run(routes("tokA", **revalidates), routes("tokB", **revalidates))
+check(code == 0, "the same 304 on both sides passes")
 
 gateway = {"/r1": (200, {**record("r1")[1], "X-Gateway": "apim"}, record("r1")[2])}
 code, out = run(routes("tokA", **gateway), routes("tokB"), "--ignore-header", "X-Gateway")

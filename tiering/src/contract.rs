@@ -202,6 +202,26 @@ impl Route {
     }
 }
 
+/// Two routes served side by side must not hold differently named placeholders
+/// at one position after a shared beginning: the reader's router (and the
+/// host's) cannot tell them apart.
+fn check_siblings(record: &Route, list: &Route) -> Result<(), ContractError> {
+    for (a, b) in record.segments.iter().zip(&list.segments) {
+        match (a, b) {
+            (Segment::Literal(x), Segment::Literal(y)) if x.eq_ignore_ascii_case(y) => {}
+            (Segment::Param(x), Segment::Param(y)) if x == y => {}
+            (Segment::Param(x), Segment::Param(y)) => {
+                return Err(bad(
+                    "routes.list",
+                    format!("`{{{y}}}` stands where routes.record has `{{{x}}}`; name the placeholders alike"),
+                ));
+            }
+            _ => return Ok(()),
+        }
+    }
+    Ok(())
+}
+
 /// What a body leaves out of the stored document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BodyRule {
@@ -419,6 +439,22 @@ impl Contract {
                 return Err(bad("routes.list", "is the same route as routes.record"));
             }
         }
+        if let Some(list) = &list {
+            check_siblings(&record, list)?;
+        }
+        // The Functions host keeps these routes for itself (its admin API, its runtime endpoints).
+        if prefix.is_empty() {
+            for (key, route) in [("routes.record", Some(&record)), ("routes.list", list.as_ref())] {
+                if let Some(Segment::Literal(first)) = route.and_then(|r| r.segments.first())
+                    && ["admin", "runtime"].contains(&first.to_ascii_lowercase().as_str())
+                {
+                    return Err(bad(
+                        key,
+                        format!("`{first}/...` is reserved by the Functions host; use a route prefix"),
+                    ));
+                }
+            }
+        }
         let b = &profile.body;
         let body = match (b.as_stored, &b.omit) {
             (true, Some(omit)) if !omit.is_empty() => {
@@ -480,17 +516,71 @@ impl Contract {
     pub fn not_found_body(&self, values: &HashMap<String, String>) -> Option<String> {
         let template = self.not_found.body.as_ref()?;
         let json = self.not_found.content_type.contains("json");
-        let mut out = template.clone();
-        for (name, value) in values {
-            let text = if json {
-                let quoted = serde_json::to_string(value).unwrap_or_default();
-                quoted.strip_prefix('"').and_then(|q| q.strip_suffix('"')).unwrap_or_default().to_owned()
-            } else {
-                value.clone()
-            };
-            out = out.replace(&format!("{{{{{name}}}}}"), &text);
+        // One pass over the template: a value that itself holds `{{name}}` is
+        // written out as it is, never expanded again.
+        let mut out = String::with_capacity(template.len());
+        let mut rest = template.as_str();
+        while let Some(start) = rest.find("{{") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            match after.find("}}").map(|end| (&after[..end], end)) {
+                Some((name, end)) if values.contains_key(name) => {
+                    let value = &values[name];
+                    if json {
+                        let quoted = serde_json::to_string(value).unwrap_or_default();
+                        out.push_str(quoted.strip_prefix('"').and_then(|q| q.strip_suffix('"')).unwrap_or_default());
+                    } else {
+                        out.push_str(value);
+                    }
+                    rest = &after[end + 2..];
+                }
+                _ => {
+                    out.push_str("{{");
+                    rest = after;
+                }
+            }
         }
+        out.push_str(rest);
         Some(out)
+    }
+
+    /// `path` with the route prefix and the routes' literal segments spelled as
+    /// the profile spells them, when it matches a route but for their case: the
+    /// Functions host matches literals case-insensitively and forwards the path as
+    /// the caller wrote it (ASP.NET Core routing), so the reader must answer
+    /// `/API/Customers/...` as it answers `/api/customers/...`. `None` when the
+    /// path matches no route, or matches one exactly.
+    pub fn canonical_path(&self, path: &str) -> Option<String> {
+        let trimmed = path.trim_end_matches('/');
+        let mut parts: Vec<&str> = trimmed.trim_start_matches('/').split('/').collect();
+        let prefix: Vec<&str> = if self.prefix.is_empty() { Vec::new() } else { self.prefix.split('/').collect() };
+        if parts.len() < prefix.len() || !parts.iter().zip(&prefix).all(|(a, b)| a.eq_ignore_ascii_case(b)) {
+            return None;
+        }
+        let rest = parts.split_off(prefix.len());
+        let route = [Some(&self.record), self.list.as_ref()].into_iter().flatten().find(|r| {
+            r.segments.len() == rest.len()
+                && r.segments.iter().zip(&rest).all(|(s, p)| match s {
+                    Segment::Literal(l) => l.eq_ignore_ascii_case(p),
+                    Segment::Param(_) => !p.is_empty(),
+                })
+        })?;
+        let mut out = String::new();
+        for p in &prefix {
+            out.push('/');
+            out.push_str(p);
+        }
+        for (s, p) in route.segments.iter().zip(&rest) {
+            out.push('/');
+            out.push_str(match s {
+                Segment::Literal(l) => l,
+                Segment::Param(_) => p,
+            });
+        }
+        if path.ends_with('/') && path.len() > 1 {
+            out.push('/');
+        }
+        (out != path).then_some(out)
     }
 
     /// The reader's functions as `function.json` files: `(function name, content)`.
@@ -591,6 +681,23 @@ body = '{"type":"about:blank","title":"Not Found","detail":"invoice {{invoice}} 
     }
 
     #[test]
+    fn paths_are_matched_like_the_host_literals_in_any_case() {
+        let c = Contract::default_profile();
+        assert_eq!(
+            c.canonical_path("/API/Customers/C%201/Billing-Records/r1").as_deref(),
+            Some("/api/customers/C%201/billing-records/r1"),
+            "literals take the profile's spelling, values keep theirs"
+        );
+        assert_eq!(
+            c.canonical_path("/Api/customers/c1/BILLING-RECORDS/").as_deref(),
+            Some("/api/customers/c1/billing-records/")
+        );
+        assert_eq!(c.canonical_path("/api/customers/c1/billing-records/r1"), None, "already exact");
+        assert_eq!(c.canonical_path("/api/customers/c1/invoices/r1"), None, "no route");
+        assert_eq!(c.canonical_path("/apix/customers/c1/billing-records"), None);
+    }
+
+    #[test]
     fn another_profile_differs_everywhere() {
         let c = Contract::parse(OTHER).unwrap();
         assert_eq!(c.partition_key.property(), "tenantId");
@@ -606,6 +713,9 @@ body = '{"type":"about:blank","title":"Not Found","detail":"invoice {{invoice}} 
             c.not_found_body(&values).unwrap(),
             r#"{"type":"about:blank","title":"Not Found","detail":"invoice i \"1\" of t/ü"}"#
         );
+        let sneaky =
+            HashMap::from([("invoice".to_owned(), "{{tenant}}".to_owned()), ("tenant".to_owned(), "t".to_owned())]);
+        assert!(c.not_found_body(&sneaky).unwrap().contains("invoice {{tenant}} of t"), "values are never expanded");
         let path = c.record.fill(&c.prefix, &HashMap::from([("tenant", "t 1"), ("invoice", "a/b")]));
         assert_eq!(path, "/tenants/t%201/invoices/a%2Fb");
     }
@@ -674,6 +784,19 @@ id_param = "invoiceId"
             let err = Contract::parse(&text).unwrap_err();
             assert!(err.key.starts_with(key), "{to}: {err}");
         }
+        let apart =
+            default.replace("list = \"customers/{customerId}/billing-records\"", "list = \"customers/{customerId}\"");
+        assert!(Contract::parse(&apart).is_ok(), "a list route that is a prefix of the record route");
+        let clash = default
+            .replace(
+                "record = \"customers/{customerId}/billing-records/{recordId}\"",
+                "record = \"x/{recordId}/y/{customerId}\"",
+            )
+            .replace("list = \"customers/{customerId}/billing-records\"", "list = \"x/{customerId}\"");
+        assert_eq!(Contract::parse(&clash).unwrap_err().key, "routes.list", "placeholders at one position differ");
+        let reserved =
+            default.replace("prefix = \"api\"", "prefix = \"\"").replace("record = \"customers/", "record = \"admin/");
+        assert_eq!(Contract::parse(&reserved).unwrap_err().key, "routes.record", "admin/ is the host's");
         let unknown = Contract::parse(&default.replace("[headers]", "[headers]\ncolour = true")).unwrap_err();
         assert!(unknown.message.contains("colour"), "the unknown key is named: {unknown}");
         assert!(Contract::parse("not toml at all = = =").is_err());
