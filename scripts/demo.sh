@@ -7,8 +7,8 @@
 # --contract runs it with another read contract profile (README, "Adopting it
 # behind your API"), e.g. contracts/examples/tenant-invoices.toml.
 # The apps are assembled from the debug build that test.sh also uses, so the demo
-# and the tests compile the workspace once between them (README, "The two
-# commands"). --packaged runs the release packages of scripts/package.sh instead:
+# and the tests compile the workspace once between them (BENCHMARKS.md,
+# "Build times"). --packaged runs the release packages of scripts/package.sh instead:
 # the static musl binaries that deploy, at the cost of a second, release build.
 set -euo pipefail
 # Paths given on the command line are the caller's, resolved before the cd.

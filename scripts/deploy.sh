@@ -26,7 +26,7 @@
 # reader, its partition key set for both apps (COSMOS_PARTITION_KEY), and its
 # record route and missing-record answer used by the reader's smoke check.
 # The template sets every app setting, so a redeployment resets any setting
-# changed by hand to these values: keep them here (README, "Rollout").
+# changed by hand to these values: keep them here (docs/rollout.md).
 # The zips come from ./scripts/package.sh unless dist/ already holds them
 # (--no-package: use dist/ as it is, as the workflow does with CI's artifact).
 set -euo pipefail

@@ -6,7 +6,7 @@
 #   (`-p devhost`) unifies other features and recompiles the dependency tree.
 # - CARGO_FLAGS: what ships and what is measured: release profile, static Linux
 #   target, in target/x86_64-unknown-linux-musl/release (package.sh, bench.sh).
-# Build times of both: README, "The two commands". Installs what the scripts need
+# Build times of both: BENCHMARKS.md, "Build times". Installs what the scripts need
 # when it is missing: the rustfmt and clippy components (toolchain_ready), the Rust
 # target and Debian's musl-tools (toolchain_musl).
 #

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Static checks of infra-bicep/: the promises README "Deployment" makes.
+"""Static checks of infra-bicep/: the promises docs/deployment.md makes.
 
 No Bicep compiler runs here: this parses every infra-bicep/*.bicep with
 pycep-parser and checks the parsed templates for least-privilege roles, the live
@@ -58,7 +58,7 @@ METRICS_PUBLISHER = "3913510d-42f4-4e42-8a64-420c390055eb"
 COSMOS_DATA_READER = "00000000-0000-0000-0000-000000000001"
 ROLE_NAMES = {BLOB_DATA_OWNER: "Storage Blob Data Owner", BLOB_DATA_READER: "Storage Blob Data Reader",
               METRICS_PUBLISHER: "Monitoring Metrics Publisher", COSMOS_DATA_READER: "Cosmos DB Built-in Data Reader"}
-# README "Deployment": five alerts; previous versions kept 90 days, soft delete 30 (floors, not pins).
+# docs/deployment.md: five alerts; previous versions kept 90 days, soft delete 30 (floors, not pins).
 ALERTS = 5
 PREVIOUS_VERSION_LEAST_DAYS = 30
 SOFT_DELETE_LEAST_DAYS = 7
@@ -317,7 +317,7 @@ class Infra:
         return out
 
     def expected_roles(self):
-        """README's role table, as (scope, role, app), for the Azure (not Cosmos DB) columns."""
+        """docs/deployment.md's role table, as (scope, role, app), for the Azure (not Cosmos DB) columns."""
         return {
             "writer": {(self.archive_container(), f"custom:{self.one(ROLE_DEF)}", "archiver")},
             "reader": {(self.archive_container(), BLOB_DATA_READER, "reader")},
@@ -420,7 +420,7 @@ def days_at_least(t, node, least):
 
 @rule("no Cosmos DB account, database or container deployed (only `existing`), no indexingPolicy or partitionKey")
 def live_cosmos_never_deployed(x):
-    """README: the live container, its database and account are never deployed (a PUT could re-index it)."""
+    """docs/deployment.md: the live container, its database and account are never deployed (a PUT could re-index it)."""
     bad = []
     for t in x.tpls.values():
         for sym, r in t.resources.items():
@@ -439,7 +439,7 @@ def live_cosmos_never_deployed(x):
 
 @rule("Cosmos DB archiver role: custom; exactly readMetadata, executeQuery, readChangeFeed, items read/delete; on the live container")
 def cosmos_archiver_role(x):
-    """README role table: the archiver queries, reads and deletes items of the live container; nothing more."""
+    """docs/deployment.md role table: the archiver queries, reads and deletes items of the live container; nothing more."""
     t, args, _ = x.cosmos()
     defs = t.of_type(SQL_ROLE_DEF)
     need(len(defs) == 1, f"expected one sqlRoleDefinition, found {defs or 'none'}")
@@ -453,7 +453,7 @@ def cosmos_archiver_role(x):
 
 @rule("Cosmos DB assignments: archiver the custom role, reader the built-in Data Reader, on the live container only")
 def cosmos_assignments(x):
-    """README role table, Cosmos DB column: each identity exactly its one role, on the live container only."""
+    """docs/deployment.md role table, Cosmos DB column: each identity exactly its one role, on the live container only."""
     t, args, got = x.cosmos()
     want = [("archiver", f"custom:{t.of_type(SQL_ROLE_DEF)[0]}"), ("reader", COSMOS_DATA_READER)]
     have = sorted((app, role) for app, role, _ in got.values())
@@ -479,7 +479,7 @@ def cosmos_serialized(x):
 
 @rule("Cosmos DB account `existing` in resourceGroup(cosmosResourceGroup); the cosmos-roles module deployed there")
 def cosmos_resource_group(x):
-    """README: the account may live in another resource group (cosmosResourceGroup) than the template's."""
+    """docs/deployment.md: the account may live in another resource group (cosmosResourceGroup) than the template's."""
     acct, cfg = x.existing_cosmos(x.m)
     t, args, _ = x.cosmos()
     sym = x.module(t.name)[0]
@@ -494,12 +494,12 @@ def cosmos_resource_group(x):
 
 @rule("archive writer role: exactly blob read, write, add, delete; no container delete")
 def archive_writer_role(x):
-    """README role table: the archiver reads, writes and deletes blobs, and cannot delete the container."""
+    """docs/deployment.md role table: the archiver reads, writes and deletes blobs, and cannot delete the container."""
     props = x.m.body(x.one(ROLE_DEF))[1].get("properties") or {}
     exact_permissions(x.m, props, ARCHIVE_WRITER_DATA_ACTIONS, ARCHIVE_WRITER_ACTIONS_ALLOWED)
 
 
-# README's role table, the Azure columns: one rule per cell (Infra.expected_roles).
+# docs/deployment.md's role table, the Azure columns: one rule per cell (Infra.expected_roles).
 for _which, _title in (("writer", "archiver: the archive writer role on the archive container"),
                        ("reader", "reader: Storage Blob Data Reader on the archive container"),
                        ("host", "each app: Storage Blob Data Owner on its own host account"),
@@ -509,7 +509,7 @@ for _which, _title in (("writer", "archiver: the archive writer role on the arch
 
 @rule("no other Azure role assignments (nothing more on the archive, nothing across apps)")
 def no_other_roles(x):
-    """README: each identity only what it uses; the role table is the whole list."""
+    """docs/deployment.md: each identity only what it uses; the role table is the whole list."""
     want = set().union(*x.expected_roles().values())
     counts = collections.Counter(x.role_assignments())
     need(counts.keys() <= want, f"unexpected {show_roles(counts.keys() - want)}")
@@ -519,7 +519,7 @@ def no_other_roles(x):
 
 @rule("every storage account: allowSharedKeyAccess false, allowBlobPublicAccess false, TLS1_2")
 def storage_security(x):
-    """README: no shared keys (so no account keys or SAS to leak), no public blobs; TLS 1.2."""
+    """docs/deployment.md: no shared keys (so no account keys or SAS to leak), no public blobs; TLS 1.2."""
     bad, n = [], 0
     for t in x.tpls.values():
         for sym in t.of_type(STORAGE):
@@ -534,7 +534,7 @@ def storage_security(x):
 
 @rule("one host storage account per app (AzureWebJobsStorage__accountName), not shared, not the archive")
 def host_accounts(x):
-    """README: each app its own host storage account, so neither identity can touch the other's."""
+    """docs/deployment.md: each app its own host storage account, so neither identity can touch the other's."""
     hosts = {app: x.host(app) for app in APPS}
     need(len(set(hosts.values())) == len(APPS), f"shared host account: {hosts}")
     for app, h in hosts.items():
@@ -545,7 +545,7 @@ def host_accounts(x):
 
 @rule("archive: Cool tier, zone-redundant; no Archive access tier and no tierToArchive anywhere")
 def never_archive_tier(x):
-    """README: the archive is Cool and zone-redundant; never Archive, which needs hours to rehydrate."""
+    """docs/deployment.md: the archive is Cool and zone-redundant; never Archive, which needs hours to rehydrate."""
     c = x.m.body(x.archive())[1]
     tier = (c.get("properties") or {}).get("accessTier")
     need(tier == "Cool", f"{x.archive()}: accessTier {x.m.src(tier)}")
@@ -560,7 +560,7 @@ def never_archive_tier(x):
 
 @rule("archive account: versioning, blob and container soft delete, CanNotDelete lock")
 def archive_kept(x):
-    """README: the archive holds the only copy of archived records: versioning, soft delete and a lock keep it."""
+    """docs/deployment.md: the archive holds the only copy of archived records: versioning, soft delete and a lock keep it."""
     p = x.m.body(x.archive_service())[1].get("properties") or {}
     need(p.get("isVersioningEnabled") is True, "isVersioningEnabled is not true")
     for k in ("deleteRetentionPolicy", "containerDeleteRetentionPolicy"):
@@ -572,7 +572,7 @@ def archive_kept(x):
 
 @rule(f"archive soft delete retention: blobs and containers kept at least {SOFT_DELETE_LEAST_DAYS} days")
 def soft_delete_days(x):
-    """README: 30-day blob and container soft delete, so a deleted blob or container can still be restored."""
+    """docs/deployment.md: 30-day blob and container soft delete, so a deleted blob or container can still be restored."""
     p = x.m.body(x.archive_service())[1].get("properties") or {}
     return ", ".join(f"{k}: {days_at_least(x.m, (p.get(k) or {}).get('days'), SOFT_DELETE_LEAST_DAYS)}"
                      for k in ("deleteRetentionPolicy", "containerDeleteRetentionPolicy"))
@@ -580,7 +580,7 @@ def soft_delete_days(x):
 
 @rule("lifecycle: a rule on the archive deleting previous versions; no rule acts on current blobs or snapshots")
 def lifecycle_previous_versions_only(x):
-    """README: the lifecycle rule deletes only previous versions; current blobs are never tiered or deleted."""
+    """docs/deployment.md: the lifecycle rule deletes only previous versions; current blobs are never tiered or deleted."""
     bad = [f"{t.name} {sym}{path}.{k}" for t in x.tpls.values() for sym, r in t.resources.items()
            for path, k, _ in keys(r.get("config")) if k in ("baseBlob", "snapshot")]
     need(not bad, "actions on current blobs or snapshots: " + "; ".join(bad))
@@ -599,7 +599,7 @@ def lifecycle_previous_versions_only(x):
 @rule(f"lifecycle: enabled; previous versions deleted after previousVersionRetentionDays (default >= "
       f"{PREVIOUS_VERSION_LEAST_DAYS}, @minValue >= 1), not at once")
 def lifecycle_keeps_versions(x):
-    """README: previous versions are deleted after previousVersionRetentionDays (90), so an overwrite can be undone."""
+    """docs/deployment.md: previous versions are deleted after previousVersionRetentionDays (90), so an overwrite can be undone."""
     found = []
     for sym in x.children(LIFECYCLE, x.archive()):
         for r in x.m.follow(((x.m.body(sym)[1].get("properties") or {}).get("policy") or {}).get("rules")) or []:
@@ -615,14 +615,14 @@ def lifecycle_keeps_versions(x):
 
 @rule("Application Insights: local auth off (Entra ID only)")
 def insights_entra_only(x):
-    """README: Application Insights accepts Entra ID only, so there is no instrumentation key to leak."""
+    """docs/deployment.md: Application Insights accepts Entra ID only, so there is no instrumentation key to leak."""
     p = x.m.body(x.one(INSIGHTS))[1].get("properties") or {}
     need(p.get("DisableLocalAuth") is True, f"DisableLocalAuth {x.m.src(p.get('DisableLocalAuth'))}")
 
 
 @rule("Application Insights: workspace-based (WorkspaceResourceId: the Log Analytics workspace deployed here)")
 def insights_on_workspace(x):
-    """README: Application Insights with a Log Analytics workspace, whose logs the alerts query."""
+    """docs/deployment.md: Application Insights with a Log Analytics workspace, whose logs the alerts query."""
     ws = x.one(WORKSPACE)
     got = x.m.src((x.m.body(x.one(INSIGHTS))[1].get("properties") or {}).get("WorkspaceResourceId"))
     need(got == f"{ws}.id", f"WorkspaceResourceId {got}, expected {ws}.id")
@@ -630,7 +630,7 @@ def insights_on_workspace(x):
 
 @rule("monitoring: main.bicep deploys monitoring.bicep, passing Application Insights' id and alertEmail (no default)")
 def monitoring_module(x):
-    """README: every deployment has the alerts, mailed to alertEmail: a deployment must say where they go."""
+    """docs/deployment.md: every deployment has the alerts, mailed to alertEmail: a deployment must say where they go."""
     sym, _, args = x.module("monitoring.bicep")
     p = x.m.params.get("alertEmail")
     need(p and p.get("default") is None, f"main.bicep: alertEmail {'= ' + x.m.src(p['default']) if p else 'absent'}")
@@ -640,7 +640,7 @@ def monitoring_module(x):
 
 @rule(f"alerts: {ALERTS} scheduled-query rules on Application Insights, enabled, mailed to alertEmail (action group)")
 def alerts(x):
-    """README: five alerts mailed to alertEmail (docs/operations.md, "Alerts"); thresholds are tuning, not checked."""
+    """docs/deployment.md: five alerts mailed to alertEmail (docs/operations.md, "Alerts"); thresholds are tuning, not checked."""
     _, t, args = x.module("monitoring.bicep")
     groups = t.of_type(ACTION_GROUP)
     need(len(groups) == 1, f"{t.name}: expected one action group, found {groups or 'none'}")
@@ -662,7 +662,7 @@ def alerts(x):
 
 @rule("Function Apps: each its own Flex Consumption plan, custom runtime, system-assigned identity, HTTPS/TLS 1.2 only")
 def flex_apps(x):
-    """README: Flex Consumption, a plan and a system-assigned identity per app; the custom (Rust) handlers."""
+    """docs/deployment.md: Flex Consumption, a plan and a system-assigned identity per app; the custom (Rust) handlers."""
     plans = set()
     for app, (key, env, cfg) in x.sites().items():
         p = cfg.get("properties") or {}
@@ -684,7 +684,7 @@ def flex_apps(x):
 
 @rule("app settings: each app has the settings it needs to start")
 def required_settings(x):
-    """The host and the handlers fail at start without these; only the template sets them (README)."""
+    """The host and the handlers fail at start without these; only the template sets them (docs/deployment.md)."""
     for app in APPS:
         missing = [n for n in COMMON_SETTINGS + APP_SETTINGS[app] if n not in x.settings(app)]
         need(not missing, f"{app} lacks {missing}")
@@ -693,7 +693,7 @@ def required_settings(x):
 @rule("app settings: both apps on the archive account and container, the existing Cosmos DB account, Entra ID "
       "telemetry, JSON logs")
 def wired_settings(x):
-    """README: the apps use the archive (no host account) and the live account; telemetry by Entra ID only; the
+    """docs/deployment.md: the apps use the archive (no host account) and the live account; telemetry by Entra ID only; the
     alert queries read the run summary as a JSON line (LOG_FORMAT=json)."""
     arch = x.archive()
     need(arch not in {x.host(a).split("[")[0] for a in APPS}, f"the archive {arch} is a host account")
@@ -709,7 +709,7 @@ def wired_settings(x):
 
 @rule("archiver: dry run by default (ARCHIVE_DRY_RUN from a bool parameter defaulting to true)")
 def dry_run_default(x):
-    """README: the archiver starts in dry run; it writes nothing until redeployed with archiveDryRun=false."""
+    """docs/deployment.md: the archiver starts in dry run; it writes nothing until redeployed with archiveDryRun=false."""
     v = x.settings("archiver").get("ARCHIVE_DRY_RUN", "unset")
     mt = re.fullmatch(r"(\w+) \? 'true' : 'false'|(?:toLower\()?string\((\w+)\)\)?", v)
     p = x.m.params.get(mt.group(1) or mt.group(2)) if mt else None
@@ -720,7 +720,7 @@ def dry_run_default(x):
 
 @rule("no secrets: no COSMOS_KEY, ARCHIVE_BLOB_SAS, AzureWebJobsStorage connection string, AccountKey=, listKeys()")
 def no_secrets(x):
-    """README: no keys, SAS tokens or connection strings with keys, in app settings or anywhere in the templates."""
+    """docs/deployment.md: no keys, SAS tokens or connection strings with keys, in app settings or anywhere in the templates."""
     bad = []
     for app in APPS:
         for n, v in x.settings(app).items():

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The deployment checks that need no Azure, run by ./scripts/test.sh: every Bicep
-# template parses and holds the properties README "Deployment" promises
+# template parses and holds the properties docs/deployment.md promises
 # (infra.py; infra_mutations.py shows each of its rules fails when its property
 # is undone), the apps' host configuration holds (apps.py), the workflows parse
 # and deploy in order (workflows.py), every script passes ShellCheck, and

@@ -1,7 +1,7 @@
 """Checks .github/workflows/*.yml without GitHub: each file parses, every action is
 pinned to a commit, every workflow and deploying job states its permissions, ci.yml
 runs the demo on both builds, and deploy.yml deploys only what ci.yml tested, one deployment at a time, in the order
-infrastructure, reader, archiver (README, "Deploying with GitHub Actions")."""
+infrastructure, reader, archiver (docs/deployment.md, "With GitHub Actions")."""
 
 import re
 import sys
