@@ -22,6 +22,9 @@ pub enum Eligibility {
     /// Its age value is missing, unusable, or not before the cutoff (checked
     /// again here: the query compared it the way Cosmos compares values).
     NotAged,
+    /// Aged, but written within the quiet period (`ARCHIVE_QUIET_DAYS`): it
+    /// stays hot while it may still be written.
+    Quiet,
     /// Aged, but it can never be archived as it is (an id the read API refuses,
     /// no string partition-key value, a name over Azure's limit): it stays in
     /// Cosmos, is counted as `blocked` and named in the run's log.
@@ -37,15 +40,29 @@ pub struct PartitionValue<'a> {
     pub value: Option<&'a str>,
 }
 
-/// Decides whether a record with these properties is archived before `cutoff`.
+/// What a record must be older than to be archived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cutoff {
+    /// Its age value must be before this (`ARCHIVE_AFTER_DAYS`).
+    pub age: AgeValue,
+    /// Its last write, `_ts`, must be before this (`ARCHIVE_QUIET_DAYS`).
+    pub written_before: i64,
+}
+
+/// Decides whether a record with these properties, last written at `ts`, is
+/// archived now.
 pub fn eligibility(
     id: Option<&str>,
     partition: PartitionValue<'_>,
     age: Result<AgeValue, RecordError>,
-    cutoff: &AgeValue,
+    ts: Option<i64>,
+    cutoff: &Cutoff,
 ) -> Eligibility {
-    if !age.is_ok_and(|age| age < *cutoff) {
+    if !age.is_ok_and(|age| age < cutoff.age) {
         return Eligibility::NotAged;
+    }
+    if ts.is_some_and(|ts| ts >= cutoff.written_before) {
+        return Eligibility::Quiet;
     }
     let Some(id) = id else { return Eligibility::Blocked("the document has no string id".into()) };
     let Some(pk) = partition.value else {
@@ -152,7 +169,7 @@ mod tests {
 
     #[test]
     fn eligibility_follows_the_age_then_the_names() {
-        let cutoff = AgeValue::Text("2026-09-01".into());
+        let cutoff = Cutoff { age: AgeValue::Text("2026-09-01".into()), written_before: 1_000 };
         let old = || Ok(AgeValue::Text("2026-01-31".into()));
         let bad_age = || Err(RecordError::BadAge { field: "invoiceDate".into(), reason: "missing".into() });
         type Row<'a> = (Option<&'a str>, Option<&'a str>, Result<AgeValue, RecordError>, &'a str);
@@ -169,9 +186,10 @@ mod tests {
         ];
         for (id, customer, age, want) in table {
             let partition = PartitionValue { property: "customerId", value: customer };
-            let got = match eligibility(id, partition, age, &cutoff) {
+            let got = match eligibility(id, partition, age, Some(999), &cutoff) {
                 Eligibility::Archive { blob } => format!("archive {blob}"),
                 Eligibility::NotAged => "not aged".into(),
+                Eligibility::Quiet => "quiet".into(),
                 Eligibility::Blocked(why) => format!("blocked: {why}"),
             };
             assert!(got == want || (want.starts_with("blocked") && got.contains(&want[9..])), "{id:?}: {got}");
@@ -179,8 +197,16 @@ mod tests {
         let long = "x".repeat(255);
         let customer = "€".repeat(200);
         let partition = PartitionValue { property: "tenantId", value: Some(&customer) };
-        let got = eligibility(Some(&long), partition, old(), &cutoff);
+        let got = eligibility(Some(&long), partition, old(), Some(999), &cutoff);
         assert!(matches!(got, Eligibility::Blocked(why) if why.contains("1024")), "a name over Azure's limit");
+        // The quiet period: an aged record written at or after its bound stays,
+        // even one that could never be archived (it is not "blocked" yet).
+        let partition = PartitionValue { property: "customerId", value: Some("c1") };
+        assert_eq!(eligibility(Some("r1"), partition, old(), Some(1_000), &cutoff), Eligibility::Quiet);
+        assert_eq!(eligibility(Some(".."), partition, old(), Some(5_000), &cutoff), Eligibility::Quiet);
+        let young = Ok(AgeValue::Text("2026-09-02".into()));
+        assert_eq!(eligibility(Some("r1"), partition, young, Some(5_000), &cutoff), Eligibility::NotAged);
+        assert!(matches!(eligibility(Some("r1"), partition, old(), Some(999), &cutoff), Eligibility::Archive { .. }));
     }
 
     fn meta(etag: &str, ts: i64, sha: char) -> ArchiveMeta {

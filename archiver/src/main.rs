@@ -172,8 +172,13 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Restore { customer, id: Some(id), wait, .. } => {
             let archiver = startup::build(settings, Transport::BATCH, false).await?;
-            ops::restore(&archiver, &customer, &id, Duration::from_secs(wait)).await?;
-            print_json(&serde_json::json!({"restored": {"partitionKey": customer, "id": id}}))?;
+            let outcome = match ops::restore(&archiver, &customer, &id, Duration::from_secs(wait)).await? {
+                tiering::moveback::MovedBack::AlreadyHot { stale_copy_deleted } => {
+                    serde_json::json!({"alreadyInCosmos": {"partitionKey": customer, "id": id, "staleCopyDeleted": stale_copy_deleted}})
+                }
+                _ => serde_json::json!({"restored": {"partitionKey": customer, "id": id}}),
+            };
+            print_json(&outcome)?;
         }
         Command::Restore { customer, id: None, from, to, dry_run, wait } => {
             let archiver = startup::build(settings, Transport::BATCH, false).await?;

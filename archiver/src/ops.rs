@@ -8,6 +8,7 @@ use serde::Serialize;
 use tiering::archive::BlobInfo;
 use tiering::codec::{self, ArchiveMeta};
 use tiering::layout;
+use tiering::moveback::{self, MovedBack};
 use tiering::record::validate_id;
 use tiering::store::StoreError;
 
@@ -329,64 +330,30 @@ async fn erase(
     anyhow::bail!("the archived copy {blob} kept changing; nothing more deleted")
 }
 
-/// Copies one archived record back into Cosmos, after checking the copy, and then
-/// withdraws the copy (at the ETag it was read at), so the record lives in one
-/// tier again and a later application delete cannot bring the old copy back.
-///
-/// Only creates: if Cosmos already holds the id, nothing is written. Cosmos gives
-/// the restored document a new `_etag` and `_ts`. Holds the run lease (waiting up
-/// to `patience` for a run in progress), so no `forget` or run interleaves.
+/// Moves one archived record back into Cosmos (`tiering::moveback`): the copy
+/// checked, the record created (never over what Cosmos holds) and read back,
+/// then the copy deleted at the ETag it was verified at, so the record lives in
+/// one tier again and a later application delete cannot bring the old copy
+/// back. When Cosmos already holds a newer version, only its stale copy is
+/// deleted. Cosmos gives the moved-back document a new `_etag` and `_ts`. Holds
+/// the run lease (waiting up to `patience` for a run in progress), so no
+/// `forget` interleaves.
 pub async fn restore(
     archiver: &Archiver,
     customer_id: &str,
     id: &str,
     patience: std::time::Duration,
-) -> anyhow::Result<()> {
-    let name = layout::blob_name(customer_id, id)?;
+) -> anyhow::Result<MovedBack> {
+    layout::blob_name(customer_id, id)?;
     let lease = take_lease(archiver, patience).await?;
-    let result = restore_one(archiver, customer_id, id, &name, &lease).await;
+    let holds = || lease.holds();
+    let result = moveback::move_back(&archiver.cosmos, archiver.archive.as_ref(), customer_id, id, Some(&holds)).await;
     lease.release().await;
-    result
-}
-
-async fn restore_one(
-    archiver: &Archiver,
-    customer_id: &str,
-    id: &str,
-    name: &str,
-    lease: &RunLease,
-) -> anyhow::Result<()> {
-    let stored = archiver.archive.get(name).await.with_context(|| format!("reading {name}"))?;
-    let meta = ArchiveMeta::from_metadata(&stored.info.metadata)?;
-    let body = codec::decode_verified(&stored.body, &meta)?;
-    // The body must be the record the name says; anything else is not ours to write.
-    let doc = tiering::record::RawDocument::parse(body)?;
-    let names = (doc.id().ok(), doc.get::<String>(archiver.cosmos.partition_key().property()));
-    anyhow::ensure!(
-        names == (Some(id.to_owned()), Some(customer_id.to_owned())),
-        "the archived copy {name} holds another record ({:?} of {:?}); nothing restored",
-        names.0,
-        names.1
-    );
-    // The document as it was, but for the system properties Cosmos assigns anew.
-    match archiver.cosmos.create_raw(customer_id, id, &doc.without_system_properties()).await {
-        Ok(()) => {}
-        Err(StoreError::AlreadyExists) => {
-            anyhow::bail!("record {id:?} of {customer_id:?} is already in Cosmos; nothing restored")
+    match result? {
+        MovedBack::NotArchived => {
+            anyhow::bail!("record {id:?} of {customer_id:?} has no archived copy; nothing restored")
         }
-        Err(e) => return Err(e).context("writing to Cosmos"),
-    }
-    anyhow::ensure!(
-        lease.holds(),
-        "restored {id:?}, but the run lease may lapse: the archived copy {name} stays; run `archiver verify --shadowed`"
-    );
-    match archiver.archive.delete_if_match(name, &stored.info.etag).await {
-        Ok(()) | Err(StoreError::NotFound | StoreError::PreconditionFailed) => Ok(()),
-        Err(e) => Err(e).with_context(|| {
-            format!(
-                "restored {id:?}, but withdrawing the archived copy {name} failed; run `archiver verify --shadowed`"
-            )
-        }),
+        moved => Ok(moved),
     }
 }
 
@@ -403,8 +370,8 @@ pub struct RestoreReport {
     /// Copies in the age window (what a dry run would restore).
     pub matched: u64,
     pub restored: u64,
-    /// Already in Cosmos: left as it is there. The copy is withdrawn when it holds
-    /// the same body (an earlier, interrupted restore), kept otherwise.
+    /// Already in Cosmos (a newer version, or the same one an interrupted run
+    /// left): left as it is there, and the copy beside it withdrawn.
     pub already_in_cosmos: u64,
     pub withdrawn: u64,
     /// Blob name and reason, for copies that could not be restored.
@@ -524,19 +491,10 @@ async fn restore_copy(
         Err(StoreError::NotFound) => return CopyRestore::OutsideWindow, // gone meanwhile: nothing to restore
         Err(e) => return CopyRestore::Failed(format!("reading the copy: {e}")),
     };
-    let body = match ArchiveMeta::from_metadata(&stored.info.metadata)
-        .and_then(|m| codec::decode_verified(&stored.body, &m))
-    {
-        Ok(body) => body,
+    let (doc, meta) = match moveback::checked_copy(&archiver.cosmos, name, customer_id, id, &stored) {
+        Ok(checked) => checked,
         Err(e) => return CopyRestore::Failed(e.to_string()),
     };
-    let Ok(doc) = tiering::record::RawDocument::parse(body) else {
-        return CopyRestore::Failed("the copy is not a JSON object".into());
-    };
-    let property = archiver.cosmos.partition_key().property();
-    if (doc.id().ok().as_deref(), doc.get::<String>(property).as_deref()) != (Some(id), Some(customer_id)) {
-        return CopyRestore::Failed("the copy holds another record".into());
-    }
     let in_window = doc.sort_key(field).is_some_and(|age| window.contains(&age, id));
     if !in_window && (window.from.is_some() || window.until.is_some()) {
         return CopyRestore::OutsideWindow;
@@ -544,23 +502,15 @@ async fn restore_copy(
     if dry_run {
         return CopyRestore::WouldRestore;
     }
-    if !lease_holds() {
-        return CopyRestore::Failed("the run lease may lapse; not restored".into());
-    }
-    let withdraw =
-        || async { lease_holds() && archiver.archive.delete_if_match(name, &stored.info.etag).await.is_ok() };
-    // The document as it was, but for the system properties Cosmos assigns anew.
-    let body = doc.without_system_properties();
-    match archiver.cosmos.create_raw(customer_id, id, &body).await {
-        Ok(()) => CopyRestore::Created { withdrawn: withdraw().await },
-        Err(StoreError::AlreadyExists) => match archiver.cosmos.read(customer_id, id).await {
-            // The same data: an earlier restore that stopped before withdrawing the copy.
-            Ok(item) if item.doc.without_system_properties() == body => {
-                CopyRestore::AlreadyInCosmos { withdrawn: withdraw().await }
-            }
-            Ok(_) => CopyRestore::AlreadyInCosmos { withdrawn: false },
-            Err(e) => CopyRestore::Failed(format!("reading the record in Cosmos: {e}")),
-        },
-        Err(e) => CopyRestore::Failed(format!("writing to Cosmos: {e}")),
+    let (cosmos, archive) = (&archiver.cosmos, archiver.archive.as_ref());
+    match moveback::move_back_copy(cosmos, archive, customer_id, id, name, &stored, &doc, &meta, Some(lease_holds))
+        .await
+    {
+        Ok(MovedBack::Restored) => CopyRestore::Created { withdrawn: true },
+        Ok(MovedBack::AlreadyHot { stale_copy_deleted }) => {
+            CopyRestore::AlreadyInCosmos { withdrawn: stale_copy_deleted }
+        }
+        Ok(MovedBack::NotArchived) => CopyRestore::OutsideWindow,
+        Err(e) => CopyRestore::Failed(e.to_string()),
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! - **Counts** are exact: a light query walks the aged set (ids, partition keys and
 //!   age values only, no bodies) and applies the archiver's own rules, so it counts
-//!   exactly the records a run would archive, per month of age. The Rust Cosmos SDK
+//!   exactly the records a run would archive, per month of age, and apart the aged
+//!   records the quiet period holds back (`ARCHIVE_QUIET_DAYS`). The Rust Cosmos SDK
 //!   cannot merge aggregates (`COUNT`) across partitions, so counting is a walk; it
 //!   stops at `--max-ru` request units, and then the counts are a lower bound
 //!   (`counted: "partial"`).
@@ -34,7 +35,7 @@ use tiering::schedule::parse_schedule;
 use tiering::settings::ArchiverSettings;
 use tiering::store::StoreError;
 
-use crate::decide::{self, Eligibility, PartitionValue};
+use crate::decide::{self, Cutoff, Eligibility, PartitionValue};
 use crate::startup::Archiver;
 
 /// Rows per page of the counting walk: tiny rows, so large pages.
@@ -109,6 +110,10 @@ pub struct Plan {
     /// string partition-key value, names over 1,024 characters): they stay, and are
     /// counted as `blocked` by each run.
     pub blocked: u64,
+    /// `ARCHIVE_QUIET_DAYS`, and the aged records it holds back (written within
+    /// it): not in `records`; they are archived by a run after their quiet period.
+    pub quiet_days: u32,
+    pub held_back_by_quiet_period: u64,
     pub months: Vec<Month>,
     pub sample_records: u64,
     /// JSON a run would archive (whole documents), estimated.
@@ -175,6 +180,7 @@ struct Row {
     /// The partition-key value, when it is a string.
     pk: Option<serde_json::Value>,
     age: Option<Box<RawValue>>,
+    ts: Option<i64>,
 }
 
 fn month_of(field: &AgeField, age: &AgeValue) -> String {
@@ -196,7 +202,7 @@ fn median(mut values: Vec<Duration>) -> Duration {
 /// [`round_trips`] (the I/O) and [`estimate`] (pure arithmetic on what they found).
 pub async fn plan(archiver: &Archiver, now: DateTime<Utc>, options: &PlanOptions) -> Result<Plan, StoreError> {
     let settings = &archiver.settings;
-    let cutoff = Archiver::cutoff(&settings.stores.age_field, now, settings.after_days);
+    let cutoff = archiver.cutoffs(now);
     let counts = count(archiver, &cutoff, options.max_request_units).await?;
     let sample = sample(archiver, &cutoff, options.sample).await?;
     let trips = round_trips(archiver, &sample.to_read).await;
@@ -210,6 +216,8 @@ pub struct Counts {
     pub months: BTreeMap<String, u64>,
     pub records: u64,
     pub blocked: u64,
+    /// Aged, but written within the quiet period.
+    pub quiet: u64,
     /// The walk stopped at the request-unit limit: the counts are a lower bound.
     pub partial: bool,
     pub request_charge: f64,
@@ -217,9 +225,9 @@ pub struct Counts {
 
 /// Step 1. Counts, exactly, what a run would archive: the archiver's own rule
 /// ([`decide::eligibility`]) on light rows, until `max_request_units` are spent.
-pub async fn count(archiver: &Archiver, cutoff: &AgeValue, max_request_units: f64) -> Result<Counts, StoreError> {
+pub async fn count(archiver: &Archiver, cutoff: &Cutoff, max_request_units: f64) -> Result<Counts, StoreError> {
     let field = &archiver.settings.stores.age_field;
-    let mut pages = archiver.cosmos.aged_rows(cutoff, COUNT_PAGE).await?;
+    let mut pages = archiver.cosmos.aged_rows(&cutoff.age, COUNT_PAGE).await?;
     let mut counts = Counts::default();
     while let Some(page) = pages.next_page().await {
         let page = page?;
@@ -233,12 +241,13 @@ pub async fn count(archiver: &Archiver, cutoff: &AgeValue, max_request_units: f6
             let month = age.as_ref().map(|age| month_of(field, age)).unwrap_or_default();
             let value = row.pk.as_ref().and_then(serde_json::Value::as_str);
             let partition = PartitionValue { property: archiver.cosmos.partition_key().property(), value };
-            match decide::eligibility(row.id.as_deref(), partition, age, cutoff) {
+            match decide::eligibility(row.id.as_deref(), partition, age, row.ts, cutoff) {
                 Eligibility::Archive { .. } => {
                     counts.records += 1;
                     *counts.months.entry(month).or_default() += 1;
                 }
                 Eligibility::Blocked(_) => counts.blocked += 1,
+                Eligibility::Quiet => counts.quiet += 1,
                 Eligibility::NotAged => {}
             }
         }
@@ -270,9 +279,9 @@ pub struct Sample {
 
 /// Step 2. Reads the first `limit` aged records whole, through the archiver's
 /// own query, and strips and compresses them as the archiver would.
-pub async fn sample(archiver: &Archiver, cutoff: &AgeValue, limit: usize) -> Result<Sample, StoreError> {
+pub async fn sample(archiver: &Archiver, cutoff: &Cutoff, limit: usize) -> Result<Sample, StoreError> {
     let field = &archiver.settings.stores.age_field;
-    let mut pages = archiver.cosmos.aged_records(cutoff, SAMPLE_PAGE).await?;
+    let mut pages = archiver.cosmos.aged_records(&cutoff.age, cutoff.written_before, SAMPLE_PAGE).await?;
     let mut sample = Sample::default();
     let started = Instant::now();
     'pages: while let Some(page) = pages.next_page().await {
@@ -286,7 +295,8 @@ pub async fn sample(archiver: &Archiver, cutoff: &AgeValue, limit: usize) -> Res
             let pk = doc.get::<String>(property);
             let month = age.as_ref().map(|age| month_of(field, age)).unwrap_or_default();
             let partition = PartitionValue { property, value: pk.as_deref() };
-            let Eligibility::Archive { .. } = decide::eligibility(id.as_deref(), partition, age, cutoff) else {
+            let ts = doc.ts().ok();
+            let Eligibility::Archive { .. } = decide::eligibility(id.as_deref(), partition, age, ts, cutoff) else {
                 continue;
             };
             let (Some(id), Some(customer)) = (id, pk) else { continue };
@@ -350,7 +360,7 @@ pub async fn round_trips(archiver: &Archiver, to_read: &[(String, String, f64)])
 pub fn estimate(
     settings: &ArchiverSettings,
     now: DateTime<Utc>,
-    cutoff: &AgeValue,
+    cutoff: &Cutoff,
     options: &PlanOptions,
     counts: &Counts,
     sample: &Sample,
@@ -412,10 +422,12 @@ pub fn estimate(
     let spent = counts.request_charge + sample.query_charge + trips.reads.iter().map(|r| r.1).sum::<f64>();
     Plan {
         age_field: field.name().to_owned(),
-        cutoff: cutoff.to_metadata(),
+        cutoff: cutoff.age.to_metadata(),
         counted: if counts.partial { "partial" } else { "exact" },
         records,
         blocked: counts.blocked,
+        quiet_days: settings.quiet_days,
+        held_back_by_quiet_period: counts.quiet,
         months,
         sample_records: sample.records,
         bytes,
@@ -502,6 +514,13 @@ pub fn render(plan: &Plan) -> String {
             "blocked", plan.blocked
         );
     }
+    if plan.held_back_by_quiet_period > 0 {
+        let _ = writeln!(
+            out,
+            "{:>9} {:>12}   (aged, but written in the last {} days: archived after their quiet period)",
+            "quiet", plan.held_back_by_quiet_period, plan.quiet_days
+        );
+    }
     let _ = writeln!(
         out,
         "\nsample       {} records read whole: compression {:.2}x, so {:.1} MB in the archive",
@@ -571,6 +590,7 @@ mod tests {
             months: BTreeMap::from([("2026-01".into(), 600), ("2026-02".into(), 400)]),
             records: 1000,
             blocked: 3,
+            quiet: 7,
             partial: false,
             request_charge: 50.0,
         };
@@ -593,9 +613,11 @@ mod tests {
             blob: Duration::from_millis(4),
         };
         let options = PlanOptions::default();
-        let cutoff = AgeValue::Seconds(0);
+        let cutoff = Cutoff { age: AgeValue::Seconds(0), written_before: 0 };
         let plan = estimate(&settings, now, &cutoff, &options, &counts, &sample, &trips);
         assert_eq!((plan.records, plan.blocked, plan.counted), (1000, 3, "exact"));
+        assert_eq!((plan.held_back_by_quiet_period, plan.quiet_days), (7, 30));
+        assert!(render(&plan).contains("written in the last 30 days"), "{}", render(&plan));
         assert_eq!(plan.bytes, 10_000_000, "every month at the sample's mean size");
         assert_eq!(plan.compressed_bytes, 1_000_000);
         // Reading: 10 RU per 110 KB, over 1000 x 11 KB; deleting: 5 x (1 + 0.1 x 11) per record.

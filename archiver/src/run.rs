@@ -29,7 +29,7 @@ use futures::stream::BoxStream;
 use serde::Serialize;
 use tiering::archive::{Archive, PutCondition};
 use tiering::codec::{self, AgeStamp, ArchiveMeta};
-use tiering::record::{AgeValue, RawDocument};
+use tiering::record::RawDocument;
 use tiering::settings::ArchiverSettings;
 use tiering::store::StoreError;
 use tokio::time::Instant;
@@ -259,7 +259,7 @@ impl Summary {
 /// Per-pass state shared by the record tasks.
 struct Pass<'a> {
     archiver: &'a Archiver,
-    cutoff: AgeValue,
+    cutoff: decide::Cutoff,
     dry_run: bool,
     budget: RuBudget,
     now: DateTime<Utc>,
@@ -278,9 +278,13 @@ impl Archiver {
     pub async fn run_observed(&self, now: DateTime<Utc>, dry_run: bool, observe: impl FnMut(&RecordResult)) -> Summary {
         let started = Instant::now();
         let field = &self.settings.stores.age_field;
-        let cutoff = Self::cutoff(field, now, self.settings.after_days);
-        let mut summary =
-            Summary { dry_run, age_field: field.name().to_owned(), cutoff: cutoff.to_metadata(), ..Default::default() };
+        let cutoff = self.cutoffs(now);
+        let mut summary = Summary {
+            dry_run,
+            age_field: field.name().to_owned(),
+            cutoff: cutoff.age.to_metadata(),
+            ..Default::default()
+        };
         // A dry run writes nothing, not even the lock blob.
         let lease = if dry_run {
             None
@@ -364,7 +368,12 @@ impl Pass<'_> {
         let settings = &self.archiver.settings;
         let started = Instant::now();
         let page_size = (settings.concurrency / 2).clamp(8, 50);
-        let mut pages = match self.archiver.cosmos.aged_records(&self.cutoff, page_size as u32).await {
+        let mut pages = match self
+            .archiver
+            .cosmos
+            .aged_records(&self.cutoff.age, self.cutoff.written_before, page_size as u32)
+            .await
+        {
             Ok(p) => p,
             Err(e) => {
                 summary.status = RunStatus::Failed;
@@ -498,9 +507,11 @@ impl Pass<'_> {
         let age = doc.age(field);
         let stamp = AgeStamp::new(field, age.as_ref().ok());
         let partition = PartitionValue { property, value: customer_id.as_deref() };
-        let name = match decide::eligibility(id.as_deref(), partition, age, &self.cutoff) {
+        let name = match decide::eligibility(id.as_deref(), partition, age, doc.ts().ok(), &self.cutoff) {
             Eligibility::Archive { blob } => blob,
-            Eligibility::NotAged => return Prep::NotAged,
+            // Written since the query read it (the query leaves quiet records out):
+            // young again, as far as this run goes.
+            Eligibility::NotAged | Eligibility::Quiet => return Prep::NotAged,
             Eligibility::Blocked(reason) => return Prep::Blocked { id: id.unwrap_or_default(), reason },
         };
         let (id, customer_id) = (id.unwrap_or_default(), customer_id.unwrap_or_default());
@@ -704,7 +715,7 @@ mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};
     use testkit::memory::MemoryArchive;
-    use tiering::record::AgeField;
+    use tiering::record::{AgeField, AgeValue};
 
     const HOLDS: &LeaseHolds<'static> = &|| true;
     const LAPSING: &LeaseHolds<'static> = &|| false;

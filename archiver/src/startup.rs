@@ -25,6 +25,20 @@ impl Archiver {
     pub fn cutoff(field: &AgeField, now: DateTime<Utc>, after_days: u32) -> AgeValue {
         field.at(now - chrono::Duration::days(i64::from(after_days)))
     }
+
+    /// Both bounds a record must be older than at `now`: its age value
+    /// (`ARCHIVE_AFTER_DAYS`) and its last write (`ARCHIVE_QUIET_DAYS`).
+    pub fn cutoffs(&self, now: DateTime<Utc>) -> crate::decide::Cutoff {
+        let s = &self.settings;
+        crate::decide::Cutoff {
+            age: Self::cutoff(&s.stores.age_field, now, s.after_days),
+            // 0 turns the quiet period off: a record written this very second qualifies too.
+            written_before: match s.quiet_days {
+                0 => i64::MAX,
+                days => (now - chrono::Duration::days(i64::from(days))).timestamp(),
+            },
+        }
+    }
 }
 
 /// Connects to both stores and, unless this process only reads (`writes` false:

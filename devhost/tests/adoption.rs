@@ -9,7 +9,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -22,7 +21,6 @@ use testkit::sample::invoice;
 use tiering::archive::BlobArchive;
 use tiering::contract::Contract;
 use tiering::record::AgeField;
-use tiering::settings::StoreSettings;
 
 fn built(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
@@ -36,19 +34,6 @@ fn assembled(app: &str, contract: Option<&Path>) -> AppFolder {
     let out = std::env::temp_dir().join(unique(&format!("app-{app}")));
     assemble(&devhost::repo_root(), app, &built(app), &out, contract).unwrap();
     AppFolder::load(&out).unwrap()
-}
-
-fn app_settings(stores: &StoreSettings) -> BTreeMap<String, String> {
-    let mut env: BTreeMap<String, String> =
-        ["COSMOS_ENDPOINT", "COSMOS_KEY", "ARCHIVE_BLOB_ENDPOINT", "ARCHIVE_BLOB_SAS"]
-            .into_iter()
-            .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_owned(), v)))
-            .collect();
-    env.insert("COSMOS_DATABASE".into(), stores.cosmos_database.clone());
-    env.insert("COSMOS_CONTAINER".into(), stores.cosmos_container.clone());
-    env.insert("ARCHIVE_CONTAINER".into(), stores.archive_container.clone());
-    env.insert("ARCHIVE_AGE_FIELD".into(), stores.age_field.name().to_owned());
-    env
 }
 
 /// `scripts/compare.py` with these arguments; its exit status and output. Run
@@ -97,7 +82,7 @@ async fn adopt(profile: Option<&Path>) {
     std::fs::write(&ids, format!("partitionKey,id\n{}\n", lines.join("\n"))).unwrap();
 
     let current = devhost::current_api::start(contract.clone(), &stores).await.unwrap();
-    let settings = app_settings(&stores);
+    let settings = devhost::drive::app_settings(&stores);
     let reader = Host::start(assembled("reader", profile), &settings).await.unwrap();
     let reader_addr = reader.serve_http(0).await.unwrap();
     let base = |addr: std::net::SocketAddr| {
@@ -137,6 +122,39 @@ async fn adopt(profile: Option<&Path>) {
     let (code, out) = compare(&replay).await;
     assert_eq!(code, 0, "after archiving: {out}");
     reader.stop().await.unwrap();
+
+    // A profile with writes: through the host, the packaged reader passes them to
+    // the current API, moving an archived invoice back first (docs/writes.md).
+    if contract.writes.any() {
+        let mut with_upstream = settings.clone();
+        with_upstream.insert("READER_UPSTREAM_URL".into(), format!("http://{current}"));
+        let writer = Host::start(assembled("reader", profile), &with_upstream).await.unwrap();
+        let writer_url = base(writer.serve_http(0).await.unwrap());
+        let (pk, id) = keys.iter().find(|(_, id)| id.ends_with("-0")).unwrap().clone();
+        let values = std::collections::HashMap::from([
+            (contract.partition_key_param.clone().unwrap(), pk.clone()),
+            (contract.id_param.clone(), id.clone()),
+        ]);
+        let values: std::collections::HashMap<&str, &str> =
+            values.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let path = contract.record.fill("", &values);
+        let url = format!("{writer_url}{path}");
+        let http = reqwest::Client::new();
+        let archived = http.get(&url).send().await.unwrap().text().await.unwrap();
+        assert!(cosmos.read(&pk, &id).await.is_err(), "archived before the write");
+        let paid = archived.replacen(r#""status":"issued""#, r#""status":"paid""#, 1);
+        assert_ne!(paid, archived);
+        let put = http.put(&url).body(paid).send().await.unwrap();
+        assert_eq!(put.status(), 200, "through the host: {:?}", put.text().await);
+        let hot = cosmos.read(&pk, &id).await.unwrap().doc;
+        assert!(String::from_utf8_lossy(hot.as_bytes()).contains(r#""status":"paid""#), "the current API wrote it");
+        let deleted = http.delete(&url).send().await.unwrap();
+        assert_eq!(deleted.status(), 204);
+        assert_eq!(http.get(&url).send().await.unwrap().status(), 404, "gone from both tiers");
+        // A method the profile does not name: the host itself answers, as in Azure.
+        assert_eq!(http.patch(&url).body("{}").send().await.unwrap().status(), 404);
+        writer.stop().await.unwrap();
+    }
     archiver.stop().await.unwrap();
 }
 

@@ -9,7 +9,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -66,7 +65,7 @@ async fn schemathesis(profile: Option<&Path>, spec: &Path, base: &str) {
         })
         .collect();
     seed(&cosmos, &records).await;
-    let settings = app_settings(&stores);
+    let settings = devhost::drive::app_settings(&stores);
     let archiver = Host::start(assembled("archiver", profile), &settings).await.unwrap();
     let run = archiver.fire_timer("ArchiveBillingRecords").await.unwrap();
     archiver.stop().await.unwrap();
@@ -132,19 +131,4 @@ async fn schemathesis_finds_the_reader_true_to_the_spec_derived_for_another_prof
     let path = std::env::temp_dir().join(unique("openapi")).with_extension("json");
     std::fs::write(&path, serde_json::to_vec_pretty(&spec).unwrap()).unwrap();
     schemathesis(Some(&profile), &path, "").await;
-}
-
-/// App settings for this test's stores: the emulators' endpoints, fresh names.
-fn app_settings(stores: &tiering::settings::StoreSettings) -> BTreeMap<String, String> {
-    let mut env: BTreeMap<String, String> =
-        ["COSMOS_ENDPOINT", "COSMOS_KEY", "ARCHIVE_BLOB_ENDPOINT", "ARCHIVE_BLOB_SAS"]
-            .into_iter()
-            .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_owned(), v)))
-            .collect();
-    env.insert("COSMOS_DATABASE".into(), stores.cosmos_database.clone());
-    env.insert("COSMOS_CONTAINER".into(), stores.cosmos_container.clone());
-    env.insert("ARCHIVE_CONTAINER".into(), stores.archive_container.clone());
-    env.insert("ARCHIVE_AGE_FIELD".into(), stores.age_field.name().to_owned());
-    env.insert("RUST_LOG".into(), "warn".into());
-    env
 }

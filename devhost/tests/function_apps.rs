@@ -4,7 +4,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use chrono::Utc;
@@ -28,21 +27,6 @@ fn assembled(app: &str) -> AppFolder {
     let out = std::env::temp_dir().join(unique(&format!("app-{app}")));
     assemble(&devhost::repo_root(), app, &built(app), &out, None).unwrap();
     AppFolder::load(&out).unwrap()
-}
-
-/// App settings for this test's stores: the emulators' endpoints from the
-/// environment, fresh names, and the invoice date as the age field.
-fn app_settings(stores: &tiering::settings::StoreSettings) -> BTreeMap<String, String> {
-    let mut env: BTreeMap<String, String> =
-        ["COSMOS_ENDPOINT", "COSMOS_KEY", "ARCHIVE_BLOB_ENDPOINT", "ARCHIVE_BLOB_SAS"]
-            .into_iter()
-            .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_owned(), v)))
-            .collect();
-    env.insert("COSMOS_DATABASE".into(), stores.cosmos_database.clone());
-    env.insert("COSMOS_CONTAINER".into(), stores.cosmos_container.clone());
-    env.insert("ARCHIVE_CONTAINER".into(), stores.archive_container.clone());
-    env.insert("ARCHIVE_AGE_FIELD".into(), stores.age_field.name().to_owned());
-    env
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -74,7 +58,7 @@ async fn both_apps_run_under_the_host_and_archived_records_read_back_unchanged()
         (0..3).map(|i| invoice("cust-7", &format!("inv-new-{i}"), day(3 + i), 5_000, 50 + i as u64)).collect();
     seed(&cosmos, &old).await;
     seed(&cosmos, &new).await;
-    let settings = app_settings(&stores);
+    let settings = devhost::drive::app_settings(&stores);
 
     let reader_host = Host::start(assembled("reader"), &settings).await.unwrap();
     let front = reader_host.serve_http(0).await.unwrap();
@@ -137,7 +121,7 @@ fn a_malformed_contract_profile_stops_packaging_and_names_the_key() {
 #[tokio::test]
 async fn a_handler_with_a_bad_setting_fails_to_start_under_the_host() {
     let stores = emulator_settings(AgeField::Ts);
-    let mut settings = app_settings(&stores);
+    let mut settings = devhost::drive::app_settings(&stores);
     settings.insert("ARCHIVE_AFTER_DAYS".into(), "soon".into());
     let err = Host::start(assembled("archiver"), &settings).await.unwrap_err().to_string();
     assert!(err.contains("exited during start-up"), "{err}");
@@ -146,7 +130,7 @@ async fn a_handler_with_a_bad_setting_fails_to_start_under_the_host() {
 #[tokio::test]
 async fn the_archiver_starts_while_cosmos_is_down_and_reports_the_run_as_failed() {
     let stores = emulator_settings(AgeField::Ts);
-    let mut settings = app_settings(&stores);
+    let mut settings = devhost::drive::app_settings(&stores);
     // Nothing listens there: the host's probe must still be answered at once.
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     settings.insert("COSMOS_ENDPOINT".into(), format!("http://{dead}/"));
@@ -165,7 +149,7 @@ async fn the_archiver_starts_while_cosmos_is_down_and_reports_the_run_as_failed(
 #[tokio::test]
 async fn the_host_takes_the_timer_schedule_from_the_app_setting() {
     let stores = emulator_settings(AgeField::Ts);
-    let mut settings = app_settings(&stores);
+    let mut settings = devhost::drive::app_settings(&stores);
     settings.insert("ARCHIVE_SCHEDULE".into(), "0 30 * * * *".into());
     let host = Host::start(assembled("archiver"), &settings).await.unwrap();
     let next = host.schedule("ArchiveBillingRecords").unwrap().upcoming(Utc).next().unwrap();
@@ -174,7 +158,7 @@ async fn the_host_takes_the_timer_schedule_from_the_app_setting() {
 
     let mut app = assembled("archiver");
     app.settings.remove("ARCHIVE_SCHEDULE");
-    let err = format!("{:#}", Host::start(app, &app_settings(&stores)).await.unwrap_err());
+    let err = format!("{:#}", Host::start(app, &devhost::drive::app_settings(&stores)).await.unwrap_err());
     assert!(err.contains("ArchiveBillingRecords") && err.contains("ARCHIVE_SCHEDULE is not set"), "{err}");
 
     settings.insert("ARCHIVE_SCHEDULE".into(), "0 2 * * *".into());

@@ -87,6 +87,7 @@ async fn every_answer_matches_the_spec() {
         archive: Arc::new(blob.clone()),
         settings: ArchiverSettings {
             after_days: 90,
+            quiet_days: 0,
             concurrency: 2,
             time_budget: Duration::from_secs(60),
             ..ArchiverSettings::defaults(stores.clone())

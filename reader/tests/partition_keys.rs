@@ -36,8 +36,11 @@ async fn serve(stores: &StoreSettings, contract: Contract) -> SocketAddr {
 async fn archiver(cosmos: CosmosStore, stores: &StoreSettings) -> Archiver {
     let blob = BlobArchive::new(stores, TEST_TRANSPORT).unwrap();
     blob.ensure_container().await.unwrap();
-    let settings =
-        ArchiverSettings { time_budget: Duration::from_secs(120), ..ArchiverSettings::defaults(stores.clone()) };
+    let settings = ArchiverSettings {
+        time_budget: Duration::from_secs(120),
+        quiet_days: 0,
+        ..ArchiverSettings::defaults(stores.clone())
+    };
     Archiver { cosmos, archive: Arc::new(blob), settings }
 }
 

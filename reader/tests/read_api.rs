@@ -133,6 +133,7 @@ impl App {
             archive,
             settings: ArchiverSettings {
                 after_days,
+                quiet_days: 0,
                 concurrency: 4,
                 time_budget: Duration::from_secs(120),
                 ..ArchiverSettings::defaults(stores.clone())

@@ -258,7 +258,29 @@ pub struct Contract {
     pub etag: bool,
     pub last_modified: bool,
     pub not_found: NotFound,
+    /// The writes the API takes on the record route, passed to the current API
+    /// when the reader has `READER_UPSTREAM_URL` (docs/writes.md).
+    pub writes: Writes,
 }
+
+/// The write methods of the record route (`[writes]`); none without the section.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Writes {
+    /// Upper case, each once: a subset of `PUT`, `PATCH`, `DELETE`.
+    pub methods: Vec<String>,
+    /// `POST` to the record's sub-paths (`{record route}/{*action}`) too.
+    pub sub_paths: bool,
+}
+
+impl Writes {
+    /// True when the API takes any write.
+    pub fn any(&self) -> bool {
+        !self.methods.is_empty() || self.sub_paths
+    }
+}
+
+/// The write methods a record route can take.
+pub const WRITE_METHODS: [&str; 3] = ["PUT", "PATCH", "DELETE"];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -271,6 +293,16 @@ struct Profile {
     headers: HeadersSection,
     #[serde(default)]
     not_found: NotFoundSection,
+    writes: Option<WritesSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WritesSection {
+    #[serde(default)]
+    methods: Vec<String>,
+    #[serde(default)]
+    sub_paths: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -478,6 +510,31 @@ impl Contract {
             return Err(bad("not_found.status", format!("{} is not an error status (400 to 599)", n.status)));
         }
         header_value("not_found.content_type", &n.content_type)?;
+        let mut writes = Writes::default();
+        if let Some(w) = &profile.writes {
+            for method in &w.methods {
+                let upper = method.to_ascii_uppercase();
+                if !WRITE_METHODS.contains(&upper.as_str()) {
+                    return Err(bad(
+                        "writes.methods",
+                        format!(
+                            "`{method}` is not a write method of a record route (PUT, PATCH, DELETE; POST goes with writes.sub_paths)"
+                        ),
+                    ));
+                }
+                if writes.methods.contains(&upper) {
+                    return Err(bad("writes.methods", format!("`{method}` is named twice")));
+                }
+                writes.methods.push(upper);
+            }
+            writes.sub_paths = w.sub_paths;
+            if w.sub_paths && record_params.contains(&"action") {
+                return Err(bad(
+                    "writes.sub_paths",
+                    "the record route's `{action}` placeholder clashes with the sub-path's",
+                ));
+            }
+        }
         Ok(Self {
             partition_key,
             prefix,
@@ -490,6 +547,7 @@ impl Contract {
             etag: profile.headers.etag,
             last_modified: profile.headers.last_modified,
             not_found: NotFound { status: n.status, content_type: n.content_type.clone(), body: n.body.clone() },
+            writes,
         })
     }
 
@@ -558,13 +616,21 @@ impl Contract {
             return None;
         }
         let rest = parts.split_off(prefix.len());
-        let route = [Some(&self.record), self.list.as_ref()].into_iter().flatten().find(|r| {
-            r.segments.len() == rest.len()
-                && r.segments.iter().zip(&rest).all(|(s, p)| match s {
-                    Segment::Literal(l) => l.eq_ignore_ascii_case(p),
-                    Segment::Param(_) => !p.is_empty(),
-                })
-        })?;
+        let matches = |r: &Route, rest: &[&str]| {
+            r.segments.iter().zip(rest).all(|(s, p)| match s {
+                Segment::Literal(l) => l.eq_ignore_ascii_case(p),
+                Segment::Param(_) => !p.is_empty(),
+            })
+        };
+        let route = [Some(&self.record), self.list.as_ref()]
+            .into_iter()
+            .flatten()
+            .find(|r| r.segments.len() == rest.len() && matches(r, &rest))
+            // A record's sub-path (writes.sub_paths): the record route, then anything.
+            .or_else(|| {
+                let r = &self.record;
+                (self.writes.sub_paths && rest.len() > r.segments.len() && matches(r, &rest)).then_some(r)
+            })?;
         let mut out = String::new();
         for p in &prefix {
             out.push('/');
@@ -577,6 +643,10 @@ impl Contract {
                 Segment::Param(_) => p,
             });
         }
+        for p in rest.iter().skip(route.segments.len()) {
+            out.push('/');
+            out.push_str(p);
+        }
         if path.ends_with('/') && path.len() > 1 {
             out.push('/');
         }
@@ -586,29 +656,44 @@ impl Contract {
     /// The reader's functions as `function.json` files: `(function name, content)`.
     /// `BillingRecords` serves the record route (and the list route when it is the
     /// record route without its last placeholder, as `{id?}`); otherwise the list
-    /// has a function of its own, `BillingRecordsList`.
+    /// has a function of its own, `BillingRecordsList`. The record route's
+    /// function also takes the profile's write methods, and with
+    /// `writes.sub_paths` a third function, `BillingRecordActions`, takes POST to
+    /// the record's sub-paths (the reader answers them only with write-through on).
     pub fn function_definitions(&self) -> Vec<(String, serde_json::Value)> {
+        let definition = |route: String, methods: Vec<String>| {
+            serde_json::json!({
+                "bindings": [
+                    {
+                        "name": "req",
+                        "type": "httpTrigger",
+                        "direction": "in",
+                        "authLevel": "function",
+                        "methods": methods,
+                        "route": route,
+                    },
+                    {"name": "res", "type": "http", "direction": "out"},
+                ]
+            })
+        };
+        let record_methods: Vec<String> = std::iter::once("get".to_owned())
+            .chain(self.writes.methods.iter().map(|m| m.to_ascii_lowercase()))
+            .collect();
         let names = ["BillingRecords", "BillingRecordsList"];
-        self.host_routes()
+        let mut functions: Vec<(String, serde_json::Value)> = self
+            .host_routes()
             .into_iter()
             .zip(names)
             .map(|(route, name)| {
-                let definition = serde_json::json!({
-                    "bindings": [
-                        {
-                            "name": "req",
-                            "type": "httpTrigger",
-                            "direction": "in",
-                            "authLevel": "function",
-                            "methods": ["get"],
-                            "route": route,
-                        },
-                        {"name": "res", "type": "http", "direction": "out"},
-                    ]
-                });
-                (name.to_owned(), definition)
+                let methods = if name == "BillingRecords" { record_methods.clone() } else { vec!["get".to_owned()] };
+                (name.to_owned(), definition(route, methods))
             })
-            .collect()
+            .collect();
+        if self.writes.sub_paths {
+            let route = format!("{}/{{*action}}", self.record.template());
+            functions.push(("BillingRecordActions".to_owned(), definition(route, vec!["post".to_owned()])));
+        }
+        functions
     }
 
     /// The route template(s) the host must forward, for `function.json`: one
@@ -678,6 +763,48 @@ body = '{"type":"about:blank","title":"Not Found","detail":"invoice {{invoice}} 
         apart.list = Some(Route::parse("routes.list", "customers/{customerId}/invoices").unwrap());
         let names: Vec<String> = apart.function_definitions().into_iter().map(|(n, _)| n).collect();
         assert_eq!(names, ["BillingRecords", "BillingRecordsList"]);
+    }
+
+    #[test]
+    fn writes_name_the_methods_the_record_route_takes() {
+        assert!(!Contract::default_profile().writes.any(), "the default API is read-only");
+        let with = |section: &str| Contract::parse(&format!("{OTHER}\n[writes]\n{section}"));
+        let c = with("methods = [\"put\", \"DELETE\"]\nsub_paths = true").unwrap();
+        assert_eq!(c.writes, Writes { methods: vec!["PUT".into(), "DELETE".into()], sub_paths: true });
+        let functions = c.function_definitions();
+        let methods: Vec<(String, serde_json::Value, serde_json::Value)> = functions
+            .iter()
+            .map(|(n, d)| (n.clone(), d["bindings"][0]["methods"].clone(), d["bindings"][0]["route"].clone()))
+            .collect();
+        assert_eq!(
+            methods,
+            [
+                (
+                    "BillingRecords".to_owned(),
+                    serde_json::json!(["get", "put", "delete"]),
+                    "tenants/{tenant}/invoices/{invoice}".into()
+                ),
+                (
+                    "BillingRecordActions".to_owned(),
+                    serde_json::json!(["post"]),
+                    "tenants/{tenant}/invoices/{invoice}/{*action}".into()
+                ),
+            ]
+        );
+        assert_eq!(
+            c.canonical_path("/Tenants/t1/INVOICES/i1/Refund/now").as_deref(),
+            Some("/tenants/t1/invoices/i1/Refund/now"),
+            "a sub-path keeps its own spelling"
+        );
+        for (bad_section, key) in [
+            ("methods = [\"GET\"]", "writes.methods"),
+            ("methods = [\"POST\"]", "writes.methods"),
+            ("methods = [\"PUT\", \"put\"]", "writes.methods"),
+            ("verbs = [\"PUT\"]", "line"),
+        ] {
+            let err = with(bad_section).unwrap_err();
+            assert!(err.key.starts_with(key), "{bad_section}: {err:?}");
+        }
     }
 
     #[test]

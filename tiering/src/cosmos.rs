@@ -216,7 +216,7 @@ impl CosmosStore {
         // Gateway 2.0 (HTTP/2 to thin-client endpoints, which a real account may
         // advertise) is off: the emulator speaks HTTP/1.1 only, so that path has
         // never run under the test suite (azure_data_cosmos_driver 1.0,
-        // options/connection_pool.rs, `with_gateway_v2_disabled`; README, "Deploy").
+        // options/connection_pool.rs, `with_gateway_v2_disabled`; docs/deployment.md, "Settings the template fixes").
         let mut pool = ConnectionPoolOptions::builder()
             .with_max_dataplane_request_timeout(transport.per_try_timeout)
             .with_max_connect_timeout(Duration::from_secs(5).min(transport.per_try_timeout))
@@ -303,16 +303,29 @@ impl CosmosStore {
     ///
     /// The query is the archiver's work queue: records archived by a previous run
     /// are gone from Cosmos, so a run that stopped early simply resumes here.
-    pub async fn aged_records(&self, cutoff: &AgeValue, page_size: u32) -> Result<Pages, StoreError> {
-        let sql = format!("SELECT * FROM c WHERE c[\"{}\"] < @cutoff", self.age_field.name());
-        let query = Query::from(sql).with_parameter("@cutoff", cutoff.to_json())?;
+    ///
+    /// `written_before` is the quiet period's bound (`ARCHIVE_QUIET_DAYS`): a
+    /// record whose last write (`_ts`) is not before it is left out, whatever its
+    /// age value says. `_ts` is indexed under every indexing policy a container
+    /// can have (it is a system property), so the filter costs no re-indexing.
+    pub async fn aged_records(
+        &self,
+        cutoff: &AgeValue,
+        written_before: i64,
+        page_size: u32,
+    ) -> Result<Pages, StoreError> {
+        let sql = format!("SELECT * FROM c WHERE c[\"{}\"] < @cutoff AND c._ts < @quiet", self.age_field.name());
+        let query =
+            Query::from(sql).with_parameter("@cutoff", cutoff.to_json())?.with_parameter("@quiet", written_before)?;
         self.pages(query, FeedScope::full_container(), page_size, None).await
     }
 
-    /// What a plan needs of every aged record, and no more: `{id, pk, age}`.
+    /// What a plan needs of every aged record, and no more: `{id, pk, age, ts}`,
+    /// the quiet period not applied (the plan counts what it holds back).
     pub async fn aged_rows(&self, cutoff: &AgeValue, page_size: u32) -> Result<Pages, StoreError> {
         let (f, pk) = (self.age_field.name(), self.partition_key.property());
-        let sql = format!("SELECT c.id, c[\"{pk}\"] AS pk, c[\"{f}\"] AS age FROM c WHERE c[\"{f}\"] < @cutoff");
+        let sql =
+            format!("SELECT c.id, c[\"{pk}\"] AS pk, c[\"{f}\"] AS age, c._ts AS ts FROM c WHERE c[\"{f}\"] < @cutoff");
         let query = Query::from(sql).with_parameter("@cutoff", cutoff.to_json())?;
         self.pages(query, FeedScope::full_container(), page_size, None).await
     }

@@ -20,6 +20,7 @@
 //! - [`store`]: store errors by what a caller can do, and transport limits.
 //! - [`cosmos`]: the Cosmos side: point reads, aged-record queries, conditional deletes.
 //! - [`archive`]: the Blob side: conditional uploads, reads, listing.
+//! - [`moveback`]: an archived record back into Cosmos (restore, write-through).
 //! - [`identity`]: Managed Identity when no emulator key or SAS is set.
 //! - [`telemetry`]: tracing set-up for both binaries.
 //!
@@ -36,6 +37,7 @@ pub mod host;
 pub mod identity;
 pub mod layout;
 pub mod listing;
+pub mod moveback;
 pub mod record;
 pub mod schedule;
 pub mod settings;

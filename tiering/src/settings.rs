@@ -228,6 +228,9 @@ impl StoreSettings {
 pub struct ArchiverSettings {
     pub stores: StoreSettings,
     pub after_days: u32,
+    /// A record written (`_ts`) within this many days is never archived,
+    /// whatever its age value says (`ARCHIVE_QUIET_DAYS`).
+    pub quiet_days: u32,
     pub dry_run: bool,
     /// The upper bound on records in flight (the adaptive limit stays below it).
     pub concurrency: usize,
@@ -240,6 +243,10 @@ pub struct ArchiverSettings {
     /// False holds the limit at `concurrency` instead of letting it adapt.
     pub adaptive: bool,
 }
+
+/// 30 days: a billing record is still written for weeks after its invoice date
+/// (payment, a dispute, a correction, a credit note), and rarely after a month.
+pub const DEFAULT_QUIET_DAYS: u32 = 30;
 
 /// Nightly at 02:00 UTC.
 pub const DEFAULT_SCHEDULE: &str = "0 0 2 * * *";
@@ -256,6 +263,7 @@ impl ArchiverSettings {
         Self {
             stores,
             after_days: 90,
+            quiet_days: DEFAULT_QUIET_DAYS,
             dry_run: false,
             concurrency: AUTO_CONCURRENCY,
             max_ru_per_second: 0,
@@ -273,6 +281,7 @@ impl ArchiverSettings {
         let r = Reader(env);
         let stores = StoreSettings::from_lookup(env)?;
         let after_days = r.ranged("ARCHIVE_AFTER_DAYS", 90u32, 1..=36_500, "a whole number of days")?;
+        let quiet_days = r.ranged("ARCHIVE_QUIET_DAYS", DEFAULT_QUIET_DAYS, 0..=36_500, "a whole number of days")?;
         let dry_run = parse_bool(&r, "ARCHIVE_DRY_RUN", false)?;
         let concurrency = match r.or("ARCHIVE_CONCURRENCY", "auto").to_ascii_lowercase().as_str() {
             "auto" => AUTO_CONCURRENCY,
@@ -291,6 +300,7 @@ impl ArchiverSettings {
         Ok(Self {
             stores,
             after_days,
+            quiet_days,
             dry_run,
             concurrency,
             max_ru_per_second,
@@ -314,6 +324,9 @@ pub struct ReaderSettings {
     pub contract: Contract,
     /// Where the contract came from (a path, or the built-in default), for the start-up log.
     pub contract_source: String,
+    /// The team's current API (`READER_UPSTREAM_URL`): when set, the profile's
+    /// writes pass through to it (docs/writes.md); when unset, the reader is read-only.
+    pub upstream: Option<url::Url>,
 }
 
 /// Well inside the host's 230-second HTTP limit, and long enough for a cold read
@@ -341,6 +354,7 @@ impl ReaderSettings {
             page_max_bytes: DEFAULT_PAGE_MAX_BYTES,
             contract: Contract::default_profile(),
             contract_source: "the built-in default profile".into(),
+            upstream: None,
         }
     }
 
@@ -384,8 +398,35 @@ impl ReaderSettings {
             }
             Some(_) => {}
         }
-        Ok(Self { stores, request_timeout: Duration::from_secs(seconds), page_max_bytes, contract, contract_source })
+        let upstream = match r.opt("READER_UPSTREAM_URL") {
+            None => None,
+            Some(text) => {
+                Some(upstream_url(&text).map_err(|message| SettingsError { name: "READER_UPSTREAM_URL", message })?)
+            }
+        };
+        Ok(Self {
+            stores,
+            request_timeout: Duration::from_secs(seconds),
+            page_max_bytes,
+            contract,
+            contract_source,
+            upstream,
+        })
     }
+}
+
+/// The current API's origin: `http` or `https`, a host, no query or fragment.
+fn upstream_url(text: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(text).map_err(|e| format!("`{text}` is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!("`{text}` is not an http(s) URL with a host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(format!(
+            "`{text}` holds a query, fragment or user name; give the API's origin (and base path) only"
+        ));
+    }
+    Ok(url)
 }
 
 /// How the binaries log.
@@ -439,6 +480,7 @@ mod tests {
         assert_eq!(s.stores.archive_container, "billing-archive");
         assert_eq!(s.stores.age_field, AgeField::Ts);
         assert_eq!(s.after_days, 90);
+        assert_eq!(s.quiet_days, 30);
         assert!(!s.dry_run);
         assert_eq!(s.max_ru_per_second, 0);
         assert_eq!(s.concurrency, AUTO_CONCURRENCY);
@@ -461,6 +503,8 @@ mod tests {
             ("COSMOS_ENDPOINT", "ftp://x/"),
             ("ARCHIVE_AFTER_DAYS", "ninety"),
             ("ARCHIVE_AFTER_DAYS", "0"),
+            ("ARCHIVE_QUIET_DAYS", "-1"),
+            ("ARCHIVE_QUIET_DAYS", "a month"),
             ("ARCHIVE_DRY_RUN", "maybe"),
             ("ARCHIVE_CONCURRENCY", "0"),
             ("ARCHIVE_CONCURRENCY", "lots"),
@@ -475,12 +519,23 @@ mod tests {
             ("COSMOS_PARTITION_KEY", "customerId"),
             ("COSMOS_PARTITION_KEY", "/a/b"),
         ];
-        for (name, value) in [("READER_TIMEOUT_SECONDS", "0"), ("READER_TIMEOUT_SECONDS", "soon")] {
+        for (name, value) in [
+            ("READER_TIMEOUT_SECONDS", "0"),
+            ("READER_TIMEOUT_SECONDS", "soon"),
+            ("READER_UPSTREAM_URL", "billing.example.com"),
+            ("READER_UPSTREAM_URL", "ftp://billing.example.com"),
+            ("READER_UPSTREAM_URL", "https://billing.example.com/?code=secret"),
+            ("READER_UPSTREAM_URL", "https://user@billing.example.com"),
+        ] {
             let mut pairs = BASE.to_vec();
             pairs.push((name, value));
             assert_eq!(ReaderSettings::from_lookup(&env(&pairs)).unwrap_err().name, name);
         }
-        assert_eq!(ReaderSettings::from_lookup(&env(&BASE)).unwrap().request_timeout, Duration::from_secs(10));
+        let reader = ReaderSettings::from_lookup(&env(&BASE)).unwrap();
+        assert_eq!((reader.request_timeout, reader.upstream), (Duration::from_secs(10), None), "read-only by default");
+        let upstream = [BASE[0], BASE[1], ("READER_UPSTREAM_URL", "https://billing.example.com/v1")];
+        let reader = ReaderSettings::from_lookup(&env(&upstream)).unwrap();
+        assert_eq!(reader.upstream.unwrap().as_str(), "https://billing.example.com/v1");
         let profile = |text: &str| {
             let path = std::env::temp_dir().join(format!("contract-{}-{}.toml", std::process::id(), text.len()));
             std::fs::write(&path, text).unwrap();

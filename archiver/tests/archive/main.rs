@@ -84,6 +84,9 @@ async fn fixture_on(stores: StoreSettings) -> Fixture {
 fn settings(stores: &StoreSettings, concurrency: usize) -> ArchiverSettings {
     ArchiverSettings {
         after_days: 90,
+        // The fixture's records were written a moment ago; the quiet period's
+        // own tests set it (protocol.rs).
+        quiet_days: 0,
         concurrency,
         time_budget: Duration::from_secs(120),
         ..ArchiverSettings::defaults(stores.clone())
@@ -182,6 +185,7 @@ fn env_of(stores: &StoreSettings) -> Vec<(&'static str, String)> {
         ("ARCHIVE_BLOB_SAS", stores.blob_sas.as_ref().map(|k| k.secret().to_owned()).unwrap_or_default()),
         ("ARCHIVE_CONTAINER", stores.archive_container.clone()),
         ("ARCHIVE_AGE_FIELD", stores.age_field.name().to_owned()),
+        ("ARCHIVE_QUIET_DAYS", "0".into()),
         ("RUST_LOG", "warn".into()),
     ]
 }

@@ -49,13 +49,21 @@ async fn verify_finds_corrupt_and_vanished_copies_and_restore_brings_a_record_ba
     // Restoring again: nothing to restore, and the record in Cosmos is untouched.
     assert!(archiver::ops::restore(&archiver, &good.customer_id, &good.id, patience).await.is_err());
     assert_eq!(f.cosmos.read(&good.customer_id, &good.id).await.unwrap().doc.etag().unwrap(), back.etag().unwrap());
-    // A copy next to a record Cosmos already holds is never restored over it.
+    // A copy next to a record Cosmos already holds is never restored over it; the
+    // stale copy goes (it is what a later application delete would resurrect).
     let hot = &f.new[0];
     let (hot_body, hot_etag, hot_ts) = f.hot(std::slice::from_ref(hot)).await.remove(0);
     f.put_copy(hot, hot.json.replacen("issued", "draft", 1).as_bytes(), "\"old\"", hot_ts - 10).await;
-    let refused = archiver::ops::restore(&archiver, &hot.customer_id, &hot.id, patience).await.unwrap_err();
-    assert!(refused.to_string().contains("already in Cosmos"), "{refused}");
+    let outcome = archiver::ops::restore(&archiver, &hot.customer_id, &hot.id, patience).await.unwrap();
+    assert_eq!(outcome, tiering::moveback::MovedBack::AlreadyHot { stale_copy_deleted: true });
     assert_eq!(f.hot(std::slice::from_ref(hot)).await.remove(0), (hot_body, hot_etag, hot_ts));
+    assert_eq!(f.archived_etag(hot).await, None, "the stale copy is withdrawn");
+    // A copy that is newer than the record in Cosmos: left for a person.
+    let (_, _, newer_ts) = f.hot(std::slice::from_ref(&f.new[2])).await.remove(0);
+    f.put_copy(&f.new[2], f.new[2].json.as_bytes(), "\"future\"", newer_ts + 100).await;
+    let refused = archiver::ops::restore(&archiver, &f.new[2].customer_id, &f.new[2].id, patience).await.unwrap_err();
+    assert!(refused.to_string().contains("newer than the record in Cosmos"), "{refused}");
+    assert!(f.archived_etag(&f.new[2]).await.is_some(), "both left as they are");
     // A copy whose body is another record (a bad manual upload) is never restored.
     let other = &f.new[1];
     f.cosmos.delete(&other.customer_id, &other.id).await.unwrap();
@@ -188,13 +196,13 @@ async fn bulk_restore_brings_a_customer_back_resumably_and_never_overwrites() {
 
     let report =
         archiver::ops::restore_customer(&archiver, "cust-a", None, None, false, patience, quiet).await.unwrap();
-    assert_eq!((report.restored, report.already_in_cosmos, report.withdrawn), (2, 2, 3), "{report:?}");
+    assert_eq!((report.restored, report.already_in_cosmos, report.withdrawn), (2, 2, 4), "{report:?}");
     assert!(report.failed.is_empty(), "{report:?}");
     for r in &mine {
         let doc = f.cosmos.read(&r.customer_id, &r.id).await.unwrap().doc;
         if r.id == rewritten.id {
             assert_eq!(f.hot(std::slice::from_ref(r)).await.remove(0), before, "never overwritten");
-            assert!(f.archived_etag(r).await.is_some(), "a copy of another version is left for verify --shadowed");
+            assert_eq!(f.archived_etag(r).await, None, "its stale copy goes: a later delete cannot resurrect it");
         } else {
             let archived_doc = tiering::record::RawDocument::parse(bodies[&r.id].clone()).unwrap();
             assert_eq!(
@@ -206,8 +214,8 @@ async fn bulk_restore_brings_a_customer_back_resumably_and_never_overwrites() {
             assert_eq!(f.archived_etag(r).await, None);
         }
     }
-    // Other customers are untouched; running it again finds only the one copy left.
+    // Other customers are untouched; running it again finds nothing left to do.
     assert!(!f.in_cosmos(&f.old[1]).await);
     let again = archiver::ops::restore_customer(&archiver, "cust-a", None, None, false, patience, quiet).await.unwrap();
-    assert_eq!((again.checked, again.restored, again.already_in_cosmos), (1, 0, 1), "{again:?}");
+    assert_eq!((again.checked, again.restored, again.already_in_cosmos), (0, 0, 0), "{again:?}");
 }

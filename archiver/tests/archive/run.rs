@@ -149,3 +149,31 @@ async fn an_identity_that_may_not_create_containers_accepts_the_existing_one() {
     let created = BlobArchive::new(&missing, TEST_TRANSPORT).unwrap();
     assert!(created.head("container-probe").await.is_err_and(|e| e.is_outage()), "the container stayed missing");
 }
+
+/// The quiet period (`ARCHIVE_QUIET_DAYS`): an old invoice written yesterday (here:
+/// just now) stays hot through a run, whatever its date; it is archived by the
+/// first run after its last write is older than the quiet period. `plan` counts
+/// what the quiet period holds back.
+#[tokio::test]
+async fn a_record_written_within_the_quiet_period_stays_hot_until_it_has_passed() {
+    let f = fixture().await;
+    let mut archiver = f.plain(4);
+    archiver.settings.quiet_days = 30;
+    let plan = archiver::plan::plan(&archiver, Utc::now(), &Default::default()).await.unwrap();
+    assert_eq!((plan.records, plan.held_back_by_quiet_period), (0, f.old.len() as u64), "{plan:?}");
+    let summary = archiver.run(Utc::now(), false).await;
+    assert_eq!((summary.scanned, summary.archived), (0, 0), "{summary:?}");
+    assert_eq!(f.hot(&f.old).await.len(), f.old.len());
+    // 29 days on: still within it.
+    let summary = archiver.run(Utc::now() + chrono::Duration::days(29), false).await;
+    assert_eq!(summary.archived, 0, "{summary:?}");
+    // 31 days on, the last writes are older than the quiet period.
+    let later = Utc::now() + chrono::Duration::days(31);
+    let plan = archiver::plan::plan(&archiver, later, &Default::default()).await.unwrap();
+    assert_eq!((plan.records, plan.held_back_by_quiet_period), (f.old.len() as u64, 0), "{plan:?}");
+    let summary = archiver.run(later, false).await;
+    assert_eq!(summary.archived, f.old.len() as u64, "{summary:?}");
+    for r in &f.new {
+        assert!(f.in_cosmos(r).await, "young records stay, quiet period or not");
+    }
+}

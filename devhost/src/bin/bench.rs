@@ -226,7 +226,7 @@ async fn copy_loop(stores: &StoreSettings, cutoff: &AgeValue, expect: usize) -> 
     let cosmos = CosmosStore::connect(stores, Transport::BATCH).await?;
     let archive = Arc::new(BlobArchive::new(stores, Transport::BATCH)?);
     let started = Instant::now();
-    let pages = cosmos.aged_records(cutoff, 50).await?;
+    let pages = cosmos.aged_records(cutoff, i64::MAX, 50).await?;
     let docs = futures::stream::unfold(pages, |mut p| async move { p.next_page().await.map(|page| (page, p)) })
         .map(|page| futures::stream::iter(page.map(|p| p.docs).unwrap_or_default()))
         .flatten();
@@ -255,7 +255,7 @@ async fn sequential_gzip(stores: &StoreSettings, cutoff: &AgeValue, expect: usiz
     let cosmos = CosmosStore::connect(stores, Transport::BATCH).await?;
     let archive = BlobArchive::new(stores, Transport::BATCH)?;
     let started = Instant::now();
-    let mut pages = cosmos.aged_records(cutoff, 50).await?;
+    let mut pages = cosmos.aged_records(cutoff, i64::MAX, 50).await?;
     let mut moved = 0;
     while let Some(page) = pages.next_page().await {
         for raw in page?.docs {

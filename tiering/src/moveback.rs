@@ -1,0 +1,285 @@
+//! Moving an archived record back into Cosmos: the reverse of archiving, with
+//! the same care (docs/archive-protocol.md, "Moving a record back").
+//!
+//! Read the copy, check its integrity and that it is the record its name says;
+//! create the record in Cosmos (create only: if Cosmos holds the id, nothing is
+//! written); read it back; then delete the copy at the ETag that was verified.
+//! At every instant the record is readable from at least one tier, and nothing
+//! is ever overwritten. Afterwards the record is hot with a fresh `_ts`, so the
+//! archiver's quiet period (`ARCHIVE_QUIET_DAYS`) keeps it hot for a while.
+//!
+//! No lock is taken, so it can run at any time beside an archive run and beside
+//! other move-backs of the same record:
+//! - two at once: one creates, the other finds the record hot and deletes the
+//!   (now stale) copy; both deletes are at the verified ETag, so neither can
+//!   remove a copy written since;
+//! - during an archive run: the run only handles records Cosmos holds, and
+//!   deletes them only at the `_etag` it read, so a record created here is
+//!   never deleted by a run that read it before. The one moment that needs a
+//!   wait is a run between its upload and its delete of the same version
+//!   ([`MoveBackError::InFlight`]): the copy must then not be deleted (the run
+//!   is about to delete the record from Cosmos), so this waits for the run to
+//!   finish that record, and then moves it back;
+//! - the age stamp of a copy can change under it (`restamp` after an age-field
+//!   change rewrites metadata, hence the blob's ETag): a delete refused for that
+//!   reason is retried at the new ETag when the copy still holds the same version.
+
+use std::time::Duration;
+
+use crate::archive::{Archive, StoredBlob};
+use crate::codec::{self, ArchiveMeta, CodecError};
+use crate::cosmos::CosmosStore;
+use crate::layout;
+use crate::record::RawDocument;
+use crate::store::StoreError;
+
+/// How often, and how long apart, a move-back looks again when an archive run
+/// is between the upload and the delete of this very version.
+const IN_FLIGHT_CHECKS: u32 = 6;
+const IN_FLIGHT_PAUSE: Duration = Duration::from_millis(250);
+/// Deletes of the copy retried after its metadata changed (a re-stamp).
+const DELETE_ATTEMPTS: u32 = 3;
+
+/// What a move-back found and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MovedBack {
+    /// No archived copy: the record is hot already, or exists in neither tier.
+    NotArchived,
+    /// Created in Cosmos from its verified copy and read back; the copy is deleted.
+    Restored,
+    /// Cosmos already held a newer version (an earlier move-back, a write); the
+    /// stale copy beside it is deleted (`false` when someone deleted it first).
+    AlreadyHot { stale_copy_deleted: bool },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MoveBackError {
+    /// A store could not do its part of `step`. Nothing was lost: when the record
+    /// was created already, it is hot and its copy is still there, and a second
+    /// move-back finishes the job.
+    #[error("{step}: {error}")]
+    Store { step: &'static str, error: StoreError },
+    /// The copy failed its integrity check (or is in a format not served): never written to Cosmos.
+    #[error("the archived copy {name} cannot be moved back: {error}")]
+    Corrupt { name: String, error: CodecError },
+    /// The copy's body is another record (a bad manual upload): never written to Cosmos.
+    #[error("the archived copy {name} holds another record ({found:?}); nothing moved back")]
+    NotOurs { name: String, found: String },
+    /// An archive run is between its upload and its delete of this same version,
+    /// and did not finish within the wait; asking again soon succeeds.
+    #[error(
+        "an archive run is moving this record right now (the same version is in both tiers); try again shortly, or run `archiver verify --shadowed` if it persists"
+    )]
+    InFlight,
+    /// Cosmos holds a version older (by `_ts`) than the copy's: which one should
+    /// live cannot be told; both are left as they are for a person to decide.
+    #[error("the archived copy {name} is newer than the record in Cosmos; both are left as they are")]
+    Conflict { name: String },
+    /// The caller's fence (the run lease, for the commands) no longer holds.
+    #[error("the run lease may lapse; {0}")]
+    Fenced(&'static str),
+}
+
+fn store(step: &'static str) -> impl FnOnce(StoreError) -> MoveBackError {
+    move |error| MoveBackError::Store { step, error }
+}
+
+/// The run lease, when the caller holds it: `archiver restore` does, the reader
+/// does not (see the module docs).
+pub type Lease<'a> = Option<&'a (dyn Fn() -> bool + Sync)>;
+
+/// Moves the record `(partition_key, id)` back into Cosmos if it is archived.
+///
+/// With `lease`, its check is asked before each write, and a copy of the very
+/// version Cosmos holds is deleted (no run can be between its upload and its
+/// delete while the lease is held: such a copy is what an interrupted run
+/// left). Without, that case waits for the run, as the module docs say.
+pub async fn move_back(
+    cosmos: &CosmosStore,
+    archive: &dyn Archive,
+    partition_key: &str,
+    id: &str,
+    lease: Lease<'_>,
+) -> Result<MovedBack, MoveBackError> {
+    // A name the layout refuses can hold no copy: the archiver never writes one.
+    let Ok(name) = layout::blob_name(partition_key, id) else { return Ok(MovedBack::NotArchived) };
+    for _ in 0..IN_FLIGHT_CHECKS {
+        let stored = match archive.get(&name).await {
+            Ok(stored) => stored,
+            Err(StoreError::NotFound) => return Ok(MovedBack::NotArchived),
+            Err(e) => return Err(store("reading the archived copy")(e)),
+        };
+        let (doc, meta) = checked_copy(cosmos, &name, partition_key, id, &stored)?;
+        match move_back_copy(cosmos, archive, partition_key, id, &name, &stored, &doc, &meta, lease).await {
+            Err(MoveBackError::InFlight) => tokio::time::sleep(IN_FLIGHT_PAUSE).await,
+            other => return other,
+        }
+    }
+    Err(MoveBackError::InFlight)
+}
+
+/// The copy's document and metadata, once it passed its integrity check and
+/// proved to be the record its name says.
+pub fn checked_copy(
+    cosmos: &CosmosStore,
+    name: &str,
+    partition_key: &str,
+    id: &str,
+    stored: &StoredBlob,
+) -> Result<(RawDocument, ArchiveMeta), MoveBackError> {
+    let corrupt = |error| MoveBackError::Corrupt { name: name.to_owned(), error };
+    let meta = ArchiveMeta::from_metadata(&stored.info.metadata).map_err(corrupt)?;
+    let body = codec::decode_verified(&stored.body, &meta).map_err(corrupt)?;
+    let doc = RawDocument::parse(body)
+        .map_err(|e| corrupt(CodecError::Corrupt(format!("the copy is not a JSON object: {e}"))))?;
+    let found = (doc.id().ok(), doc.get::<String>(cosmos.partition_key().property()));
+    if found != (Some(id.to_owned()), Some(partition_key.to_owned())) {
+        return Err(MoveBackError::NotOurs { name: name.to_owned(), found: format!("{found:?}") });
+    }
+    Ok((doc, meta))
+}
+
+/// [`move_back`] of a copy already read and checked ([`checked_copy`]): the
+/// commands that look at a copy before they decide (a restore by age) use it.
+/// [`MoveBackError::InFlight`] is returned at once, without waiting.
+/// (`lease` as for [`move_back`].)
+#[allow(clippy::too_many_arguments)]
+pub async fn move_back_copy(
+    cosmos: &CosmosStore,
+    archive: &dyn Archive,
+    partition_key: &str,
+    id: &str,
+    name: &str,
+    stored: &StoredBlob,
+    doc: &RawDocument,
+    meta: &ArchiveMeta,
+    lease: Lease<'_>,
+) -> Result<MovedBack, MoveBackError> {
+    let holds = || lease.is_none_or(|holds| holds());
+    if !holds() {
+        return Err(MoveBackError::Fenced("nothing moved back"));
+    }
+    // The document as it was, but for the system properties Cosmos assigns anew.
+    match cosmos.create_raw(partition_key, id, &doc.without_system_properties()).await {
+        Ok(()) => {
+            // Read back: the record must be there before its only other copy goes.
+            // Gone already means a concurrent delete of the record (a write-through
+            // DELETE that found it hot): the copy must go too, or it would resurrect it.
+            match cosmos.read(partition_key, id).await {
+                Ok(_) | Err(StoreError::NotFound) => {}
+                Err(e) => return Err(store("reading the moved-back record")(e)),
+            }
+            delete_copy(archive, name, &stored.info.etag, meta, &holds).await?;
+            Ok(MovedBack::Restored)
+        }
+        Err(StoreError::AlreadyExists) => {
+            let hot = match cosmos.read(partition_key, id).await {
+                Ok(item) => item.doc,
+                // Deleted between the create and the read: look again from the start.
+                Err(StoreError::NotFound) => return Err(MoveBackError::InFlight),
+                Err(e) => return Err(store("reading the record in Cosmos")(e)),
+            };
+            let (etag, ts) = match (hot.etag(), hot.ts()) {
+                (Ok(etag), Ok(ts)) => (etag, ts),
+                _ => return Err(store("reading the record in Cosmos")(StoreError::Other("no _etag or _ts".into()))),
+            };
+            match hot_version(&etag, ts, meta) {
+                HotVersion::SameAsCopy if lease.is_none() => Err(MoveBackError::InFlight),
+                HotVersion::SameAsCopy | HotVersion::Newer => {
+                    let deleted = delete_copy(archive, name, &stored.info.etag, meta, &holds).await?;
+                    Ok(MovedBack::AlreadyHot { stale_copy_deleted: deleted })
+                }
+                HotVersion::Older => Err(MoveBackError::Conflict { name: name.to_owned() }),
+            }
+        }
+        Err(e) => Err(store("creating the record in Cosmos")(e)),
+    }
+}
+
+/// How the version Cosmos holds now compares with the copy's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HotVersion {
+    /// The very version the copy holds: an archive run is between its upload and its delete.
+    SameAsCopy,
+    /// Written after the copy's version: the copy is stale.
+    Newer,
+    /// Older by `_ts` than the copy: not a history one container can have.
+    Older,
+}
+
+/// Decides from the current Cosmos version. Cosmos's versions of one item form
+/// one history and every write gets a new `_etag`, so the version Cosmos holds
+/// *now*, when it is not the copy's, was written after it, even within the same
+/// second (unlike the archiver's choice between a copy and a version it read
+/// earlier, `archiver/src/decide.rs`, which cannot know which came later).
+pub fn hot_version(etag: &str, ts: i64, copy: &ArchiveMeta) -> HotVersion {
+    if etag == copy.etag {
+        HotVersion::SameAsCopy
+    } else if ts >= copy.ts {
+        HotVersion::Newer
+    } else {
+        HotVersion::Older
+    }
+}
+
+/// Deletes the copy at `etag`, or at a newer ETag of the same version (its
+/// metadata re-stamped meanwhile). `Ok(false)` when it is gone already, or when
+/// the name now holds another version (written by a run since: the current
+/// copy, which stays).
+async fn delete_copy(
+    archive: &dyn Archive,
+    name: &str,
+    etag: &str,
+    meta: &ArchiveMeta,
+    holds: &(dyn Fn() -> bool + Sync),
+) -> Result<bool, MoveBackError> {
+    let mut etag = etag.to_owned();
+    for _ in 0..DELETE_ATTEMPTS {
+        if !holds() {
+            return Err(MoveBackError::Fenced("the record is hot again, but its archived copy stays"));
+        }
+        match archive.delete_if_match(name, &etag).await {
+            Ok(()) => return Ok(true),
+            Err(StoreError::NotFound) => return Ok(false),
+            Err(StoreError::PreconditionFailed) => match archive.head(name).await {
+                Ok(info) => match ArchiveMeta::from_metadata(&info.metadata) {
+                    Ok(now) if now.same_version(meta) => etag = info.etag,
+                    _ => return Ok(false),
+                },
+                Err(StoreError::NotFound) => return Ok(false),
+                Err(e) => return Err(store("deleting the archived copy")(e)),
+            },
+            Err(e) => return Err(store("deleting the archived copy")(e)),
+        }
+    }
+    Err(store("deleting the archived copy")(StoreError::PreconditionFailed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::AgeStamp;
+    use crate::record::AgeField;
+
+    #[test]
+    fn the_current_version_is_newer_unless_it_is_the_copy_itself() {
+        let copy = ArchiveMeta {
+            sha256: String::new(),
+            length: 0,
+            etag: "\"a\"".into(),
+            ts: 100,
+            stamp: AgeStamp::new(&AgeField::Ts, None),
+            archived_at: chrono::Utc::now(),
+        };
+        let cases = [
+            ("\"a\"", 100, HotVersion::SameAsCopy),
+            // Same second, another version: written after the copy's, so newer.
+            ("\"b\"", 100, HotVersion::Newer),
+            ("\"b\"", 101, HotVersion::Newer),
+            ("\"b\"", 99, HotVersion::Older),
+        ];
+        for (etag, ts, expected) in cases {
+            assert_eq!(hot_version(etag, ts, &copy), expected, "{etag} at {ts}");
+        }
+    }
+}
