@@ -215,6 +215,10 @@ pub fn route_matches(template: &str, path: &str) -> bool {
         if path.trim_matches('/').is_empty() { vec![] } else { path.trim_matches('/').split('/').collect() };
     let mut i = 0;
     for seg in &t {
+        // A catch-all (`{*rest}`) takes one segment or more, to the end.
+        if seg.starts_with("{*") && seg.ends_with('}') {
+            return p.len() > i && p[i..].iter().all(|s| !s.is_empty());
+        }
         let optional = seg.starts_with('{') && seg.ends_with("?}");
         let param = seg.starts_with('{') && seg.ends_with('}');
         match p.get(i) {
@@ -240,6 +244,10 @@ mod tests {
     fn routes_match_like_the_host() {
         let t = "customers/{customerId}/billing-records/{recordId?}";
         assert!(route_matches(t, "customers/c1/billing-records/r1"));
+        let actions = "customers/{customerId}/billing-records/{recordId}/{*action}";
+        assert!(route_matches(actions, "customers/c1/billing-records/r1/refund"));
+        assert!(route_matches(actions, "customers/c1/billing-records/r1/refund/partial"));
+        assert!(!route_matches(actions, "customers/c1/billing-records/r1"));
         assert!(route_matches(t, "customers/c1/billing-records"));
         assert!(route_matches(t, "customers/c%201/billing-records/r%2F1"));
         assert!(!route_matches(t, "customers/c1/billing-records/r1/x"));

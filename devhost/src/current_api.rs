@@ -4,6 +4,14 @@
 //! adoption tests and the demo compare the reader with it (`scripts/compare.py`),
 //! the way an adopter compares the reader with their real API before switching.
 //!
+//! It takes the writes a team's API has too, straight on Cosmos as such an API
+//! does: replace (`PUT`, the record must exist; `If-Match` honoured), patch
+//! (`PATCH`, the body's top-level members merged in), delete (`DELETE`) and,
+//! with the profile's `writes.sub_paths`, an action (`POST .../{id}/{action}`,
+//! recorded in the document as `lastAction`). A write answers as a read of the
+//! written record does (a delete: 204); a missing record, the profile's
+//! missing-record answer; a stale `If-Match`, 412.
+//!
 //! It is written apart from the reader on purpose: the body rule walks the
 //! document with serde's own map visitor (values kept as raw JSON text), not with
 //! `tiering::record`; the list reads the whole partition and sorts it, not the
@@ -40,9 +48,13 @@ pub async fn start(contract: Contract, stores: &StoreSettings) -> anyhow::Result
     let cosmos = CosmosStore::connect(stores, testkit::emulator::TEST_TRANSPORT).await?;
     let api = Api { contract: Arc::new(contract), cosmos, age_field: stores.age_field.name().to_owned() };
     let (record, list) = reader_free_paths(&api.contract);
-    let mut router = Router::new().route(&record, get(record_route));
+    let mut router =
+        Router::new().route(&record, get(record_route).put(replace_route).patch(patch_route).delete(delete_route));
     if let Some(list) = list {
         router = router.route(&list, get(list_route));
+    }
+    if api.contract.writes.sub_paths {
+        router = router.route(&format!("{record}/{{*action}}"), axum::routing::post(action_route));
     }
     let (listener, addr) = tiering::host::bind(0).await?;
     tokio::spawn(tiering::host::serve(listener, router.with_state(api), std::future::pending()));
@@ -103,10 +115,14 @@ async fn record_route(
     Path(values): Path<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    let Some((pk, id)) = api.contract.key_of(&values) else { return StatusCode::BAD_REQUEST.into_response() };
+    serve_record(&api, &values, &headers).await
+}
+
+async fn serve_record(api: &Api, values: &HashMap<String, String>, headers: &HeaderMap) -> Response {
+    let Some((pk, id)) = api.contract.key_of(values) else { return StatusCode::BAD_REQUEST.into_response() };
     let doc = match api.cosmos.read(pk, id).await {
         Ok(item) => item.doc,
-        Err(tiering::store::StoreError::NotFound) => return not_found(&api.contract, &values),
+        Err(tiering::store::StoreError::NotFound) => return not_found(&api.contract, values),
         Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
     };
     let Ok(members) = serde_json::from_slice::<Members>(doc.as_bytes()) else {
@@ -140,6 +156,131 @@ async fn record_route(
         }
     }
     response
+}
+
+/// What a write's Cosmos error answers.
+fn write_error(api: &Api, values: &HashMap<String, String>, e: azure_data_cosmos::CosmosError) -> Response {
+    match tiering::store::StoreError::from(e) {
+        tiering::store::StoreError::NotFound => not_found(&api.contract, values),
+        tiering::store::StoreError::PreconditionFailed => StatusCode::PRECONDITION_FAILED.into_response(),
+        other => (StatusCode::SERVICE_UNAVAILABLE, other.to_string()).into_response(),
+    }
+}
+
+fn if_match(headers: &HeaderMap) -> azure_data_cosmos::options::ItemWriteOptions {
+    let options = azure_data_cosmos::options::ItemWriteOptions::default();
+    match headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) {
+        Some(etag) => options.with_precondition(azure_data_cosmos::options::Precondition::if_match(etag.to_owned())),
+        None => options,
+    }
+}
+
+/// Replaces `(pk, id)` with `doc`, which must exist (`If-Match` as given, or the version read).
+async fn replace(
+    api: &Api,
+    values: &HashMap<String, String>,
+    headers: &HeaderMap,
+    mut doc: serde_json::Value,
+) -> Response {
+    let Some((pk, id)) = api.contract.key_of(values) else { return StatusCode::BAD_REQUEST.into_response() };
+    // Cosmos assigns the system properties; a body read back and sent again drops them.
+    if let Some(map) = doc.as_object_mut() {
+        map.retain(|k, _| !tiering::record::SYSTEM_PROPERTIES.contains(&k.as_str()));
+    }
+    let property = api.cosmos.partition_key().property();
+    if doc.get("id").and_then(|v| v.as_str()) != Some(id) || doc.get(property).and_then(|v| v.as_str()) != Some(pk) {
+        return (StatusCode::BAD_REQUEST, "the body's id and partition key must be the route's").into_response();
+    }
+    let written = api.cosmos.container_client().replace_item(pk.to_owned(), id, &doc, Some(if_match(headers))).await;
+    match written {
+        Ok(_) => serve_record(api, values, &HeaderMap::new()).await,
+        Err(e) => write_error(api, values, e),
+    }
+}
+
+async fn replace_route(
+    State(api): State<Api>,
+    Path(values): Path<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: bytes::Bytes,
+) -> Response {
+    match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(doc @ serde_json::Value::Object(_)) => replace(&api, &values, &headers, doc).await,
+        _ => (StatusCode::BAD_REQUEST, "the body must be a JSON object").into_response(),
+    }
+}
+
+/// The record as Cosmos holds it, as JSON, for a patch or an action.
+async fn current(
+    api: &Api,
+    values: &HashMap<String, String>,
+) -> Result<serde_json::Map<String, serde_json::Value>, Response> {
+    let Some((pk, id)) = api.contract.key_of(values) else { return Err(StatusCode::BAD_REQUEST.into_response()) };
+    match api.cosmos.read(pk, id).await {
+        Ok(item) => match serde_json::from_slice(item.doc.as_bytes()) {
+            Ok(serde_json::Value::Object(map)) => Ok(map),
+            _ => Err(StatusCode::INTERNAL_SERVER_ERROR.into_response()),
+        },
+        Err(tiering::store::StoreError::NotFound) => Err(not_found(&api.contract, values)),
+        Err(e) => Err((StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response()),
+    }
+}
+
+/// With the version read as the `If-Match`, unless the caller gave one: a
+/// read-modify-write that never loses a concurrent write.
+fn or_read_version(headers: &HeaderMap, doc: &serde_json::Map<String, serde_json::Value>) -> HeaderMap {
+    let mut headers = headers.clone();
+    if !headers.contains_key(header::IF_MATCH)
+        && let Some(etag) = doc.get("_etag").and_then(|e| e.as_str()).and_then(|e| HeaderValue::from_str(e).ok())
+    {
+        headers.insert(header::IF_MATCH, etag);
+    }
+    headers
+}
+
+async fn patch_route(
+    State(api): State<Api>,
+    Path(values): Path<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: bytes::Bytes,
+) -> Response {
+    let Ok(serde_json::Value::Object(changes)) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return (StatusCode::BAD_REQUEST, "the body must be a JSON object").into_response();
+    };
+    let mut doc = match current(&api, &values).await {
+        Ok(doc) => doc,
+        Err(answer) => return answer,
+    };
+    let headers = or_read_version(&headers, &doc);
+    doc.extend(changes);
+    replace(&api, &values, &headers, serde_json::Value::Object(doc)).await
+}
+
+async fn action_route(
+    State(api): State<Api>,
+    Path(mut values): Path<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let action = values.remove("action").unwrap_or_default();
+    let mut doc = match current(&api, &values).await {
+        Ok(doc) => doc,
+        Err(answer) => return answer,
+    };
+    let headers = or_read_version(&headers, &doc);
+    doc.insert("lastAction".into(), serde_json::Value::String(action));
+    replace(&api, &values, &headers, serde_json::Value::Object(doc)).await
+}
+
+async fn delete_route(
+    State(api): State<Api>,
+    Path(values): Path<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let Some((pk, id)) = api.contract.key_of(&values) else { return StatusCode::BAD_REQUEST.into_response() };
+    match api.cosmos.container_client().delete_item(pk.to_owned(), id, Some(if_match(&headers))).await {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => write_error(&api, &values, e),
+    }
 }
 
 fn not_found(contract: &Contract, values: &HashMap<String, String>) -> Response {

@@ -21,9 +21,18 @@ pub enum ApiError {
     /// 404: the record is in neither tier (or the route does not exist).
     #[error("{0}")]
     NotFound(String),
-    /// 405: only GET is served.
+    /// 405: not a method of this route; `allow` lists those that are.
     #[error("method not allowed")]
-    MethodNotAllowed,
+    MethodNotAllowed { allow: String },
+    /// 413: a write body over the bound forwarded.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// 502: the current API (write-through) could not be reached; nothing was applied.
+    #[error("{0}")]
+    BadGateway(String),
+    /// 504: the current API was sent the write but did not answer in time.
+    #[error("{0}")]
+    GatewayTimeout(String),
     /// 503: a tier that had to be consulted could not be.
     #[error("{tier} is unavailable: {detail}")]
     Unavailable { tier: &'static str, retry_after: u64, detail: String },
@@ -67,7 +76,10 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            Self::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -77,7 +89,10 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => "BadRequest",
             Self::NotFound(_) => "NotFound",
-            Self::MethodNotAllowed => "MethodNotAllowed",
+            Self::MethodNotAllowed { .. } => "MethodNotAllowed",
+            Self::PayloadTooLarge(_) => "PayloadTooLarge",
+            Self::BadGateway(_) => "BadGateway",
+            Self::GatewayTimeout(_) => "GatewayTimeout",
             Self::Unavailable { .. } => "ServiceUnavailable",
             Self::Internal { .. } => "Internal",
         }
@@ -87,6 +102,10 @@ impl ApiError {
     fn public_message(&self) -> String {
         match self {
             Self::Unavailable { tier, .. } => format!("{tier} could not be reached; retry later"),
+            Self::BadGateway(_) => "the current API could not be reached; nothing was applied".into(),
+            Self::GatewayTimeout(_) => {
+                "the current API did not answer in time; the write may or may not have been applied".into()
+            }
             Self::Internal { message, .. } => message.clone(),
             other => other.to_string(),
         }
@@ -113,9 +132,10 @@ impl IntoResponse for ApiError {
         if let Self::Unavailable { retry_after, .. } = &self {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
         }
-        if let Self::MethodNotAllowed = &self {
+        if let Self::MethodNotAllowed { allow } = &self {
             // RFC 9110: a 405 lists what the resource does allow (HEAD comes with GET).
-            response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            let allow = HeaderValue::from_str(allow).unwrap_or(HeaderValue::from_static("GET, HEAD"));
+            response.headers_mut().insert(header::ALLOW, allow);
         }
         response
     }

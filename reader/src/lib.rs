@@ -7,6 +7,8 @@
 //!   wait for a first connect in progress.
 //! - [`tiers`]: the two-tier read and the cross-tier list merge.
 //! - [`token`]: the opaque, checked continuation token.
+//! - [`writes`]: write-through to the current API (`READER_UPSTREAM_URL`), moving
+//!   archived records back first.
 //! - [`error`]: the one error type and its JSON body.
 //! - [`startup`]: building the stores from settings (`main` binds and serves).
 //!
@@ -21,6 +23,7 @@ pub mod routes;
 pub mod startup;
 pub mod tiers;
 pub mod token;
+pub mod writes;
 
 use std::time::Duration;
 
@@ -44,17 +47,43 @@ pub fn api_routes(contract: &Contract) -> (String, Option<String>) {
 }
 
 pub fn router(tiers: Tiers) -> Router {
-    let only_get = || async { ApiError::MethodNotAllowed };
     let deadline = tiers.request_timeout;
     let contract = tiers.contract.clone();
     let (record, list) = api_routes(&contract);
-    let mut api = Router::new().route(&record, get(routes::get_record).fallback(only_get));
+    // Writes pass through only with an upstream; without one the reader is read-only.
+    let writes = if tiers.upstream.is_some() { contract.writes.clone() } else { Default::default() };
+    let record_allow: String =
+        std::iter::once("GET, HEAD").chain(writes.methods.iter().map(String::as_str)).collect::<Vec<_>>().join(", ");
+    let not_allowed = |allow: String| {
+        move || {
+            let allow = allow.clone();
+            async move { ApiError::MethodNotAllowed { allow } }
+        }
+    };
+    let only_get = not_allowed("GET, HEAD".to_owned());
+    let mut reads = Router::new();
     if let Some(list) = list {
-        api = api
-            .route(&list, get(routes::list_records).fallback(only_get))
-            .route(&format!("{list}/"), get(routes::list_records).fallback(only_get));
+        reads = reads
+            .route(&list, get(routes::list_records).fallback(only_get.clone()))
+            .route(&format!("{list}/"), get(routes::list_records).fallback(only_get.clone()));
     }
-    let api = api.layer(middleware::from_fn_with_state(deadline, within_deadline)).with_state(tiers);
+    let record_reads = get(routes::get_record).layer(middleware::from_fn_with_state(deadline, within_deadline));
+    let mut record_route = record_reads.fallback(not_allowed(record_allow));
+    for method in &writes.methods {
+        // A write keeps its own deadlines (writes.rs): a forwarded write that times
+        // out is not "unavailable", it may have been applied.
+        record_route = match method.as_str() {
+            "PUT" => record_route.put(writes::write_record),
+            "PATCH" => record_route.patch(writes::write_record),
+            _ => record_route.delete(writes::write_record),
+        };
+    }
+    let mut api = reads.layer(middleware::from_fn_with_state(deadline, within_deadline)).route(&record, record_route);
+    if writes.sub_paths {
+        let action = format!("{record}/{{*{}}}", writes::ACTION_PARAM);
+        api = api.route(&action, axum::routing::post(writes::write_record).fallback(not_allowed("POST".to_owned())));
+    }
+    let api = api.with_state(tiers);
     Router::new()
         // The host's readiness probe: answer at once, touch no store.
         .route("/", get(|| async { StatusCode::OK }))

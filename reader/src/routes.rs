@@ -24,7 +24,9 @@ const JSON: &str = "application/json; charset=utf-8";
 
 /// The route's values by placeholder, percent-decoded and checked against the
 /// id rules (docs/read-api.md, "Ids") before any store is touched.
-fn route_values(path: Result<Path<Vec<(String, String)>>, PathRejection>) -> Result<HashMap<String, String>, ApiError> {
+pub(crate) fn route_values(
+    path: Result<Path<Vec<(String, String)>>, PathRejection>,
+) -> Result<HashMap<String, String>, ApiError> {
     let Path(params) = path.map_err(|e| ApiError::BadRequest(format!("malformed path: {}", e.body_text())))?;
     params
         .into_iter()

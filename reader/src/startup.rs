@@ -11,6 +11,7 @@ use tiering::store::Transport;
 use crate::connection::CosmosConnection;
 use crate::error::ApiError;
 use crate::tiers::Tiers;
+use crate::writes::Upstream;
 
 /// How long start-up waits for Cosmos before it goes on without it (the connect
 /// goes on in the background: see [`crate::connection`]).
@@ -40,5 +41,19 @@ pub async fn build(settings: &ReaderSettings, transport: Transport) -> anyhow::R
         contract: Arc::new(settings.contract.clone()),
         request_timeout: settings.request_timeout,
         page_max_bytes: settings.page_max_bytes,
+        upstream: match &settings.upstream {
+            None => None,
+            Some(url) => {
+                let upstream =
+                    Upstream::new(url.clone(), settings.request_timeout).context("building the upstream client")?;
+                let writes = &settings.contract.writes;
+                if writes.any() {
+                    tracing::info!(upstream = %url, methods = ?writes.methods, sub_paths = writes.sub_paths, "write-through on");
+                } else {
+                    tracing::warn!(upstream = %url, "READER_UPSTREAM_URL is set, but the contract profile names no writes ([writes]): read-only");
+                }
+                Some(upstream)
+            }
+        },
     })
 }

@@ -1,6 +1,7 @@
 //! Reading across both tiers: Cosmos first, then the archive.
 //!
-//! Nothing here writes; the reader's identity needs read access only.
+//! Nothing here writes; reads need read access only (write-through, in
+//! `writes`, is what needs more).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -54,6 +55,8 @@ pub struct Tiers {
     pub request_timeout: Duration,
     /// The most bytes of records a list page holds (`READER_PAGE_MAX_BYTES`).
     pub page_max_bytes: usize,
+    /// The current API writes pass through to (`READER_UPSTREAM_URL`); `None`: read-only.
+    pub upstream: Option<crate::writes::Upstream>,
 }
 
 fn cosmos_err(e: StoreError) -> ApiError {
