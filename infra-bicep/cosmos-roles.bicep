@@ -16,6 +16,9 @@ param archiverPrincipalId string
 @description('Principal id of the reader app\'s system-assigned identity.')
 param readerPrincipalId string
 
+@description('Write-through: the reader also creates items (a record moved back from the archive).')
+param readerMovesBack bool = false
+
 resource account 'Microsoft.DocumentDB/databaseAccounts@2024-11-15' existing = {
   name: accountName
 }
@@ -25,6 +28,8 @@ var archiverRoleName = guid(account.id, containerScope, 'billing-archiver')
 var archiverRoleId = '${account.id}/sqlRoleDefinitions/${archiverRoleName}'
 // Cosmos DB Built-in Data Reader.
 var readerRoleId = '${account.id}/sqlRoleDefinitions/00000000-0000-0000-0000-000000000001'
+var moveBackRoleName = guid(account.id, containerScope, 'billing-reader-move-back')
+var moveBackRoleId = '${account.id}/sqlRoleDefinitions/${moveBackRoleName}'
 
 // The archiver queries the container, reads and deletes
 // items. It never creates, replaces or patches one.
@@ -73,6 +78,38 @@ resource readerAssignment 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignme
     scope: containerScope
   }
   dependsOn: [archiverAssignment]
+}
+
+// Write-through: on top of Data Reader, create only (a move-back never replaces,
+// patches or deletes an item; the writes themselves go to the team's own API).
+resource moveBackRole 'Microsoft.DocumentDB/databaseAccounts/sqlRoleDefinitions@2024-11-15' = if (readerMovesBack) {
+  parent: account
+  name: moveBackRoleName
+  properties: {
+    roleName: 'Billing reader move-back (${databaseName}/${containerName})'
+    type: 'CustomRole'
+    assignableScopes: [containerScope]
+    permissions: [
+      {
+        dataActions: [
+          'Microsoft.DocumentDB/databaseAccounts/readMetadata'
+          'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/items/create'
+        ]
+      }
+    ]
+  }
+  dependsOn: [readerAssignment]
+}
+
+resource moveBackAssignment 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments@2024-11-15' = if (readerMovesBack) {
+  parent: account
+  name: guid(account.id, readerPrincipalId, moveBackRoleId)
+  properties: {
+    roleDefinitionId: moveBackRoleId
+    principalId: readerPrincipalId
+    scope: containerScope
+  }
+  dependsOn: [moveBackRole]
 }
 
 output documentEndpoint string = account.properties.documentEndpoint

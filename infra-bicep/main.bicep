@@ -43,6 +43,10 @@ param partitionKey string = '/customerId'
 @description('The field that dates a record: _ts or a top-level ISO-8601 date field.')
 param ageField string = '_ts'
 param archiveAfterDays int = 90
+
+@description('A record written (_ts) within this many days is never archived, whatever its age field says; 0 turns it off (docs/writes.md).')
+@minValue(0)
+param archiveQuietDays int = 30
 param archiveContainer string = 'billing-archive'
 
 @description('Report what would move and write nothing. The rollout starts in dry run.')
@@ -91,6 +95,13 @@ param readerMaximumInstanceCount int = 40
 @description('Always-ready reader instances (no cold start); 0 = scale from zero.')
 @minValue(0)
 param readerAlwaysReady int = 0
+
+@description('The team\'s current API (https://host[/base]): the reader passes the contract profile\'s writes to it, moving archived records back into Cosmos first (docs/writes.md). Empty: the reader is read-only and keeps read-only roles.')
+param readerUpstreamUrl string = ''
+
+// Write-through gives the reader exactly what a move-back needs on top of its
+// reads: create items in the live container, delete blobs in the archive.
+var writeThrough = !empty(readerUpstreamUrl)
 
 @description('Where alerts are mailed.')
 param alertEmail string
@@ -211,6 +222,27 @@ resource archiveWriterRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' 
   }
 }
 
+// With write-through, the reader moves archived records back before a write: it
+// reads a copy and deletes it once the record is in Cosmos. Never writes a blob.
+resource archiveMoverRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if (writeThrough) {
+  name: guid(resourceGroup().id, namePrefix, 'billing-archive-mover')
+  properties: {
+    roleName: 'Billing archive mover (${namePrefix}, ${uniqueString(resourceGroup().id)})'
+    description: 'Reads and deletes blobs of the billing archive (write-through move-back).'
+    type: 'CustomRole'
+    assignableScopes: [resourceGroup().id]
+    permissions: [
+      {
+        actions: []
+        dataActions: [
+          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read'
+          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/delete'
+        ]
+      }
+    ]
+  }
+}
+
 // --- Monitoring -------------------------------------------------------------------
 resource logs 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
   name: '${namePrefix}-logs'
@@ -263,6 +295,7 @@ var apps = [
     alwaysReady: []
     settings: [
       { name: 'ARCHIVE_AFTER_DAYS', value: string(archiveAfterDays) }
+      { name: 'ARCHIVE_QUIET_DAYS', value: string(archiveQuietDays) }
       { name: 'ARCHIVE_DRY_RUN', value: archiveDryRun ? 'true' : 'false' }
       { name: 'ARCHIVE_CONCURRENCY', value: archiveConcurrency }
       { name: 'ARCHIVE_MAX_RU_PER_SECOND', value: string(archiveMaxRuPerSecond) }
@@ -277,9 +310,9 @@ var apps = [
     memoryMb: readerInstanceMemoryMB
     maxInstances: readerMaximumInstanceCount
     alwaysReady: readerAlwaysReady > 0 ? [{ name: 'http', instanceCount: readerAlwaysReady }] : []
-    settings: [
+    settings: concat([
       { name: 'READER_TIMEOUT_SECONDS', value: '10' }
-    ]
+    ], writeThrough ? [{ name: 'READER_UPSTREAM_URL', value: readerUpstreamUrl }] : [])
   }
 ]
 
@@ -423,8 +456,22 @@ resource readerArchiveRole 'Microsoft.Authorization/roleAssignments@2022-04-01' 
   }
 }
 
+// Write-through only: the reader may also delete the copy of a record it moved back.
+// Turning write-through off again leaves this assignment (and the Cosmos one) in
+// place until removed by hand (docs/deployment.md, "Write-through").
+resource readerMoveBackRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (writeThrough) {
+  scope: archiveBlobContainer
+  name: guid(archiveBlobContainer.id, sites[readerIndex].id, 'billing-archive-mover')
+  properties: {
+    roleDefinitionId: archiveMoverRole.id
+    principalId: sites[readerIndex].identity.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
 // Cosmos DB data plane, on the container only: the archiver queries, reads and
-// deletes (a custom role); the reader only reads (built-in Data Reader).
+// deletes (a custom role); the reader only reads (built-in Data Reader), and with
+// write-through may also create items (a second custom role).
 module cosmosRoles 'cosmos-roles.bicep' = {
   name: '${namePrefix}-cosmos-roles'
   scope: resourceGroup(cosmosResourceGroup)
@@ -434,6 +481,7 @@ module cosmosRoles 'cosmos-roles.bicep' = {
     containerName: cosmosContainer
     archiverPrincipalId: sites[archiverIndex].identity.principalId
     readerPrincipalId: sites[readerIndex].identity.principalId
+    readerMovesBack: writeThrough
   }
 }
 

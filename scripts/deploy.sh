@@ -20,6 +20,7 @@
 # --dry-run (ARCHIVE_DRY_RUN, default true: a first deployment archives nothing),
 # --paused (the timer, default false), --after-days (ARCHIVE_AFTER_DAYS, 90) and
 # --schedule (ARCHIVE_SCHEDULE, nightly); any other template parameter (ageField,
+# archiveQuietDays, readerUpstreamUrl (write-through: docs/writes.md),
 # archiveMaxRuPerSecond, archiveConcurrency, cosmosDatabase, cosmosContainer, ...)
 # goes in --param name=value or DEPLOY_PARAMETERS ("name=value name=value").
 # --contract (DEPLOY_CONTRACT) is the read contract profile: packaged with the

@@ -71,6 +71,14 @@ ARCHIVE_WRITER_ACTIONS_ALLOWED = {"Microsoft.Storage/storageAccounts/blobService
 COSMOS_ARCHIVER_DATA_ACTIONS = {"Microsoft.DocumentDB/databaseAccounts/" + a for a in (
     "readMetadata", *("sqlDatabases/containers/" + c for c in ("executeQuery", "readChangeFeed", "items/read",
                                                                 "items/delete")))}
+# Write-through (docs/writes.md): on top of its reads, the reader moves records back:
+# it creates items, and reads and deletes blobs. Never more.
+ARCHIVE_MOVER_DATA_ACTIONS = {BLOBS + a for a in ("read", "delete")}
+COSMOS_MOVE_BACK_DATA_ACTIONS = {"Microsoft.DocumentDB/databaseAccounts/" + a for a in (
+    "readMetadata", "sqlDatabases/containers/items/create")}
+# The switch, as main.bicep and cosmos-roles.bicep name it: resources and settings
+# under these conditions exist only with write-through; every rule runs both ways.
+WRITE_THROUGH_FLAGS = ("writeThrough", "readerMovesBack")
 
 # The settings each app reads at start (archiver/src, reader/src, the Functions host).
 COMMON_SETTINGS = ["AzureWebJobsStorage__accountName", "APPLICATIONINSIGHTS_CONNECTION_STRING",
@@ -78,7 +86,7 @@ COMMON_SETTINGS = ["AzureWebJobsStorage__accountName", "APPLICATIONINSIGHTS_CONN
                    "COSMOS_CONTAINER", "COSMOS_PARTITION_KEY", "ARCHIVE_BLOB_ENDPOINT", "ARCHIVE_CONTAINER",
                    "ARCHIVE_AGE_FIELD", "LOG_FORMAT", "COSMOS_DISABLE_IMDS"]
 APP_SETTINGS = {
-    "archiver": ["ARCHIVE_AFTER_DAYS", "ARCHIVE_DRY_RUN", "ARCHIVE_CONCURRENCY", "ARCHIVE_MAX_RU_PER_SECOND",
+    "archiver": ["ARCHIVE_AFTER_DAYS", "ARCHIVE_QUIET_DAYS", "ARCHIVE_DRY_RUN", "ARCHIVE_CONCURRENCY", "ARCHIVE_MAX_RU_PER_SECOND",
                  "ARCHIVE_TIME_BUDGET_SECONDS", "ARCHIVE_SCHEDULE", "AzureWebJobs.ArchiveBillingRecords.Disabled"],
     "reader": ["READER_TIMEOUT_SECONDS"],
 }
@@ -141,10 +149,22 @@ class Template:
         self.modules = ast.get("modules") or {}
         self.outputs = ast.get("outputs") or {}
         self.symbols = set(self.params) | set(self.vars) | set(self.resources) | set(self.modules)
+        self.write_through = False
+
+    def condition(self, sym, kind="resources"):
+        """The source text of a resource's `if (...)` condition, or None."""
+        cfg = getattr(self, kind)[sym].get("config") or {}
+        return self.src(cfg["condition"]) if "condition" in cfg else None
+
+    def active(self, sym, kind="resources"):
+        """False for a resource that exists only with write-through, when the case checked is without it."""
+        cond = self.condition(sym, kind)
+        return cond not in WRITE_THROUGH_FLAGS or self.write_through
 
     def of_type(self, rtype, existing=False):
         return [s for s, r in self.resources.items()
-                if r.get("type", "").lower() == rtype.lower() and bool(r.get("existing")) == existing]
+                if r.get("type", "").lower() == rtype.lower() and bool(r.get("existing")) == existing
+                and self.active(s)]
 
     def body(self, sym, kind="resources"):
         """(loop detail or None, config) of a resource or module, under its loop or condition."""
@@ -185,6 +205,9 @@ class Template:
         if fn and fn["type"] == "concat":
             return [x for arg in fn["parameters"].values() if arg is not None for x in self.array(arg, env)]
         op = node.get("operator") if isinstance(node, dict) else None
+        if op and op["type"] == "conditional" and self.src(op["operands"]["condition"]) in WRITE_THROUGH_FLAGS:
+            branch = "true_value" if self.write_through else "false_value"
+            return self.array(op["operands"][branch], env)
         if op and op["type"] == "property_accessor":
             item, field = op["operands"]["operand_1"], op["operands"]["operand_2"]
             if isinstance(env.get(item), dict) and isinstance(field, str) and field in env[item]:
@@ -242,8 +265,10 @@ class Template:
 class Infra:
     """What the templates deploy, found from main.bicep's sites and their settings."""
 
-    def __init__(self, tpls):
-        self.tpls, self.m = tpls, tpls["main.bicep"]
+    def __init__(self, tpls, write_through=False):
+        self.tpls, self.m, self.write_through = tpls, tpls["main.bicep"], write_through
+        for t in tpls.values():
+            t.write_through = write_through
 
     def sites(self):
         """{app: (key, env, config)} of every Microsoft.Web/sites instance, by loop item name."""
@@ -316,14 +341,33 @@ class Infra:
                     out.append((scope, t.role_of(p.get("roleDefinitionId"), env), who))
         return out
 
+    def custom_role(self, app):
+        """The one custom Azure role `app` holds on the archive container (its symbol)."""
+        held = [r.split(":", 1)[1] for s, r, a in self.role_assignments()
+                if a == app and s == self.archive_container() and r.startswith("custom:")]
+        need(len(held) == 1, f"{app}: custom roles on the archive container: {held or 'none'}; expected one")
+        return held[0]
+
+    def mover_role(self):
+        """The archive mover role (write-through): the custom role definition other than the archiver's."""
+        others = [d for d in self.m.of_type(ROLE_DEF) if d != self.custom_role("archiver")]
+        need(len(others) == (1 if self.write_through else 0),
+             f"custom roles besides the archiver's: {others or 'none'}; expected "
+             + ("one, the reader's archive mover role" if self.write_through else "none without write-through"))
+        return others[0] if others else None
+
     def expected_roles(self):
         """docs/deployment.md's role table, as (scope, role, app), for the Azure (not Cosmos DB) columns."""
-        return {
-            "writer": {(self.archive_container(), f"custom:{self.one(ROLE_DEF)}", "archiver")},
+        roles = {
+            "writer": {(self.archive_container(), f"custom:{self.custom_role('archiver')}", "archiver")},
             "reader": {(self.archive_container(), BLOB_DATA_READER, "reader")},
             "host": {(self.host(app), BLOB_DATA_OWNER, app) for app in APPS},
             "metrics": {(self.one(INSIGHTS), METRICS_PUBLISHER, app) for app in APPS},
+            "mover": set(),
         }
+        if self.write_through:
+            roles["mover"] = {(self.archive_container(), f"custom:{self.mover_role()}", "reader")}
+        return roles
 
     def expect_roles(self, which):
         missing = self.expected_roles()[which] - set(self.role_assignments())
@@ -440,9 +484,9 @@ def live_cosmos_never_deployed(x):
 @rule("Cosmos DB archiver role: custom; exactly readMetadata, executeQuery, readChangeFeed, items read/delete; on the live container")
 def cosmos_archiver_role(x):
     """docs/deployment.md role table: the archiver queries, reads and deletes items of the live container; nothing more."""
-    t, args, _ = x.cosmos()
-    defs = t.of_type(SQL_ROLE_DEF)
-    need(len(defs) == 1, f"expected one sqlRoleDefinition, found {defs or 'none'}")
+    t, args, got = x.cosmos()
+    defs = [role.split(":", 1)[1] for app, role, _ in got.values() if app == "archiver" and role.startswith("custom:")]
+    need(len(defs) == 1, f"the archiver's custom sqlRoleDefinitions: {defs or 'none'}; expected one")
     p = t.body(defs[0])[1].get("properties") or {}
     need(p.get("type") == "CustomRole", f"type {t.src(p.get('type'))}")
     scopes = t.follow(p.get("assignableScopes"))
@@ -455,7 +499,11 @@ def cosmos_archiver_role(x):
 def cosmos_assignments(x):
     """docs/deployment.md role table, Cosmos DB column: each identity exactly its one role, on the live container only."""
     t, args, got = x.cosmos()
-    want = [("archiver", f"custom:{t.of_type(SQL_ROLE_DEF)[0]}"), ("reader", COSMOS_DATA_READER)]
+    archiver_role, moves = cosmos_role_defs(x)
+    want = [("archiver", f"custom:{archiver_role}"), ("reader", COSMOS_DATA_READER)]
+    if x.write_through:
+        want.append(("reader", f"custom:{moves}"))
+    want.sort()
     have = sorted((app, role) for app, role, _ in got.values())
     need(have == want, f"assignments {have}; expected {want}")
     for _, _, cfg in got.values():
@@ -464,12 +512,26 @@ def cosmos_assignments(x):
     need(not others, f"more sqlRoleAssignments: {others}")
 
 
+def cosmos_role_defs(x):
+    """(the archiver's sqlRoleDefinition, the reader's move-back one or None): the second exists with write-through only."""
+    t, _, got = x.cosmos()
+    archiver = [r.split(":", 1)[1] for a, r, _ in got.values() if a == "archiver" and r.startswith("custom:")]
+    need(len(archiver) == 1, f"the archiver's custom sqlRoleDefinitions: {archiver or 'none'}; expected one")
+    others = [d for d in t.of_type(SQL_ROLE_DEF) if d != archiver[0]]
+    need(len(others) == (1 if x.write_through else 0), f"sqlRoleDefinitions besides the archiver's: "
+         f"{others or 'none'}; expected {'one, the reader move-back role' if x.write_through else 'none'}")
+    return archiver[0], (others[0] if others else None)
+
+
 @rule("Cosmos DB role definition and assignments serialized (each waits for the one before: explicit dependsOn)")
 def cosmos_serialized(x):
     """cosmos-roles.bicep: definitions and assignments take the account's lock; in parallel they fail with 412."""
     t, _, got = x.cosmos()
     deps = {s: {t.src(d) for d in cfg.get("dependsOn") or []} for s, (_, _, cfg) in got.items()}
-    prev = t.of_type(SQL_ROLE_DEF)[0]
+    archiver_role, moves = cosmos_role_defs(x)
+    if moves:  # the second definition takes the lock too: it waits in the chain like an assignment
+        deps[moves] = {t.src(d) for d in t.body(moves)[1].get("dependsOn") or []}
+    prev = archiver_role
     while deps:
         nxt = [s for s, d in deps.items() if prev in d]
         need(len(nxt) == 1, f"{sorted(deps)}: {'none' if not nxt else 'more than one'} with dependsOn [{prev}]")
@@ -495,14 +557,55 @@ def cosmos_resource_group(x):
 @rule("archive writer role: exactly blob read, write, add, delete; no container delete")
 def archive_writer_role(x):
     """docs/deployment.md role table: the archiver reads, writes and deletes blobs, and cannot delete the container."""
-    props = x.m.body(x.one(ROLE_DEF))[1].get("properties") or {}
+    props = x.m.body(x.custom_role("archiver"))[1].get("properties") or {}
     exact_permissions(x.m, props, ARCHIVE_WRITER_DATA_ACTIONS, ARCHIVE_WRITER_ACTIONS_ALLOWED)
+
+
+@rule("write-through: the reader's archive mover role is exactly blob read and delete; only with readerUpstreamUrl")
+def archive_mover_role(x):
+    """docs/deployment.md, "Write-through": a move-back reads a copy and deletes it; it never writes a blob."""
+    mover = x.mover_role()
+    if mover:
+        exact_permissions(x.m, x.m.body(mover)[1].get("properties") or {}, ARCHIVE_MOVER_DATA_ACTIONS)
+        return "with write-through"
+    return "none without write-through"
+
+
+@rule("write-through: the reader's Cosmos DB move-back role is exactly readMetadata and items/create, on the live container")
+def cosmos_move_back_role(x):
+    """docs/deployment.md, "Write-through": a move-back creates the record; it never replaces, patches or deletes."""
+    t, args, _ = x.cosmos()
+    _, moves = cosmos_role_defs(x)
+    if not moves:
+        return "none without write-through"
+    p = t.body(moves)[1].get("properties") or {}
+    need(p.get("type") == "CustomRole", f"type {t.src(p.get('type'))}")
+    scopes = t.follow(p.get("assignableScopes"))
+    need(isinstance(scopes, list) and len(scopes) == 1, f"assignableScopes {t.src(scopes)}")
+    x.live_container(t, args, scopes[0])
+    exact_permissions(t, p, COSMOS_MOVE_BACK_DATA_ACTIONS)
+    mod = x.module(t.name)[2]
+    need(mod.get("readerMovesBack") == "writeThrough", f"readerMovesBack: {mod.get('readerMovesBack')}, expected writeThrough")
+    return "with write-through"
+
+
+@rule("write-through: READER_UPSTREAM_URL = readerUpstreamUrl exactly when write-through is on (writeThrough = !empty(readerUpstreamUrl))")
+def upstream_setting(x):
+    """docs/writes.md: without the parameter, the reader is read-only."""
+    flag = x.m.src(x.m.vars.get("writeThrough", {}).get("value"))
+    need(flag in ("not(empty(readerUpstreamUrl))", "!empty(readerUpstreamUrl)"), f"writeThrough = {flag}")
+    need((x.m.params.get("readerUpstreamUrl") or {}).get("default") == "", "readerUpstreamUrl must default to ''")
+    got = x.settings("reader").get("READER_UPSTREAM_URL")
+    want = "readerUpstreamUrl" if x.write_through else None
+    need(got == want, f"READER_UPSTREAM_URL = {got}, expected {want or 'unset'}")
+    need("READER_UPSTREAM_URL" not in x.settings("archiver"), "the archiver has READER_UPSTREAM_URL")
 
 
 # docs/deployment.md's role table, the Azure columns: one rule per cell (Infra.expected_roles).
 for _which, _title in (("writer", "archiver: the archive writer role on the archive container"),
                        ("reader", "reader: Storage Blob Data Reader on the archive container"),
                        ("host", "each app: Storage Blob Data Owner on its own host account"),
+                       ("mover", "write-through: the reader's archive mover role on the archive container"),
                        ("metrics", "each app: Monitoring Metrics Publisher on Application Insights")):
     rule(_title)(lambda x, which=_which: x.expect_roles(which))
 
@@ -771,9 +874,11 @@ def run(infra):
     if "main.bicep" not in tpls:
         print(f"FAIL {infra}/main.bicep is missing or does not parse; nothing more checked")
         return 1
-    x = Infra(tpls)
-    for title, fn in RULES:
-        check(title, lambda fn=fn: fn(x), failed)
+    for write_through in (False, True):
+        x = Infra(tpls, write_through)
+        case = " [write-through on]" if write_through else ""
+        for title, fn in RULES:
+            check(title + case, lambda fn=fn: fn(x), failed)
     if failed:
         print(f"\ncheck-infra: {len(failed)} failed:\n" + "\n".join(f"  - {f}" for f in failed))
         return 1
