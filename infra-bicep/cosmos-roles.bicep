@@ -1,8 +1,8 @@
 // Cosmos DB data-plane roles of the two apps, on the billing container only.
 // Deployed by main.bicep into the Cosmos account's resource group.
 //
-// Adds a role definition and two role assignments to the existing account and
-// nothing else: the account, database and container are never deployed (a PUT
+// Adds a role definition and two role assignments to the existing account (one
+// more of each with readerMovesBack) and nothing else: the account, database and container are never deployed (a PUT
 // of the live container could change its partition key or indexing policy).
 
 @description('The existing Cosmos DB (NoSQL) account.')

@@ -10,7 +10,8 @@
 // Never deployed here: the live Cosmos DB account, database and container (a PUT
 // of the container could change its partition key or indexing policy). The
 // account is only referenced (`existing`); cosmos-roles.bicep adds a role
-// definition and two role assignments under it, nothing else. The indexing policy
+// definition and two role assignments under it (one more of each with
+// write-through), nothing else. The indexing policy
 // is NOT managed here either: the reader's lists work with the default policy and
 // need no composite index (docs/read-api.md, "How lists are served").
 //
@@ -91,6 +92,16 @@ param readerInstanceMemoryMB int = 512
 @minValue(40)
 @maxValue(1000)
 param readerMaximumInstanceCount int = 40
+
+@description('Every reader request answers within this many seconds (READER_TIMEOUT_SECONDS).')
+@minValue(1)
+@maxValue(200)
+param readerTimeoutSeconds int = 10
+
+@description('A list page ends early once its records reach this many bytes (READER_PAGE_MAX_BYTES; BENCHMARKS.md, "Reader memory").')
+@minValue(65536)
+@maxValue(268435456)
+param readerPageMaxBytes int = 4194304
 
 @description('Always-ready reader instances (no cold start); 0 = scale from zero.')
 @minValue(0)
@@ -311,7 +322,8 @@ var apps = [
     maxInstances: readerMaximumInstanceCount
     alwaysReady: readerAlwaysReady > 0 ? [{ name: 'http', instanceCount: readerAlwaysReady }] : []
     settings: concat([
-      { name: 'READER_TIMEOUT_SECONDS', value: '10' }
+      { name: 'READER_TIMEOUT_SECONDS', value: string(readerTimeoutSeconds) }
+      { name: 'READER_PAGE_MAX_BYTES', value: string(readerPageMaxBytes) }
     ], writeThrough ? [{ name: 'READER_UPSTREAM_URL', value: readerUpstreamUrl }] : [])
   }
 ]

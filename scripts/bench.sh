@@ -3,6 +3,7 @@
 # a baseline measured in the same run (see BENCHMARKS.md). Uses the packaged apps;
 # writes target/bench/results.json.
 #   ./scripts/bench.sh [--records N] [--rtt-ms 0,10] [--reads N] [--memory-records N]
+#                      [--max-kb N] [--list-concurrency N] [--parts archive,reads,memory,lists]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/toolchain.sh

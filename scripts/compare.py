@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Compares the reader with the API it replaces, on real ids, before read traffic
-is switched (README, "Adopting it behind your API"). For each sampled record it
+is switched (docs/adopting.md). For each sampled record it
 asks both for the record route of the contract profile (--contract; the default
 profile is GET /customers/{customerId}/billing-records/{recordId}) and compares
 the status, every header a consumer could act on (all but the per-response ones

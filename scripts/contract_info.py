@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""What the deployment scripts need to know of a contract profile (README,
-"Adopting it behind your API"), one value per call:
+"""What the deployment scripts need to know of a contract profile
+(docs/adopting.md), one value per call:
 
     scripts/contract_info.py FILE partition-key     the container's partition key (/customerId)
     scripts/contract_info.py FILE smoke-path        the record route, prefix included, for an id

@@ -4,8 +4,8 @@
 # them through the archiver app under the host stand-in, read hot and archived
 # records back through the reader app, check every answer, print a report.
 #   ./scripts/demo.sh [--packaged] [--contract FILE] [--records N] [--max-kb N] [--sample N] [--blob-price P] ...
-# --contract runs it with another read contract profile (README, "Adopting it
-# behind your API"), e.g. contracts/examples/tenant-invoices.toml.
+# --contract runs it with another read contract profile (docs/adopting.md),
+# e.g. contracts/examples/tenant-invoices.toml.
 # The apps are assembled from the debug build that test.sh also uses, so the demo
 # and the tests compile the workspace once between them (BENCHMARKS.md,
 # "Build times"). --packaged runs the release packages of scripts/package.sh instead:

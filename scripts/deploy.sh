@@ -4,7 +4,7 @@
 #   infra     check the template (az bicep build), show what changes (what-if),
 #             deploy infra-bicep/main.bicep
 #   reader    zip-deploy dist/reader.zip, then check it answers a record that
-#             does not exist with 404 JSON (never 5xx)
+#             does not exist as the contract profile says (never 5xx)
 #   archiver  zip-deploy dist/archiver.zip, then check its timer function is listed
 #   all       the three in that order (the default)
 #
@@ -27,7 +27,8 @@
 # reader, its partition key set for both apps (COSMOS_PARTITION_KEY), and its
 # record route and missing-record answer used by the reader's smoke check.
 # The template sets every app setting, so a redeployment resets any setting
-# changed by hand to these values: keep them here (docs/rollout.md).
+# changed by hand to these values: keep them here (docs/deployment.md, "From a
+# workstation").
 # The zips come from ./scripts/package.sh unless dist/ already holds them
 # (--no-package: use dist/ as it is, as the workflow does with CI's artifact).
 set -euo pipefail
@@ -188,8 +189,9 @@ deploy_reader() {
   body="$(mktemp)"
   # A fresh instance may need minutes to start and to create its keys, and new
   # role assignments up to about 15 minutes to apply; 5xx, no answer, or the
-  # host's bare 401/404 while it restarts are retried for 15 minutes.
-  for _ in $(seq 1 90); do
+  # host's bare 401/404 while it restarts are retried for 15 minutes, no longer.
+  local deadline=$((SECONDS + 900))
+  while ((SECONDS < deadline)); do
     [[ -n "$key" ]] || key="$(function_key "$site" 2>/dev/null || true)"
     if [[ -z "$key" ]]; then
       sleep 10
@@ -212,7 +214,8 @@ deploy_archiver() {
   site="$(output archiverApp)"
   zip_deploy archiver "$site"
   step "smoke check: the timer function is listed"
-  for _ in $(seq 1 90); do
+  local deadline=$((SECONDS + 900))
+  while ((SECONDS < deadline)); do
     functions="$(az_limit 60 "listing the archiver's functions" functionapp function list --resource-group "$resource_group" \
       --name "$site" --query '[].name' -o tsv || true)"
     if grep -q 'ArchiveBillingRecords' <<<"$functions"; then

@@ -8,8 +8,8 @@
 #
 #   scripts/package.sh [--contract FILE]
 #
-# --contract names the read contract profile (README, "Adopting it behind your
-# API"; default contracts/default.toml): the reader's function.json files and
+# --contract names the read contract profile (docs/adopting.md; default
+# contracts/default.toml): the reader's function.json files and
 # route prefix are generated from it and it ships in the reader's folder as
 # contract.toml. A malformed profile stops packaging with a message naming the key.
 set -euo pipefail

@@ -1,5 +1,5 @@
 //! Adopting the reader behind an existing API, proven the way an adopter proves
-//! it (README, "Adopting it behind your API"): a stand-in of the team's current
+//! it (docs/adopting.md): a stand-in of the team's current
 //! API (`devhost::current_api`) serves the profile straight from Cosmos, both
 //! apps are assembled with the profile as `scripts/package.sh --contract` does
 //! and run under the host stand-in, and `scripts/compare.py` finds no difference

@@ -1,5 +1,5 @@
 //! The read contract the reader keeps, as the adopter describes it: a profile
-//! file (`contract.toml`; README, "Adopting it behind your API"). Pure.
+//! file (`contract.toml`; docs/adopting.md). Pure.
 //!
 //! A profile says which container property is the partition key, the routes
 //! (prefix, record route, list route or none, and which placeholders hold the

@@ -122,7 +122,7 @@ pub fn check_partition_key(setting: &PartitionKeyPath, paths: &[&str], hierarchi
     if hierarchical || paths.len() != 1 {
         return Err(format!(
             "the container is partitioned by the hierarchical key {}; hierarchical partition keys are not \
-             supported (README, \"Adopting it behind your API\")",
+             supported (docs/adopting.md)",
             paths.join(", ")
         ));
     }
@@ -140,6 +140,13 @@ impl std::fmt::Debug for CosmosStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CosmosStore").field("endpoint", &self.client.endpoint().as_str()).finish()
     }
+}
+
+/// Why a container could not be opened, as a store error says it: a firewall's
+/// 403 (the first request a locked-down account refuses is this one) names the
+/// network rules and what to do, as every later request's error does.
+fn open_error(database: &str, name: &str, endpoint: &impl std::fmt::Display, e: CosmosError) -> String {
+    format!("cannot open container {database}/{name} at {endpoint}: {}", StoreError::from(e))
 }
 
 impl From<CosmosError> for StoreError {
@@ -173,9 +180,7 @@ impl CosmosStore {
     pub async fn connect(settings: &StoreSettings, transport: Transport) -> Result<Self, ConnectError> {
         let client = Self::client(settings, transport).await?;
         let (database, name) = (&settings.cosmos_database, &settings.cosmos_container);
-        let unreachable = |e: CosmosError| {
-            anyhow::anyhow!("cannot open container {database}/{name} at {}: {e}", settings.cosmos_endpoint)
-        };
+        let unreachable = |e: CosmosError| anyhow::anyhow!(open_error(database, name, &settings.cosmos_endpoint, e));
         let container = client
             .database_client(database.as_str())
             .container_client(name.as_str(), None)
@@ -663,6 +668,16 @@ mod tests {
         let transport = azure_data_cosmos::CosmosStatus::new(azure_core::http::StatusCode::ServiceUnavailable)
             .with_sub_status(20003);
         assert!(StoreError::from(CosmosError::builder().with_status(transport).build()).is_outage());
+    }
+
+    #[test]
+    fn a_firewall_refusing_the_first_connect_is_named_as_such() {
+        let forbidden = azure_data_cosmos::CosmosStatus::new(azure_core::http::StatusCode::Forbidden);
+        let firewall = "Request originated from IP 203.0.113.7 through public internet. This is blocked by your \
+                        Cosmos DB account firewall settings.";
+        let e = CosmosError::builder().with_status(forbidden).with_message(firewall).build();
+        let text = open_error("billing", "records", &"https://acct.documents.azure.com/", e);
+        assert!(text.contains("billing/records") && text.contains("network rules"), "{text}");
     }
 
     #[test]
