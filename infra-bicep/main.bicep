@@ -234,12 +234,14 @@ resource archiveWriterRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' 
 }
 
 // With write-through, the reader moves archived records back before a write: it
-// reads a copy and deletes it once the record is in Cosmos. Never writes a blob.
+// leases a copy, reads it and deletes it once the record is in Cosmos. Lease Blob
+// needs blobs/write (Learn, "Permissions for Blob service operations"): the
+// reader uses it for the lease only, never to upload or overwrite a blob.
 resource archiveMoverRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if (writeThrough) {
   name: guid(resourceGroup().id, namePrefix, 'billing-archive-mover')
   properties: {
     roleName: 'Billing archive mover (${namePrefix}, ${uniqueString(resourceGroup().id)})'
-    description: 'Reads and deletes blobs of the billing archive (write-through move-back).'
+    description: 'Leases, reads and deletes blobs of the billing archive (write-through move-back).'
     type: 'CustomRole'
     assignableScopes: [resourceGroup().id]
     permissions: [
@@ -247,6 +249,7 @@ resource archiveMoverRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' =
         actions: []
         dataActions: [
           'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read'
+          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write'
           'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/delete'
         ]
       }

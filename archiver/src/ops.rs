@@ -486,6 +486,36 @@ async fn restore_copy(
     dry_run: bool,
     lease_holds: &LeaseHolds<'_>,
 ) -> CopyRestore {
+    // Leased before it is read (a dry run writes nothing, not even a lease), so no
+    // concurrent move-back can have moved it back and deleted it meanwhile.
+    let hold = if dry_run {
+        None
+    } else {
+        match moveback::lease_copy(archiver.archive.as_ref(), name).await {
+            Ok(moveback::Leased::Held(hold)) => Some(hold),
+            Ok(moveback::Leased::Absent) => return CopyRestore::OutsideWindow, // gone meanwhile
+            Ok(moveback::Leased::Busy) => return CopyRestore::Failed("a write is moving it back; run again".into()),
+            Err(e) => return CopyRestore::Failed(e.to_string()),
+        }
+    };
+    let outcome = restore_leased(archiver, customer_id, id, name, field, window, hold.as_deref(), lease_holds).await;
+    if let Some(hold) = &hold {
+        moveback::unlease(archiver.archive.as_ref(), name, hold).await;
+    }
+    outcome
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn restore_leased(
+    archiver: &Archiver,
+    customer_id: &str,
+    id: &str,
+    name: &str,
+    field: &tiering::record::AgeField,
+    window: &tiering::listing::Window,
+    hold: Option<&str>,
+    lease_holds: &LeaseHolds<'_>,
+) -> CopyRestore {
     let stored = match archiver.archive.get(name).await {
         Ok(stored) => stored,
         Err(StoreError::NotFound) => return CopyRestore::OutsideWindow, // gone meanwhile: nothing to restore
@@ -499,14 +529,11 @@ async fn restore_copy(
     if !in_window && (window.from.is_some() || window.until.is_some()) {
         return CopyRestore::OutsideWindow;
     }
-    if dry_run {
-        return CopyRestore::WouldRestore;
-    }
+    let Some(hold) = hold else { return CopyRestore::WouldRestore };
     let (cosmos, archive) = (&archiver.cosmos, archiver.archive.as_ref());
-    match moveback::move_back_copy(cosmos, archive, customer_id, id, name, &stored, &doc, &meta, Some(lease_holds))
-        .await
-    {
-        Ok(MovedBack::Restored) => CopyRestore::Created { withdrawn: true },
+    let lease = Some(lease_holds);
+    match moveback::move_back_copy(cosmos, archive, customer_id, id, name, &stored, &doc, &meta, lease, hold).await {
+        Ok(MovedBack::Restored { copy_deleted, .. }) => CopyRestore::Created { withdrawn: copy_deleted },
         Ok(MovedBack::AlreadyHot { stale_copy_deleted }) => {
             CopyRestore::AlreadyInCosmos { withdrawn: stale_copy_deleted }
         }

@@ -27,9 +27,10 @@ pub enum ApiError {
     /// 413: a write body over the bound forwarded.
     #[error("{0}")]
     PayloadTooLarge(String),
-    /// 502: the current API (write-through) could not be reached; nothing was applied.
-    #[error("{0}")]
-    BadGateway(String),
+    /// 502: the current API (write-through) could not be reached (`applied`
+    /// false), or its answer was lost after the request was sent.
+    #[error("{detail}")]
+    BadGateway { applied: bool, detail: String },
     /// 504: the current API was sent the write but did not answer in time.
     #[error("{0}")]
     GatewayTimeout(String),
@@ -78,7 +79,7 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            Self::BadGateway { .. } => StatusCode::BAD_GATEWAY,
             Self::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
@@ -91,7 +92,7 @@ impl ApiError {
             Self::NotFound(_) => "NotFound",
             Self::MethodNotAllowed { .. } => "MethodNotAllowed",
             Self::PayloadTooLarge(_) => "PayloadTooLarge",
-            Self::BadGateway(_) => "BadGateway",
+            Self::BadGateway { .. } => "BadGateway",
             Self::GatewayTimeout(_) => "GatewayTimeout",
             Self::Unavailable { .. } => "ServiceUnavailable",
             Self::Internal { .. } => "Internal",
@@ -102,7 +103,12 @@ impl ApiError {
     fn public_message(&self) -> String {
         match self {
             Self::Unavailable { tier, .. } => format!("{tier} could not be reached; retry later"),
-            Self::BadGateway(_) => "the current API could not be reached; nothing was applied".into(),
+            Self::BadGateway { applied: false, .. } => {
+                "the current API could not be reached; nothing was applied".into()
+            }
+            Self::BadGateway { applied: true, .. } => {
+                "the current API's answer was lost; the write may or may not have been applied".into()
+            }
             Self::GatewayTimeout(_) => {
                 "the current API did not answer in time; the write may or may not have been applied".into()
             }

@@ -81,7 +81,15 @@ pub fn router(tiers: Tiers) -> Router {
     let mut api = reads.layer(middleware::from_fn_with_state(deadline, within_deadline)).route(&record, record_route);
     if writes.sub_paths {
         let action = format!("{record}/{{*{}}}", writes::ACTION_PARAM);
-        api = api.route(&action, axum::routing::post(writes::write_record).fallback(not_allowed("POST".to_owned())));
+        // Reads of a sub-path are no route, as without writes; other methods 405.
+        let sub_path_fallback = |method: axum::http::Method| async move {
+            if method == axum::http::Method::GET || method == axum::http::Method::HEAD {
+                ApiError::NotFound("no such route".into())
+            } else {
+                ApiError::MethodNotAllowed { allow: "POST".into() }
+            }
+        };
+        api = api.route(&action, axum::routing::post(writes::write_record).fallback(sub_path_fallback));
     }
     let api = api.with_state(tiers);
     Router::new()
@@ -103,6 +111,9 @@ async fn in_any_case(
     let Some(path) = contract.canonical_path(request.uri().path()) else {
         return ApiError::NotFound("no such route".into()).into_response();
     };
+    // A write passes the path on as the consumer sent it, literals and all.
+    let sent = request.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default();
+    request.extensions_mut().insert(writes::SentPath(sent));
     let uri = match request.uri().query() {
         Some(query) => format!("{path}?{query}"),
         None => path,

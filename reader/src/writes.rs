@@ -8,14 +8,16 @@
 //! the hop-by-hop ones) and return the upstream's answer unchanged. Consumers
 //! cannot tell. A move-back that cannot complete answers 503 with `Retry-After`
 //! and forwards nothing; an upstream that cannot be reached answers 502 with the
-//! JSON error body, the record hot and intact.
+//! JSON error body, the record hot and intact (or 502 saying the write may have
+//! been applied, when the connection broke after the request was sent; 504 past
+//! [`UPSTREAM_TIMEOUT`]).
 //!
 //! The archive run can archive a record between the check here and the
 //! upstream's write (only a record whose last write is older than the quiet
-//! period, `ARCHIVE_QUIET_DAYS`): the upstream then answers 404 for a record
-//! that exists. So a 404 to a write is checked once: when the record has an
-//! archived copy by then, it is moved back and the request forwarded again (a
-//! 404 means the upstream applied nothing).
+//! period, `ARCHIVE_QUIET_DAYS`): the upstream then gives its missing-record
+//! answer for a record that exists. So that answer to a write is checked once:
+//! when the record has an archived copy by then, it is moved back and the
+//! request forwarded again (the answer means the upstream applied nothing).
 
 use std::time::{Duration, Instant};
 
@@ -37,6 +39,11 @@ use crate::tiers::Tiers;
 /// nothing the upstream could store is refused here.
 pub const MAX_WRITE_BYTES: usize = 4 * 1024 * 1024;
 
+/// How long the current API may take to answer a write: below the Functions
+/// host's 230-second limit on an HTTP request, and independent of
+/// `READER_TIMEOUT_SECONDS` (a read's deadline, which bounds the move-back).
+pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(200);
+
 /// The route placeholder of a record's sub-path (`{record route}/{*action}`).
 pub const ACTION_PARAM: &str = "action";
 
@@ -57,7 +64,7 @@ impl Upstream {
             .no_gzip()
             .no_deflate()
             .no_proxy()
-            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .connect_timeout(timeout.clamp(Duration::from_secs(1), Duration::from_secs(5)))
             .build()?;
         Ok(Self { base, client })
     }
@@ -103,7 +110,21 @@ fn end_to_end(headers: &HeaderMap, also_drop: &[HeaderName]) -> HeaderMap {
     kept
 }
 
+/// The path a consumer sent, before the case of its literals was made the
+/// profile's (`in_any_case` in lib.rs): what the upstream is sent.
+#[derive(Debug, Clone)]
+pub struct SentPath(pub String);
+
 /// A write to the record route (or to a record's sub-path), as the profile allows.
+///
+/// The record is moved back first when archived, then the request forwarded.
+/// An `If-Match` naming the archived version (the ETag the archive served) is
+/// sent as the moved-back record's new ETag: the same version, under the name
+/// Cosmos gave it. When the current API gives its missing-record answer and the
+/// record has an archived copy by then (archived by a run in between), it is
+/// moved back and the request forwarded once more: that answer means nothing
+/// was applied. After a delete is answered 2xx, a copy still in the archive (a
+/// stale one beside a hot record) is deleted, so nothing serves the record.
 pub async fn write_record(
     State(tiers): State<Tiers>,
     path: Result<Path<Vec<(String, String)>>, PathRejection>,
@@ -113,7 +134,7 @@ pub async fn write_record(
     let Some(upstream) = tiers.upstream.clone() else {
         return Err(ApiError::MethodNotAllowed { allow: "GET, HEAD".into() });
     };
-    // Checked before any store is asked: the same id rules as reads.
+    // Checked before anything is asked or forwarded: the same id rules as reads.
     let path = path.map(|Path(values)| Path(values.into_iter().filter(|(k, _)| k != ACTION_PARAM).collect()));
     let values = route_values(path)?;
     let (partition_key, id) = tiers.contract.key_of(&values).ok_or_else(|| ApiError::Internal {
@@ -122,35 +143,83 @@ pub async fn write_record(
     })?;
     let (partition_key, id) = (partition_key.to_owned(), id.to_owned());
     let (parts, body) = request.into_parts();
-    let body = axum::body::to_bytes(body, MAX_WRITE_BYTES)
-        .await
-        .map_err(|_| ApiError::PayloadTooLarge(format!("a write body is at most {MAX_WRITE_BYTES} bytes")))?;
+    let body = axum::body::to_bytes(body, MAX_WRITE_BYTES).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            ApiError::PayloadTooLarge(format!("a write body is at most {MAX_WRITE_BYTES} bytes"))
+        } else {
+            ApiError::BadRequest(format!("the request body could not be read: {e}"))
+        }
+    })?;
+    let path_and_query = match parts.extensions.get::<SentPath>() {
+        Some(SentPath(sent)) => sent.clone(),
+        None => parts.uri.path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default(),
+    };
     let deadline = tokio::time::Instant::now() + tiers.request_timeout;
-
     let moved = within(deadline, "moving the record back", move_back(&tiers, &partition_key, &id)).await??;
-    let path_and_query = parts.uri.path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default();
-    let forward = || forward(&upstream, &parts.method, &path_and_query, &parts.headers, body.clone(), deadline);
-    let mut answer = forward().await?;
-    let mut moved_again = None;
-    if answer.status() == reqwest13::StatusCode::NOT_FOUND && parts.method != Method::POST {
+    let send = |moved: &MovedBack| {
+        let mut headers = parts.headers.clone();
+        if let MovedBack::Restored { archived_etag, etag, .. } = moved {
+            rename_if_match(&mut headers, archived_etag, etag);
+        }
+        let body = body.clone();
+        let (upstream, method, path_and_query) = (&upstream, &parts.method, &path_and_query);
+        async move { forward(upstream, method, path_and_query, &headers, body).await }
+    };
+    let mut answer = send(&moved).await?;
+    let mut moved_again = MovedBack::NotArchived;
+    if answer.status().as_u16() == tiers.contract.not_found.status {
         // Archived between the move-back and the upstream's write? Then once more.
-        let again = within(deadline, "moving the record back", move_back(&tiers, &partition_key, &id)).await??;
-        if again != MovedBack::NotArchived {
-            moved_again = Some(again);
-            answer = forward().await?;
+        let deadline = tokio::time::Instant::now() + tiers.request_timeout;
+        moved_again = within(deadline, "moving the record back", move_back(&tiers, &partition_key, &id)).await??;
+        if moved_again != MovedBack::NotArchived {
+            answer = send(&moved_again).await?;
         }
     }
-    let status = answer.status().as_u16();
+    let status = answer.status();
+    if parts.method == Method::DELETE && status.is_success() {
+        remove_copy(&tiers, &partition_key, &id).await;
+    }
     info!(
         route = "write",
         method = %parts.method,
-        status,
+        status = status.as_u16(),
         moved_back = ?moved,
         moved_again = ?moved_again,
         latency_us = started.elapsed().as_micros() as u64,
         "write"
     );
     Ok(relay(answer))
+}
+
+/// `If-Match: <archived ETag>` becomes `If-Match: <the moved-back record's ETag>`;
+/// any other condition is left as the caller sent it.
+fn rename_if_match(headers: &mut HeaderMap, archived: &str, now: &str) {
+    let Ok(renamed) = axum::http::HeaderValue::from_str(now) else { return };
+    let names_archived = headers
+        .get(header::IF_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == archived));
+    if names_archived && !now.is_empty() {
+        headers.insert(header::IF_MATCH, renamed);
+    }
+}
+
+/// After a delete the current API answered 2xx: a copy left in the archive (a
+/// stale copy beside the hot record, which would serve the deleted record from
+/// now on) is deleted at the ETag it was found at. Best effort, logged: a copy
+/// leased by a move-back in progress, or changed meanwhile, is left to
+/// `archiver verify --shadowed` and the next run.
+async fn remove_copy(tiers: &Tiers, partition_key: &str, id: &str) {
+    let Ok(name) = tiering::layout::blob_name(partition_key, id) else { return };
+    match tiers.archive.head(&name).await {
+        Err(tiering::store::StoreError::NotFound) => {}
+        Ok(info) => match tiers.archive.delete_if_match(&name, &info.etag).await {
+            Ok(()) => info!(partition_key, id, "deleted: its stale archived copy removed too"),
+            Err(e) => warn!(partition_key, id, error = %e, "deleted, but its archived copy could not be removed"),
+        },
+        Err(e) => warn!(partition_key, id, error = %e, "deleted, but the archive could not be checked for a copy"),
+    }
 }
 
 async fn within<T>(
@@ -193,27 +262,28 @@ async fn move_back(tiers: &Tiers, partition_key: &str, id: &str) -> Result<Moved
 }
 
 /// Sends the request to the upstream as it came. 502 when it cannot be
-/// reached; 504 when it was reached but did not answer in time (the write may
-/// or may not have been applied: the caller decides whether to repeat it).
+/// reached (nothing was sent); 502 too, saying the write may have been
+/// applied, when the connection failed after it was sent; 504 when it did not
+/// answer within [`UPSTREAM_TIMEOUT`] (the caller decides whether to repeat it).
 async fn forward(
     upstream: &Upstream,
     method: &Method,
     path_and_query: &str,
     headers: &HeaderMap,
     body: Bytes,
-    deadline: tokio::time::Instant,
 ) -> Result<reqwest13::Response, ApiError> {
     let url = upstream.url_for(path_and_query);
     let method = reqwest13::Method::from_bytes(method.as_str().as_bytes())
         .map_err(|e| ApiError::BadRequest(format!("method: {e}")))?;
     let headers = end_to_end(headers, &[header::HOST, header::CONTENT_LENGTH]);
-    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-    let sent = upstream.client.request(method, &url).headers(headers).body(body).timeout(left).send().await;
+    let sent = upstream.client.request(method, &url).headers(headers).body(body).timeout(UPSTREAM_TIMEOUT).send().await;
     sent.map_err(|e| {
-        if e.is_timeout() && !e.is_connect() {
-            ApiError::GatewayTimeout(format!("the current API did not answer within {left:?}"))
+        if e.is_connect() {
+            ApiError::BadGateway { applied: false, detail: format!("the current API could not be reached: {e}") }
+        } else if e.is_timeout() {
+            ApiError::GatewayTimeout(format!("the current API did not answer within {UPSTREAM_TIMEOUT:?}"))
         } else {
-            ApiError::BadGateway(format!("the current API could not be reached: {e}"))
+            ApiError::BadGateway { applied: true, detail: format!("the current API's answer was lost: {e}") }
         }
     })
 }

@@ -222,7 +222,9 @@ async fn concurrent_writes_and_move_backs_of_one_archived_record_leave_exactly_o
         moveback::move_back(&w.cosmos, &w.blob, &r.customer_id, &r.id, None)
     );
     let outcomes = [x.unwrap(), y.unwrap()];
-    assert_eq!(outcomes.iter().filter(|o| **o == MovedBack::Restored).count(), 1, "{outcomes:?}");
+    let restored = outcomes.iter().filter(|o| matches!(o, MovedBack::Restored { copy_deleted: true, .. })).count();
+    assert_eq!(restored, 1, "one creates: {outcomes:?}");
+    assert!(outcomes.contains(&MovedBack::NotArchived), "the other finds the copy gone: {outcomes:?}");
     assert!(w.hot(r).await && !w.archived(r).await);
     let back = w.cosmos.read(&r.customer_id, &r.id).await.unwrap().doc;
     let archived = tiering::record::RawDocument::parse(before).unwrap();
@@ -311,4 +313,76 @@ async fn without_an_upstream_the_reader_stays_read_only() {
     assert!(!w.hot(r).await && w.archived(r).await, "nothing moved back");
     let response = w.http.put(format!("http://{}{}", w.reader, "/api/customers/cust-w/billing-records")).send().await;
     assert_eq!(response.unwrap().status().as_u16(), 405, "the list route takes no writes");
+}
+
+#[tokio::test]
+async fn a_conditional_write_with_the_etag_the_archive_served_applies_to_the_moved_back_record() {
+    let w = world().await;
+    let (r, other) = (&w.old[0], &w.old[1]);
+    let (status, etag, _) = w.via_reader("GET", r, None).await;
+    let etag = etag.expect("the archive serves the ETag");
+    assert_eq!(status, 200);
+    let response = w
+        .http
+        .put(format!("http://{}{}", w.reader, path(r)))
+        .header("if-match", &etag)
+        .body(refunded(r))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200, "{:?}", response.text().await);
+    assert!(String::from_utf8_lossy(&w.via_reader("GET", r, None).await.2).contains(r#""status":"refunded""#));
+    // Another version's ETag is the upstream's to refuse, as it always was.
+    let response = w
+        .http
+        .put(format!("http://{}{}", w.reader, path(other)))
+        .header("if-match", "\"not-this-version\"")
+        .body(refunded(other))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 412);
+    assert!(!String::from_utf8_lossy(&w.via_reader("GET", other, None).await.2).contains("refunded"));
+}
+
+/// The copy is leased from before it is read until it is deleted: while one
+/// move-back holds it, an erasure cannot delete it and a second move-back waits,
+/// then finds the copy gone and creates nothing, so a record deleted right
+/// after the first move-back is never brought back by the second.
+#[tokio::test]
+async fn a_move_back_holds_the_copy_so_no_other_brings_back_a_record_deleted_meanwhile() {
+    let w = world().await;
+    let r = w.old[2].clone();
+    let name = tiering::layout::blob_name(&r.customer_id, &r.id).unwrap();
+    let (cosmos, blob, key) = (w.cosmos.clone(), w.blob.clone(), (r.customer_id.clone(), r.id.clone()));
+    let second = Arc::new(tokio::sync::Mutex::new(None));
+    let slot = second.clone();
+    let hooks = Hooks {
+        before_get: hook(move |got| {
+            let (cosmos, blob, key, slot, name) =
+                (cosmos.clone(), blob.clone(), key.clone(), slot.clone(), name.clone());
+            async move {
+                let mut slot = slot.lock().await;
+                if got != name || slot.is_some() {
+                    return;
+                }
+                // forget's delete of the copy fails while it is leased.
+                let etag = blob.head(&name).await.unwrap().etag;
+                assert!(matches!(blob.delete_if_match(&name, &etag).await, Err(StoreError::PreconditionFailed)));
+                *slot =
+                    Some(tokio::spawn(async move { moveback::move_back(&cosmos, &blob, &key.0, &key.1, None).await }));
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }),
+        ..Default::default()
+    };
+    let hooked = HookedArchive { inner: Arc::new(w.blob.clone()), hooks };
+    let first = moveback::move_back(&w.cosmos, &hooked, &r.customer_id, &r.id, None).await.unwrap();
+    assert!(matches!(first, MovedBack::Restored { copy_deleted: true, .. }), "{first:?}");
+    // The record is deleted at once (a write-through DELETE)...
+    assert!(w.cosmos.delete(&r.customer_id, &r.id).await.unwrap());
+    // ...and the move-back that waited creates nothing.
+    let waited = second.lock().await.take().expect("the second move-back ran").await.unwrap().unwrap();
+    assert_eq!(waited, MovedBack::NotArchived);
+    assert!(!w.hot(&r).await && !w.archived(&r).await, "deleted stays deleted");
 }

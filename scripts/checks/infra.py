@@ -73,7 +73,8 @@ COSMOS_ARCHIVER_DATA_ACTIONS = {"Microsoft.DocumentDB/databaseAccounts/" + a for
                                                                 "items/delete")))}
 # Write-through (docs/writes.md): on top of its reads, the reader moves records back:
 # it creates items, and reads and deletes blobs. Never more.
-ARCHIVE_MOVER_DATA_ACTIONS = {BLOBS + a for a in ("read", "delete")}
+# (blobs/write: Lease Blob needs it; no add/action, so no new blob can be created by append)
+ARCHIVE_MOVER_DATA_ACTIONS = {BLOBS + a for a in ("read", "write", "delete")}
 COSMOS_MOVE_BACK_DATA_ACTIONS = {"Microsoft.DocumentDB/databaseAccounts/" + a for a in (
     "readMetadata", "sqlDatabases/containers/items/create")}
 # The switch, as main.bicep and cosmos-roles.bicep name it: resources and settings
@@ -561,9 +562,9 @@ def archive_writer_role(x):
     exact_permissions(x.m, props, ARCHIVE_WRITER_DATA_ACTIONS, ARCHIVE_WRITER_ACTIONS_ALLOWED)
 
 
-@rule("write-through: the reader's archive mover role is exactly blob read and delete; only with readerUpstreamUrl")
+@rule("write-through: the reader's archive mover role is exactly blob read, write (the copy's lease) and delete; only with readerUpstreamUrl")
 def archive_mover_role(x):
-    """docs/deployment.md, "Write-through": a move-back reads a copy and deletes it; it never writes a blob."""
+    """docs/deployment.md, "Write-through": a move-back leases a copy, reads it and deletes it."""
     mover = x.mover_role()
     if mover:
         exact_permissions(x.m, x.m.body(mover)[1].get("properties") or {}, ARCHIVE_MOVER_DATA_ACTIONS)

@@ -67,9 +67,9 @@ MUTATIONS = [
      "blobs/delete'\n", "blobs/add/action'\n          'Microsoft.Storage/storageAccounts/blobServices/containers/"
      "blobs/delete'\n          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/deleteBlobVersion/action'\n"),
     # Write-through: the reader's extra roles, exactly, and only with readerUpstreamUrl.
-    ("archive mover role is exactly", M, "blobs/read'\n          'Microsoft.Storage/storageAccounts/blobServices/"
-     "containers/blobs/delete'\n        ]", "blobs/read'\n          'Microsoft.Storage/storageAccounts/blobServices/"
-     "containers/blobs/delete'\n          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write'\n        ]"),
+    ("archive mover role is exactly", M, "blobs/write'\n          'Microsoft.Storage/storageAccounts/blobServices/"
+     "containers/blobs/delete'\n        ]", "blobs/write'\n          'Microsoft.Storage/storageAccounts/blobServices/"
+     "containers/blobs/delete'\n          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/add/action'\n        ]"),
     ("no other Azure role", M, "resource readerMoveBackRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = "
      "if (writeThrough) {", "resource readerMoveBackRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {"),
     ("archive mover role on the archive", M, "roleDefinitionId: archiveMoverRole.id\n    principalId: sites[readerIndex]",

@@ -73,6 +73,10 @@ impl Archive for HookedArchive {
         call(&self.hooks.before_delete, name).await;
         self.inner.delete_if_match(name, etag).await
     }
+    async fn delete_leased(&self, name: &str, etag: &str, lease_id: &str) -> Result<(), StoreError> {
+        call(&self.hooks.before_delete, name).await;
+        self.inner.delete_leased(name, etag, lease_id).await
+    }
     fn list(&self, prefix: &str) -> futures::stream::BoxStream<'static, Result<BlobInfo, StoreError>> {
         use futures::StreamExt;
         let (inner, hook, prefix) = (self.inner.clone(), self.hooks.before_list.clone(), prefix.to_owned());

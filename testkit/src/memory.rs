@@ -176,6 +176,16 @@ impl Archive for MemoryArchive {
         Ok(())
     }
 
+    async fn delete_leased(&self, name: &str, etag: &str, lease_id: &str) -> Result<(), StoreError> {
+        let mut state = self.state();
+        let blob = state.blobs.get(name).ok_or(StoreError::PreconditionFailed)?;
+        if blob.etag != etag || blob.leased_by() != Some(lease_id) {
+            return Err(StoreError::PreconditionFailed);
+        }
+        state.blobs.remove(name);
+        Ok(())
+    }
+
     fn list(&self, prefix: &str) -> BoxStream<'static, Result<BlobInfo, StoreError>> {
         let listed: Vec<Result<BlobInfo, StoreError>> = self
             .state()

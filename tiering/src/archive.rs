@@ -80,6 +80,8 @@ pub trait Archive: Send + Sync + std::fmt::Debug {
     ) -> Result<String, StoreError>;
     /// Deletes the blob only if it is still at `etag`.
     async fn delete_if_match(&self, name: &str, etag: &str) -> Result<(), StoreError>;
+    /// Deletes the blob only if it is still at `etag` and leased under `lease_id`.
+    async fn delete_leased(&self, name: &str, etag: &str, lease_id: &str) -> Result<(), StoreError>;
     /// Every blob under `prefix`, with metadata, page by page as the service returns them.
     fn list(&self, prefix: &str) -> BoxStream<'static, Result<BlobInfo, StoreError>>;
     /// Takes a lease of `seconds` (15 to 60) on an existing blob, under the lease id
@@ -246,6 +248,16 @@ impl Archive for BlobArchive {
 
     async fn delete_if_match(&self, name: &str, etag: &str) -> Result<(), StoreError> {
         let options = BlobClientDeleteOptions { if_match: Some(Etag::from(etag)), ..Default::default() };
+        self.container.blob_client(name).delete(Some(options)).await?;
+        Ok(())
+    }
+
+    async fn delete_leased(&self, name: &str, etag: &str, lease_id: &str) -> Result<(), StoreError> {
+        let options = BlobClientDeleteOptions {
+            if_match: Some(Etag::from(etag)),
+            lease_id: Some(lease_id.to_owned()),
+            ..Default::default()
+        };
         self.container.blob_client(name).delete(Some(options)).await?;
         Ok(())
     }

@@ -8,11 +8,14 @@
 //! is ever overwritten. Afterwards the record is hot with a fresh `_ts`, so the
 //! archiver's quiet period (`ARCHIVE_QUIET_DAYS`) keeps it hot for a while.
 //!
-//! No lock is taken, so it can run at any time beside an archive run and beside
-//! other move-backs of the same record:
-//! - two at once: one creates, the other finds the record hot and deletes the
-//!   (now stale) copy; both deletes are at the verified ETag, so neither can
-//!   remove a copy written since;
+//! The copy is leased (a blob lease of [`COPY_LEASE_SECONDS`]) from before it is
+//! read until it is deleted, and deleted under the lease. So a move-back never
+//! creates a record from a copy someone else has moved back and deleted since
+//! it read it (which would bring back a record deleted in between, or erased by
+//! `archiver forget`, whose delete fails on a leased copy), and it can run at any
+//! time beside an archive run and beside other move-backs of the same record:
+//! - two at once: the second waits for the first's lease, then finds the copy
+//!   gone (the record is hot) and does nothing;
 //! - during an archive run: the run only handles records Cosmos holds, and
 //!   deletes them only at the `_etag` it read, so a record created here is
 //!   never deleted by a run that read it before. The one moment that needs a
@@ -33,8 +36,13 @@ use crate::layout;
 use crate::record::RawDocument;
 use crate::store::StoreError;
 
+/// The lease a move-back holds on the copy (Azure's shortest): far longer than a
+/// move-back takes, short enough that a crashed one blocks others briefly.
+pub const COPY_LEASE_SECONDS: i32 = 15;
+
 /// How often, and how long apart, a move-back looks again when an archive run
-/// is between the upload and the delete of this very version.
+/// is between the upload and the delete of this very version, or another
+/// move-back holds the copy's lease.
 const IN_FLIGHT_CHECKS: u32 = 6;
 const IN_FLIGHT_PAUSE: Duration = Duration::from_millis(250);
 /// Deletes of the copy retried after its metadata changed (a re-stamp).
@@ -45,8 +53,11 @@ const DELETE_ATTEMPTS: u32 = 3;
 pub enum MovedBack {
     /// No archived copy: the record is hot already, or exists in neither tier.
     NotArchived,
-    /// Created in Cosmos from its verified copy and read back; the copy is deleted.
-    Restored,
+    /// Created in Cosmos from its verified copy and read back; the copy deleted
+    /// (`copy_deleted` false: its name holds another version by now, written by
+    /// a run since, which stays). `archived_etag` is the copy's (what the
+    /// archive served as the ETag), `etag` the record's in Cosmos now.
+    Restored { copy_deleted: bool, archived_etag: String, etag: String },
     /// Cosmos already held a newer version (an earlier move-back, a write); the
     /// stale copy beside it is deleted (`false` when someone deleted it first).
     AlreadyHot { stale_copy_deleted: bool },
@@ -55,8 +66,9 @@ pub enum MovedBack {
 #[derive(Debug, thiserror::Error)]
 pub enum MoveBackError {
     /// A store could not do its part of `step`. Nothing was lost: when the record
-    /// was created already, it is hot and its copy is still there, and a second
-    /// move-back finishes the job.
+    /// was created already, it is hot and its copy is still there, a stale copy
+    /// until a second move-back (the write's retry), a DELETE through the reader
+    /// or `archiver verify --shadowed` removes it.
     #[error("{step}: {error}")]
     Store { step: &'static str, error: StoreError },
     /// The copy failed its integrity check (or is in a format not served): never written to Cosmos.
@@ -73,7 +85,9 @@ pub enum MoveBackError {
     InFlight,
     /// Cosmos holds a version older (by `_ts`) than the copy's: which one should
     /// live cannot be told; both are left as they are for a person to decide.
-    #[error("the archived copy {name} is newer than the record in Cosmos; both are left as they are")]
+    #[error(
+        "the archived copy {name} is newer than the record in Cosmos (or of the same second); both are left as they are"
+    )]
     Conflict { name: String },
     /// The caller's fence (the run lease, for the commands) no longer holds.
     #[error("the run lease may lapse; {0}")]
@@ -104,18 +118,63 @@ pub async fn move_back(
     // A name the layout refuses can hold no copy: the archiver never writes one.
     let Ok(name) = layout::blob_name(partition_key, id) else { return Ok(MovedBack::NotArchived) };
     for _ in 0..IN_FLIGHT_CHECKS {
-        let stored = match archive.get(&name).await {
-            Ok(stored) => stored,
-            Err(StoreError::NotFound) => return Ok(MovedBack::NotArchived),
-            Err(e) => return Err(store("reading the archived copy")(e)),
+        let hold = match lease_copy(archive, &name).await? {
+            Leased::Held(hold) => hold,
+            Leased::Absent => return Ok(MovedBack::NotArchived),
+            Leased::Busy => {
+                tokio::time::sleep(IN_FLIGHT_PAUSE).await;
+                continue;
+            }
         };
-        let (doc, meta) = checked_copy(cosmos, &name, partition_key, id, &stored)?;
-        match move_back_copy(cosmos, archive, partition_key, id, &name, &stored, &doc, &meta, lease).await {
+        let moved = async {
+            let stored = match archive.get(&name).await {
+                Ok(stored) => stored,
+                Err(StoreError::NotFound) => return Ok(MovedBack::NotArchived),
+                Err(e) => return Err(store("reading the archived copy")(e)),
+            };
+            let (doc, meta) = checked_copy(cosmos, &name, partition_key, id, &stored)?;
+            move_back_copy(cosmos, archive, partition_key, id, &name, &stored, &doc, &meta, lease, &hold).await
+        }
+        .await;
+        unlease(archive, &name, &hold).await;
+        match moved {
             Err(MoveBackError::InFlight) => tokio::time::sleep(IN_FLIGHT_PAUSE).await,
             other => return other,
         }
     }
     Err(MoveBackError::InFlight)
+}
+
+/// What leasing a copy found.
+#[derive(Debug)]
+pub enum Leased {
+    /// Leased under this id.
+    Held(String),
+    /// No copy (any more).
+    Absent,
+    /// Another move-back holds it.
+    Busy,
+}
+
+/// Leases the copy `name` for a move-back.
+pub async fn lease_copy(archive: &dyn Archive, name: &str) -> Result<Leased, MoveBackError> {
+    let hold = uuid::Uuid::new_v4().to_string();
+    match archive.acquire_lease(name, COPY_LEASE_SECONDS, &hold).await {
+        Ok(true) => Ok(Leased::Held(hold)),
+        Ok(false) => Ok(Leased::Busy),
+        Err(StoreError::NotFound) => Ok(Leased::Absent),
+        Err(e) => Err(store("leasing the archived copy")(e)),
+    }
+}
+
+/// Releases the copy's lease unless the copy is gone with it. Best effort: a
+/// lease not released lapses after [`COPY_LEASE_SECONDS`].
+pub async fn unlease(archive: &dyn Archive, name: &str, hold: &str) {
+    if let Err(e) = archive.release_lease(name, hold).await
+        && !matches!(e, StoreError::NotFound)
+    {
+        tracing::debug!(name, error = %e, "the copy's lease lapses on its own");
+    }
 }
 
 /// The copy's document and metadata, once it passed its integrity check and
@@ -139,10 +198,10 @@ pub fn checked_copy(
     Ok((doc, meta))
 }
 
-/// [`move_back`] of a copy already read and checked ([`checked_copy`]): the
-/// commands that look at a copy before they decide (a restore by age) use it.
-/// [`MoveBackError::InFlight`] is returned at once, without waiting.
-/// (`lease` as for [`move_back`].)
+/// [`move_back`] of a copy already leased under `hold` ([`lease_copy`]), read
+/// and checked ([`checked_copy`]): the commands that look at a copy before they
+/// decide (a restore by age) use it. [`MoveBackError::InFlight`] is returned at
+/// once, without waiting. (`lease` as for [`move_back`].)
 #[allow(clippy::too_many_arguments)]
 pub async fn move_back_copy(
     cosmos: &CosmosStore,
@@ -154,6 +213,7 @@ pub async fn move_back_copy(
     doc: &RawDocument,
     meta: &ArchiveMeta,
     lease: Lease<'_>,
+    hold: &str,
 ) -> Result<MovedBack, MoveBackError> {
     let holds = || lease.is_none_or(|holds| holds());
     if !holds() {
@@ -165,12 +225,13 @@ pub async fn move_back_copy(
             // Read back: the record must be there before its only other copy goes.
             // Gone already means a concurrent delete of the record (a write-through
             // DELETE that found it hot): the copy must go too, or it would resurrect it.
-            match cosmos.read(partition_key, id).await {
-                Ok(_) | Err(StoreError::NotFound) => {}
+            let etag = match cosmos.read(partition_key, id).await {
+                Ok(item) => item.doc.etag().unwrap_or_default(),
+                Err(StoreError::NotFound) => String::new(),
                 Err(e) => return Err(store("reading the moved-back record")(e)),
-            }
-            delete_copy(archive, name, &stored.info.etag, meta, &holds).await?;
-            Ok(MovedBack::Restored)
+            };
+            let copy_deleted = delete_copy(archive, name, &stored.info.etag, meta, &holds, hold).await?;
+            Ok(MovedBack::Restored { copy_deleted, archived_etag: meta.etag.clone(), etag })
         }
         Err(StoreError::AlreadyExists) => {
             let hot = match cosmos.read(partition_key, id).await {
@@ -186,7 +247,7 @@ pub async fn move_back_copy(
             match hot_version(&etag, ts, meta) {
                 HotVersion::SameAsCopy if lease.is_none() => Err(MoveBackError::InFlight),
                 HotVersion::SameAsCopy | HotVersion::Newer => {
-                    let deleted = delete_copy(archive, name, &stored.info.etag, meta, &holds).await?;
+                    let deleted = delete_copy(archive, name, &stored.info.etag, meta, &holds, hold).await?;
                     Ok(MovedBack::AlreadyHot { stale_copy_deleted: deleted })
                 }
                 HotVersion::Older => Err(MoveBackError::Conflict { name: name.to_owned() }),
@@ -201,21 +262,22 @@ pub async fn move_back_copy(
 pub enum HotVersion {
     /// The very version the copy holds: an archive run is between its upload and its delete.
     SameAsCopy,
-    /// Written after the copy's version: the copy is stale.
+    /// Written after the copy's version (a later second): the copy is stale.
     Newer,
-    /// Older by `_ts` than the copy: not a history one container can have.
+    /// Older by `_ts` than the copy, or another version of the same second:
+    /// which is newer cannot be told for sure (a read from a lagging replica
+    /// could return an older version), so both are left for a person.
     Older,
 }
 
-/// Decides from the current Cosmos version. Cosmos's versions of one item form
-/// one history and every write gets a new `_etag`, so the version Cosmos holds
-/// *now*, when it is not the copy's, was written after it, even within the same
-/// second (unlike the archiver's choice between a copy and a version it read
-/// earlier, `archiver/src/decide.rs`, which cannot know which came later).
+/// Decides from the current Cosmos version: another `_etag` from a later second
+/// was written after the copy's version. A record moved back gets a fresh
+/// `_ts`, and the quiet period keeps archived versions at least that old, so the
+/// same second only arises with `ARCHIVE_QUIET_DAYS=0`.
 pub fn hot_version(etag: &str, ts: i64, copy: &ArchiveMeta) -> HotVersion {
     if etag == copy.etag {
         HotVersion::SameAsCopy
-    } else if ts >= copy.ts {
+    } else if ts > copy.ts {
         HotVersion::Newer
     } else {
         HotVersion::Older
@@ -232,13 +294,14 @@ async fn delete_copy(
     etag: &str,
     meta: &ArchiveMeta,
     holds: &(dyn Fn() -> bool + Sync),
+    hold: &str,
 ) -> Result<bool, MoveBackError> {
     let mut etag = etag.to_owned();
     for _ in 0..DELETE_ATTEMPTS {
         if !holds() {
             return Err(MoveBackError::Fenced("the record is hot again, but its archived copy stays"));
         }
-        match archive.delete_if_match(name, &etag).await {
+        match archive.delete_leased(name, &etag, hold).await {
             Ok(()) => return Ok(true),
             Err(StoreError::NotFound) => return Ok(false),
             Err(StoreError::PreconditionFailed) => match archive.head(name).await {
@@ -273,8 +336,8 @@ mod tests {
         };
         let cases = [
             ("\"a\"", 100, HotVersion::SameAsCopy),
-            // Same second, another version: written after the copy's, so newer.
-            ("\"b\"", 100, HotVersion::Newer),
+            // Same second, another version: cannot be told apart for sure.
+            ("\"b\"", 100, HotVersion::Older),
             ("\"b\"", 101, HotVersion::Newer),
             ("\"b\"", 99, HotVersion::Older),
         ];
