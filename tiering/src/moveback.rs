@@ -244,7 +244,7 @@ pub async fn move_back_copy(
                 (Ok(etag), Ok(ts)) => (etag, ts),
                 _ => return Err(store("reading the record in Cosmos")(StoreError::Other("no _etag or _ts".into()))),
             };
-            match hot_version(&etag, ts, meta) {
+            match hot_version(&etag, ts, meta, lease.is_some()) {
                 HotVersion::SameAsCopy if lease.is_none() => Err(MoveBackError::InFlight),
                 HotVersion::SameAsCopy | HotVersion::Newer => {
                     let deleted = delete_copy(archive, name, &stored.info.etag, meta, &holds, hold).await?;
@@ -271,13 +271,16 @@ pub enum HotVersion {
 }
 
 /// Decides from the current Cosmos version: another `_etag` from a later second
-/// was written after the copy's version. A record moved back gets a fresh
-/// `_ts`, and the quiet period keeps archived versions at least that old, so the
-/// same second only arises with `ARCHIVE_QUIET_DAYS=0`.
-pub fn hot_version(etag: &str, ts: i64, copy: &ArchiveMeta) -> HotVersion {
+/// was written after the copy's version. Another version of the same second was
+/// too (one item's versions form one history), unless the read came from a
+/// lagging replica while a run is between its upload and its delete: so it
+/// counts as newer only for a caller holding the run lease (`exclusive`, no run
+/// in flight). The quiet period keeps archived versions older than any write a
+/// move-back meets, so the same second only arises with `ARCHIVE_QUIET_DAYS=0`.
+pub fn hot_version(etag: &str, ts: i64, copy: &ArchiveMeta, exclusive: bool) -> HotVersion {
     if etag == copy.etag {
         HotVersion::SameAsCopy
-    } else if ts > copy.ts {
+    } else if ts > copy.ts || (ts == copy.ts && exclusive) {
         HotVersion::Newer
     } else {
         HotVersion::Older
@@ -335,14 +338,15 @@ mod tests {
             archived_at: chrono::Utc::now(),
         };
         let cases = [
-            ("\"a\"", 100, HotVersion::SameAsCopy),
-            // Same second, another version: cannot be told apart for sure.
-            ("\"b\"", 100, HotVersion::Older),
-            ("\"b\"", 101, HotVersion::Newer),
-            ("\"b\"", 99, HotVersion::Older),
+            ("\"a\"", 100, false, HotVersion::SameAsCopy),
+            // Same second, another version: newer only when no run can be in flight.
+            ("\"b\"", 100, false, HotVersion::Older),
+            ("\"b\"", 100, true, HotVersion::Newer),
+            ("\"b\"", 101, false, HotVersion::Newer),
+            ("\"b\"", 99, true, HotVersion::Older),
         ];
-        for (etag, ts, expected) in cases {
-            assert_eq!(hot_version(etag, ts, &copy), expected, "{etag} at {ts}");
+        for (etag, ts, exclusive, expected) in cases {
+            assert_eq!(hot_version(etag, ts, &copy, exclusive), expected, "{etag} at {ts}, {exclusive}");
         }
     }
 }
