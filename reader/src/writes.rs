@@ -39,10 +39,10 @@ use crate::tiers::Tiers;
 /// nothing the upstream could store is refused here.
 pub const MAX_WRITE_BYTES: usize = 4 * 1024 * 1024;
 
-/// How long the current API may take to answer a write: below the Functions
-/// host's 230-second limit on an HTTP request, and independent of
-/// `READER_TIMEOUT_SECONDS` (a read's deadline, which bounds the move-back).
-pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(200);
+/// How long a write may take in all, forwards and move-backs together: below
+/// the Functions host's 230-second limit on an HTTP request, and independent of
+/// `READER_TIMEOUT_SECONDS` (a read's deadline, which bounds each move-back).
+pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(220);
 
 /// The route placeholder of a record's sub-path (`{record route}/{*action}`).
 pub const ACTION_PARAM: &str = "action";
@@ -155,6 +155,7 @@ pub async fn write_record(
         Some(SentPath(sent)) => sent.clone(),
         None => parts.uri.path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default(),
     };
+    let write_deadline = tokio::time::Instant::now() + UPSTREAM_TIMEOUT;
     let deadline = tokio::time::Instant::now() + tiers.request_timeout;
     let moved = within(deadline, "moving the record back", move_back(&tiers, &partition_key, &id)).await??;
     let send = |moved: &MovedBack| {
@@ -164,7 +165,8 @@ pub async fn write_record(
         }
         let body = body.clone();
         let (upstream, method, path_and_query) = (&upstream, &parts.method, &path_and_query);
-        async move { forward(upstream, method, path_and_query, &headers, body).await }
+        let limit = (write_deadline - tokio::time::Instant::now()).max(Duration::from_secs(1));
+        async move { forward(upstream, method, path_and_query, &headers, body, limit).await }
     };
     let mut answer = send(&moved).await?;
     let mut moved_again = MovedBack::NotArchived;
@@ -207,16 +209,19 @@ fn rename_if_match(headers: &mut HeaderMap, archived: &str, now: &str) {
 
 /// After a delete the current API answered 2xx: a copy left in the archive (a
 /// stale copy beside the hot record, which would serve the deleted record from
-/// now on) is deleted at the ETag it was found at. Best effort, logged: a copy
-/// leased by a move-back in progress, or changed meanwhile, is left to
-/// `archiver verify --shadowed` and the next run.
+/// now on) is deleted at the ETag it was found at. Best effort: a copy leased
+/// by a move-back in progress, or changed meanwhile, is logged as an error for
+/// a person (`archiver forget` removes it): to every command it looks like an
+/// archived record, which it now serves.
 async fn remove_copy(tiers: &Tiers, partition_key: &str, id: &str) {
     let Ok(name) = tiering::layout::blob_name(partition_key, id) else { return };
     match tiers.archive.head(&name).await {
         Err(tiering::store::StoreError::NotFound) => {}
         Ok(info) => match tiers.archive.delete_if_match(&name, &info.etag).await {
             Ok(()) => info!(partition_key, id, "deleted: its stale archived copy removed too"),
-            Err(e) => warn!(partition_key, id, error = %e, "deleted, but its archived copy could not be removed"),
+            Err(e) => {
+                tracing::error!(partition_key, id, error = %e, "deleted, but its archived copy could not be removed: it serves the record until `archiver forget` removes it")
+            }
         },
         Err(e) => warn!(partition_key, id, error = %e, "deleted, but the archive could not be checked for a copy"),
     }
@@ -234,10 +239,17 @@ async fn within<T>(
     })
 }
 
-/// The move-back, with its failures as the caller sees them.
+/// The move-back, with its failures as the caller sees them. It runs in a task
+/// of its own, so a request that gives up waiting (its deadline) never cuts it
+/// short: it finishes, and releases the copy's lease, in the background.
 async fn move_back(tiers: &Tiers, partition_key: &str, id: &str) -> Result<MovedBack, ApiError> {
     let cosmos = tiers.cosmos.get().await?;
-    match moveback::move_back(&cosmos, tiers.archive.as_ref(), partition_key, id, None).await {
+    let (archive, pk, record) = (tiers.archive.clone(), partition_key.to_owned(), id.to_owned());
+    let task = tokio::spawn(async move { moveback::move_back(&cosmos, archive.as_ref(), &pk, &record, None).await });
+    let outcome = task
+        .await
+        .map_err(|e| ApiError::Internal { message: "moving the record back failed".into(), detail: e.to_string() })?;
+    match outcome {
         Ok(moved) => Ok(moved),
         Err(e @ (MoveBackError::Store { .. } | MoveBackError::InFlight | MoveBackError::Fenced(_))) => {
             let retry_after = match &e {
@@ -271,17 +283,18 @@ async fn forward(
     path_and_query: &str,
     headers: &HeaderMap,
     body: Bytes,
+    limit: Duration,
 ) -> Result<reqwest13::Response, ApiError> {
     let url = upstream.url_for(path_and_query);
     let method = reqwest13::Method::from_bytes(method.as_str().as_bytes())
         .map_err(|e| ApiError::BadRequest(format!("method: {e}")))?;
     let headers = end_to_end(headers, &[header::HOST, header::CONTENT_LENGTH]);
-    let sent = upstream.client.request(method, &url).headers(headers).body(body).timeout(UPSTREAM_TIMEOUT).send().await;
+    let sent = upstream.client.request(method, &url).headers(headers).body(body).timeout(limit).send().await;
     sent.map_err(|e| {
         if e.is_connect() {
             ApiError::BadGateway { applied: false, detail: format!("the current API could not be reached: {e}") }
         } else if e.is_timeout() {
-            ApiError::GatewayTimeout(format!("the current API did not answer within {UPSTREAM_TIMEOUT:?}"))
+            ApiError::GatewayTimeout(format!("the current API did not answer within {limit:?}"))
         } else {
             ApiError::BadGateway { applied: true, detail: format!("the current API's answer was lost: {e}") }
         }

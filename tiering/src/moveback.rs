@@ -36,14 +36,19 @@ use crate::layout;
 use crate::record::RawDocument;
 use crate::store::StoreError;
 
-/// The lease a move-back holds on the copy (Azure's shortest): far longer than a
-/// move-back takes, short enough that a crashed one blocks others briefly.
-pub const COPY_LEASE_SECONDS: i32 = 15;
+/// The lease a move-back holds on the copy (Azure's longest finite one). It is
+/// renewed just before the create, and the create may take at most
+/// [`CREATE_LIMIT`] of it, so the record can only be created while the copy is
+/// still held: no other move-back or erasure can have consumed it meanwhile.
+pub const COPY_LEASE_SECONDS: i32 = 60;
+/// The longest a move-back's create may take (retries of a throttled request
+/// included); well inside the renewed lease.
+pub const CREATE_LIMIT: Duration = Duration::from_secs(30);
 
 /// How often, and how long apart, a move-back looks again when an archive run
 /// is between the upload and the delete of this very version, or another
 /// move-back holds the copy's lease.
-const IN_FLIGHT_CHECKS: u32 = 6;
+const IN_FLIGHT_CHECKS: u32 = 20;
 const IN_FLIGHT_PAUSE: Duration = Duration::from_millis(250);
 /// Deletes of the copy retried after its metadata changed (a re-stamp).
 const DELETE_ATTEMPTS: u32 = 3;
@@ -80,7 +85,7 @@ pub enum MoveBackError {
     /// An archive run is between its upload and its delete of this same version,
     /// and did not finish within the wait; asking again soon succeeds.
     #[error(
-        "an archive run is moving this record right now (the same version is in both tiers); try again shortly, or run `archiver verify --shadowed` if it persists"
+        "another move-back or an archive run is moving this record right now; try again shortly, or run `archiver verify --shadowed` if it persists"
     )]
     InFlight,
     /// Cosmos holds a version older (by `_ts`) than the copy's: which one should
@@ -219,8 +224,13 @@ pub async fn move_back_copy(
     if !holds() {
         return Err(MoveBackError::Fenced("nothing moved back"));
     }
+    archive.renew_lease(name, hold).await.map_err(store("renewing the archived copy's lease"))?;
     // The document as it was, but for the system properties Cosmos assigns anew.
-    match cosmos.create_raw(partition_key, id, &doc.without_system_properties()).await {
+    let created =
+        tokio::time::timeout(CREATE_LIMIT, cosmos.create_raw(partition_key, id, &doc.without_system_properties()))
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Unavailable(format!("no answer within {CREATE_LIMIT:?}"))));
+    match created {
         Ok(()) => {
             // Read back: the record must be there before its only other copy goes.
             // Gone already means a concurrent delete of the record (a write-through
