@@ -488,21 +488,19 @@ async fn restore_copy(
 ) -> CopyRestore {
     // Leased before it is read (a dry run writes nothing, not even a lease), so no
     // concurrent move-back can have moved it back and deleted it meanwhile.
-    let hold = if dry_run {
-        None
-    } else {
-        match moveback::lease_copy(archiver.archive.as_ref(), name).await {
-            Ok(moveback::Leased::Held(hold)) => Some(hold),
-            Ok(moveback::Leased::Absent) => return CopyRestore::OutsideWindow, // gone meanwhile
-            Ok(moveback::Leased::Busy) => return CopyRestore::Failed("a write is moving it back; run again".into()),
-            Err(e) => return CopyRestore::Failed(e.to_string()),
-        }
-    };
-    let outcome = restore_leased(archiver, customer_id, id, name, field, window, hold.as_deref(), lease_holds).await;
-    if let Some(hold) = &hold {
-        moveback::unlease(archiver.archive.as_ref(), name, hold).await;
+    if dry_run {
+        return restore_leased(archiver, customer_id, id, name, field, window, None, lease_holds).await;
     }
-    outcome
+    let leased = moveback::under_copy_lease(archiver.archive.as_ref(), name, |hold| async move {
+        restore_leased(archiver, customer_id, id, name, field, window, Some(&hold), lease_holds).await
+    })
+    .await;
+    match leased {
+        Ok(moveback::Leased::Done(outcome)) => outcome,
+        Ok(moveback::Leased::Absent) => CopyRestore::OutsideWindow, // gone meanwhile
+        Ok(moveback::Leased::Busy) => CopyRestore::Failed("a write is moving it back; run again".into()),
+        Err(e) => CopyRestore::Failed(e.to_string()),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -122,64 +122,63 @@ pub async fn move_back(
 ) -> Result<MovedBack, MoveBackError> {
     // A name the layout refuses can hold no copy: the archiver never writes one.
     let Ok(name) = layout::blob_name(partition_key, id) else { return Ok(MovedBack::NotArchived) };
+    let name = name.as_str();
     for _ in 0..IN_FLIGHT_CHECKS {
-        let hold = match lease_copy(archive, &name).await? {
-            Leased::Held(hold) => hold,
-            Leased::Absent => return Ok(MovedBack::NotArchived),
-            Leased::Busy => {
-                tokio::time::sleep(IN_FLIGHT_PAUSE).await;
-                continue;
-            }
-        };
-        let moved = async {
-            let stored = match archive.get(&name).await {
+        let moved = under_copy_lease(archive, name, |hold| async move {
+            let stored = match archive.get(name).await {
                 Ok(stored) => stored,
                 Err(StoreError::NotFound) => return Ok(MovedBack::NotArchived),
                 Err(e) => return Err(store("reading the archived copy")(e)),
             };
-            let (doc, meta) = checked_copy(cosmos, &name, partition_key, id, &stored)?;
-            move_back_copy(cosmos, archive, partition_key, id, &name, &stored, &doc, &meta, lease, &hold).await
-        }
-        .await;
-        unlease(archive, &name, &hold).await;
+            let (doc, meta) = checked_copy(cosmos, name, partition_key, id, &stored)?;
+            move_back_copy(cosmos, archive, partition_key, id, name, &stored, &doc, &meta, lease, &hold).await
+        })
+        .await?;
         match moved {
-            Err(MoveBackError::InFlight) => tokio::time::sleep(IN_FLIGHT_PAUSE).await,
-            other => return other,
+            Leased::Absent => return Ok(MovedBack::NotArchived),
+            Leased::Busy | Leased::Done(Err(MoveBackError::InFlight)) => tokio::time::sleep(IN_FLIGHT_PAUSE).await,
+            Leased::Done(other) => return other,
         }
     }
     Err(MoveBackError::InFlight)
 }
 
-/// What leasing a copy found.
+/// What working under a copy's lease came to.
 #[derive(Debug)]
-pub enum Leased {
-    /// Leased under this id.
-    Held(String),
-    /// No copy (any more).
+pub enum Leased<T> {
+    /// The work ran while the copy was leased (the lease is released after it).
+    Done(T),
+    /// No copy (any more): nothing ran.
     Absent,
-    /// Another move-back holds it.
+    /// Another move-back holds the copy: nothing ran.
     Busy,
 }
 
-/// Leases the copy `name` for a move-back.
-pub async fn lease_copy(archive: &dyn Archive, name: &str) -> Result<Leased, MoveBackError> {
+/// Runs `work` while holding the copy `name`'s lease, given the lease id, and
+/// releases the lease after it unless the copy is gone with it (best effort: a
+/// lease not released lapses after [`COPY_LEASE_SECONDS`]).
+pub async fn under_copy_lease<T, Fut>(
+    archive: &dyn Archive,
+    name: &str,
+    work: impl FnOnce(String) -> Fut,
+) -> Result<Leased<T>, MoveBackError>
+where
+    Fut: std::future::Future<Output = T>,
+{
     let hold = uuid::Uuid::new_v4().to_string();
     match archive.acquire_lease(name, COPY_LEASE_SECONDS, &hold).await {
-        Ok(true) => Ok(Leased::Held(hold)),
-        Ok(false) => Ok(Leased::Busy),
-        Err(StoreError::NotFound) => Ok(Leased::Absent),
-        Err(e) => Err(store("leasing the archived copy")(e)),
+        Ok(true) => {}
+        Ok(false) => return Ok(Leased::Busy),
+        Err(StoreError::NotFound) => return Ok(Leased::Absent),
+        Err(e) => return Err(store("leasing the archived copy")(e)),
     }
-}
-
-/// Releases the copy's lease unless the copy is gone with it. Best effort: a
-/// lease not released lapses after [`COPY_LEASE_SECONDS`].
-pub async fn unlease(archive: &dyn Archive, name: &str, hold: &str) {
-    if let Err(e) = archive.release_lease(name, hold).await
+    let done = work(hold.clone()).await;
+    if let Err(e) = archive.release_lease(name, &hold).await
         && !matches!(e, StoreError::NotFound)
     {
         tracing::debug!(name, error = %e, "the copy's lease lapses on its own");
     }
+    Ok(Leased::Done(done))
 }
 
 /// The copy's document and metadata, once it passed its integrity check and
@@ -203,7 +202,7 @@ pub fn checked_copy(
     Ok((doc, meta))
 }
 
-/// [`move_back`] of a copy already leased under `hold` ([`lease_copy`]), read
+/// [`move_back`] of a copy already leased under `hold` ([`under_copy_lease`]), read
 /// and checked ([`checked_copy`]): the commands that look at a copy before they
 /// decide (a restore by age) use it. [`MoveBackError::InFlight`] is returned at
 /// once, without waiting. (`lease` as for [`move_back`].)
