@@ -17,6 +17,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod auth;
 pub mod connection;
 pub mod error;
 pub mod routes;
@@ -91,7 +92,9 @@ pub fn router(tiers: Tiers) -> Router {
         };
         api = api.route(&action, axum::routing::post(writes::write_record).fallback(sub_path_fallback));
     }
-    let api = api.with_state(tiers);
+    // Every API route authenticates first (before its route values are even
+    // checked); the root probe and unmatched paths do not.
+    let api = api.route_layer(middleware::from_fn_with_state(tiers.clone(), auth::authenticate)).with_state(tiers);
     Router::new()
         // The host's readiness probe: answer at once, touch no store.
         .route("/", get(|| async { StatusCode::OK }))

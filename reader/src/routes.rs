@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use axum::extract::rejection::PathRejection;
+use axum::Extension;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -14,13 +15,14 @@ use tiering::listing::{Tier, Window};
 use tiering::record::validate_id;
 use tracing::info;
 
+use crate::auth::{Caller, authorize};
 use crate::error::ApiError;
 use crate::tiers::Tiers;
 use crate::token;
 
 pub const DEFAULT_PAGE_SIZE: usize = 50;
 pub const MAX_PAGE_SIZE: usize = 100;
-const JSON: &str = "application/json; charset=utf-8";
+pub(crate) const JSON: &str = "application/json; charset=utf-8";
 
 /// The route's values by placeholder, percent-decoded and checked against the
 /// id rules (docs/read-api.md, "Ids") before any store is touched.
@@ -39,7 +41,7 @@ pub(crate) fn route_values(
 
 /// What a record in neither tier answers: the profile's own body when it gives
 /// one, else the contract's JSON error (docs/read-api.md, "Errors").
-fn missing(contract: &Contract, values: &HashMap<String, String>, partition_key: &str, id: &str) -> Response {
+pub(crate) fn missing(contract: &Contract, values: &HashMap<String, String>, partition_key: &str, id: &str) -> Response {
     let status = StatusCode::from_u16(contract.not_found.status).unwrap_or(StatusCode::NOT_FOUND);
     if let Some(body) = contract.not_found_body(values) {
         let content_type =
@@ -85,6 +87,7 @@ fn tier_name(tier: Tier) -> &'static str {
 /// with the default profile).
 pub async fn get_record(
     State(tiers): State<Tiers>,
+    caller: Option<Extension<Caller>>,
     path: Result<Path<Vec<(String, String)>>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -95,6 +98,9 @@ pub async fn get_record(
         message: "the route does not hold the record's key".into(),
         detail: format!("route values {values:?}"),
     })?;
+    if let Err(denied) = authorize(&contract, caller.as_deref(), &values, partition_key, Some(id)) {
+        return Ok(denied);
+    }
     // Without an ETag there is nothing to revalidate against: always the record.
     let if_none_match: Vec<String> = if contract.etag {
         headers.get_all(header::IF_NONE_MATCH).iter().filter_map(|v| v.to_str().ok()).map(str::to_owned).collect()
@@ -192,6 +198,7 @@ fn date(key: &str, value: &str) -> Result<NaiveDate, ApiError> {
 /// default profile).
 pub async fn list_records(
     State(tiers): State<Tiers>,
+    caller: Option<Extension<Caller>>,
     path: Result<Path<Vec<(String, String)>>, PathRejection>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
@@ -204,6 +211,9 @@ pub async fn list_records(
                 detail: format!("route values {values:?}"),
             }
         })?;
+    if let Err(denied) = authorize(&tiers.contract, caller.as_deref(), &values, &customer_id, None) {
+        return Ok(denied);
+    }
     let q = ListQuery::parse(raw.as_deref())?;
     let field = tiers.age_field.clone();
     let from_text = q.from.map(|d| d.to_string());

@@ -33,6 +33,8 @@ pub async fn build(settings: &ReaderSettings, transport: Transport) -> anyhow::R
         Err(ApiError::Internal { detail, .. }) => anyhow::bail!("{detail}"),
         Err(_) => tracing::warn!("Cosmos DB is not connected at start-up; connecting in the background"),
     }
+    let gate = crate::auth::Gate::new(&settings.contract).context("setting up the callers' authentication")?;
+    tracing::info!(auth = settings.contract.auth.mode(), "callers' authentication");
     let archive = BlobArchive::new(stores, transport).context("building the Blob client")?;
     Ok(Tiers {
         cosmos,
@@ -41,6 +43,7 @@ pub async fn build(settings: &ReaderSettings, transport: Transport) -> anyhow::R
         contract: Arc::new(settings.contract.clone()),
         request_timeout: settings.request_timeout,
         page_max_bytes: settings.page_max_bytes,
+        gate,
         upstream: match &settings.upstream {
             None => None,
             Some(url) => {

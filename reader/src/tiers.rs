@@ -57,6 +57,8 @@ pub struct Tiers {
     pub page_max_bytes: usize,
     /// The current API writes pass through to (`READER_UPSTREAM_URL`); `None`: read-only.
     pub upstream: Option<crate::writes::Upstream>,
+    /// Callers' authentication (the profile's `[auth]`; docs/auth.md).
+    pub gate: crate::auth::Gate,
 }
 
 fn cosmos_err(e: StoreError) -> ApiError {

@@ -141,6 +141,12 @@ pub async fn write_record(
         message: "the route does not hold the record's key".into(),
         detail: format!("route values {values:?}"),
     })?;
+    // A caller who may not read the record cannot make it hot; the upstream
+    // gets the caller's credentials unchanged and keeps its own checks.
+    let caller = request.extensions().get::<crate::auth::Caller>();
+    if let Err(denied) = crate::auth::authorize(&tiers.contract, caller, &values, partition_key, Some(id)) {
+        return Ok(denied);
+    }
     let (partition_key, id) = (partition_key.to_owned(), id.to_owned());
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(body, MAX_WRITE_BYTES).await.map_err(|e| {

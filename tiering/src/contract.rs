@@ -22,6 +22,9 @@ use serde::Deserialize;
 
 use crate::record::{RawDocument, SYSTEM_PROPERTIES};
 
+pub mod auth;
+pub use auth::Auth;
+
 /// The default profile: the billing-records API this project started from.
 pub const DEFAULT_PROFILE: &str = include_str!("../../contracts/default.toml");
 
@@ -261,6 +264,8 @@ pub struct Contract {
     /// The writes the API takes on the record route, passed to the current API
     /// when the reader has `READER_UPSTREAM_URL` (docs/writes.md).
     pub writes: Writes,
+    /// How callers authenticate, and what each may read (`[auth]`; docs/auth.md).
+    pub auth: Auth,
 }
 
 /// The write methods of the record route (`[writes]`); none without the section.
@@ -294,6 +299,7 @@ struct Profile {
     #[serde(default)]
     not_found: NotFoundSection,
     writes: Option<WritesSection>,
+    auth: Option<auth::AuthSection>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -383,6 +389,36 @@ impl Default for NotFoundSection {
 
 fn default_status() -> u16 {
     404
+}
+
+/// `template` with `{{placeholder}}` replaced by the route's value (JSON-escaped
+/// when `json`). One pass: a value that itself holds `{{name}}` is written out
+/// as it is, never expanded again.
+fn fill_template(template: &str, json: bool, values: &HashMap<String, String>) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        match after.find("}}").map(|end| (&after[..end], end)) {
+            Some((name, end)) if values.contains_key(name) => {
+                let value = &values[name];
+                if json {
+                    let quoted = serde_json::to_string(value).unwrap_or_default();
+                    out.push_str(quoted.strip_prefix('"').and_then(|q| q.strip_suffix('"')).unwrap_or_default());
+                } else {
+                    out.push_str(value);
+                }
+                rest = &after[end + 2..];
+            }
+            _ => {
+                out.push_str("{{");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// A header value must be visible ASCII (and spaces), or no response can carry it.
@@ -548,6 +584,7 @@ impl Contract {
             last_modified: profile.headers.last_modified,
             not_found: NotFound { status: n.status, content_type: n.content_type.clone(), body: n.body.clone() },
             writes,
+            auth: auth::parse(profile.auth.as_ref())?,
         })
     }
 
@@ -573,33 +610,7 @@ impl Contract {
     /// `{{placeholder}}` replaced by the request's value (JSON-escaped in a JSON body).
     pub fn not_found_body(&self, values: &HashMap<String, String>) -> Option<String> {
         let template = self.not_found.body.as_ref()?;
-        let json = self.not_found.content_type.contains("json");
-        // One pass over the template: a value that itself holds `{{name}}` is
-        // written out as it is, never expanded again.
-        let mut out = String::with_capacity(template.len());
-        let mut rest = template.as_str();
-        while let Some(start) = rest.find("{{") {
-            out.push_str(&rest[..start]);
-            let after = &rest[start + 2..];
-            match after.find("}}").map(|end| (&after[..end], end)) {
-                Some((name, end)) if values.contains_key(name) => {
-                    let value = &values[name];
-                    if json {
-                        let quoted = serde_json::to_string(value).unwrap_or_default();
-                        out.push_str(quoted.strip_prefix('"').and_then(|q| q.strip_suffix('"')).unwrap_or_default());
-                    } else {
-                        out.push_str(value);
-                    }
-                    rest = &after[end + 2..];
-                }
-                _ => {
-                    out.push_str("{{");
-                    rest = after;
-                }
-            }
-        }
-        out.push_str(rest);
-        Some(out)
+        Some(fill_template(template, self.not_found.content_type.contains("json"), values))
     }
 
     /// `path` with the route prefix and the routes' literal segments spelled as
@@ -668,7 +679,7 @@ impl Contract {
                         "name": "req",
                         "type": "httpTrigger",
                         "direction": "in",
-                        "authLevel": "function",
+                        "authLevel": self.auth.auth_level(),
                         "methods": methods,
                         "route": route,
                     },

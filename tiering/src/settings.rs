@@ -398,6 +398,7 @@ impl ReaderSettings {
             }
             Some(_) => {}
         }
+        check_auth(&r, &contract, &contract_source)?;
         let upstream = match r.opt("READER_UPSTREAM_URL") {
             None => None,
             Some(text) => {
@@ -413,6 +414,31 @@ impl ReaderSettings {
             upstream,
         })
     }
+}
+
+/// `READER_AUTH`, `READER_AUTH_ISSUERS` and `READER_AUTH_AUDIENCES` (the Bicep
+/// sets them from the profile, so the deployment shows how callers
+/// authenticate, and decides the access restrictions from it): when set, each
+/// must agree with the profile's `[auth]`, or the reader does not start.
+fn check_auth(r: &Reader<'_>, contract: &Contract, source: &str) -> Result<(), SettingsError> {
+    let list = |values: &[String]| values.join(",");
+    let bearer = contract.auth.bearer();
+    let expected = [
+        ("READER_AUTH", contract.auth.mode().to_owned(), "auth.mode"),
+        ("READER_AUTH_ISSUERS", bearer.map(|b| list(&b.issuers)).unwrap_or_default(), "auth.issuers"),
+        ("READER_AUTH_AUDIENCES", bearer.map(|b| list(&b.audiences)).unwrap_or_default(), "auth.audiences"),
+    ];
+    for (name, want, key) in expected {
+        let Some(got) = r.opt(name) else { continue };
+        let got: Vec<&str> = got.split(',').map(str::trim).filter(|v| !v.is_empty()).collect();
+        if got.join(",") != want {
+            return Err(SettingsError {
+                name,
+                message: format!("is `{}`, but the contract profile ({source}) says {key} = `{want}`", got.join(",")),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The current API's origin: `http` or `https`, a host, no query or fragment.
@@ -555,6 +581,33 @@ mod tests {
         assert_eq!(err.name, "READER_CONTRACT");
         let err = ReaderSettings::from_lookup(&env(&[BASE[0], BASE[1], ("READER_CONTRACT", "/nonexistent.toml")]));
         assert!(err.unwrap_err().message.contains("cannot read"));
+        // The deployment's READER_AUTH* settings must agree with the profile's [auth].
+        let bearer = profile(&format!(
+            "{}\n[auth]\nmode = \"bearer\"\nissuers = [\"https://i.example/a\", \"https://i.example/b\"]\naudiences = [\"api://x\"]\njwks_uri = \"https://i.example/keys\"\n",
+            crate::contract::DEFAULT_PROFILE
+        ));
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut pairs = vec![BASE[0], BASE[1], ("READER_CONTRACT", bearer.as_str())];
+            pairs.extend_from_slice(extra);
+            ReaderSettings::from_lookup(&env(&pairs)).map(|s| s.contract.auth.mode())
+        };
+        assert_eq!(with(&[]).unwrap(), "bearer");
+        let agreed = [
+            ("READER_AUTH", "bearer"),
+            ("READER_AUTH_ISSUERS", "https://i.example/a, https://i.example/b"),
+            ("READER_AUTH_AUDIENCES", "api://x"),
+        ];
+        assert_eq!(with(&agreed).unwrap(), "bearer");
+        assert!(with(&[("READER_AUTH_AUDIENCES", " ")]).is_ok(), "blank is unset, as for every setting");
+        for (name, value) in [
+            ("READER_AUTH", "anonymous"),
+            ("READER_AUTH_ISSUERS", "https://i.example/a"),
+            ("READER_AUTH_AUDIENCES", "api://y"),
+        ] {
+            assert_eq!(with(&[(name, value)]).unwrap_err().name, name);
+        }
+        let err = ReaderSettings::from_lookup(&env(&[BASE[0], BASE[1], ("READER_AUTH", "bearer")])).unwrap_err();
+        assert!(err.message.contains("function-key"), "the default profile is the function key: {err}");
         for (name, value) in malformed {
             let mut pairs: Vec<_> = BASE.iter().copied().filter(|(k, _)| *k != name).collect();
             pairs.push((name, value));
