@@ -200,7 +200,9 @@ impl BearerGate {
     fn refresh_in_background(self: &Arc<Self>) {
         let gate = self.clone();
         // The one fetch at a time decides: a request that finds one running goes on with the cached key.
-        tokio::spawn(async move { gate.refresh_if(|keys| keys.fetched.is_none_or(|f| f.elapsed() > KEYS_MAX_AGE)).await });
+        tokio::spawn(
+            async move { gate.refresh_if(|keys| keys.fetched.is_none_or(|f| f.elapsed() > KEYS_MAX_AGE)).await },
+        );
     }
 
     /// Fetches the keys when `due` says so for the cache as it is once this caller

@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use axum::extract::rejection::PathRejection;
 use axum::Extension;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -41,7 +41,12 @@ pub(crate) fn route_values(
 
 /// What a record in neither tier answers: the profile's own body when it gives
 /// one, else the contract's JSON error (docs/read-api.md, "Errors").
-pub(crate) fn missing(contract: &Contract, values: &HashMap<String, String>, partition_key: &str, id: &str) -> Response {
+pub(crate) fn missing(
+    contract: &Contract,
+    values: &HashMap<String, String>,
+    partition_key: &str,
+    id: &str,
+) -> Response {
     let status = StatusCode::from_u16(contract.not_found.status).unwrap_or(StatusCode::NOT_FOUND);
     if let Some(body) = contract.not_found_body(values) {
         let content_type =

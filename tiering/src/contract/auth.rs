@@ -448,7 +448,10 @@ read_all_scopes = ["Billing.ReadAll"]
         assert_eq!(profile(&both).unwrap_err().key, "auth.openid_configuration");
         let err = profile("[auth]\nmode = \"anonymous\"\npartition_claim = \"tid\"").unwrap_err();
         assert_eq!(err.key, "auth.partition_claim", "a rule without tokens would be a false promise");
-        assert!(profile("[auth]\nmode = \"bearer\"\nissuers=[\"a\"]\naudiences=[\"b\"]\njwks_uri=\"http://127.0.0.1:9/k\"").is_ok());
+        assert!(
+            profile("[auth]\nmode = \"bearer\"\nissuers=[\"a\"]\naudiences=[\"b\"]\njwks_uri=\"http://127.0.0.1:9/k\"")
+                .is_ok()
+        );
     }
 
     #[test]
