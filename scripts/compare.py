@@ -13,9 +13,16 @@ Redirects are not followed. Prints one line per difference and a JSON summary;
 exits 1 when anything differs, when either side could not be reached, or when
 there was nothing to compare.
 
+Who asks is part of the answer (docs/auth.md): `--caller NAME 'Header: value'`
+(repeatable) compares every record and list page once per caller, that header
+sent to both sides, so one run shows a customer reading its own records and
+another's, the back office, and each kind of bad token (`--caller none ''`: no
+header at all) answered alike.
+
     scripts/compare.py --current https://billing.example.com/api \\
         --reader https://<reader>.azurewebsites.net/api --reader-header "x-functions-key: $KEY" \\
-        --ids ids.csv [--contract contract.toml] [--pages 2] [--page-size 50] [--record answers.json]
+        --ids ids.csv [--contract contract.toml] [--pages 2] [--page-size 50] [--record answers.json] \\
+        [--caller customer-a "Authorization: Bearer $A" --caller back-office "Authorization: Bearer $B" ...]
 
     scripts/compare.py --replay answers.json --reader ... --ids ids.csv [--contract ...]
 
@@ -120,14 +127,17 @@ class Recorder:
             with open(args.replay) as f:
                 self.replayed = json.load(f)
 
-    def fetch(self, path, extra=None):
+    def fetch(self, path, extra=None, caller=None, caller_headers=None):
         key = path if not extra else f"{path} {json.dumps(extra, sort_keys=True)}"
+        if caller:
+            key = f"[{caller}] {key}"
         if self.replayed is not None:
             hit = self.replayed.get(key)
             if hit is None:
                 return None, {}, f"{key} was not recorded".encode()
             return hit["status"], hit["headers"], base64.b64decode(hit["body"])
-        answer = fetch(self.args.current, path, {**self.headers, **(extra or {})}, self.args.timeout)
+        answer = fetch(self.args.current, path, {**self.headers, **(caller_headers or {}), **(extra or {})},
+                       self.args.timeout)
         if answer[0] is not None:
             self.saved[key] = {"status": answer[0], "headers": answer[1], "body": base64.b64encode(answer[2]).decode()}
         return answer
@@ -138,13 +148,18 @@ class Recorder:
                 json.dump(self.saved, f, indent=1, sort_keys=True)
 
 
+def header_pair(text):
+    name, _, value = text.partition(":")
+    return name.strip(), value.strip()
+
+
 def compare(args, out=sys.stdout):
     # Plus the headers only one side's gateway adds (--ignore-header).
     ignored = IGNORED_HEADERS | {h.lower() for h in args.ignore_header}
-    current_headers = dict(h.split(":", 1) for h in args.current_header)
-    reader_headers = dict(h.split(":", 1) for h in args.reader_header)
-    current_headers = {k.strip(): v.strip() for k, v in current_headers.items()}
-    reader_headers = {k.strip(): v.strip() for k, v in reader_headers.items()}
+    current_headers = dict(header_pair(h) for h in args.current_header)
+    reader_headers = dict(header_pair(h) for h in args.reader_header)
+    # Each caller's own header, sent to both sides; no --caller: one caller, no header.
+    callers = [(name, dict([header_pair(h)]) if h.strip() else {}) for name, h in args.caller] or [(None, {})]
     profile = load_profile(args.contract)
     routes = profile["routes"]
     id_param, pk_param = routes["id_param"], routes.get("partition_key_param")
@@ -157,69 +172,77 @@ def compare(args, out=sys.stdout):
         rows = rows[1:]
     keys = [(r[0], r[1] if len(r) > 1 else r[0]) for r in rows]
     summary = {"records": 0, "revalidations": 0, "recordsDiffering": 0, "listPages": 0, "listPagesDiffering": 0,
-               "unreachable": 0}
-    for pk, record in keys:
-        values = {id_param: record}
-        if pk_param:
-            values[pk_param] = pk
-        path = fill(routes["record"], values)
-        answers = current.fetch(path), fetch(args.reader, path, reader_headers, args.timeout)
-        summary["records"] += 1
-        if answers[0][0] is None or answers[1][0] is None:
-            summary["unreachable"] += 1
-        diff = differences(answers[0], answers[1], ignored)
-        # A revalidation with the ETag the current API gave: 304 (or not) on both sides alike.
-        etag = answers[0][1].get("etag")
-        if etag and not diff:
-            extra = {"If-None-Match": etag}
-            again = current.fetch(path, extra), fetch(args.reader, path, {**reader_headers, **extra}, args.timeout)
-            diff = [f"with If-None-Match: {d}" for d in differences(again[0], again[1], ignored)]
-            summary["revalidations"] += 1
-        if diff:
-            summary["recordsDiffering"] += 1
-            print(f"DIFF {path}: {'; '.join(diff)}", file=out)
+               "unreachable": 0, "callers": len(callers)}
+    for caller, own in callers:
+        label = f"[{caller}] " if caller else ""
+        to_reader = {**reader_headers, **own}
 
-    for pk in sorted({k[0] for k in keys}) if routes.get("list") and pk_param else []:
-        # Continuation tokens are opaque and each service's own: follow each with
-        # its own token, and compare status, headers and the items of each page.
-        tokens = [None, None]
-        base = fill(routes["list"], {pk_param: pk})
-        for _ in range(args.pages):
-            paths = []
-            for token in tokens:
-                query = {"pageSize": str(args.page_size)}
-                if token:
-                    query["continuationToken"] = token
-                paths.append(f"{base}?{urllib.parse.urlencode(query)}")
-            # A replayed page is found under the path with the token the current API gave.
-            answers = current.fetch(paths[0]), fetch(args.reader, paths[1], reader_headers, args.timeout)
-            summary["listPages"] += 1
+        def ask_current(path, extra=None):
+            return current.fetch(path, extra, caller, own)
+
+        for pk, record in keys:
+            values = {id_param: record}
+            if pk_param:
+                values[pk_param] = pk
+            path = fill(routes["record"], values)
+            answers = ask_current(path), fetch(args.reader, path, to_reader, args.timeout)
+            summary["records"] += 1
             if answers[0][0] is None or answers[1][0] is None:
                 summary["unreachable"] += 1
-            tokens = []
-            bodies = []
-            for answer in answers:
-                try:
-                    token = json.loads(answer[2]).get("continuationToken")
-                except (ValueError, AttributeError):
-                    token = None
-                tokens.append(token)
-                raw = answer[2]
-                if token:
-                    # The token is each service's own: compare everything else, byte for byte.
-                    raw = raw.replace(json.dumps(token).encode(), b'"<token>"').replace(token.encode(), b"<token>")
-                bodies.append(raw)
-            # Tokens differ in length, so the pages' Content-Length may too.
-            def page(answer, body):
-                return answer[0], {k: v for k, v in answer[1].items() if k != "content-length"}, body
-
-            diff = differences(page(answers[0], bodies[0]), page(answers[1], bodies[1]), ignored)
+            diff = differences(answers[0], answers[1], ignored)
+            # A revalidation with the ETag the current API gave: 304 (or not) on both sides alike.
+            etag = answers[0][1].get("etag")
+            if etag and not diff:
+                extra = {"If-None-Match": etag}
+                again = ask_current(path, extra), fetch(args.reader, path, {**to_reader, **extra}, args.timeout)
+                diff = [f"with If-None-Match: {d}" for d in differences(again[0], again[1], ignored)]
+                summary["revalidations"] += 1
             if diff:
-                summary["listPagesDiffering"] += 1
-                print(f"DIFF {paths[1]}: {'; '.join(diff)}", file=out)
-                break
-            if not tokens[0]:
-                break
+                summary["recordsDiffering"] += 1
+                print(f"DIFF {label}{path}: {'; '.join(diff)}", file=out)
+
+        for pk in sorted({k[0] for k in keys}) if routes.get("list") and pk_param else []:
+            # Continuation tokens are opaque and each service's own: follow each with
+            # its own token, and compare status, headers and the items of each page.
+            tokens = [None, None]
+            base = fill(routes["list"], {pk_param: pk})
+            for _ in range(args.pages):
+                paths = []
+                for token in tokens:
+                    query = {"pageSize": str(args.page_size)}
+                    if token:
+                        query["continuationToken"] = token
+                    paths.append(f"{base}?{urllib.parse.urlencode(query)}")
+                # A replayed page is found under the path with the token the current API gave.
+                answers = ask_current(paths[0]), fetch(args.reader, paths[1], to_reader, args.timeout)
+                summary["listPages"] += 1
+                if answers[0][0] is None or answers[1][0] is None:
+                    summary["unreachable"] += 1
+                tokens = []
+                bodies = []
+                for answer in answers:
+                    try:
+                        token = json.loads(answer[2]).get("continuationToken")
+                    except (ValueError, AttributeError):
+                        token = None
+                    tokens.append(token)
+                    raw = answer[2]
+                    if token:
+                        # The token is each service's own: compare everything else, byte for byte.
+                        raw = raw.replace(json.dumps(token).encode(), b'"<token>"').replace(token.encode(), b"<token>")
+                    bodies.append(raw)
+
+                # Tokens differ in length, so the pages' Content-Length may too.
+                def page(answer, body):
+                    return answer[0], {k: v for k, v in answer[1].items() if k != "content-length"}, body
+
+                diff = differences(page(answers[0], bodies[0]), page(answers[1], bodies[1]), ignored)
+                if diff:
+                    summary["listPagesDiffering"] += 1
+                    print(f"DIFF {label}{paths[1]}: {'; '.join(diff)}", file=out)
+                    break
+                if not tokens[0]:
+                    break
     current.save()
     print(json.dumps(summary), file=out)
     if summary["records"] == 0:
@@ -240,6 +263,9 @@ def parse(argv):
     p.add_argument("--record", help="save the current API's answers to this file (with --current)")
     p.add_argument("--current-header", action="append", default=[], help="'Name: value' sent to the current API")
     p.add_argument("--reader-header", action="append", default=[], help="'Name: value' sent to the reader")
+    p.add_argument("--caller", nargs=2, action="append", default=[], metavar=("NAME", "HEADER"),
+                   help="compare everything once more as this caller: NAME and its 'Name: value' header "
+                        "(say 'Authorization: Bearer ...'), sent to both sides; '' sends none (repeatable)")
     p.add_argument("--ignore-header", action="append", default=[],
                    help="a header one side's gateway adds and consumers never act on (repeatable)")
     p.add_argument("--pages", type=int, default=1, help="listing pages compared per partition")

@@ -41,12 +41,20 @@ struct Api {
     contract: Arc<Contract>,
     cosmos: CosmosStore,
     age_field: String,
+    keys: Arc<tokio::sync::RwLock<HashMap<String, jsonwebtoken::DecodingKey>>>,
+    http: reqwest::Client,
 }
 
 /// Serves `contract` from the container `stores` names, on a free 127.0.0.1 port.
 pub async fn start(contract: Contract, stores: &StoreSettings) -> anyhow::Result<SocketAddr> {
     let cosmos = CosmosStore::connect(stores, testkit::emulator::TEST_TRANSPORT).await?;
-    let api = Api { contract: Arc::new(contract), cosmos, age_field: stores.age_field.name().to_owned() };
+    let api = Api {
+        contract: Arc::new(contract),
+        cosmos,
+        age_field: stores.age_field.name().to_owned(),
+        keys: Arc::default(),
+        http: reqwest::Client::builder().timeout(std::time::Duration::from_secs(5)).build()?,
+    };
     let (record, list) = reader_free_paths(&api.contract);
     let mut router =
         Router::new().route(&record, get(record_route).put(replace_route).patch(patch_route).delete(delete_route));
@@ -56,6 +64,8 @@ pub async fn start(contract: Contract, stores: &StoreSettings) -> anyhow::Result
     if api.contract.writes.sub_paths {
         router = router.route(&format!("{record}/{{*action}}"), axum::routing::post(action_route));
     }
+    // As an ASP.NET Core API with JwtBearer authentication and a policy per customer.
+    let router = router.route_layer(axum::middleware::from_fn_with_state(api.clone(), guard));
     let (listener, addr) = tiering::host::bind(0).await?;
     tokio::spawn(tiering::host::serve(listener, router.with_state(api), std::future::pending()));
     Ok(addr)
@@ -64,6 +74,132 @@ pub async fn start(contract: Contract, stores: &StoreSettings) -> anyhow::Result
 fn reader_free_paths(contract: &Contract) -> (String, Option<String>) {
     let path = |r: &tiering::contract::Route| r.fill_template(&contract.prefix);
     (path(&contract.record), contract.list.as_ref().map(path))
+}
+
+/// The profile's `[auth]`, as the team's API enforces it (written apart from the
+/// reader's `auth` module): bearer tokens checked with `jsonwebtoken` against
+/// the issuer's keys (fetched when a key id is unknown), then the caller's
+/// customer claim or back-office role against the route's partition-key value.
+async fn guard(
+    State(api): State<Api>,
+    Path(values): Path<HashMap<String, String>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some(bearer) = api.contract.auth.bearer() else { return next.run(request).await };
+    let refuse = |challenge: &str| {
+        let u = &bearer.unauthenticated;
+        let body = u.body.clone().unwrap_or_else(|| {
+            serde_json::json!({"error": {"code": "Unauthorized", "message": "a valid bearer token is required"}})
+                .to_string()
+        });
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::CONTENT_TYPE, u.content_type.clone()), (header::WWW_AUTHENTICATE, challenge.to_owned())],
+            body,
+        )
+            .into_response()
+    };
+    let invalid = || refuse(&bearer.unauthenticated.www_authenticate_invalid);
+    let authorization: Vec<&HeaderValue> = request.headers().get_all(header::AUTHORIZATION).iter().collect();
+    let token = match authorization.as_slice() {
+        [] => return refuse(&bearer.unauthenticated.www_authenticate),
+        [one] if one.len() <= tiering::contract::auth::MAX_AUTHORIZATION_BYTES => match one.to_str() {
+            Ok(text) if text.len() > 7 && text[..7].eq_ignore_ascii_case("bearer ") => text[7..].trim().to_owned(),
+            Ok(text) if !text.to_ascii_lowercase().starts_with("bearer") => {
+                return refuse(&bearer.unauthenticated.www_authenticate);
+            }
+            _ => return invalid(),
+        },
+        _ => return invalid(),
+    };
+    let Ok(head) = jsonwebtoken::decode_header(&token) else { return invalid() };
+    let Some(kid) = head.kid.clone() else { return invalid() };
+    if !api.keys.read().await.contains_key(&kid) {
+        match fetch_keys(&api, &bearer.keys).await {
+            Ok(keys) => *api.keys.write().await = keys,
+            Err(e) if api.keys.read().await.is_empty() => {
+                let body = serde_json::json!({"error": {"code": "ServiceUnavailable", "message": e.to_string()}});
+                return (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "5")], body.to_string())
+                    .into_response();
+            }
+            Err(_) => {}
+        }
+    }
+    let Some(key) = api.keys.read().await.get(&kid).cloned() else { return invalid() };
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.algorithms = bearer.algorithms.iter().filter_map(|a| a.parse().ok()).collect();
+    validation.set_issuer(&bearer.issuers);
+    validation.set_audience(&bearer.audiences);
+    validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+    validation.validate_nbf = true;
+    validation.leeway = bearer.clock_skew_seconds;
+    let Ok(data) = jsonwebtoken::decode::<serde_json::Value>(&token, &key, &validation) else { return invalid() };
+    let claims = data.claims;
+    let pk = match api.contract.key_of(&values) {
+        Some((pk, _)) => pk.to_owned(),
+        None => api.contract.partition_key_param.as_ref().and_then(|p| values.get(p)).cloned().unwrap_or_default(),
+    };
+    let back_office = claims["roles"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|r| r.as_str().is_some_and(|r| bearer.read_all_roles.iter().any(|a| a == r)))
+        || claims["scp"].as_str().is_some_and(|s| s.split(' ').any(|s| bearer.read_all_scopes.contains(&s.to_owned())));
+    let own = match &bearer.partition_claim {
+        None => bearer.read_all_roles.is_empty() && bearer.read_all_scopes.is_empty(),
+        Some(claim) => match &claims[claim.as_str()] {
+            serde_json::Value::String(v) => *v == pk,
+            serde_json::Value::Array(vs) => vs.iter().any(|v| v.as_str() == Some(pk.as_str())),
+            _ => false,
+        },
+    };
+    if back_office || own {
+        return next.run(request).await;
+    }
+    let f = &bearer.forbidden;
+    match (f.body(&values), f.status) {
+        (Some(body), status) => (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN),
+            [(header::CONTENT_TYPE, f.content_type.clone())],
+            body,
+        )
+            .into_response(),
+        (None, 404) if api.contract.key_of(&values).is_some() => not_found(&api.contract, &values),
+        (None, 404) => (
+            StatusCode::NOT_FOUND,
+            [(header::CONTENT_TYPE, "application/json; charset=utf-8".to_owned())],
+            serde_json::json!({"error": {"code": "NotFound", "message": "not found"}}).to_string(),
+        )
+            .into_response(),
+        (None, _) => (
+            StatusCode::FORBIDDEN,
+            [(header::CONTENT_TYPE, f.content_type.clone())],
+            serde_json::json!({"error": {"code": "Forbidden", "message": "the caller may not read this partition"}})
+                .to_string(),
+        )
+            .into_response(),
+    }
+}
+
+async fn fetch_keys(
+    api: &Api,
+    source: &tiering::contract::auth::KeySource,
+) -> anyhow::Result<HashMap<String, jsonwebtoken::DecodingKey>> {
+    use tiering::contract::auth::KeySource;
+    let jwks_uri = match source {
+        KeySource::Jwks(url) => url.to_string(),
+        KeySource::OpenIdConfiguration(url) => {
+            let config: serde_json::Value = api.http.get(url.as_str()).send().await?.error_for_status()?.json().await?;
+            config["jwks_uri"].as_str().unwrap_or_default().to_owned()
+        }
+    };
+    let set: jsonwebtoken::jwk::JwkSet = api.http.get(&jwks_uri).send().await?.error_for_status()?.json().await?;
+    Ok(set
+        .keys
+        .iter()
+        .filter_map(|k| Some((k.common.key_id.clone()?, jsonwebtoken::DecodingKey::from_jwk(k).ok()?)))
+        .collect())
 }
 
 /// A document's top-level members in order, values as their raw JSON text.

@@ -7,7 +7,7 @@
 //! `nbf` with the profile's leeway; `exp`, `iss` and `aud` required). A refused
 //! token is 401 with the profile's body and `WWW-Authenticate`, before any store
 //! is asked. Then each handler applies the authorization rule to the route's
-//! partition-key value ([`authorize`]): reads, lists and writes alike, a write
+//! partition-key value ([`refusal`]): reads, lists and writes alike, a write
 //! before any record is moved back.
 //!
 //! Signing keys come from the issuer's JWKS (directly, or through its OpenID
@@ -319,26 +319,26 @@ fn refused(contract: &Contract, refusal: Refusal) -> Response {
 }
 
 /// The authorization rule for a request whose route holds `partition_key`:
-/// `Ok` to go on, or the profile's answer to a caller that may not (403, or the
-/// missing-record answer where the API hides existence). Fails closed: in
+/// `None` to go on, or the profile's answer to a caller that may not (403, or
+/// the missing-record answer where the API hides existence). Fails closed: in
 /// bearer mode a request without a validated caller is refused.
-pub fn authorize(
+pub fn refusal(
     contract: &Contract,
     caller: Option<&Caller>,
     values: &HashMap<String, String>,
     partition_key: &str,
     id: Option<&str>,
-) -> Result<(), Response> {
-    let Some(profile) = contract.auth.bearer() else { return Ok(()) };
+) -> Option<Response> {
+    let profile = contract.auth.bearer()?;
     let claims = caller.and_then(|c| c.0.as_deref());
     if claims.is_some_and(|claims| profile.may_read(claims, partition_key)) {
-        return Ok(());
+        return None;
     }
     let f = &profile.forbidden;
     info!(status = f.status, "forbidden");
     let status = StatusCode::from_u16(f.status).unwrap_or(StatusCode::FORBIDDEN);
     let content_type = HeaderValue::from_str(&f.content_type).unwrap_or(HeaderValue::from_static(crate::routes::JSON));
-    Err(match (f.body(values), status, id) {
+    Some(match (f.body(values), status, id) {
         (Some(body), _, _) => (status, [(header::CONTENT_TYPE, content_type)], body).into_response(),
         // Hidden: exactly what a record in neither tier answers.
         (None, StatusCode::NOT_FOUND, Some(id)) => crate::routes::missing(contract, values, partition_key, id),

@@ -36,8 +36,10 @@ def serve(routes):
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
             key = f"{self.path} if-none-match" if self.headers.get("If-None-Match") else self.path
-            status, headers, body = routes.get(key, routes.get(self.path, (404, {"Content-Type": "application/json"},
-                                                                           b'{"error":"x"}')))
+            # A route may answer one caller apart: "Authorization value|path".
+            caller = f"{self.headers.get('Authorization')}|{self.path}"
+            status, headers, body = routes.get(caller) or routes.get(key) or routes.get(
+                self.path, (404, {"Content-Type": "application/json"}, b'{"error":"x"}'))
             self.send_response(status)
             for k, v in headers.items():
                 self.send_header(k, v)
@@ -82,7 +84,7 @@ code, out = run(routes("tokA"), routes("tokB"))
 summary = json.loads(out.strip().splitlines()[-1])
 check(code == 0 and "DIFF" not in out, "identical answers pass, each service followed with its own token")
 check(summary == {"records": 3, "revalidations": 2, "recordsDiffering": 0, "listPages": 2, "listPagesDiffering": 0,
-                  "unreachable": 0},
+                  "unreachable": 0, "callers": 1},
       f"the summary counts records and pages ({summary})")
 
 for what, change in [
@@ -121,6 +123,35 @@ with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as empty:
 code = compare.compare(compare.parse(["--current", a_url, "--reader", a_url, "--ids", empty.name]), io.StringIO())
 check(code == 1, "an ids file with nothing to compare fails the run")
 a.shutdown()
+
+# Callers: every record and page once per caller, each with its own header on both sides.
+refused = (401, {"Content-Type": "application/json", "WWW-Authenticate": "Bearer"}, b'{"error":"no token"}')
+forbidden = (403, {"Content-Type": "application/json"}, b'{"error":"not yours"}')
+base_path = "/api/customers/c%201/billing-records"
+per_caller = {f"None|{base_path}/r1": refused, f"None|{base_path}/r2": refused,
+              f"None|{base_path}?pageSize=1": refused, f"Bearer b|{base_path}/r2": forbidden}
+callers = ["--caller", "none", "", "--caller", "customer-a", "Authorization: Bearer a",
+           "--caller", "customer-b", "Authorization: Bearer b"]
+code, out = run(routes("tokA", **{}) | per_caller, routes("tokB") | per_caller, *callers)
+summary = json.loads(out.strip().splitlines()[-1])
+check(code == 0 and summary["records"] == 9 and summary["callers"] == 3,
+      f"each caller is compared on every record, refusals included ({summary})")
+leaky = routes("tokB") | {k: v for k, v in per_caller.items() if not k.startswith("Bearer b|")}
+code, out = run(routes("tokA") | per_caller, leaky, *callers)
+check(code == 1 and "DIFF [customer-b] /customers/c%201/billing-records/r2: status 403 != 200" in out,
+      f"a reader that serves a caller what the current API refuses fails, naming the caller ({out.strip()})")
+saved = tempfile.NamedTemporaryFile(suffix=".json", delete=False).name
+a, a_url = serve(routes("tokA") | per_caller)
+b, b_url = serve(routes("tokB") | per_caller)
+with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as ids:
+    ids.write("c 1,r1\nc 1,r2\n")
+code = compare.compare(compare.parse(["--current", a_url, "--reader", b_url, "--ids", ids.name, "--record", saved,
+                                      *callers]), io.StringIO())
+a.shutdown()
+code_replay = compare.compare(compare.parse(["--replay", saved, "--reader", b_url, "--ids", ids.name, *callers]),
+                              io.StringIO())
+b.shutdown()
+check(code == 0 and code_replay == 0, "each caller's answers are recorded and replayed apart")
 
 # Another profile's routes (no list route), and a recording replayed later.
 with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as profile:

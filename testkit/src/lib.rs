@@ -13,12 +13,14 @@
 //! - [`hooks`]: an archive wrapper that lets another actor act at a precise step.
 //! - [`memory`]: an in-memory archive with Blob Storage's conditional semantics.
 //! - [`sample`]: realistic, deterministic sample invoices.
+//! - [`idp`]: a local token issuer (OpenID configuration, JWKS, RS256 tokens good and bad).
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod cosmos;
 pub mod emulator;
 pub mod hooks;
+pub mod idp;
 pub mod memory;
 pub mod proxy;
 pub mod sample;
