@@ -50,7 +50,8 @@ async fn compare(args: &[&str]) -> (i32, String) {
     .unwrap()
 }
 
-async fn adopt(profile: Option<&Path>) {
+/// `callers`: `--caller NAME HEADER` pairs for compare.py (docs/auth.md).
+async fn adopt(profile: Option<&Path>, callers: &[(String, String)]) {
     let contract = match profile {
         Some(path) => Contract::parse(&std::fs::read_to_string(path).unwrap()).unwrap(),
         None => Contract::default_profile(),
@@ -94,13 +95,17 @@ async fn adopt(profile: Option<&Path>) {
     if let Some(path) = profile {
         common.extend(["--contract", path.to_str().unwrap()]);
     }
+    for (name, header) in callers {
+        common.extend(["--caller", name.as_str(), header.as_str()]);
+    }
 
     // Before archiving: the reader answers exactly as the current API does.
     let mut live = vec!["--current", &current_url, "--reader", &reader_url, "--record", recording.to_str().unwrap()];
     live.extend(&common);
     let (code, out) = compare(&live).await;
     assert_eq!(code, 0, "before archiving: {out}");
-    assert!(out.contains("\"records\": 16"), "{out}");
+    let asked = 16 * callers.len().max(1);
+    assert!(out.contains(&format!("\"records\": {asked}")), "{out}");
 
     // The archive run moves the old invoices.
     let archiver = Host::start(assembled("archiver", profile), &settings).await.unwrap();
@@ -160,11 +165,32 @@ async fn adopt(profile: Option<&Path>) {
 
 #[tokio::test]
 async fn the_default_profile_compares_equal_before_and_after_archiving() {
-    adopt(None).await;
+    adopt(None, &[]).await;
 }
 
 #[tokio::test]
 async fn a_profile_that_differs_everywhere_compares_equal_before_and_after_archiving() {
     let profile = devhost::repo_root().join("contracts/examples/tenant-invoices.toml");
-    adopt(Some(&profile)).await;
+    adopt(Some(&profile), &[]).await;
+}
+
+#[tokio::test]
+async fn an_api_behind_bearer_tokens_answers_every_caller_alike_before_and_after_archiving() {
+    // Today's routes behind Entra-style tokens (docs/auth.md): a customer's token
+    // carries customerId, the back office holds a role; both sides fetch the keys
+    // of one local issuer. Each caller is compared on every record (hot, archived
+    // and missing, its own partition and the other) and every list page.
+    let idp = testkit::idp::Idp::start().await.unwrap();
+    let text = format!("{}{}", tiering::contract::DEFAULT_PROFILE, idp.auth_section("customerId", 300, ""));
+    let profile = std::env::temp_dir().join(unique("bearer")).with_extension("toml");
+    std::fs::write(&profile, text).unwrap();
+    let bearer = |token: String| format!("Authorization: Bearer {token}");
+    let mut callers = vec![
+        ("customer".to_owned(), bearer(idp.token(serde_json::json!({"customerId": "acme 1"})))),
+        ("back-office".to_owned(), bearer(idp.token(serde_json::json!({"roles": ["Billing.Read.All"]})))),
+    ];
+    for (case, header) in idp.bad_tokens(serde_json::json!({"customerId": "acme 1"})) {
+        callers.push((case.replace(' ', "-"), header.map(|h| format!("Authorization: {h}")).unwrap_or_default()));
+    }
+    adopt(Some(&profile), &callers).await;
 }
