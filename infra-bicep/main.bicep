@@ -114,6 +114,44 @@ param readerUpstreamUrl string = ''
 // reads: create items in the live container, delete blobs in the archive.
 var writeThrough = !empty(readerUpstreamUrl)
 
+// Callers' authentication, as the contract profile's [auth] says (docs/auth.md);
+// scripts/deploy.sh --contract sets these from the profile. The reader refuses to
+// start when READER_AUTH* differ from the profile it was packaged with.
+@description('How callers authenticate to the reader (the profile\'s auth.mode): function-key (the host checks a function key), bearer (the reader validates tokens itself), anonymous (a gateway such as API Management authenticates; the reader then accepts only readerGatewayIpRanges and readerGatewaySubnetIds).')
+@allowed(['function-key', 'bearer', 'anonymous'])
+param readerAuth string = 'function-key'
+
+@description('Bearer mode: the profile\'s auth.issuers, comma-separated (READER_AUTH_ISSUERS).')
+param readerAuthIssuers string = ''
+
+@description('Bearer mode: the profile\'s auth.audiences, comma-separated (READER_AUTH_AUDIENCES).')
+param readerAuthAudiences string = ''
+
+@description('Anonymous mode: the gateway\'s outbound public addresses (CIDR, e.g. API Management\'s public IP as x.x.x.x/32).')
+param readerGatewayIpRanges array = []
+
+@description('Anonymous mode: the gateway\'s subnets (with the Microsoft.Web service endpoint), e.g. API Management in a virtual network.')
+param readerGatewaySubnetIds array = []
+
+// An anonymous reader trusts whoever reaches it, so only the gateway may: every
+// other source is denied (with no gateway given, every source: closed, never
+// open). The other modes check each caller themselves.
+var readerBehindGateway = readerAuth == 'anonymous'
+var gatewayIpRules = [for (cidr, i) in readerGatewayIpRanges: {
+  name: 'gateway-ip-${i}'
+  action: 'Allow'
+  priority: 100 + i
+  ipAddress: cidr
+}]
+var gatewaySubnetRules = [for (subnet, i) in readerGatewaySubnetIds: {
+  name: 'gateway-subnet-${i}'
+  action: 'Allow'
+  priority: 200 + i
+  vnetSubnetResourceId: subnet
+}]
+var gatewayRules = concat(gatewayIpRules, gatewaySubnetRules)
+var readerInbound = readerBehindGateway ? { defaultAction: 'Deny', rules: gatewayRules } : { defaultAction: 'Allow', rules: [] }
+
 @description('Where alerts are mailed.')
 param alertEmail string
 param reader5xxPercent int = 5
@@ -307,6 +345,7 @@ var apps = [
     // singleton lock, and the archiver's own run lease on the archive.
     maxInstances: 40
     alwaysReady: []
+    inbound: { defaultAction: 'Allow', rules: [] }
     settings: [
       { name: 'ARCHIVE_AFTER_DAYS', value: string(archiveAfterDays) }
       { name: 'ARCHIVE_QUIET_DAYS', value: string(archiveQuietDays) }
@@ -324,9 +363,13 @@ var apps = [
     memoryMb: readerInstanceMemoryMB
     maxInstances: readerMaximumInstanceCount
     alwaysReady: readerAlwaysReady > 0 ? [{ name: 'http', instanceCount: readerAlwaysReady }] : []
+    inbound: readerInbound
     settings: concat([
       { name: 'READER_TIMEOUT_SECONDS', value: string(readerTimeoutSeconds) }
       { name: 'READER_PAGE_MAX_BYTES', value: string(readerPageMaxBytes) }
+      { name: 'READER_AUTH', value: readerAuth }
+      { name: 'READER_AUTH_ISSUERS', value: readerAuthIssuers }
+      { name: 'READER_AUTH_AUDIENCES', value: readerAuthAudiences }
     ], writeThrough ? [{ name: 'READER_UPSTREAM_URL', value: readerUpstreamUrl }] : [])
   }
 ]
@@ -400,6 +443,11 @@ resource sites 'Microsoft.Web/sites@2024-04-01' = [for (app, i) in apps: {
     siteConfig: {
       minTlsVersion: '1.2'
       ftpsState: 'Disabled'
+      // Who may reach the app (an anonymous reader: its gateway only). The
+      // deployment endpoint (scm) keeps its own rules: deploy.sh reaches it, with Entra ID.
+      ipSecurityRestrictionsDefaultAction: app.inbound.defaultAction
+      ipSecurityRestrictions: app.inbound.rules
+      scmIpSecurityRestrictionsUseMain: false
       appSettings: concat([
         // Identity-based host storage: no connection string.
         { name: 'AzureWebJobsStorage__accountName', value: hostStorage[i].name }

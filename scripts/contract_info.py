@@ -7,6 +7,12 @@
                                                     that does not exist
     scripts/contract_info.py FILE not-found         the status and content type a missing record
                                                     answers ("404 application/json; charset=utf-8")
+    scripts/contract_info.py FILE auth-mode         how callers authenticate (function-key, bearer,
+                                                    anonymous: docs/auth.md)
+    scripts/contract_info.py FILE auth-issuers      bearer: the accepted issuers, comma-separated
+    scripts/contract_info.py FILE auth-audiences    bearer: the accepted audiences, comma-separated
+    scripts/contract_info.py FILE unauthenticated   bearer: the status and content type a request
+                                                    without a token answers ("401 ...")
 
 FILE may be empty for the default profile. The reader itself checks the
 profile in full (a malformed one stops packaging, naming the key); this only
@@ -36,7 +42,15 @@ def main(path, what):
     if what == "not-found":
         nf = profile.get("not_found", {})
         return f'{nf.get("status", 404)} {nf.get("content_type", "application/json; charset=utf-8")}'
-    sys.exit(f"contract_info.py: unknown field {what!r} (partition-key, smoke-path, not-found)")
+    auth = profile.get("auth", {})
+    if what == "auth-mode":
+        return auth.get("mode", "function-key")
+    if what in ("auth-issuers", "auth-audiences"):
+        return ",".join(auth.get(what.removeprefix("auth-"), []))
+    if what == "unauthenticated":
+        return f'401 {auth.get("unauthenticated", {}).get("content_type", "application/json; charset=utf-8")}'
+    sys.exit(f"contract_info.py: unknown field {what!r} (partition-key, smoke-path, not-found, auth-mode, "
+             "auth-issuers, auth-audiences, unauthenticated)")
 
 
 if __name__ == "__main__":

@@ -24,8 +24,12 @@
 # archiveMaxRuPerSecond, archiveConcurrency, cosmosDatabase, cosmosContainer, ...)
 # goes in --param name=value or DEPLOY_PARAMETERS ("name=value name=value").
 # --contract (DEPLOY_CONTRACT) is the read contract profile: packaged with the
-# reader, its partition key set for both apps (COSMOS_PARTITION_KEY), and its
-# record route and missing-record answer used by the reader's smoke check.
+# reader, its partition key set for both apps (COSMOS_PARTITION_KEY), its
+# callers' authentication for the reader (readerAuth*: docs/auth.md), and its
+# record route and missing-record answer used by the reader's smoke check. An
+# anonymous profile (a gateway authenticates) needs the gateway's sources,
+# --param readerGatewayIpRanges='["x.x.x.x/32"]' or readerGatewaySubnetIds=...:
+# the reader then accepts no other.
 # The template sets every app setting, so a redeployment resets any setting
 # changed by hand to these values: keep them here (docs/deployment.md, "From a
 # workstation").
@@ -83,7 +87,7 @@ while [[ $# -gt 0 ]]; do
     --param) extra+=("${2:-}"); shift ;;
     --contract) contract="$(at_caller "${2:-}")"; shift ;;
     --no-package) package=no ;;
-    -h | --help) sed -n '2,32p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,36p' "$0"; exit 0 ;;
     *) die "unknown argument: $1 (see --help)" ;;
   esac
   shift
@@ -111,6 +115,41 @@ done
 [[ -z "$contract" || -f "$contract" ]] || die "--contract names no file: \"$contract\""
 partition_key="$(python3 scripts/contract_info.py "$contract" partition-key)" ||
   die "cannot read the contract profile ${contract:-contracts/default.toml}"
+auth_mode="$(python3 scripts/contract_info.py "$contract" auth-mode)"
+auth_issuers="$(python3 scripts/contract_info.py "$contract" auth-issuers)"
+auth_audiences="$(python3 scripts/contract_info.py "$contract" auth-audiences)"
+# An anonymous reader trusts whoever reaches it: its gateway's sources must be
+# given, and narrow (docs/auth.md, "Behind a gateway").
+if [[ "$stage" == all || "$stage" == infra ]]; then
+  gateway_problem="$(AUTH_MODE="$auth_mode" python3 - ${extra[@]+"${extra[@]}"} <<'PY'
+import ipaddress, json, os, re, sys
+given = dict(a.split("=", 1) for a in sys.argv[1:] if re.match(r"readerGateway(IpRanges|SubnetIds)=", a))
+anonymous = os.environ["AUTH_MODE"] == "anonymous"
+if given and not anonymous:
+    sys.exit(f"{', '.join(given)} only apply to a profile whose auth.mode is anonymous; this one's is {os.environ['AUTH_MODE']}")
+if not anonymous:
+    sys.exit(0)
+try:
+    ranges = json.loads(given.get("readerGatewayIpRanges", "[]"))
+    subnets = json.loads(given.get("readerGatewaySubnetIds", "[]"))
+except ValueError as e:
+    sys.exit(f"readerGatewayIpRanges and readerGatewaySubnetIds are JSON arrays ({e})")
+if not ranges and not subnets:
+    sys.exit("the profile's auth.mode is anonymous: a gateway authenticates, so the reader must accept only the gateway; "
+             "give --param readerGatewayIpRanges='[\"<gateway IP>/32\"]' or --param readerGatewaySubnetIds='[\"<subnet id>\"]'")
+for r in ranges:
+    try:
+        net = ipaddress.ip_network(str(r), strict=False)
+    except ValueError:
+        sys.exit(f"readerGatewayIpRanges: {r!r} is not an address range (CIDR)")
+    if net.prefixlen < (24 if net.version == 4 else 64):
+        sys.exit(f"readerGatewayIpRanges: {r} admits {net.num_addresses} addresses: a gateway's are a /24 or narrower")
+for s in subnets:
+    if not re.fullmatch(r"/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Network/virtualNetworks/[^/]+/subnets/[^/]+", str(s), re.I):
+        sys.exit(f"readerGatewaySubnetIds: {s!r} is not a subnet's resource id")
+PY
+)" || die "$gateway_problem (docs/auth.md)"
+fi
 cosmos_resource_group="${cosmos_resource_group:-$resource_group}"
 command -v az >/dev/null || die "the Azure CLI (az) is not installed"
 az_limit 60 "checking the sign-in" account show --query id -o tsv >/dev/null 2>&1 || die "az is not logged in (az login)"
@@ -122,7 +161,8 @@ deploy_infra() {
     namePrefix="$name_prefix" cosmosAccountName="$cosmos_account"
     cosmosResourceGroup="$cosmos_resource_group" alertEmail="$alert_email" archiveDryRun="$dry_run"
     archiverPaused="$paused" archiveAfterDays="$after_days" archiveSchedule="$schedule"
-    partitionKey="$partition_key" ${extra[@]+"${extra[@]}"}
+    partitionKey="$partition_key" readerAuth="$auth_mode" readerAuthIssuers="$auth_issuers"
+    readerAuthAudiences="$auth_audiences" ${extra[@]+"${extra[@]}"}
   )
   step "checking infra-bicep/main.bicep (az bicep build)"
   az_limit 300 "az bicep build" bicep build --file infra-bicep/main.bicep --stdout >/dev/null || die "the template does not build"
@@ -184,28 +224,50 @@ deploy_reader() {
   host="$(output readerHostName)"
   zip_deploy reader "$site"
   url="https://$host$(python3 scripts/contract_info.py "$contract" smoke-path)"
-  expected="$(python3 scripts/contract_info.py "$contract" not-found)"
-  step "smoke check: a record that does not exist answers $expected"
+  # What this machine should be answered (docs/auth.md): with the function key,
+  # the missing-record answer; with bearer tokens, the profile's 401 to a token
+  # naming a key id the issuer never published, which the reader can say only
+  # once it holds the issuer's keys (503 until then: it cannot reach the
+  # issuer); behind a gateway, the platform's 403 (access restrictions: the
+  # reader is closed to all but the gateway; check a record through it).
+  local token=""
+  case "$auth_mode" in
+    function-key) expected="$(python3 scripts/contract_info.py "$contract" not-found)" ;;
+    bearer)
+      expected="$(python3 scripts/contract_info.py "$contract" unauthenticated)"
+      # {"alg":"RS256","kid":"deploy-smoke-check","typ":"JWT"}.{"sub":"deploy-smoke-check"}.<no signature>
+      token="Authorization: Bearer eyJhbGciOiJSUzI1NiIsImtpZCI6ImRlcGxveS1zbW9rZS1jaGVjayIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJkZXBsb3ktc21va2UtY2hlY2sifQ.c2lnbmF0dXJl"
+      ;;
+    anonymous) expected="403" ;;
+  esac
+  step "smoke check: a record that does not exist answers $expected ($auth_mode)"
   body="$(mktemp)"
   # A fresh instance may need minutes to start and to create its keys, and new
   # role assignments up to about 15 minutes to apply; 5xx, no answer, or the
   # host's bare 401/404 while it restarts are retried for 15 minutes, no longer.
   local deadline=$((SECONDS + 900))
   while ((SECONDS < deadline)); do
-    [[ -n "$key" ]] || key="$(function_key "$site" 2>/dev/null || true)"
-    if [[ -z "$key" ]]; then
-      sleep 10
-      continue
+    # The host asks for the function key unless the reader checks tokens (behind
+    # a gateway too: the gateway sends it).
+    if [[ "$auth_mode" != bearer && -z "$key" ]]; then
+      key="$(function_key "$site" 2>/dev/null || true)"
+      [[ -n "$key" ]] || { sleep 10; continue; }
     fi
     status="$(curl -sS --connect-timeout 10 --max-time 30 -o "$body" -w '%{http_code} %{content_type}' \
-      -H "x-functions-key: $key" "$url" || echo "000 -")"
+      ${key:+-H "x-functions-key: $key"} ${token:+-H "$token"} "$url" || echo "000 -")"
     case "$status" in
       "$expected"*) step "reader answers: $status $(cat "$body")"; rm -f "$body"; return 0 ;;
+      "$(python3 scripts/contract_info.py "$contract" not-found)"*)
+        # Behind a gateway: this machine is among the gateway's sources.
+        [[ "$auth_mode" == anonymous ]] || { sleep 10; continue; }
+        step "reader answers $status from a gateway source: $(cat "$body")"; rm -f "$body"; return 0 ;;
       401*) key=""; sleep 10 ;;
       000* | 5* | 404*) sleep 10 ;;
       *) die "the reader answered $status: $(cat "$body")" ;;
     esac
   done
+  [[ "$auth_mode" != bearer || "${status:-}" != 503* ]] ||
+    die "smoke check of the reader: 503 for 15 minutes: it cannot fetch the token issuer's signing keys (its log says why)"
   die "smoke check of the reader: it did not answer $expected within 15 minutes (last: ${status:-no key} $(cat "$body"))"
 }
 

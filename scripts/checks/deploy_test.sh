@@ -44,3 +44,35 @@ if [[ $status -eq 0 ]] || ! grep -q "deploying dist/archiver.zip to bill-archive
   exit 1
 fi
 echo "ok    deploy.sh: a refused zip deployment fails, naming the step"
+
+# An anonymous profile (a gateway authenticates) needs the gateway's sources, and narrow ones.
+anonymous="$fake/anonymous.toml"
+{ cat contracts/default.toml; printf '\n[auth]\nmode = "anonymous"\n'; } >"$anonymous"
+infra() {
+  PATH="$fake/bin:$PATH" timeout 60 ./scripts/deploy.sh infra --no-package --resource-group rg --name-prefix bill \
+    --cosmos-account acc --alert-email a@example.com "$@" 2>&1
+}
+for case in "readerGatewayIpRanges=[]|auth.mode is anonymous" \
+  'readerGatewayIpRanges=["0.0.0.0/0"]|admits' 'readerGatewayIpRanges=["10.0.0.0/8"]|admits' \
+  'readerGatewayIpRanges=["Any"]|is not an address range' 'readerGatewaySubnetIds=["subnet-1"]|is not a subnet'; do
+  status=0
+  out="$(infra --contract "$anonymous" --param "${case%%|*}")" || status=$?
+  if [[ $status -eq 0 ]] || ! grep -q "${case#*|}" <<<"$out" || grep -q "fake az: unexpected" <<<"$out"; then
+    echo "FAIL  an anonymous profile with ${case%%|*} must be refused before az is called (exit $status): $out" >&2
+    exit 1
+  fi
+done
+echo "ok    deploy.sh: an anonymous profile is refused without the gateway's sources, or with broad ones"
+out="$(infra --contract "$anonymous" --param 'readerGatewayIpRanges=["20.1.2.3/32"]')" || true
+if ! grep -q "fake az: unexpected: bicep build" <<<"$out"; then
+  echo "FAIL  an anonymous profile with its gateway's address must go on to the deployment: $out" >&2
+  exit 1
+fi
+echo "ok    deploy.sh: an anonymous profile with its gateway's address goes on to the deployment"
+status=0
+out="$(infra --param 'readerGatewayIpRanges=["20.1.2.3/32"]')" || status=$?
+if [[ $status -eq 0 ]] || ! grep -q "only apply to a profile whose auth.mode is anonymous" <<<"$out"; then
+  echo "FAIL  gateway sources with a function-key profile must be refused, not ignored (exit $status): $out" >&2
+  exit 1
+fi
+echo "ok    deploy.sh: gateway sources are refused for a profile that is not behind a gateway"

@@ -602,6 +602,65 @@ def upstream_setting(x):
     need("READER_UPSTREAM_URL" not in x.settings("archiver"), "the archiver has READER_UPSTREAM_URL")
 
 
+@rule("reader auth: READER_AUTH* from the readerAuth parameters; an anonymous reader accepts only its gateway, "
+      "never every source")
+def reader_auth(x):
+    """docs/auth.md: the profile's [auth] becomes app settings; in anonymous mode a gateway authenticates, so the
+    reader's access restrictions deny every source but the gateway's addresses and subnets (none given: all denied)."""
+    p = x.m.params.get("readerAuth") or {}
+    allowed = next((d.get("argument") for d in p.get("decorators") or [] if d.get("type") == "allowed"), None)
+    need(sorted(allowed or []) == ["anonymous", "bearer", "function-key"] and p.get("default") == "function-key",
+         f"readerAuth allows {allowed}, default {p.get('default')!r}")
+    want = {"READER_AUTH": "readerAuth", "READER_AUTH_ISSUERS": "readerAuthIssuers",
+            "READER_AUTH_AUDIENCES": "readerAuthAudiences"}
+    got = {n: x.settings("reader").get(n) for n in want}
+    need(got == want, f"reader settings {got}, expected {want}")
+    need(not any(n in x.settings("archiver") for n in want), "the archiver has READER_AUTH settings")
+
+    key, env, cfg = x.sites()["reader"]
+    sc = (cfg.get("properties") or {}).get("siteConfig") or {}
+    default_action, rules = (x.m.src(sc.get(k), env) for k in ("ipSecurityRestrictionsDefaultAction",
+                                                                  "ipSecurityRestrictions"))
+
+    def pick(node, anonymous):
+        """node with conditionals on the anonymous mode resolved, following variables and the loop item."""
+        for _ in range(10):
+            node = x.m.follow(node)
+            op = node.get("operator") if isinstance(node, dict) else None
+            if op and op["type"] == "conditional":
+                cond = x.m.src(x.m.follow(op["operands"]["condition"]))
+                need(cond == "equals(readerAuth, 'anonymous')", f"inbound rules decided by {cond}")
+                node = op["operands"]["true_value" if anonymous else "false_value"]
+            else:
+                return node
+        raise Fail("inbound rules nest too deep")
+
+    inbound = env["app"].get("inbound")
+    need(default_action == "app.inbound.defaultAction" and rules == "app.inbound.rules" and inbound is not None,
+         f"reader: ipSecurityRestrictionsDefaultAction {default_action}, ipSecurityRestrictions {rules}")
+    closed = pick(inbound, anonymous=True)
+    need(isinstance(closed, dict) and closed.get("defaultAction") == "Deny",
+         f"an anonymous reader's default action is {x.m.src(closed)}, not 'Deny'")
+    gateway_params = {"readerGatewayIpRanges": "ipAddress", "readerGatewaySubnetIds": "vnetSubnetResourceId"}
+    def rule_nodes(node):
+        """Each access rule: a for-expression over a list, or one literal rule."""
+        node = x.m.follow(node)
+        fn = node.get("function") if isinstance(node, dict) else None
+        if fn and fn["type"] == "concat":
+            return [r for arg in fn["parameters"].values() if arg is not None for r in rule_nodes(arg)]
+        return node if isinstance(node, list) else [node]
+
+    for rule_node in rule_nodes(pick(closed.get("rules"), anonymous=True)):
+        need(isinstance(rule_node, dict), f"an access rule {x.m.src(rule_node)}")
+        loop, body = rule_node.get("loop_type") or {}, rule_node.get("config") or {}
+        source = (loop.get("detail") or {}).get("array_name")
+        need(source in gateway_params and body.get("action") == "Allow"
+             and body.get(gateway_params.get(source, "")) == (loop.get("detail") or {}).get("item_name")
+             and set(body) <= {"name", "action", "priority", gateway_params.get(source)},
+             f"an anonymous reader admits {x.m.src(rule_node)}, not only the gateway's addresses and subnets")
+    return "anonymous: Deny but the gateway"
+
+
 # docs/deployment.md's role table, the Azure columns: one rule per cell (Infra.expected_roles).
 for _which, _title in (("writer", "archiver: the archive writer role on the archive container"),
                        ("reader", "reader: Storage Blob Data Reader on the archive container"),

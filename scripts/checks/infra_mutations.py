@@ -88,6 +88,18 @@ MUTATIONS = [
     ("READER_UPSTREAM_URL", M, "param readerUpstreamUrl string = ''",
      "param readerUpstreamUrl string = 'https://billing.example.com'"),
     ("READER_UPSTREAM_URL", M, "var writeThrough = !empty(readerUpstreamUrl)", "var writeThrough = true"),
+    ("reader auth", M, "{ defaultAction: 'Deny', rules: gatewayRules }", "{ defaultAction: 'Allow', rules: gatewayRules }"),
+    ("reader auth", M, "    inbound: readerInbound\n", "    inbound: { defaultAction: 'Allow', rules: [] }\n"),
+    ("reader auth", M, "ipSecurityRestrictionsDefaultAction: app.inbound.defaultAction",
+     "ipSecurityRestrictionsDefaultAction: 'Allow'"),
+    ("reader auth", M, "ipSecurityRestrictions: app.inbound.rules", "ipSecurityRestrictions: []"),
+    ("reader auth", M, "var readerBehindGateway = readerAuth == 'anonymous'", "var readerBehindGateway = false"),
+    ("reader auth", M, "var gatewayRules = concat(gatewayIpRules, gatewaySubnetRules)",
+     "var gatewayRules = concat(gatewayIpRules, gatewaySubnetRules, [{ name: 'all', action: 'Allow', priority: 1, "
+     "ipAddress: '0.0.0.0/0' }])"),
+    ("reader auth", M, "  priority: 100 + i\n  ipAddress: cidr", "  priority: 100 + i\n  ipAddress: '0.0.0.0/0'"),
+    ("reader auth", M, "{ name: 'READER_AUTH', value: readerAuth }", "{ name: 'READER_AUTH', value: 'function-key' }"),
+    ("reader auth", M, "param readerAuth string = 'function-key'", "param readerAuth string = 'anonymous'"),
     ("archiver: the archive writer role", M, "scope: archiveBlobContainer\n  name: guid(archiveBlobContainer.id, "
      "sites[archiverIndex]", "scope: archiveStorage\n  name: guid(archiveBlobContainer.id, sites[archiverIndex]"),
     ("reader: Storage Blob Data Reader", M, "'Microsoft.Authorization/roleDefinitions', blobDataReader)",
