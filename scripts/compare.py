@@ -172,7 +172,7 @@ def compare(args, out=sys.stdout):
         rows = rows[1:]
     keys = [(r[0], r[1] if len(r) > 1 else r[0]) for r in rows]
     summary = {"records": 0, "revalidations": 0, "recordsDiffering": 0, "listPages": 0, "listPagesDiffering": 0,
-               "unreachable": 0, "callers": len(callers)}
+               "unreachable": 0, "callers": len(callers), "recordStatuses": {}}
     for caller, own in callers:
         label = f"[{caller}] " if caller else ""
         to_reader = {**reader_headers, **own}
@@ -187,6 +187,10 @@ def compare(args, out=sys.stdout):
             path = fill(routes["record"], values)
             answers = ask_current(path), fetch(args.reader, path, to_reader, args.timeout)
             summary["records"] += 1
+            # What each caller was answered (the reader's side), so a run in which
+            # both sides refuse everyone is seen for what it is.
+            seen = summary["recordStatuses"].setdefault(caller or "", {})
+            seen[str(answers[1][0])] = seen.get(str(answers[1][0]), 0) + 1
             if answers[0][0] is None or answers[1][0] is None:
                 summary["unreachable"] += 1
             diff = differences(answers[0], answers[1], ignored)

@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::TryStreamExt;
@@ -128,7 +128,11 @@ async fn guard(
     }
     let Some(key) = api.keys.read().await.get(&kid).cloned() else { return invalid() };
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
-    validation.algorithms = bearer.algorithms.iter().filter_map(|a| a.parse().ok()).collect();
+    // The token's algorithm, when the profile lists it (one family per key).
+    if !bearer.algorithms.iter().any(|a| a.parse() == Ok(head.alg)) {
+        return invalid();
+    }
+    validation.algorithms = vec![head.alg];
     validation.set_issuer(&bearer.issuers);
     validation.set_audience(&bearer.audiences);
     validation.set_required_spec_claims(&["exp", "iss", "aud"]);
@@ -140,14 +144,24 @@ async fn guard(
         Some((pk, _)) => pk.to_owned(),
         None => api.contract.partition_key_param.as_ref().and_then(|p| values.get(p)).cloned().unwrap_or_default(),
     };
+    // Reads by the read-all roles and scopes; writes by the write-all ones.
+    let writing = ![Method::GET, Method::HEAD].contains(request.method());
+    let (roles, scopes) = if writing {
+        (&bearer.write_all_roles, &bearer.write_all_scopes)
+    } else {
+        (&bearer.read_all_roles, &bearer.read_all_scopes)
+    };
     let back_office = claims["roles"]
         .as_array()
         .into_iter()
         .flatten()
-        .any(|r| r.as_str().is_some_and(|r| bearer.read_all_roles.iter().any(|a| a == r)))
-        || claims["scp"].as_str().is_some_and(|s| s.split(' ').any(|s| bearer.read_all_scopes.contains(&s.to_owned())));
+        .any(|r| r.as_str().is_some_and(|r| roles.iter().any(|a| a == r)))
+        || claims["scp"].as_str().is_some_and(|s| s.split(' ').any(|s| scopes.contains(&s.to_owned())));
+    let anyone = bearer.read_all_roles.is_empty()
+        && bearer.read_all_scopes.is_empty()
+        && (!writing || bearer.write_all_roles.is_empty() && bearer.write_all_scopes.is_empty());
     let own = match &bearer.partition_claim {
-        None => bearer.read_all_roles.is_empty() && bearer.read_all_scopes.is_empty(),
+        None => anyone,
         Some(claim) => match &claims[claim.as_str()] {
             serde_json::Value::String(v) => *v == pk,
             serde_json::Value::Array(vs) => vs.iter().any(|v| v.as_str() == Some(pk.as_str())),

@@ -109,8 +109,23 @@ pub async fn read(
     contract: &Contract,
     r: &SampleRecord,
 ) -> anyhow::Result<(Seen, Duration)> {
+    read_as(http, base, contract, r, None).await
+}
+
+/// [`read`] with an `Authorization` header (a bearer token: docs/auth.md).
+pub async fn read_as(
+    http: &reqwest::Client,
+    base: &str,
+    contract: &Contract,
+    r: &SampleRecord,
+    authorization: Option<&str>,
+) -> anyhow::Result<(Seen, Duration)> {
+    let mut request = http.get(record_url(base, contract, r));
+    if let Some(value) = authorization {
+        request = request.header(reqwest::header::AUTHORIZATION, value);
+    }
     let started = Instant::now();
-    let response = http.get(record_url(base, contract, r)).send().await.with_context(|| format!("reading {}", r.id))?;
+    let response = request.send().await.with_context(|| format!("reading {}", r.id))?;
     let h = |n: &str| response.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let (status, content_type, etag, last_modified) =
         (response.status().as_u16(), h("content-type"), h("etag"), h("last-modified"));

@@ -102,6 +102,24 @@ pub fn for_profile(default: &Value, contract: &Contract) -> Value {
         }
         paths.insert(format!("/{}", list.template()), json!({"get": operation}));
     }
+    if let Some(bearer) = contract.auth.bearer() {
+        // Bearer tokens (docs/auth.md): every operation answers 401 without a
+        // valid token, and the profile's refusal to a caller the rule refuses.
+        spec["components"]["securitySchemes"] = json!({"bearer": {"type": "http", "scheme": "bearer",
+            "bearerFormat": "JWT", "description": format!("Issuers {:?}, audiences {:?}.", bearer.issuers, bearer.audiences)}});
+        spec["security"] = json!([{"bearer": []}]);
+        let u = &bearer.unauthenticated;
+        let unauthorized = json!({"description": "No valid bearer token (the profile's answer).",
+            "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+            "content": { &u.content_type: {"schema": {}} }});
+        let f = &bearer.forbidden;
+        let refused = json!({"description": "The caller may not read this partition (the profile's answer).",
+            "content": { &f.content_type: {"schema": {}} }});
+        for operation in paths.values_mut().filter_map(|p| p["get"]["responses"].as_object_mut()) {
+            operation.insert("401".into(), unauthorized.clone());
+            operation.entry(f.status.to_string()).or_insert_with(|| refused.clone());
+        }
+    }
     spec["paths"] = Value::Object(paths);
 
     // A record holds its id and partition-key value, and none of what the body leaves out.
@@ -148,6 +166,14 @@ mod tests {
         assert!(get["responses"]["200"]["content"].get("application/json").is_some());
         assert!(spec["components"]["schemas"]["Record"].get("not").is_none(), "served as stored");
         assert_eq!(spec["components"]["schemas"]["Record"]["required"], json!(["id", "tenantId"]));
+        // Bearer tokens: a security scheme, and the 401 and the refusal on every operation.
+        let text = std::fs::read_to_string(crate::repo_root().join("contracts/examples/entra-billing.toml")).unwrap();
+        let spec = for_profile(&default, &Contract::parse(&text).unwrap());
+        assert_eq!(spec["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+        for path in [RECORD, LIST] {
+            let responses = &spec["paths"][path]["get"]["responses"];
+            assert!(responses.get("401").is_some() && responses.get("403").is_some(), "{path}: {responses}");
+        }
         // The default profile derives to the committed document's paths.
         let same = for_profile(&default, &Contract::default_profile());
         assert_eq!(same["paths"].as_object().unwrap().len(), 2);

@@ -51,7 +51,8 @@ async fn compare(args: &[&str]) -> (i32, String) {
 }
 
 /// `callers`: `--caller NAME HEADER` pairs for compare.py (docs/auth.md).
-async fn adopt(profile: Option<&Path>, callers: &[(String, String)]) {
+/// Returns compare.py's summaries before archiving and after (replayed).
+async fn adopt(profile: Option<&Path>, callers: &[(String, String)]) -> (serde_json::Value, serde_json::Value) {
     let contract = match profile {
         Some(path) => Contract::parse(&std::fs::read_to_string(path).unwrap()).unwrap(),
         None => Contract::default_profile(),
@@ -104,6 +105,7 @@ async fn adopt(profile: Option<&Path>, callers: &[(String, String)]) {
     live.extend(&common);
     let (code, out) = compare(&live).await;
     assert_eq!(code, 0, "before archiving: {out}");
+    let before = summary(&out);
     let asked = 16 * callers.len().max(1);
     assert!(out.contains(&format!("\"records\": {asked}")), "{out}");
 
@@ -126,6 +128,7 @@ async fn adopt(profile: Option<&Path>, callers: &[(String, String)]) {
     replay.extend(&common);
     let (code, out) = compare(&replay).await;
     assert_eq!(code, 0, "after archiving: {out}");
+    let after = summary(&out);
     reader.stop().await.unwrap();
 
     // A profile with writes: through the host, the packaged reader passes them to
@@ -161,6 +164,12 @@ async fn adopt(profile: Option<&Path>, callers: &[(String, String)]) {
         writer.stop().await.unwrap();
     }
     archiver.stop().await.unwrap();
+    (before, after)
+}
+
+/// compare.py's JSON summary: its last line.
+fn summary(out: &str) -> serde_json::Value {
+    serde_json::from_str(out.trim().lines().last().unwrap_or_default()).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
 
 #[tokio::test]
@@ -192,5 +201,15 @@ async fn an_api_behind_bearer_tokens_answers_every_caller_alike_before_and_after
     for (case, header) in idp.bad_tokens(serde_json::json!({"customerId": "acme 1"})) {
         callers.push((case.replace(' ', "-"), header.map(|h| format!("Authorization: {h}")).unwrap_or_default()));
     }
-    adopt(Some(&profile), &callers).await;
+    let (before, after) = adopt(Some(&profile), &callers).await;
+    // Not a comparison of two refusals: each caller got what its token allows,
+    // from both tiers (7 invoices and a missing id per customer).
+    for summary in [before, after] {
+        let statuses = &summary["recordStatuses"];
+        assert_eq!(statuses["customer"], serde_json::json!({"200": 7, "404": 1, "403": 8}), "{summary}");
+        assert_eq!(statuses["back-office"], serde_json::json!({"200": 14, "404": 2}), "{summary}");
+        for (case, _) in callers.iter().skip(2) {
+            assert_eq!(statuses[case.as_str()], serde_json::json!({"401": 16}), "{case}: {summary}");
+        }
+    }
 }

@@ -14,9 +14,13 @@
 //! configuration), fetched at start-up in the background and kept. A token that
 //! names a key id the cache does not hold fetches them again, at most once per
 //! `auth.key_refresh_seconds` (a flood of bogus key ids costs one fetch per
-//! interval); keys older than a day are refreshed in the background. A fetch
-//! that fails keeps the keys cached; with none cached, requests get 503 with
-//! `Retry-After` (a fetch is retried at most every [`KEYS_RETRY`]).
+//! interval); keys older than a day are refreshed in the background, one
+//! refresh at a time and at most one attempt per interval. A fetch that fails
+//! keeps the keys cached; a token whose key could not be looked up because the
+//! last fetch failed (none cached, or a key id not among them) gets 503 with
+//! `Retry-After`, not a 401 that would call a valid token bad (a fetch is
+//! retried at most every [`KEYS_RETRY`] while none is cached). Waiting for a
+//! fetch is bounded by the request deadline.
 //!
 //! Identity headers a client could set (`X-MS-CLIENT-PRINCIPAL` and the like,
 //! which App Service Authentication sets when it is on) are never read: the
@@ -78,11 +82,12 @@ pub enum Gate {
 impl Gate {
     /// The gate for `contract`; in bearer mode the first key fetch starts now, in
     /// the background (call within a Tokio runtime).
-    pub fn new(contract: &Contract) -> anyhow::Result<Self> {
+    /// `wait`: the longest a request waits for the issuer's keys.
+    pub fn new(contract: &Contract, wait: Duration) -> anyhow::Result<Self> {
         match &contract.auth {
             Auth::FunctionKey | Auth::Anonymous => Ok(Self::Open),
             Auth::Bearer(profile) => {
-                let gate = Arc::new(BearerGate::new((**profile).clone())?);
+                let gate = Arc::new(BearerGate::new((**profile).clone(), wait)?);
                 let first = gate.clone();
                 tokio::spawn(async move { first.refresh_if(|_| true).await });
                 Ok(Self::Bearer(gate))
@@ -98,9 +103,13 @@ impl Gate {
     }
 }
 
+/// A published key, and the algorithm its JWK names (`alg`), if any: a token
+/// must then use exactly that one.
+type PublishedKey = (DecodingKey, Option<Algorithm>);
+
 #[derive(Debug, Default)]
 struct KeySet {
-    by_kid: HashMap<String, DecodingKey>,
+    by_kid: HashMap<String, PublishedKey>,
     /// The last fetch that succeeded.
     fetched: Option<Instant>,
     /// The last fetch attempted, and its error if it failed.
@@ -116,6 +125,10 @@ pub struct BearerGate {
     keys: RwLock<KeySet>,
     /// One fetch at a time; callers that waited find the fresh keys.
     fetching: Mutex<()>,
+    /// A background refresh is scheduled or running (at most one).
+    refreshing: std::sync::atomic::AtomicBool,
+    /// The longest a request waits for a key fetch (the request deadline).
+    wait: Duration,
     http: reqwest13::Client,
 }
 
@@ -124,7 +137,8 @@ fn algorithm(name: &str) -> anyhow::Result<Algorithm> {
 }
 
 impl BearerGate {
-    pub fn new(profile: Bearer) -> anyhow::Result<Self> {
+    /// `wait`: the longest a request waits for the keys (`READER_TIMEOUT_SECONDS`).
+    pub fn new(profile: Bearer, wait: Duration) -> anyhow::Result<Self> {
         anyhow::ensure!(
             jsonwebtoken::crypto::CryptoProvider::try_get_default().is_some(),
             "jsonwebtoken was built without a crypto provider"
@@ -136,8 +150,20 @@ impl BearerGate {
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         validation.validate_nbf = true;
         validation.leeway = profile.clock_skew_seconds;
-        let http = reqwest13::Client::builder().timeout(FETCH_TIMEOUT).build()?;
-        Ok(Self { profile, validation, keys: RwLock::new(KeySet::default()), fetching: Mutex::new(()), http })
+        // No redirects: an https key URL must not lead anywhere else.
+        let http = reqwest13::Client::builder()
+            .timeout(FETCH_TIMEOUT)
+            .redirect(reqwest13::redirect::Policy::none())
+            .build()?;
+        Ok(Self {
+            profile,
+            validation,
+            keys: RwLock::new(KeySet::default()),
+            fetching: Mutex::new(()),
+            refreshing: std::sync::atomic::AtomicBool::new(false),
+            wait,
+            http,
+        })
     }
 
     async fn check(self: &Arc<Self>, headers: &HeaderMap) -> Result<Map<String, Value>, Refusal> {
@@ -163,46 +189,67 @@ impl BearerGate {
             return Err(invalid(&format!("algorithm {:?} is not accepted", jwt_header.alg)));
         }
         let kid = jwt_header.kid.ok_or_else(|| invalid("the token names no key id"))?;
-        let key = self.key(&kid).await?;
-        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &self.validation)
+        let (key, published_alg) = self.key(&kid).await?;
+        if published_alg.is_some_and(|a| a != jwt_header.alg) {
+            return Err(invalid(&format!("algorithm {:?} is not the one its key is published for", jwt_header.alg)));
+        }
+        // The token's own algorithm only: the crate refuses a key when any listed
+        // algorithm is of another family (a profile may list RS256 and ES256).
+        let mut validation = self.validation.clone();
+        validation.algorithms = vec![jwt_header.alg];
+        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
             .map_err(|e| invalid(&format!("{:?}", e.kind())))?;
         Ok(data.claims)
     }
 
     /// The key `kid` names, fetching the keys again when it is unknown and the
     /// last attempt is older than the profile's interval.
-    async fn key(self: &Arc<Self>, kid: &str) -> Result<DecodingKey, Refusal> {
+    async fn key(self: &Arc<Self>, kid: &str) -> Result<PublishedKey, Refusal> {
+        let interval = Duration::from_secs(self.profile.key_refresh_seconds);
         {
             let keys = self.keys.read().await;
             if let Some(key) = keys.by_kid.get(kid) {
                 if keys.fetched.is_some_and(|f| f.elapsed() > KEYS_MAX_AGE) {
-                    self.refresh_in_background();
+                    self.refresh_in_background(interval);
                 }
                 return Ok(key.clone());
             }
         }
-        let interval = Duration::from_secs(self.profile.key_refresh_seconds);
-        self.refresh_if(|keys| {
+        let refresh = self.refresh_if(|keys| {
             let wait = if keys.by_kid.is_empty() { KEYS_RETRY.min(interval) } else { interval };
             keys.attempted.is_none_or(|a| a.elapsed() >= wait)
-        })
-        .await;
+        });
+        if tokio::time::timeout(self.wait, refresh).await.is_err() {
+            return Err(Refusal::KeysUnavailable("the signing keys are being fetched".into()));
+        }
         let keys = self.keys.read().await;
-        match keys.by_kid.get(kid) {
-            Some(key) => Ok(key.clone()),
-            None if keys.by_kid.is_empty() => Err(Refusal::KeysUnavailable(
-                keys.error.clone().unwrap_or_else(|| "no signing keys fetched yet".into()),
-            )),
-            None => Err(Refusal::Invalid(format!("no signing key has the key id {kid:?}"))),
+        match (keys.by_kid.get(kid), &keys.error) {
+            (Some(key), _) => Ok(key.clone()),
+            // The last fetch failed: the key may well exist; say so rather than call the token bad.
+            (None, Some(error)) => Err(Refusal::KeysUnavailable(error.clone())),
+            (None, None) if keys.by_kid.is_empty() => {
+                Err(Refusal::KeysUnavailable("no signing keys fetched yet".into()))
+            }
+            (None, None) => Err(Refusal::Invalid(format!("no signing key has the key id {kid:?}"))),
         }
     }
 
-    fn refresh_in_background(self: &Arc<Self>) {
+    /// Refreshes keys older than [`KEYS_MAX_AGE`] in the background: one refresh at
+    /// a time, and at most one attempt per `interval`, whatever the request rate.
+    fn refresh_in_background(self: &Arc<Self>, interval: Duration) {
+        use std::sync::atomic::Ordering;
+        if self.refreshing.swap(true, Ordering::AcqRel) {
+            return;
+        }
         let gate = self.clone();
-        // The one fetch at a time decides: a request that finds one running goes on with the cached key.
-        tokio::spawn(
-            async move { gate.refresh_if(|keys| keys.fetched.is_none_or(|f| f.elapsed() > KEYS_MAX_AGE)).await },
-        );
+        tokio::spawn(async move {
+            gate.refresh_if(|keys| {
+                keys.fetched.is_none_or(|f| f.elapsed() > KEYS_MAX_AGE)
+                    && keys.attempted.is_none_or(|a| a.elapsed() >= interval)
+            })
+            .await;
+            gate.refreshing.store(false, Ordering::Release);
+        });
     }
 
     /// Fetches the keys when `due` says so for the cache as it is once this caller
@@ -230,23 +277,23 @@ impl BearerGate {
     }
 }
 
-/// Reads a document of at most [`MAX_DOCUMENT_BYTES`] as JSON.
+/// Reads a document of at most [`MAX_DOCUMENT_BYTES`] as JSON (counted as it
+/// arrives: a server that sends no length cannot make it read more).
 async fn get_json<T: serde::de::DeserializeOwned>(http: &reqwest13::Client, url: &str) -> anyhow::Result<T> {
-    let response = http.get(url).send().await.map_err(|e| anyhow::anyhow!("GET {url}: {e}"))?;
+    let mut response = http.get(url).send().await.map_err(|e| anyhow::anyhow!("GET {url}: {e}"))?;
     let status = response.status();
     anyhow::ensure!(status.is_success(), "GET {url}: {status}");
-    anyhow::ensure!(
-        response.content_length().is_none_or(|n| n <= MAX_DOCUMENT_BYTES as u64),
-        "GET {url}: larger than {MAX_DOCUMENT_BYTES} bytes"
-    );
-    let body = response.bytes().await.map_err(|e| anyhow::anyhow!("GET {url}: {e}"))?;
-    anyhow::ensure!(body.len() <= MAX_DOCUMENT_BYTES, "GET {url}: larger than {MAX_DOCUMENT_BYTES} bytes");
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| anyhow::anyhow!("GET {url}: {e}"))? {
+        body.extend_from_slice(&chunk);
+        anyhow::ensure!(body.len() <= MAX_DOCUMENT_BYTES, "GET {url}: larger than {MAX_DOCUMENT_BYTES} bytes");
+    }
     serde_json::from_slice(&body).map_err(|e| anyhow::anyhow!("GET {url}: not the expected JSON: {e}"))
 }
 
 /// The issuer's signing keys by key id: every key of the set that has a `kid`,
 /// is not for encryption, and the crate can use (others are skipped).
-pub async fn fetch_keys(http: &reqwest13::Client, source: &KeySource) -> anyhow::Result<HashMap<String, DecodingKey>> {
+pub async fn fetch_keys(http: &reqwest13::Client, source: &KeySource) -> anyhow::Result<HashMap<String, PublishedKey>> {
     let jwks_uri = match source {
         KeySource::Jwks(url) => url.to_string(),
         KeySource::OpenIdConfiguration(url) => {
@@ -257,20 +304,28 @@ pub async fn fetch_keys(http: &reqwest13::Client, source: &KeySource) -> anyhow:
             let config: Configuration = get_json(http, url.as_str()).await?;
             let named = url::Url::parse(&config.jwks_uri)
                 .map_err(|e| anyhow::anyhow!("{url}: jwks_uri `{}` is not a URL: {e}", config.jwks_uri))?;
-            // The key set comes over https, as the configuration did (or from the local test server).
+            // The key set comes over https, as the configuration did (or from the
+            // same local test server, over http).
             anyhow::ensure!(
-                named.scheme() == "https" || named.scheme() == url.scheme(),
+                named.scheme() == "https" || (named.scheme() == url.scheme() && named.host() == url.host()),
                 "{url}: jwks_uri `{named}` is not https"
             );
             named.to_string()
         }
     };
     let set: JwkSet = get_json(http, &jwks_uri).await?;
-    let keys: HashMap<String, DecodingKey> = set
+    let keys: HashMap<String, PublishedKey> = set
         .keys
         .iter()
         .filter(|k| !matches!(k.common.public_key_use, Some(PublicKeyUse::Encryption)))
-        .filter_map(|k| Some((k.common.key_id.clone()?, DecodingKey::from_jwk(k).ok()?)))
+        .filter_map(|k| {
+            // A key whose `alg` this crate does not know (an encryption algorithm) is skipped.
+            let alg = match k.common.key_algorithm {
+                None => None,
+                Some(a) => Some(format!("{a:?}").parse::<Algorithm>().ok()?),
+            };
+            Some((k.common.key_id.clone()?, (DecodingKey::from_jwk(k).ok()?, alg)))
+        })
         .collect();
     anyhow::ensure!(!keys.is_empty(), "{jwks_uri}: no usable signing key");
     Ok(keys)
@@ -290,8 +345,8 @@ pub async fn authenticate(State(tiers): State<Tiers>, mut request: Request, next
 /// A refused request's answer, as the profile describes the existing API's.
 fn refused(contract: &Contract, refusal: Refusal) -> Response {
     let Some(profile) = contract.auth.bearer() else {
-        return ApiError::Internal { message: "authentication failed".into(), detail: format!("{refusal:?}") }
-            .into_response();
+        // Only the bearer gate refuses; were another to, it would still be a 401.
+        return (StatusCode::UNAUTHORIZED, error_body("Unauthorized", "not authenticated")).into_response();
     };
     let u = &profile.unauthenticated;
     let challenge = match &refusal {
@@ -318,6 +373,14 @@ fn refused(contract: &Contract, refusal: Refusal) -> Response {
         .into_response()
 }
 
+/// What a request does, for the rule: reads (and lists) or writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    /// A write through the reader, which may move an archived record back first.
+    Write,
+}
+
 /// The authorization rule for a request whose route holds `partition_key`:
 /// `None` to go on, or the profile's answer to a caller that may not (403, or
 /// the missing-record answer where the API hides existence). Fails closed: in
@@ -325,13 +388,18 @@ fn refused(contract: &Contract, refusal: Refusal) -> Response {
 pub fn refusal(
     contract: &Contract,
     caller: Option<&Caller>,
+    access: Access,
     values: &HashMap<String, String>,
     partition_key: &str,
     id: Option<&str>,
 ) -> Option<Response> {
     let profile = contract.auth.bearer()?;
     let claims = caller.and_then(|c| c.0.as_deref());
-    if claims.is_some_and(|claims| profile.may_read(claims, partition_key)) {
+    let allowed = |claims: &Map<String, Value>| match access {
+        Access::Read => profile.may_read(claims, partition_key),
+        Access::Write => profile.may_write(claims, partition_key),
+    };
+    if claims.is_some_and(allowed) {
         return None;
     }
     let f = &profile.forbidden;

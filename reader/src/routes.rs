@@ -15,7 +15,7 @@ use tiering::listing::{Tier, Window};
 use tiering::record::validate_id;
 use tracing::info;
 
-use crate::auth::{Caller, refusal};
+use crate::auth::{Access, Caller, refusal};
 use crate::error::ApiError;
 use crate::tiers::Tiers;
 use crate::token;
@@ -103,7 +103,7 @@ pub async fn get_record(
         message: "the route does not hold the record's key".into(),
         detail: format!("route values {values:?}"),
     })?;
-    if let Some(denied) = refusal(&contract, caller.as_deref(), &values, partition_key, Some(id)) {
+    if let Some(denied) = refusal(&contract, caller.as_deref(), Access::Read, &values, partition_key, Some(id)) {
         return Ok(denied);
     }
     // Without an ETag there is nothing to revalidate against: always the record.
@@ -216,7 +216,7 @@ pub async fn list_records(
                 detail: format!("route values {values:?}"),
             }
         })?;
-    if let Some(denied) = refusal(&tiers.contract, caller.as_deref(), &values, &customer_id, None) {
+    if let Some(denied) = refusal(&tiers.contract, caller.as_deref(), Access::Read, &values, &customer_id, None) {
         return Ok(denied);
     }
     let q = ListQuery::parse(raw.as_deref())?;

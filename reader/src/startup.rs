@@ -33,7 +33,8 @@ pub async fn build(settings: &ReaderSettings, transport: Transport) -> anyhow::R
         Err(ApiError::Internal { detail, .. }) => anyhow::bail!("{detail}"),
         Err(_) => tracing::warn!("Cosmos DB is not connected at start-up; connecting in the background"),
     }
-    let gate = crate::auth::Gate::new(&settings.contract).context("setting up the callers' authentication")?;
+    let gate = crate::auth::Gate::new(&settings.contract, settings.request_timeout)
+        .context("setting up the callers' authentication")?;
     tracing::info!(auth = settings.contract.auth.mode(), "callers' authentication");
     let archive = BlobArchive::new(stores, transport).context("building the Blob client")?;
     Ok(Tiers {

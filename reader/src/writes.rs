@@ -144,7 +144,9 @@ pub async fn write_record(
     // A caller who may not read the record cannot make it hot; the upstream
     // gets the caller's credentials unchanged and keeps its own checks.
     let caller = request.extensions().get::<crate::auth::Caller>();
-    if let Some(denied) = crate::auth::refusal(&tiers.contract, caller, &values, partition_key, Some(id)) {
+    if let Some(denied) =
+        crate::auth::refusal(&tiers.contract, caller, crate::auth::Access::Write, &values, partition_key, Some(id))
+    {
         return Ok(denied);
     }
     let (partition_key, id) = (partition_key.to_owned(), id.to_owned());

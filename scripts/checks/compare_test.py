@@ -84,7 +84,7 @@ code, out = run(routes("tokA"), routes("tokB"))
 summary = json.loads(out.strip().splitlines()[-1])
 check(code == 0 and "DIFF" not in out, "identical answers pass, each service followed with its own token")
 check(summary == {"records": 3, "revalidations": 2, "recordsDiffering": 0, "listPages": 2, "listPagesDiffering": 0,
-                  "unreachable": 0, "callers": 1},
+                  "unreachable": 0, "callers": 1, "recordStatuses": {"": {"200": 2, "404": 1}}},
       f"the summary counts records and pages ({summary})")
 
 for what, change in [
@@ -134,7 +134,9 @@ callers = ["--caller", "none", "", "--caller", "customer-a", "Authorization: Bea
            "--caller", "customer-b", "Authorization: Bearer b"]
 code, out = run(routes("tokA", **{}) | per_caller, routes("tokB") | per_caller, *callers)
 summary = json.loads(out.strip().splitlines()[-1])
-check(code == 0 and summary["records"] == 9 and summary["callers"] == 3,
+check(code == 0 and summary["records"] == 9 and summary["callers"] == 3
+      and summary["recordStatuses"] == {"none": {"401": 2, "404": 1}, "customer-a": {"200": 2, "404": 1},
+                                        "customer-b": {"200": 1, "403": 1, "404": 1}},
       f"each caller is compared on every record, refusals included ({summary})")
 leaky = routes("tokB") | {k: v for k, v in per_caller.items() if not k.startswith("Bearer b|")}
 code, out = run(routes("tokA") | per_caller, leaky, *callers)

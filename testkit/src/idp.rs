@@ -192,7 +192,10 @@ impl Idp {
         let es =
             format!("{}.{payload}.AAAA", b64(&json!({"alg": "ES256", "typ": "JWT", "kid": TestKey::Signing.kid()})));
         let t = now();
+        let no_kid = jsonwebtoken::encode(&Header::new(Algorithm::RS256), &good, &TestKey::Signing.encoding())
+            .unwrap_or_else(|e| panic!("{e}"));
         vec![
+            ("no key id", Some(format!("Bearer {no_kid}"))),
             ("no token", None),
             ("another scheme", Some("Basic dXNlcjpwYXNz".to_owned())),
             ("malformed", Some("Bearer not.a.token".to_owned())),

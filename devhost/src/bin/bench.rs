@@ -11,7 +11,9 @@
 //! - Peak memory of the packaged archiver with 64 records of 300 KB in flight,
 //!   against one in flight.
 //! - Reads through the packaged reader against direct SDK reads from this process:
-//!   hot (a Cosmos point read) and cold (a blob download plus decompression).
+//!   hot (a Cosmos point read) and cold (a blob download plus decompression); and
+//!   the same through a second reader that validates a bearer token on every
+//!   request (docs/auth.md), against the first.
 //! - Peak memory of the packaged reader under concurrent 100-record list pages of
 //!   300 KB records from both tiers, with list pages bounded by bytes (the
 //!   default `READER_PAGE_MAX_BYTES`) against unbounded pages.
@@ -28,7 +30,7 @@ use anyhow::{Context, ensure};
 use bytes::Bytes;
 use clap::Parser;
 use devhost::app::AppFolder;
-use devhost::drive::{app_settings, dataset, mb, read, seed};
+use devhost::drive::{app_settings, dataset, mb, read, read_as, seed};
 use devhost::host::Host;
 use devhost::stats::percentile;
 use futures::StreamExt;
@@ -448,11 +450,28 @@ async fn reads(args: &Args, rtt: u64, results: &mut Results) -> anyhow::Result<(
     settings.insert("RUST_LOG".into(), "warn".into());
     let host = Host::start(AppFolder::load(&args.dist.join("reader"))?, &settings).await?;
     let base = host.handler_url();
+    // The same reader validating bearer tokens (docs/auth.md): a local issuer's
+    // keys, a back-office token that reads every customer, sent on each request.
+    let idp = testkit::idp::Idp::start().await?;
+    let profile = args.out.with_file_name("bearer-contract.toml");
+    if let Some(dir) = profile.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(
+        &profile,
+        format!("{}{}", tiering::contract::DEFAULT_PROFILE, idp.auth_section("customerId", 300, "")),
+    )?;
+    let mut bearer_settings = settings.clone();
+    bearer_settings.insert("READER_CONTRACT".into(), std::fs::canonicalize(&profile)?.display().to_string());
+    let bearer_host = Host::start(AppFolder::load(&args.dist.join("reader"))?, &bearer_settings).await?;
+    let bearer_base = bearer_host.handler_url();
+    let token = format!("Bearer {}", idp.token(serde_json::json!({"roles": ["Billing.Read.All"]})));
     let contract = tiering::contract::Contract::default_profile();
     let http = reqwest::Client::new();
     let cosmos = CosmosStore::connect(&stores, Transport::INTERACTIVE).await?;
     let archive = BlobArchive::new(&stores, Transport::INTERACTIVE)?;
-    let mut times: [Vec<Duration>; 4] = Default::default();
+    // direct hot, reader hot, direct cold, reader cold, then the bearer reader's hot and cold.
+    let mut times: [Vec<Duration>; 6] = Default::default();
     for i in 0..args.reads {
         let (h, c) = (&hot[i % hot.len()], &cold[i % cold.len()]);
         let started = Instant::now();
@@ -461,6 +480,9 @@ async fn reads(args: &Args, rtt: u64, results: &mut Results) -> anyhow::Result<(
         let (seen, took) = read(&http, &base, &contract, h).await?;
         ensure!(seen.status == 200, "hot {} answered {}", h.id, seen.status);
         times[1].push(took);
+        let (seen, took) = read_as(&http, &bearer_base, &contract, h, Some(&token)).await?;
+        ensure!(seen.status == 200, "hot {} with a token answered {}", h.id, seen.status);
+        times[4].push(took);
         let started = Instant::now();
         let stored = archive.get(&layout::blob_name(&c.customer_id, &c.id)?).await?;
         let meta = codec::ArchiveMeta::from_metadata(&stored.info.metadata)?;
@@ -469,11 +491,15 @@ async fn reads(args: &Args, rtt: u64, results: &mut Results) -> anyhow::Result<(
         let (seen, took) = read(&http, &base, &contract, c).await?;
         ensure!(seen.status == 200, "cold {} answered {}", c.id, seen.status);
         times[3].push(took);
+        let (seen, took) = read_as(&http, &bearer_base, &contract, c, Some(&token)).await?;
+        ensure!(seen.status == 200, "cold {} with a token answered {}", c.id, seen.status);
+        times[5].push(took);
         if (i + 1) % 50 == 0 {
             say(format!("  {} of {} rounds", i + 1, args.reads));
         }
     }
     host.stop().await?;
+    bearer_host.stop().await?;
     let ms = |t: &[Duration], q: f64| percentile(t, q).unwrap_or_default().as_secs_f64() * 1000.0;
     let at_10 = rtt == 10;
     for (q, label) in [(50.0, "p50"), (99.0, "p99")] {
@@ -491,6 +517,34 @@ async fn reads(args: &Args, rtt: u64, results: &mut Results) -> anyhow::Result<(
             ("direct blob download + decompression", ms(&times[2], q)),
             (at_10 && q == 50.0).then_some(("<=", 1.5)),
         );
+    }
+    // Token validation on: the same figures, and what it adds to the reader without it.
+    for (q, label) in [(50.0, "p50"), (99.0, "p99")] {
+        results.ratio(
+            format!("read.hot_bearer_{label}.{rtt}ms"),
+            ms(&times[4], q),
+            "ms",
+            ("direct Cosmos point read", ms(&times[0], q)),
+            (at_10 && q == 50.0).then_some(("<=", 1.2)),
+        );
+        results.ratio(
+            format!("read.cold_300kb_bearer_{label}.{rtt}ms"),
+            ms(&times[5], q),
+            "ms",
+            ("direct blob download + decompression", ms(&times[2], q)),
+            None,
+        );
+        for (tier, with, without) in [("hot", 4, 1), ("cold_300kb", 5, 3)] {
+            results.ratio(
+                format!("read.{tier}_bearer_vs_function_key_{label}.{rtt}ms"),
+                ms(&times[with], q),
+                "ms",
+                ("the same reader without tokens", ms(&times[without], q)),
+                None,
+            );
+            let added = ms(&times[with], q) - ms(&times[without], q);
+            results.plain(format!("read.{tier}_bearer_added_{label}.{rtt}ms"), added, "ms");
+        }
     }
     if at_10 {
         results.absolute(format!("read.cold_300kb_p99_limit.{rtt}ms"), ms(&times[3], 99.0), "ms", 50.0);

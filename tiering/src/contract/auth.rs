@@ -9,8 +9,9 @@
 //!   signature against the issuer's published keys, the issuer, the audience,
 //!   expiry and not-before; then the authorization rule below.
 //! - `anonymous`: a gateway in front (API Management) authenticates and
-//!   authorizes; the app must be reachable only from it (the Bicep's access
-//!   restrictions, docs/auth.md).
+//!   authorizes callers; the app is reachable only from it (the Bicep's access
+//!   restrictions, docs/auth.md) and the host still asks for the function key,
+//!   which the gateway sends.
 
 use std::collections::HashMap;
 
@@ -72,6 +73,10 @@ pub struct Bearer {
     pub read_all_roles: Vec<String>,
     /// Values of the `scp` claim (space-separated) that read every partition.
     pub read_all_scopes: Vec<String>,
+    /// Roles and scopes that may write any partition through the reader
+    /// (write-through): reading all is not enough to make another's record hot.
+    pub write_all_roles: Vec<String>,
+    pub write_all_scopes: Vec<String>,
     /// What a request without a valid token answers (401).
     pub unauthenticated: Unauthenticated,
     /// What an authenticated caller the rule refuses answers.
@@ -119,12 +124,14 @@ impl Auth {
         }
     }
 
-    /// The host's `authLevel` for the reader's functions: the key only in
-    /// `function-key` mode; a bearer token is the reader's to check.
+    /// The host's `authLevel` for the reader's functions: a bearer token is the
+    /// reader's to check, so the host asks for nothing; behind a gateway the host
+    /// still asks for the function key, which the gateway sends (API
+    /// Management's named value): a second lock besides the access restrictions.
     pub fn auth_level(&self) -> &'static str {
         match self {
-            Self::FunctionKey => "function",
-            Self::Anonymous | Self::Bearer(_) => "anonymous",
+            Self::FunctionKey | Self::Anonymous => "function",
+            Self::Bearer(_) => "anonymous",
         }
     }
 
@@ -142,13 +149,38 @@ impl Bearer {
     /// route's partition-key value. With neither configured, every valid token
     /// reads every partition; with only read-all roles or scopes, only they do.
     pub fn may_read(&self, claims: &Map<String, Value>, partition_key: &str) -> bool {
+        self.open(&self.read_all_roles, &self.read_all_scopes)
+            || self.rule(claims, partition_key, &self.read_all_roles, &self.read_all_scopes)
+    }
+
+    /// The rule for a write through the reader (write-through moves an archived
+    /// record back before the write): the partition claim as for reads, but only
+    /// `write_all_roles` and `write_all_scopes` write every partition. With no
+    /// rule at all (authentication only), every valid token writes, as it reads.
+    pub fn may_write(&self, claims: &Map<String, Value>, partition_key: &str) -> bool {
+        let open = self.open(&self.read_all_roles, &self.read_all_scopes)
+            && self.open(&self.write_all_roles, &self.write_all_scopes);
+        open || self.rule(claims, partition_key, &self.write_all_roles, &self.write_all_scopes)
+    }
+
+    /// No rule: no partition claim and no roles or scopes named.
+    fn open(&self, all_roles: &[String], all_scopes: &[String]) -> bool {
+        self.partition_claim.is_none() && all_roles.is_empty() && all_scopes.is_empty()
+    }
+
+    fn rule(
+        &self,
+        claims: &Map<String, Value>,
+        partition_key: &str,
+        all_roles: &[String],
+        all_scopes: &[String],
+    ) -> bool {
         let roles = claims.get("roles").and_then(Value::as_array);
-        if roles.is_some_and(|r| r.iter().filter_map(Value::as_str).any(|r| self.read_all_roles.iter().any(|a| a == r)))
-        {
+        if roles.is_some_and(|r| r.iter().filter_map(Value::as_str).any(|r| all_roles.iter().any(|a| a == r))) {
             return true;
         }
         let scopes = claims.get("scp").and_then(Value::as_str);
-        if scopes.is_some_and(|s| s.split(' ').any(|s| self.read_all_scopes.iter().any(|a| a == s))) {
+        if scopes.is_some_and(|s| s.split(' ').any(|s| all_scopes.iter().any(|a| a == s))) {
             return true;
         }
         match &self.partition_claim {
@@ -157,7 +189,7 @@ impl Bearer {
                 Some(Value::Array(values)) => values.iter().any(|v| v.as_str() == Some(partition_key)),
                 _ => false,
             },
-            None => self.read_all_roles.is_empty() && self.read_all_scopes.is_empty(),
+            None => false,
         }
     }
 }
@@ -181,6 +213,10 @@ pub(super) struct AuthSection {
     read_all_roles: Vec<String>,
     #[serde(default)]
     read_all_scopes: Vec<String>,
+    #[serde(default)]
+    write_all_roles: Vec<String>,
+    #[serde(default)]
+    write_all_scopes: Vec<String>,
     unauthenticated: Option<UnauthenticatedSection>,
     forbidden: Option<ForbiddenSection>,
 }
@@ -242,8 +278,8 @@ fn non_empty(key: &str, values: &[String]) -> Result<(), ContractError> {
     if values.is_empty() {
         return Err(bad(key, "bearer mode needs at least one"));
     }
-    if let Some(v) = values.iter().find(|v| v.trim().is_empty() || v.contains(',')) {
-        return Err(bad(key, format!("`{v}` is not usable (empty, or holds a comma)")));
+    if let Some(v) = values.iter().find(|v| v.trim().is_empty() || v.contains(',') || v.trim() != v.as_str()) {
+        return Err(bad(key, format!("`{v}` is not usable (empty, spaces around it, or a comma)")));
     }
     Ok(())
 }
@@ -261,6 +297,8 @@ pub(super) fn parse(section: Option<&AuthSection>) -> Result<Auth, ContractError
         ("auth.partition_claim", s.partition_claim.is_some()),
         ("auth.read_all_roles", !s.read_all_roles.is_empty()),
         ("auth.read_all_scopes", !s.read_all_scopes.is_empty()),
+        ("auth.write_all_roles", !s.write_all_roles.is_empty()),
+        ("auth.write_all_scopes", !s.write_all_scopes.is_empty()),
         ("auth.unauthenticated", s.unauthenticated.is_some()),
         ("auth.forbidden", s.forbidden.is_some()),
     ];
@@ -347,6 +385,8 @@ pub(super) fn parse(section: Option<&AuthSection>) -> Result<Auth, ContractError
         partition_claim: s.partition_claim.clone(),
         read_all_roles: s.read_all_roles.clone(),
         read_all_scopes: s.read_all_scopes.clone(),
+        write_all_roles: s.write_all_roles.clone(),
+        write_all_scopes: s.write_all_scopes.clone(),
         unauthenticated,
         forbidden,
     })))
@@ -381,7 +421,20 @@ read_all_scopes = ["Billing.ReadAll"]
         let c = Contract::default_profile();
         assert_eq!(c.auth, Auth::FunctionKey);
         assert_eq!((c.auth.mode(), c.auth.auth_level()), ("function-key", "function"));
-        assert_eq!(profile("[auth]\nmode = \"anonymous\"").unwrap().auth.auth_level(), "anonymous");
+        assert_eq!(profile("[auth]\nmode = \"anonymous\"").unwrap().auth.auth_level(), "function", "the gateway's key");
+    }
+
+    #[test]
+    fn the_functions_ask_the_host_for_a_key_unless_the_reader_checks_tokens() {
+        let with_writes = "[writes]\nmethods = [\"PUT\"]\nsub_paths = true\n";
+        for (auth, level) in [("", "function"), ("[auth]\nmode = \"anonymous\"", "function"), (BEARER, "anonymous")] {
+            let c = profile(&format!("{with_writes}{auth}")).unwrap();
+            let functions = c.function_definitions();
+            assert_eq!(functions.len(), 2, "the record route and its actions");
+            for (name, json) in functions {
+                assert_eq!(json["bindings"][0]["authLevel"], level, "{name} with {auth:?}");
+            }
+        }
     }
 
     #[test]
@@ -415,6 +468,7 @@ read_all_scopes = ["Billing.ReadAll"]
         let roles_only = profile(&BEARER.replace("partition_claim = \"customerId\"\n", "")).unwrap();
         let b = roles_only.auth.bearer().unwrap();
         assert!(!b.may_read(&claims(r#"{"customerId":"c1"}"#), "c1"), "only the roles read");
+        assert!(!b.may_write(&claims(r#"{"customerId":"c1"}"#), "c1"), "and nobody writes");
         assert!(b.may_read(&claims(r#"{"roles":["Billing.Read.All"]}"#), "c1"));
         let any = BEARER
             .replace("partition_claim = \"customerId\"\n", "")
@@ -422,6 +476,21 @@ read_all_scopes = ["Billing.ReadAll"]
             .replace("read_all_scopes = [\"Billing.ReadAll\"]\n", "");
         let any = profile(&any).unwrap();
         assert!(any.auth.bearer().unwrap().may_read(&claims("{}"), "c1"), "authentication only");
+        assert!(any.auth.bearer().unwrap().may_write(&claims("{}"), "c1"), "authentication only, for writes too");
+    }
+
+    #[test]
+    fn reading_all_is_not_writing_all() {
+        let c = profile(BEARER).unwrap();
+        let b = c.auth.bearer().unwrap();
+        let office = claims(r#"{"roles":["Billing.Read.All"],"scp":"Billing.ReadAll"}"#);
+        assert!(b.may_read(&office, "c2") && !b.may_write(&office, "c2"), "read-only back office");
+        assert!(b.may_write(&claims(r#"{"customerId":"c2"}"#), "c2"), "a customer writes its own");
+        assert!(!b.may_write(&claims(r#"{"customerId":"c1"}"#), "c2"));
+        let writers = profile(&format!("{BEARER}write_all_roles = [\"Billing.Write.All\"]\n")).unwrap();
+        let b = writers.auth.bearer().unwrap();
+        assert!(b.may_write(&claims(r#"{"roles":["Billing.Write.All"]}"#), "c2"));
+        assert!(!b.may_read(&claims(r#"{"roles":["Billing.Write.All"]}"#), "c2"), "writing all is not reading all");
     }
 
     #[test]
@@ -435,6 +504,7 @@ read_all_scopes = ["Billing.ReadAll"]
             ("partition_claim", "algorithms = [\"none\"]\npartition_claim", "auth.algorithms"),
             ("partition_claim", "clock_skew_seconds = 3600\npartition_claim", "auth.clock_skew_seconds"),
             ("partition_claim", "key_refresh_seconds = 0\npartition_claim", "auth.key_refresh_seconds"),
+            ("[\"api://billing\"]", "[\" api://billing\"]", "auth.audiences"),
             ("mode = \"bearer\"", "mode = \"bearer\"\ncolour = 1", "line"),
         ] {
             assert!(BEARER.contains(from), "{from}");
@@ -452,6 +522,19 @@ read_all_scopes = ["Billing.ReadAll"]
             profile("[auth]\nmode = \"bearer\"\nissuers=[\"a\"]\naudiences=[\"b\"]\njwks_uri=\"http://127.0.0.1:9/k\"")
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn the_entra_example_describes_a_bearer_api() {
+        let c = Contract::parse(include_str!("../../../contracts/examples/entra-billing.toml")).unwrap();
+        let b = c.auth.bearer().unwrap();
+        assert_eq!((b.partition_claim.as_deref(), b.forbidden.status), (Some("customerId"), 403));
+        assert!(
+            matches!(&b.keys, KeySource::OpenIdConfiguration(u) if u.as_str().starts_with("https://login.microsoftonline.com/"))
+        );
+        let values = HashMap::from([("customerId".to_owned(), "c-1".to_owned())]);
+        assert!(b.forbidden.body(&values).unwrap().contains("customer c-1"));
+        assert!(b.may_read(&claims(r#"{"scp":"Billing.ReadAll"}"#), "c-9"));
     }
 
     #[test]
