@@ -50,6 +50,10 @@ param archiveAfterDays int = 90
 param archiveQuietDays int = 30
 param archiveContainer string = 'billing-archive'
 
+@description('Archived copies dated more than this many days ago are deleted from the archive by the nightly run, unless their customer is on hold (docs/operations.md, "Retention and holds"); 0 keeps them for ever. More than archiveAfterDays.')
+@minValue(0)
+param archiveRetentionDays int = 0
+
 @description('Report what would move and write nothing. The rollout starts in dry run.')
 param archiveDryRun bool = true
 
@@ -349,6 +353,7 @@ var apps = [
     settings: [
       { name: 'ARCHIVE_AFTER_DAYS', value: string(archiveAfterDays) }
       { name: 'ARCHIVE_QUIET_DAYS', value: string(archiveQuietDays) }
+      { name: 'ARCHIVE_RETENTION_DAYS', value: string(archiveRetentionDays) }
       { name: 'ARCHIVE_DRY_RUN', value: archiveDryRun ? 'true' : 'false' }
       { name: 'ARCHIVE_CONCURRENCY', value: archiveConcurrency }
       { name: 'ARCHIVE_MAX_RU_PER_SECOND', value: string(archiveMaxRuPerSecond) }

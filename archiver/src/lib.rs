@@ -6,10 +6,13 @@
 //! - [`decide`]: the protocol's decisions, apart from I/O (pure).
 //! - [`lease`]: the run lease that keeps two passes from overlapping.
 //! - [`restamp`]: bringing archived copies' age stamps up to the current age field.
+//! - [`index`]: backfilling the list index (`tiering::index`) for older copies.
+//! - [`retention`]: expiring copies past `ARCHIVE_RETENTION_DAYS`, and holds.
 //! - [`budget`]: the request-unit budget that paces new work.
 //! - [`concurrency`]: the adaptive limit on records in flight.
 //! - [`handler`]: the HTTP surface the Functions host calls.
-//! - [`ops`]: operator commands: verify, find shadowed copies, forget, restore.
+//! - [`ops`]: operator commands: verify, find shadowed copies, forget, restore
+//!   (holds are [`retention`]'s).
 //! - [`plan`]: what archiving will do, before it is on (counts, bytes, RU, time, cost).
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -18,9 +21,11 @@ pub mod budget;
 pub mod concurrency;
 pub mod decide;
 pub mod handler;
+pub mod index;
 pub mod lease;
 pub mod ops;
 pub mod plan;
 pub mod restamp;
+pub mod retention;
 pub mod run;
 pub mod startup;

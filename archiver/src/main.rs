@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use archiver::run::RunStatus;
-use archiver::{handler, ops, plan, startup};
+use archiver::{handler, ops, plan, retention, startup};
 use clap::{Parser, Subcommand};
 use tiering::settings::{ArchiverSettings, Env, handler_port};
 use tiering::store::Transport;
@@ -76,6 +76,26 @@ enum Command {
         #[arg(long, conflicts_with = "id")]
         dry_run: bool,
         /// Seconds to wait for an archive run in progress to end.
+        #[arg(long, default_value_t = ops::DEFAULT_PATIENCE.as_secs())]
+        wait: u64,
+    },
+    /// Put a partition-key value (a customer) on hold, or release it, or list the
+    /// holds: while on hold, none of its archived records is expired
+    /// (ARCHIVE_RETENTION_DAYS) or erased (forget). Prints JSON.
+    Hold {
+        /// A partition-key value (a customer, with the default contract).
+        #[arg(long = "partition-key", visible_alias = "customer", required_unless_present = "list")]
+        customer: Option<String>,
+        /// Release the hold instead.
+        #[arg(long, conflicts_with_all = ["list", "reason"])]
+        release: bool,
+        /// List every hold.
+        #[arg(long, conflicts_with = "customer")]
+        list: bool,
+        /// Why (a case number): kept with the hold.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Seconds to wait for an archive run in progress to end (a hold is placed under the run lease).
         #[arg(long, default_value_t = ops::DEFAULT_PATIENCE.as_secs())]
         wait: u64,
     },
@@ -170,6 +190,23 @@ async fn main() -> anyhow::Result<()> {
             let archiver = startup::build(settings, Transport::BATCH, false).await?;
             print_json(&ops::forget(&archiver, &customer, &id, confirm, Duration::from_secs(wait)).await?)?;
         }
+        Command::Hold { list: true, .. } => {
+            let archiver = startup::build(settings, Transport::BATCH, false).await?;
+            print_json(&serde_json::json!({"holds": retention::holds(archiver.archive.as_ref()).await?}))?;
+        }
+        Command::Hold { customer: Some(customer), release: true, .. } => {
+            let archiver = startup::build(settings, Transport::BATCH, false).await?;
+            let released = retention::release(&archiver, &customer).await?;
+            print_json(&serde_json::json!({"partitionKey": customer, "released": released}))?;
+        }
+        Command::Hold { customer: Some(customer), reason, wait, .. } => {
+            let archiver = startup::build(settings, Transport::BATCH, true).await?;
+            let now = chrono::Utc::now();
+            let hold =
+                retention::place(&archiver, &customer, reason.as_deref(), now, Duration::from_secs(wait)).await?;
+            print_json(&serde_json::json!({"held": hold}))?;
+        }
+        Command::Hold { customer: None, .. } => anyhow::bail!("--customer or --list"),
         Command::Restore { customer, id: Some(id), wait, .. } => {
             let archiver = startup::build(settings, Transport::BATCH, false).await?;
             let outcome = match ops::restore(&archiver, &customer, &id, Duration::from_secs(wait)).await? {

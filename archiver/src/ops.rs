@@ -123,7 +123,7 @@ pub struct Shadowed {
 /// run lease back (a run ends within `ARCHIVE_TIME_BUDGET_SECONDS`).
 pub const DEFAULT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
-async fn take_lease(archiver: &Archiver, patience: std::time::Duration) -> anyhow::Result<RunLease> {
+pub(crate) async fn take_lease(archiver: &Archiver, patience: std::time::Duration) -> anyhow::Result<RunLease> {
     RunLease::acquire_waiting(archiver.archive.clone(), patience)
         .await
         .context("taking the run lease")?
@@ -216,6 +216,7 @@ async fn check_batch(
             }
             Some(_) => match archiver.archive.delete_if_match(&blob.name, &blob.etag).await {
                 Ok(()) => {
+                    tiering::index::remove_for_copy(archiver.archive.as_ref(), &blob.name, &meta).await;
                     report.withdrawn += 1;
                     "withdrawn"
                 }
@@ -252,6 +253,8 @@ pub struct ForgetReport {
     pub cosmos: &'static str,
     pub archive: &'static str,
     pub blob: String,
+    /// The partition is on hold: nothing is erased while it lasts.
+    pub held: bool,
     pub note: &'static str,
 }
 
@@ -279,8 +282,12 @@ pub async fn forget(
         cosmos: "absent",
         archive: "absent",
         blob: blob.clone(),
+        held: false,
         note: FORGET_NOTE,
     };
+    report.held = crate::retention::is_held(archiver.archive.as_ref(), customer_id)
+        .await
+        .context("looking for a hold on the partition")?;
     if !confirm {
         match archiver.cosmos.read(customer_id, id).await {
             Ok(_) => report.cosmos = "present",
@@ -294,7 +301,16 @@ pub async fn forget(
         }
         return Ok(report);
     }
+    anyhow::ensure!(
+        !report.held,
+        "{customer_id:?} is on hold (archiver hold --list): nothing is erased while the hold lasts; release it first"
+    );
     let lease = take_lease(archiver, patience).await?;
+    // A hold placed while this waited for the lease (holds are placed under it).
+    if crate::retention::is_held(archiver.archive.as_ref(), customer_id).await.context("looking for a hold")? {
+        lease.release().await;
+        anyhow::bail!("{customer_id:?} was put on hold meanwhile: nothing erased");
+    }
     let result = erase(archiver, customer_id, id, &blob, &mut report).await;
     lease.release().await;
     result.map(|()| report)
@@ -320,6 +336,9 @@ async fn erase(
         };
         match archiver.archive.delete_if_match(blob, &info.etag).await {
             Ok(()) => {
+                if let Ok(meta) = ArchiveMeta::from_metadata(&info.metadata) {
+                    tiering::index::remove_for_copy(archiver.archive.as_ref(), blob, &meta).await;
+                }
                 report.archive = "deleted";
                 return Ok(());
             }

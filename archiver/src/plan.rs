@@ -125,6 +125,45 @@ pub struct Plan {
     pub cost: Cost,
     /// What this plan itself spent.
     pub plan_request_units: f64,
+    /// With `ARCHIVE_RETENTION_DAYS`: what the next runs would expire.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention: Option<RetentionPlan>,
+}
+
+/// What retention would delete from the archive now (a full scan of its metadata).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetentionPlan {
+    pub retention_days: u32,
+    /// Copies dated before this expire.
+    pub cutoff: String,
+    pub expire: u64,
+    pub bytes_stored: u64,
+    pub bytes: u64,
+    /// Copies past retention kept for holds, and how many partitions are on hold.
+    pub held: u64,
+    pub holds: u64,
+}
+
+/// Counts what retention would expire, deleting nothing.
+pub async fn retention(archiver: &Archiver, now: DateTime<Utc>) -> Result<Option<RetentionPlan>, StoreError> {
+    let Some(days) = archiver.settings.retention_days else { return Ok(None) };
+    let field = &archiver.settings.stores.age_field;
+    let cutoff = Archiver::cutoff(field, now, days);
+    let held = crate::retention::held(archiver.archive.as_ref()).await?;
+    let far = tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600);
+    let report =
+        crate::retention::expire(&archiver.archive, field, &cutoff, &held, true, crate::retention::PAGE, far, &|| true)
+            .await?;
+    Ok(Some(RetentionPlan {
+        retention_days: days,
+        cutoff: cutoff.to_metadata(),
+        expire: report.expired,
+        bytes_stored: report.expired_bytes_stored,
+        bytes: report.expired_bytes_raw,
+        held: report.held,
+        holds: held.len() as u64,
+    }))
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -206,7 +245,9 @@ pub async fn plan(archiver: &Archiver, now: DateTime<Utc>, options: &PlanOptions
     let counts = count(archiver, &cutoff, options.max_request_units).await?;
     let sample = sample(archiver, &cutoff, options.sample).await?;
     let trips = round_trips(archiver, &sample.to_read).await;
-    Ok(estimate(settings, now, &cutoff, options, &counts, &sample, &trips))
+    let mut plan = estimate(settings, now, &cutoff, options, &counts, &sample, &trips);
+    plan.retention = retention(archiver, now).await?;
+    Ok(plan)
 }
 
 /// What the counting walk found.
@@ -466,6 +507,7 @@ pub fn estimate(
             prices: p.clone(),
         },
         plan_request_units: round2(spent),
+        retention: None,
     }
 }
 
@@ -567,6 +609,20 @@ pub fn render(plan: &Plan) -> String {
         c.prices.blob_reads_per_10k,
         c.prices.request_units_per_million
     );
+    if let Some(r) = &plan.retention {
+        let _ = writeln!(
+            out,
+            "retention    {} days: {} archived copies dated before {} expire ({:.1} MB stored, {:.1} MB of JSON); \
+             {} past it kept for {} hold(s)",
+            r.retention_days,
+            r.expire,
+            r.cutoff,
+            mb(r.bytes_stored),
+            mb(r.bytes),
+            r.held,
+            r.holds
+        );
+    }
     let _ = writeln!(out, "this plan spent {:.0} RU", plan.plan_request_units);
     out
 }

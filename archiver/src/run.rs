@@ -8,6 +8,7 @@
 //!    means our read is stale; anything else (the same second with another version,
 //!    unreadable metadata) is a *conflict*: nothing is written or deleted;
 //! 3. the copy is read back, decompressed and checked against the hash and length;
+//!    then its list index entry is written ([`crate::index`]);
 //! 4. only then is the record deleted from Cosmos with `If-Match: <_etag>`.
 //!
 //! So at every instant a record is readable from at least one tier, and a record
@@ -28,7 +29,8 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use serde::Serialize;
 use tiering::archive::{Archive, PutCondition};
-use tiering::codec::{self, AgeStamp, ArchiveMeta};
+use tiering::codec::{self, AgeLookup, AgeStamp, ArchiveMeta};
+use tiering::index;
 use tiering::record::RawDocument;
 use tiering::settings::ArchiverSettings;
 use tiering::store::StoreError;
@@ -39,8 +41,8 @@ use crate::budget::RuBudget;
 use crate::concurrency::{AdaptiveLimit, Slot};
 use crate::decide::{self, Deletion, Eligibility, ExistingCopy, PartitionValue, WithdrawCopy};
 use crate::lease::{LeaseHolds, RunLease};
-use crate::restamp;
 use crate::startup::Archiver;
+use crate::{index as backfill_index, restamp, retention};
 
 /// A progress line every this many records, so a long run shows it is alive.
 const PROGRESS_EVERY: u64 = 500;
@@ -156,6 +158,19 @@ pub struct Summary {
     pub withdraw_failed: u64,
     /// Archived copies whose age stamp was brought up to the current age field.
     pub restamped: u64,
+    /// Archived copies past `ARCHIVE_RETENTION_DAYS` deleted from the archive
+    /// (a dry run: that would be), and their stored bytes.
+    pub expired: u64,
+    pub expired_bytes: u64,
+    /// Copies past retention kept because their partition is on hold.
+    pub held: u64,
+    /// List index entries written for copies archived before the index (or under
+    /// another age field), and whether every copy has one (then lists use it).
+    pub indexed: u64,
+    pub index_complete: bool,
+    /// False while the expiry scan has not reached the end of the archive since
+    /// it last started over (it resumes there the next night); true without retention.
+    pub expiry_complete: bool,
     pub bytes_read: u64,
     pub bytes_stored: u64,
     pub compression_ratio: f64,
@@ -240,6 +255,9 @@ impl Summary {
                     changed_during_run = self.changed_during_run, deleted_by_others = self.deleted_by_others,
                     conflicts = self.conflicts, not_aged = self.not_aged, blocked = self.blocked, failed = self.failed,
                     withdrawn = self.withdrawn, withdraw_failed = self.withdraw_failed, restamped = self.restamped,
+                    expired = self.expired, expired_bytes = self.expired_bytes, held = self.held,
+                    expiry_complete = self.expiry_complete, indexed = self.indexed,
+                    index_complete = self.index_complete,
                     bytes_read = self.bytes_read, bytes_stored = self.bytes_stored,
                     compression_ratio = self.compression_ratio, request_units = self.request_units,
                     throttled = self.throttled, concurrency = self.concurrency,
@@ -316,20 +334,45 @@ impl Archiver {
             let restamp_deadline = started + self.settings.time_budget / 4;
             let concurrency = self.settings.concurrency;
             let field = &self.settings.stores.age_field;
-            match restamp::restamp(&self.archive, field, concurrency, restamp_deadline, &lease_holds).await {
-                Ok(report) => {
-                    summary.restamped = report.restamped;
-                    if !report.complete {
-                        summary.status = RunStatus::Partial;
+            let stamped =
+                match restamp::restamp(&self.archive, field, concurrency, restamp_deadline, &lease_holds).await {
+                    Ok(report) => {
+                        summary.restamped = report.restamped;
+                        if !report.complete {
+                            summary.status = RunStatus::Partial;
+                        }
+                        report.complete
                     }
-                }
-                Err(e) => {
-                    // Not fatal: if a store is down, the archive pass meets it too.
-                    error!(error = %e, "re-stamping archived copies stopped; the next run continues");
-                    summary.status = RunStatus::Partial;
+                    Err(e) => {
+                        // Not fatal: if a store is down, the archive pass meets it too.
+                        error!(error = %e, "re-stamping archived copies stopped; the next run continues");
+                        summary.status = RunStatus::Partial;
+                        false
+                    }
+                };
+            // Then, once every copy carries the current field's stamp, index the
+            // copies that have no list entry under it, in at most another quarter
+            // (once done, one HEAD per run). Readers list as before meanwhile, so
+            // an unfinished step does not make the run partial.
+            if stamped {
+                let deadline =
+                    (Instant::now() + self.settings.time_budget / 4).min(started + self.settings.time_budget);
+                match backfill_index::backfill(
+                    &self.archive,
+                    field,
+                    concurrency,
+                    backfill_index::PAGE,
+                    deadline,
+                    &lease_holds,
+                )
+                .await
+                {
+                    Ok(report) => (summary.indexed, summary.index_complete) = (report.indexed, report.complete),
+                    Err(e) => error!(error = %e, "indexing archived copies stopped; the next run continues"),
                 }
             }
         }
+        self.expire(&mut summary, now, dry_run, started, &lease_holds).await;
         let budget = RuBudget::new(self.settings.max_ru_per_second);
         let pass = Pass { archiver: self, cutoff, dry_run, budget, now, lease_holds: &lease_holds };
         pass.archive_aged(&mut summary, deadline, observe).await;
@@ -352,6 +395,51 @@ impl Archiver {
         }
         summary.log();
         summary
+    }
+}
+
+impl Archiver {
+    /// Retention (`ARCHIVE_RETENTION_DAYS`): deletes archived copies past it, not
+    /// on hold, in at most a quarter of the run's time; an unfinished scan resumes
+    /// the next night, so it does not make the run partial.
+    async fn expire(
+        &self,
+        summary: &mut Summary,
+        now: DateTime<Utc>,
+        dry_run: bool,
+        started: Instant,
+        lease_holds: &LeaseHolds<'_>,
+    ) {
+        let Some(days) = self.settings.retention_days else {
+            summary.expiry_complete = true;
+            return;
+        };
+        let field = &self.settings.stores.age_field;
+        let cutoff = Self::cutoff(field, now, days);
+        let deadline = (Instant::now() + self.settings.time_budget / 4).min(started + self.settings.time_budget);
+        let held = match retention::held(self.archive.as_ref()).await {
+            Ok(held) => held,
+            Err(e) => {
+                // Without the holds nothing may expire; the archive pass meets the outage too.
+                error!(error = %e, "the holds could not be read; nothing expired this run");
+                summary.status = RunStatus::Partial;
+                return;
+            }
+        };
+        match retention::expire(&self.archive, field, &cutoff, &held, dry_run, retention::PAGE, deadline, lease_holds)
+            .await
+        {
+            Ok(report) => {
+                summary.expired = report.expired;
+                summary.expired_bytes = report.expired_bytes_stored;
+                summary.held = report.held;
+                summary.expiry_complete = report.complete;
+            }
+            Err(e) => {
+                error!(error = %e, "expiring archived copies stopped; the next run continues");
+                summary.status = RunStatus::Partial;
+            }
+        }
     }
 }
 
@@ -531,7 +619,16 @@ impl Pass<'_> {
             return Prep::Failed(format!("record {id:?}: the compression task failed"));
         };
         let meta = ArchiveMeta { sha256, length: body_len, etag: etag.clone(), ts, stamp, archived_at: self.now };
-        Prep::Ready(Box::new(Prepared { customer_id, id, etag, name, raw_len: body_len, compressed, meta }))
+        // Its list index entry (tiering::index): a name too long for Azure means
+        // the record could not be listed once archived, so it stays hot.
+        let entry = match meta.age_under(field) {
+            AgeLookup::Known(age) => match index::entry_name(&customer_id, field, &age, &id) {
+                Ok(entry) => entry,
+                Err(e) => return Prep::Blocked { reason: format!("its list index entry: {e}"), id },
+            },
+            AgeLookup::Missing | AgeLookup::NeedsBody => return Prep::NotAged,
+        };
+        Prep::Ready(Box::new(Prepared { customer_id, id, etag, name, entry, raw_len: body_len, compressed, meta }))
     }
 
     /// Steps 2 to 4 for one prepared record, and the withdrawal a definite failure calls for.
@@ -540,8 +637,8 @@ impl Pass<'_> {
         let (raw, stored) = (p.raw_len, p.compressed.len() as u64);
 
         // 2. Copy.
-        let (blob_etag, already) = match copy(archive, p, self.lease_holds).await {
-            Copied::Stored { etag, already } => (etag, already),
+        let (blob_etag, already, replaced) = match copy(archive, p, self.lease_holds).await {
+            Copied::Stored { etag, already, replaced } => (etag, already, replaced),
             Copied::Done(result) => return result,
         };
 
@@ -554,6 +651,17 @@ impl Pass<'_> {
                 let withdrawal = withdraw(archive, p, &blob_etag, self.lease_holds).await;
                 return RecordResult { withdrawal, ..failed(format!("verifying copy: {why}"), None) };
             }
+        }
+
+        // 3b. The list index entry, before the record leaves Cosmos (crate::index).
+        if let Err(e) = index::write(archive, &p.entry, &p.meta).await {
+            return failed(format!("writing the list index entry: {e}"), Some(&e));
+        }
+        if let Some(old) = replaced.and_then(|old| index::entry_of(&p.customer_id, &p.id, &old, self.age_field()))
+            && old != p.entry
+        {
+            // The older copy was dated otherwise: its entry now names nothing.
+            index::remove(archive, &old).await;
         }
 
         // 4. Delete the exact version we copied.
@@ -589,6 +697,12 @@ impl Pass<'_> {
     }
 }
 
+impl Pass<'_> {
+    fn age_field(&self) -> &tiering::record::AgeField {
+        &self.archiver.settings.stores.age_field
+    }
+}
+
 fn failed(reason: String, err: Option<&StoreError>) -> RecordResult {
     RecordResult::new(Outcome::Failed { reason, outage: err.is_some_and(StoreError::is_outage) })
 }
@@ -600,8 +714,9 @@ fn lease_may_lapse(step: &str) -> RecordResult {
 /// What the copy step left.
 #[derive(Debug)]
 enum Copied {
-    /// A copy of our version is stored at this ETag (`already`: it was there before).
-    Stored { etag: String, already: bool },
+    /// A copy of our version is stored at this ETag (`already`: it was there
+    /// before; `replaced`: the older copy it replaced).
+    Stored { etag: String, already: bool, replaced: Option<ArchiveMeta> },
     /// The record's pass ends here, with this result (nothing was deleted).
     Done(RecordResult),
 }
@@ -611,7 +726,7 @@ enum Copied {
 async fn copy(archive: &dyn Archive, p: &Prepared, lease_holds: &LeaseHolds<'_>) -> Copied {
     let metadata = || p.meta.to_metadata();
     let existing = match archive.put(&p.name, p.compressed.clone(), metadata(), PutCondition::Absent).await {
-        Ok(etag) => return Copied::Stored { etag, already: false },
+        Ok(etag) => return Copied::Stored { etag, already: false, replaced: None },
         Err(StoreError::AlreadyExists) => match archive.head(&p.name).await {
             Ok(existing) => existing,
             Err(e) => return Copied::Done(failed(format!("inspecting existing copy: {e}"), Some(&e))),
@@ -622,14 +737,14 @@ async fn copy(archive: &dyn Archive, p: &Prepared, lease_holds: &LeaseHolds<'_>)
     };
     let meta = ArchiveMeta::from_metadata(&existing.metadata);
     match decide::existing_copy(meta.as_ref(), &p.meta) {
-        ExistingCopy::SameVersion => Copied::Stored { etag: existing.etag, already: true },
+        ExistingCopy::SameVersion => Copied::Stored { etag: existing.etag, already: true, replaced: None },
         ExistingCopy::ReplaceOlder => {
             if !lease_holds() {
                 return Copied::Done(lease_may_lapse("replacing the older copy"));
             }
             let condition = PutCondition::Matches(existing.etag);
             match archive.put(&p.name, p.compressed.clone(), metadata(), condition).await {
-                Ok(etag) => Copied::Stored { etag, already: false },
+                Ok(etag) => Copied::Stored { etag, already: false, replaced: meta.ok() },
                 Err(StoreError::PreconditionFailed) => {
                     warn!(blob = %p.name, ours = %p.etag, "the archived copy changed while it was being replaced; left alone");
                     Copied::Done(RecordResult::new(Outcome::Conflict))
@@ -682,7 +797,11 @@ async fn withdraw(archive: &dyn Archive, p: &Prepared, blob_etag: &str, lease_ho
         return Withdrawal::Failed;
     }
     match archive.delete_if_match(&p.name, blob_etag).await {
-        Ok(()) => Withdrawal::Withdrawn,
+        Ok(()) => {
+            // Its entry, if it was written, names nothing now.
+            index::remove(archive, &p.entry).await;
+            Withdrawal::Withdrawn
+        }
         Err(StoreError::PreconditionFailed | StoreError::NotFound) => Withdrawal::NotOurs,
         Err(e) => {
             error!(blob = %p.name, customer_id = %p.customer_id, id = %p.id, error = %e, "a copy that should have been withdrawn is still in the archive; run `archiver verify --shadowed`");
@@ -705,6 +824,8 @@ struct Prepared {
     id: String,
     etag: String,
     name: String,
+    /// Its list index entry.
+    entry: String,
     raw_len: u64,
     compressed: Bytes,
     meta: ArchiveMeta,
@@ -734,6 +855,7 @@ mod tests {
             id: "r1".into(),
             etag: etag.into(),
             name: "v1/c1/r1.json.zst".into(),
+            entry: index::entry_name("c1", &AgeField::Ts, &AgeValue::Seconds(ts), "r1").unwrap(),
             raw_len: body.len() as u64,
             compressed: codec::compress(body).into(),
             meta,
@@ -755,8 +877,8 @@ mod tests {
     async fn the_copy_is_created_once_and_the_same_version_is_kept() {
         let archive = MemoryArchive::new();
         let p = prepared(br#"{"id":"r1"}"#, "\"e2\"", 200);
-        let Copied::Stored { etag, already: false } = copy(&archive, &p, HOLDS).await else { panic!("created") };
-        let Copied::Stored { etag: again, already: true } = copy(&archive, &p, HOLDS).await else { panic!("kept") };
+        let Copied::Stored { etag, already: false, .. } = copy(&archive, &p, HOLDS).await else { panic!("created") };
+        let Copied::Stored { etag: again, already: true, .. } = copy(&archive, &p, HOLDS).await else { panic!("kept") };
         assert_eq!(etag, again, "the same version is not rewritten");
         assert_eq!(verify(&archive, &p.name, &p.meta).await.ok(), Some(()));
     }

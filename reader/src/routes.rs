@@ -224,14 +224,17 @@ pub async fn list_records(
     let from_text = q.from.map(|d| d.to_string());
     let to_text = q.to.map(|d| d.to_string());
     let fingerprint = token::fingerprint(&customer_id, field.name(), from_text.as_deref(), to_text.as_deref());
-    let after =
-        q.token.as_deref().map(|t| token::decode(t, &fingerprint, &field)).transpose().map_err(ApiError::BadRequest)?;
+    let (after, marker) = match q.token.as_deref().map(|t| token::decode(t, &fingerprint, &field)).transpose() {
+        Ok(Some((cursor, marker))) => (Some(cursor), marker),
+        Ok(None) => (None, None),
+        Err(message) => return Err(ApiError::BadRequest(message)),
+    };
     let window = Window {
         from: q.from.map(|d| field.start_of(d)),
         until: q.to.and_then(|d| d.succ_opt()).map(|d| field.start_of(d)),
         after,
     };
-    let page = logged("list", started, tiers.list(&customer_id, &window, q.page_size).await)?;
+    let (page, marker) = logged("list", started, tiers.list(&customer_id, &window, q.page_size, marker).await)?;
     let latency_us = started.elapsed().as_micros() as u64;
     let archived = page.items.iter().filter(|c| c.tier == Tier::Archive).count();
     info!(route = "list", status = 200, items = page.items.len(), archived, latency_us, "read");
@@ -245,7 +248,7 @@ pub async fn list_records(
         body.put_slice(&item.payload);
     }
     body.put_slice(b"],\"continuationToken\":");
-    let next = page.next.map(|c| token::encode(&fingerprint, &c));
+    let next = page.next.map(|c| token::encode(&fingerprint, &c, marker.as_deref()));
     body.put_slice(serde_json::to_string(&next).unwrap_or_else(|_| "null".into()).as_bytes());
     body.put_u8(b'}');
     let content_type = HeaderValue::from_str(&tiers.contract.content_type).unwrap_or(HeaderValue::from_static(JSON));

@@ -45,6 +45,7 @@ pub async fn build(settings: &ReaderSettings, transport: Transport) -> anyhow::R
         request_timeout: settings.request_timeout,
         page_max_bytes: settings.page_max_bytes,
         gate,
+        index: Default::default(),
         upstream: match &settings.upstream {
             None => None,
             Some(url) => {

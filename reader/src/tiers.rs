@@ -16,7 +16,7 @@ use tiering::layout::{self, LayoutError};
 use tiering::listing::{self, Candidate, Page, Tier, TierList, TierLists, Window};
 use tiering::record::{AgeField, AgeValue, RawDocument};
 use tiering::store::StoreError;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::connection::CosmosConnection;
 use crate::error::{ARCHIVE, ApiError, COSMOS};
@@ -59,6 +59,34 @@ pub struct Tiers {
     pub upstream: Option<crate::writes::Upstream>,
     /// Callers' authentication (the profile's `[auth]`; docs/auth.md).
     pub gate: crate::auth::Gate,
+    /// Whether lists may use the list index (`tiering::index`).
+    pub index: Arc<IndexState>,
+}
+
+/// Whether the archive's list index holds every copy under the current age
+/// field: asked at most once a minute until it does, then never again (it stays
+/// so while the field stays, and a field change restarts the reader).
+#[derive(Debug, Default)]
+pub struct IndexState {
+    ready: std::sync::atomic::AtomicBool,
+    checked: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+/// How often lists look again whether the index is complete, until it is.
+const INDEX_CHECK_EVERY: Duration = Duration::from_secs(60);
+/// Listing calls one list page may make on the index (each up to 5,000 entries).
+const MAX_INDEX_CALLS: usize = 8;
+
+/// The archive side of a list page read from the index.
+struct Indexed {
+    list: TierList<Bytes>,
+    /// Each candidate's uncompressed length, from its entry.
+    lengths: HashMap<String, u64>,
+    /// Per candidate (in order), the marker of the index page it was listed from.
+    starts: Vec<(tiering::listing::Cursor, Option<String>)>,
+    /// The last index page read: where it started, and the marker after it.
+    last_start: Option<String>,
+    last_next: Option<String>,
 }
 
 fn cosmos_err(e: StoreError) -> ApiError {
@@ -131,7 +159,19 @@ impl Tiers {
     /// with an error log naming the blob, and the listing goes on past them, so one
     /// bad copy never makes a customer's records unpageable. `archiver verify`
     /// finds them; a point read of such a record answers 500 (corrupt) or 404 (gone).
-    pub async fn list(&self, customer_id: &str, window: &Window, n: usize) -> Result<Page<Bytes>, ApiError> {
+    ///
+    /// With the list index (`tiering::index`) the archive side reads in
+    /// proportion to the page: index entries from `marker` (the token's), and
+    /// the page's own copies; the answer's second part is the marker for the
+    /// next page. Without it (until the archiver has indexed every copy), the
+    /// partition's copies are listed as a whole, and no marker is returned.
+    pub async fn list(
+        &self,
+        customer_id: &str,
+        window: &Window,
+        n: usize,
+        marker: Option<String>,
+    ) -> Result<(Page<Bytes>, Option<String>), ApiError> {
         let field = self.age_field.clone();
         let cosmos_store = self.cosmos.get().await?;
         let slice = cosmos_store
@@ -151,7 +191,15 @@ impl Tiers {
                 .collect(),
             boundary: slice.boundary,
         };
-        let (mut archive, listed_etags) = self.archived_candidates(customer_id, window, n + 1).await?;
+        let (mut archive, listed_etags, indexed) = if self.index_ready().await {
+            let mut indexed = self.indexed_candidates(customer_id, window, n + 1, marker).await?;
+            let lengths = indexed.lengths.iter().map(|(id, len)| (id.clone(), (String::new(), *len))).collect();
+            let list = std::mem::replace(&mut indexed.list, TierList { items: Vec::new(), boundary: None });
+            (list, lengths, Some(indexed))
+        } else {
+            let (list, etags) = self.archived_candidates(customer_id, window, n + 1).await?;
+            (list, etags, None)
+        };
         let ids: Vec<String> = archive.items.iter().map(|c| c.id.clone()).collect();
         let in_cosmos = cosmos_store.versions(customer_id, &ids).await.map_err(cosmos_err)?;
         for c in &mut archive.items {
@@ -180,16 +228,136 @@ impl Tiers {
             page.items.truncate(keep);
             page.next = page.items.last().map(|c| tiering::listing::Cursor { age: c.age.clone(), id: c.id.clone() });
         }
+        let next_marker = match (&indexed, &page.next) {
+            (Some(indexed), Some(next)) => next_marker(indexed, next),
+            _ => None,
+        };
         // Fetch the archived bodies on this page only, in order, a few at a time.
+        // From the index, a copy is served only at the position its entry names.
+        let by_index = indexed.is_some();
         let items: Vec<Option<Candidate<Bytes>>> = futures::stream::iter(page.items)
             .map(|c| {
-                let etag = listed_etags.get(&c.id).map(|(etag, _)| etag.clone());
-                self.with_body(customer_id, c, etag)
+                let etag = listed_etags.get(&c.id).map(|(etag, _)| etag.clone()).filter(|e| !e.is_empty());
+                self.with_body(customer_id, c, etag, by_index)
             })
             .buffered(FETCH_CONCURRENCY)
             .try_collect()
             .await?;
-        Ok(Page { items: items.into_iter().flatten().collect(), next: page.next })
+        Ok((Page { items: items.into_iter().flatten().collect(), next: page.next }, next_marker))
+    }
+
+    /// True when lists may read the index ([`IndexState`]).
+    async fn index_ready(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        if self.index.ready.load(Ordering::Acquire) {
+            return true;
+        }
+        {
+            let Ok(mut checked) = self.index.checked.lock() else { return false };
+            if checked.is_some_and(|t| t.elapsed() < INDEX_CHECK_EVERY) {
+                return false;
+            }
+            *checked = Some(std::time::Instant::now());
+        }
+        match tiering::index::complete_for(self.archive.as_ref(), &self.age_field).await {
+            Ok(true) => {
+                info!(age_field = %self.age_field.name(), "lists read the list index from now on");
+                self.index.ready.store(true, Ordering::Release);
+                true
+            }
+            Ok(false) => false,
+            Err(e) => {
+                warn!(error = %e, "whether the list index is complete could not be read; listing as before");
+                false
+            }
+        }
+    }
+
+    /// The first archived records of the partition in the window, from the
+    /// index: entries from `marker` on, in listing order, until `limit` are in
+    /// the window, the window's lower bound is passed, or the index ends.
+    async fn indexed_candidates(
+        &self,
+        customer_id: &str,
+        window: &Window,
+        limit: usize,
+        marker: Option<String>,
+    ) -> Result<Indexed, ApiError> {
+        use tiering::listing::Cursor;
+        let field = &self.age_field;
+        let prefix = tiering::index::partition_prefix(customer_id, field);
+        // Entries already passed (up to a page's worth) are read again: ask for that many more.
+        let fetch = (limit * 2).clamp(10, 5000) as u32;
+        let mut marker = marker;
+        let (mut items, mut starts, mut lengths) = (Vec::new(), Vec::new(), HashMap::new());
+        let (mut seen_last, mut last_start, mut last_next, mut ended) = (None, None, None, false);
+        for _ in 0..MAX_INDEX_CALLS {
+            let start = marker.clone();
+            let (entries, next) =
+                self.archive.list_page(&prefix, start.as_deref(), fetch).await.map_err(archive_err)?;
+            for entry in entries {
+                let Some((age, id)) = tiering::index::parse_entry_name(&entry.name, &prefix, field) else { continue };
+                seen_last = Some(Cursor { age: age.clone(), id: id.clone() });
+                if window.from.as_ref().is_some_and(|from| age < *from) {
+                    // Every later entry is older still: nothing more in the window.
+                    ended = true;
+                    break;
+                }
+                if !window.contains(&age, &id) {
+                    continue;
+                }
+                let length = tiering::index::EntryMeta::from_metadata(&entry.metadata).map_or(0, |m| m.length);
+                lengths.insert(id.clone(), length);
+                starts.push((Cursor { age: age.clone(), id: id.clone() }, start.clone()));
+                items.push(Candidate { age, id, tier: Tier::Archive, shadowed: false, payload: Bytes::new() });
+            }
+            (last_start, last_next) = (start, next.clone());
+            match next {
+                Some(next) if !ended => marker = Some(next),
+                _ => {
+                    ended = true;
+                    break;
+                }
+            }
+            if items.len() >= limit {
+                break;
+            }
+        }
+        self.drop_stale_duplicates(customer_id, &mut items).await?;
+        let boundary = if ended { None } else { seen_last };
+        Ok(Indexed { list: TierList { items, boundary }, lengths, starts, last_start, last_next })
+    }
+
+    /// A record re-archived under another age value can have two entries on one
+    /// page (the old one until it is cleaned up): only the one at the position
+    /// its copy has now is kept.
+    async fn drop_stale_duplicates(
+        &self,
+        customer_id: &str,
+        items: &mut Vec<Candidate<Bytes>>,
+    ) -> Result<(), ApiError> {
+        let mut count: HashMap<&str, usize> = HashMap::new();
+        for c in items.iter() {
+            *count.entry(c.id.as_str()).or_default() += 1;
+        }
+        let twice: Vec<String> = count.into_iter().filter(|(_, n)| *n > 1).map(|(id, _)| id.to_owned()).collect();
+        for id in twice {
+            let current = match layout::blob_name(customer_id, &id) {
+                Ok(name) => match self.archive.head(&name).await {
+                    Ok(info) => {
+                        match ArchiveMeta::from_metadata(&info.metadata).map(|m| m.age_under(&self.age_field)) {
+                            Ok(AgeLookup::Known(age)) => Some(age),
+                            _ => None,
+                        }
+                    }
+                    Err(StoreError::NotFound) => None,
+                    Err(e) => return Err(archive_err(e)),
+                },
+                Err(_) => None,
+            };
+            items.retain(|c| c.id != id || current.as_ref() == Some(&c.age));
+        }
+        Ok(())
     }
 
     /// The first `limit` archived records of the customer in the window, ordered by
@@ -281,6 +449,7 @@ impl Tiers {
         customer_id: &str,
         mut c: Candidate<Bytes>,
         listed_etag: Option<String>,
+        at_position: bool,
     ) -> Result<Option<Candidate<Bytes>>, ApiError> {
         if c.tier == Tier::Cosmos {
             return Ok(Some(c));
@@ -306,6 +475,12 @@ impl Tiers {
             return Ok(None);
         }
         match verified(stored.body, &stored.info.metadata).await {
+            Ok((doc, _)) if at_position && doc.sort_key(&self.age_field).as_ref() != Some(&c.age) => {
+                // An index entry left by an earlier version: the copy is listed
+                // at its own entry's position (or it moved back to Cosmos).
+                debug!(blob = %name, "a stale list index entry skipped");
+                Ok(None)
+            }
             Ok((doc, _)) => {
                 c.payload = Bytes::from(self.contract.body(&doc));
                 Ok(Some(c))
@@ -315,6 +490,23 @@ impl Tiers {
                 Ok(None)
             }
         }
+    }
+}
+
+/// The index marker the next page starts listing from: where the first archive
+/// candidate past the page's end was listed, so it is listed again; when every
+/// candidate was consumed, the marker after the last index page read (or that
+/// page's own start, if the index ended there, so records archived after it are
+/// found). Entries before the marker are all at or before the page's end.
+fn next_marker(indexed: &Indexed, next: &tiering::listing::Cursor) -> Option<String> {
+    use std::cmp::Ordering;
+    let unconsumed = indexed
+        .starts
+        .iter()
+        .find(|(at, _)| tiering::listing::listing_order((&at.age, &at.id), (&next.age, &next.id)) == Ordering::Greater);
+    match unconsumed {
+        Some((_, start)) => start.clone(),
+        None => indexed.last_next.clone().or_else(|| indexed.last_start.clone()),
     }
 }
 

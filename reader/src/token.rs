@@ -26,6 +26,10 @@ struct Payload {
     /// Position: age value and id of the last record consumed.
     a: AgeValue,
     i: String,
+    /// Where the next page lists the archive's index from (a listing marker of
+    /// the storage service; `tiering::index`), when lists read the index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    m: Option<String>,
 }
 
 /// The fingerprint of a list query; tokens only continue the query they came from.
@@ -35,15 +39,24 @@ pub fn fingerprint(customer_id: &str, age_field: &str, from: Option<&str>, to: O
     sha256_hex(text.as_bytes())[..16].to_owned()
 }
 
-pub fn encode(query: &str, cursor: &Cursor) -> String {
-    let payload = Payload { v: VERSION, q: query.to_owned(), a: cursor.age.clone(), i: cursor.id.clone() };
+pub fn encode(query: &str, cursor: &Cursor, marker: Option<&str>) -> String {
+    let payload = Payload {
+        v: VERSION,
+        q: query.to_owned(),
+        a: cursor.age.clone(),
+        i: cursor.id.clone(),
+        m: marker.map(str::to_owned),
+    };
     let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&payload).unwrap_or_default());
     let check = &sha256_hex(body.as_bytes())[..12];
     format!("{body}.{check}")
 }
 
-/// Decodes a token for `query`; the error is the 400 message.
-pub fn decode(token: &str, query: &str, field: &AgeField) -> Result<Cursor, String> {
+/// Decodes a token for `query` into its position and index marker; the error
+/// is the 400 message. A forged marker grants nothing either: it only moves
+/// where the partition's own index is read from, and entries at or before the
+/// position are skipped wherever the listing starts.
+pub fn decode(token: &str, query: &str, field: &AgeField) -> Result<(Cursor, Option<String>), String> {
     let invalid = || "continuationToken is invalid".to_owned();
     if token.len() > MAX_TOKEN_LEN {
         return Err(invalid());
@@ -68,7 +81,7 @@ pub fn decode(token: &str, query: &str, field: &AgeField) -> Result<Cursor, Stri
     if !kind_matches {
         return Err(invalid());
     }
-    Ok(Cursor { age: payload.a, id: payload.i })
+    Ok((Cursor { age: payload.a, id: payload.i }, payload.m))
 }
 
 #[cfg(test)]
@@ -79,9 +92,15 @@ mod tests {
     fn round_trips_and_rejects_tampering() {
         let q = fingerprint("c1", "_ts", Some("2025-01-01"), None);
         let cursor = Cursor { age: AgeValue::Seconds(1_700_000_000), id: "inv/ü \"1\"".into() };
-        let token = encode(&q, &cursor);
+        let token = encode(&q, &cursor, None);
         assert!(token.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)), "{token}");
-        assert_eq!(decode(&token, &q, &AgeField::Ts).unwrap(), cursor);
+        assert_eq!(decode(&token, &q, &AgeField::Ts).unwrap(), (cursor.clone(), None));
+        // With the index's marker, and a token from before markers existed.
+        let marked = encode(&q, &cursor, Some("2!96!MDAwMDQ3IXgxL2MvX3RzLzE-"));
+        assert_eq!(decode(&marked, &q, &AgeField::Ts).unwrap().1.as_deref(), Some("2!96!MDAwMDQ3IXgxL2MvX3RzLzE-"));
+        let old = URL_SAFE_NO_PAD.encode(serde_json::json!({"v": 1, "q": q, "a": 1_700_000_000, "i": "r"}).to_string());
+        let old = format!("{old}.{}", &sha256_hex(old.as_bytes())[..12]);
+        assert_eq!(decode(&old, &q, &AgeField::Ts).unwrap().1, None);
 
         let mut flipped = token.clone().into_bytes();
         flipped[3] = if flipped[3] == b'A' { b'B' } else { b'A' };

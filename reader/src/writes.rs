@@ -226,7 +226,12 @@ async fn remove_copy(tiers: &Tiers, partition_key: &str, id: &str) {
     match tiers.archive.head(&name).await {
         Err(tiering::store::StoreError::NotFound) => {}
         Ok(info) => match tiers.archive.delete_if_match(&name, &info.etag).await {
-            Ok(()) => info!(partition_key, id, "deleted: its stale archived copy removed too"),
+            Ok(()) => {
+                if let Ok(meta) = tiering::codec::ArchiveMeta::from_metadata(&info.metadata) {
+                    tiering::index::remove_for_copy(tiers.archive.as_ref(), &name, &meta).await;
+                }
+                info!(partition_key, id, "deleted: its stale archived copy removed too");
+            }
             Err(e) => {
                 tracing::error!(partition_key, id, error = %e, "deleted, but its archived copy could not be removed: it serves the record until `archiver forget` removes it")
             }

@@ -77,6 +77,16 @@ impl Archive for HookedArchive {
         call(&self.hooks.before_delete, name).await;
         self.inner.delete_leased(name, etag, lease_id).await
     }
+    async fn list_page(
+        &self,
+        prefix: &str,
+        marker: Option<&str>,
+        max: u32,
+    ) -> Result<(Vec<BlobInfo>, Option<String>), StoreError> {
+        call(&self.hooks.before_list, prefix).await;
+        self.inner.list_page(prefix, marker, max).await
+    }
+
     fn list(&self, prefix: &str) -> futures::stream::BoxStream<'static, Result<BlobInfo, StoreError>> {
         use futures::StreamExt;
         let (inner, hook, prefix) = (self.inner.clone(), self.hooks.before_list.clone(), prefix.to_owned());

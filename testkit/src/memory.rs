@@ -100,7 +100,12 @@ impl MemoryArchive {
     }
 
     fn info(name: &str, blob: &Blob) -> BlobInfo {
-        BlobInfo { name: name.to_owned(), etag: blob.etag.clone(), metadata: blob.metadata.clone() }
+        BlobInfo {
+            name: name.to_owned(),
+            etag: blob.etag.clone(),
+            metadata: blob.metadata.clone(),
+            size: blob.body.len() as u64,
+        }
     }
 }
 
@@ -184,6 +189,29 @@ impl Archive for MemoryArchive {
         }
         state.blobs.remove(name);
         Ok(())
+    }
+
+    async fn list_page(
+        &self,
+        prefix: &str,
+        marker: Option<&str>,
+        max: u32,
+    ) -> Result<(Vec<BlobInfo>, Option<String>), StoreError> {
+        // Azurite's markers: the last name returned; the next page starts after it.
+        let state = self.state();
+        let after = marker.unwrap_or("");
+        let mut listed: Vec<BlobInfo> = state
+            .blobs
+            .range(prefix.to_owned()..)
+            .take_while(|(name, _)| name.starts_with(prefix))
+            .filter(|(name, _)| name.as_str() > after)
+            .take(max as usize + 1)
+            .map(|(name, blob)| Self::info(name, blob))
+            .collect();
+        let more = listed.len() > max as usize;
+        listed.truncate(max as usize);
+        let next = if more { listed.last().map(|b| b.name.clone()) } else { None };
+        Ok((listed, next))
     }
 
     fn list(&self, prefix: &str) -> BoxStream<'static, Result<BlobInfo, StoreError>> {

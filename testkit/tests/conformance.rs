@@ -104,6 +104,24 @@ async fn table(archive: &dyn Archive) -> Vec<(&'static str, String)> {
     let listed: Vec<(String, Option<String>)> =
         archive.list("v1/c/").map_ok(|i| (i.name, i.metadata.get("n").cloned())).try_collect().await.unwrap();
     log.push(("list a prefix, in name order, with metadata", format!("{listed:?}")));
+    let sizes: Vec<u64> = archive.list("v1/c/").map_ok(|i| i.size).try_collect().await.unwrap();
+    log.push(("list gives each blob's stored size", format!("{sizes:?}")));
+
+    // Pages from markers: a marker names a position, so blobs written after it
+    // are listed and blobs gone are not.
+    let names = |page: &[tiering::archive::BlobInfo]| page.iter().map(|b| b.name.clone()).collect::<Vec<_>>();
+    archive.put("v1/c/c.json.zst", body.clone(), md(&[]), PutCondition::Absent).await.unwrap();
+    let (page, next) = archive.list_page("v1/c/", None, 1).await.unwrap();
+    log.push(("a first page of one", format!("{:?} more {}", names(&page), next.is_some())));
+    let (page, next) = archive.list_page("v1/c/", next.as_deref(), 1).await.unwrap();
+    log.push(("the page after its marker", format!("{:?} more {}", names(&page), next.is_some())));
+    archive.put("v1/c/bb.json.zst", body.clone(), md(&[]), PutCondition::Absent).await.unwrap();
+    archive.put("v1/c/0.json.zst", body.clone(), md(&[]), PutCondition::Absent).await.unwrap();
+    let (page, last) = archive.list_page("v1/c/", next.as_deref(), 10).await.unwrap();
+    log.push((
+        "written after the marker: listed; before it: not",
+        format!("{:?} more {}", names(&page), last.is_some()),
+    ));
     log
 }
 

@@ -15,7 +15,7 @@ use azure_core::http::{ClientOptions, Etag, StatusCode};
 use azure_storage_blob::models::{
     BlobClientAcquireLeaseOptions, BlobClientDeleteOptions, BlobClientDownloadOptions,
     BlobClientGetPropertiesResultHeaders, BlobClientSetMetadataOptions, BlobClientUploadOptions,
-    BlobContainerClientListBlobsOptions, HttpRange, ListBlobsIncludeItem,
+    BlobContainerClientListBlobsOptions, BlobItem, HttpRange, ListBlobsIncludeItem,
 };
 use azure_storage_blob::{BlobContainerClient, BlobContainerClientOptions};
 use bytes::Bytes;
@@ -48,6 +48,8 @@ pub struct BlobInfo {
     pub name: String,
     pub etag: String,
     pub metadata: HashMap<String, String>,
+    /// Bytes stored (compressed).
+    pub size: u64,
 }
 
 /// A stored blob with its body (still compressed).
@@ -84,6 +86,17 @@ pub trait Archive: Send + Sync + std::fmt::Debug {
     async fn delete_leased(&self, name: &str, etag: &str, lease_id: &str) -> Result<(), StoreError>;
     /// Every blob under `prefix`, with metadata, page by page as the service returns them.
     fn list(&self, prefix: &str) -> BoxStream<'static, Result<BlobInfo, StoreError>>;
+    /// One page of at most `max` blobs under `prefix` (with metadata), from
+    /// `marker` (a marker this listing returned before; `None`: the start), in
+    /// name order, and the marker of the next page (`None`: none after it).
+    /// Markers are the service's own and name a position, not a blob, so they
+    /// stay valid while blobs come and go.
+    async fn list_page(
+        &self,
+        prefix: &str,
+        marker: Option<&str>,
+        max: u32,
+    ) -> Result<(Vec<BlobInfo>, Option<String>), StoreError>;
     /// Takes a lease of `seconds` (15 to 60) on an existing blob, under the lease id
     /// `proposed` (so a retried request that had succeeded succeeds again); `false`
     /// when someone else holds a lease.
@@ -198,7 +211,13 @@ impl Archive for BlobArchive {
 
     async fn head(&self, name: &str) -> Result<BlobInfo, StoreError> {
         let response = self.container.blob_client(name).get_properties(None).await?;
-        Ok(BlobInfo { name: name.to_owned(), etag: etag_string(response.etag()?), metadata: response.metadata()? })
+        let size = response.content_length()?.unwrap_or_default();
+        Ok(BlobInfo {
+            name: name.to_owned(),
+            etag: etag_string(response.etag()?),
+            metadata: response.metadata()?,
+            size,
+        })
     }
 
     async fn get(&self, name: &str) -> Result<StoredBlob, StoreError> {
@@ -212,17 +231,18 @@ impl Archive for BlobArchive {
             ..Default::default()
         };
         let response = self.container.blob_client(name).download(Some(options)).await?;
-        let info = BlobInfo {
-            name: name.to_owned(),
-            etag: etag_string(response.properties.etag.clone()),
-            metadata: response.properties.metadata.clone(),
-        };
         let size = response
             .headers
             .get_optional_str(&"content-range".into())
             .and_then(|range| range.rsplit_once('/'))
             .and_then(|(_, total)| total.parse::<u64>().ok())
             .or(response.properties.content_length);
+        let info = BlobInfo {
+            name: name.to_owned(),
+            etag: etag_string(response.properties.etag.clone()),
+            metadata: response.properties.metadata.clone(),
+            size: size.unwrap_or_default(),
+        };
         if let Some(size) = size.filter(|s| *s > codec::MAX_STORED_BYTES) {
             return Err(StoreError::Corrupt(codec::CodecError::Corrupt(format!(
                 "the stored blob is {size} bytes, over the {} a record can compress to",
@@ -282,6 +302,26 @@ impl Archive for BlobArchive {
         Ok(())
     }
 
+    async fn list_page(
+        &self,
+        prefix: &str,
+        marker: Option<&str>,
+        max: u32,
+    ) -> Result<(Vec<BlobInfo>, Option<String>), StoreError> {
+        let options = BlobContainerClientListBlobsOptions {
+            prefix: Some(prefix.to_owned()),
+            marker: marker.map(str::to_owned),
+            maxresults: Some(max.clamp(1, 5000) as i32),
+            include: Some(vec![ListBlobsIncludeItem::Metadata]),
+            ..Default::default()
+        };
+        let mut pages = self.container.list_blobs(Some(options))?.into_pages();
+        let Some(page) = pages.try_next().await? else { return Ok((Vec::new(), None)) };
+        let page = page.into_model()?;
+        let blobs = page.blob_items.into_iter().filter_map(blob_info).collect();
+        Ok((blobs, page.next_marker.filter(|m| !m.is_empty())))
+    }
+
     fn list(&self, prefix: &str) -> BoxStream<'static, Result<BlobInfo, StoreError>> {
         let options = BlobContainerClientListBlobsOptions {
             prefix: Some(prefix.to_owned()),
@@ -290,14 +330,22 @@ impl Archive for BlobArchive {
         };
         match self.container.list_blobs(Some(options)) {
             Err(e) => Box::pin(futures::stream::once(async move { Err(e.into()) })),
-            Ok(pager) => Box::pin(pager.map_err(StoreError::from).try_filter_map(|item| async move {
-                let Some(name) = item.name else { return Ok(None) };
-                let etag = etag_string(item.properties.and_then(|p| p.etag));
-                let metadata = item.metadata.and_then(|m| m.values).unwrap_or_default();
-                Ok(Some(BlobInfo { name, etag, metadata }))
-            })),
+            Ok(pager) => {
+                Box::pin(pager.map_err(StoreError::from).try_filter_map(|item| async move { Ok(blob_info(item)) }))
+            }
         }
     }
+}
+
+/// A listed blob, if it has a name.
+fn blob_info(item: BlobItem) -> Option<BlobInfo> {
+    let name = item.name?;
+    let (etag, size) = match item.properties {
+        Some(p) => (etag_string(p.etag), p.content_length.unwrap_or_default()),
+        None => (String::new(), 0),
+    };
+    let metadata = item.metadata.and_then(|m| m.values).unwrap_or_default();
+    Some(BlobInfo { name, etag, metadata, size })
 }
 
 #[cfg(test)]

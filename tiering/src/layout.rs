@@ -49,6 +49,25 @@ pub fn parse_blob_name(name: &str) -> Result<(String, String), LayoutError> {
     Ok((decode(customer).ok_or_else(not_ours)?, decode(id).ok_or_else(not_ours)?))
 }
 
+/// Where holds live: one empty blob per partition-key value on hold, outside
+/// the layout's prefix (docs/operations.md, "Retention and holds").
+pub const HOLDS_PREFIX: &str = "holds/";
+
+/// The hold blob of a partition-key value.
+pub fn hold_name(partition_key: &str) -> String {
+    format!("{HOLDS_PREFIX}{}", encode(partition_key))
+}
+
+/// The partition-key value a hold blob names, if it is one.
+pub fn parse_hold_name(name: &str) -> Option<String> {
+    decode(name.strip_prefix(HOLDS_PREFIX)?)
+}
+
+/// A value as one name segment of this layout (percent-encoded: no `/`).
+pub(crate) fn encode_segment(s: &str) -> String {
+    encode(s)
+}
+
 fn encode(s: &str) -> String {
     utf8_percent_encode(s, ESCAPED).to_string()
 }
@@ -63,6 +82,17 @@ fn decode(s: &str) -> Option<String> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn holds_name_their_partition_one_to_one() {
+        for pk in ["cust-a", "cust b+ü", "tenants/eu/1", "50% off", ".."] {
+            let name = hold_name(pk);
+            assert!(name.starts_with(HOLDS_PREFIX) && !name[HOLDS_PREFIX.len()..].contains('/'), "{name}");
+            assert_eq!(parse_hold_name(&name).as_deref(), Some(pk));
+        }
+        assert_eq!(parse_hold_name("holds/a%2"), None);
+        assert_eq!(parse_hold_name("v1/a/b.json.zst"), None);
+    }
 
     #[test]
     fn awkward_ids_get_safe_names() {

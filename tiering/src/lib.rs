@@ -12,6 +12,7 @@
 //! - [`record`]: a record as raw JSON; ids, age field, system properties. Pure.
 //! - [`contract`]: the read contract an adopter describes (`contract.toml`). Pure.
 //! - [`layout`]: `(customerId, id)` <-> blob name. Pure, reversible.
+//! - [`index`]: the list index: entry names in listing order. Pure, reversible.
 //! - [`codec`]: compression, integrity hash, blob metadata. Pure.
 //! - [`listing`]: the cross-tier listing order, window and page merge. Pure.
 //! - [`settings`]: the only place that reads environment variables.
@@ -35,6 +36,7 @@ pub mod contract;
 pub mod cosmos;
 pub mod host;
 pub mod identity;
+pub mod index;
 pub mod layout;
 pub mod listing;
 pub mod moveback;

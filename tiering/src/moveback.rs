@@ -314,7 +314,11 @@ async fn delete_copy(
             return Err(MoveBackError::Fenced("the record is hot again, but its archived copy stays"));
         }
         match archive.delete_leased(name, &etag, hold).await {
-            Ok(()) => return Ok(true),
+            Ok(()) => {
+                // Its list index entry names nothing now (best effort: readers skip it anyway).
+                crate::index::remove_for_copy(archive, name, meta).await;
+                return Ok(true);
+            }
             Err(StoreError::NotFound) => return Ok(false),
             Err(StoreError::PreconditionFailed) => match archive.head(name).await {
                 Ok(info) => match ArchiveMeta::from_metadata(&info.metadata) {

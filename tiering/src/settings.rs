@@ -242,6 +242,10 @@ pub struct ArchiverSettings {
     pub schedule: String,
     /// False holds the limit at `concurrency` instead of letting it adapt.
     pub adaptive: bool,
+    /// Archived copies dated more than this many days ago are deleted from the
+    /// archive by the nightly run, unless their partition is on hold
+    /// (`ARCHIVE_RETENTION_DAYS`; `None`: kept for ever).
+    pub retention_days: Option<u32>,
 }
 
 /// 30 days: a billing record is still written for weeks after its invoice date
@@ -270,6 +274,7 @@ impl ArchiverSettings {
             time_budget: Duration::from_secs(DEFAULT_TIME_BUDGET_SECONDS),
             schedule: DEFAULT_SCHEDULE.to_owned(),
             adaptive: true,
+            retention_days: None,
         }
     }
 
@@ -297,6 +302,24 @@ impl ArchiverSettings {
         let schedule = r.or("ARCHIVE_SCHEDULE", DEFAULT_SCHEDULE);
         parse_schedule(&schedule).map_err(|message| SettingsError { name: "ARCHIVE_SCHEDULE", message })?;
         let adaptive = parse_bool(&r, "ARCHIVE_CONCURRENCY_ADAPTIVE", true)?;
+        // Unset or 0: retention is off. A record is archived before it can expire.
+        let retention_days = match r.ranged(
+            "ARCHIVE_RETENTION_DAYS",
+            0u32,
+            0..=36_500,
+            "a whole number of days (0: off)",
+        )? {
+            0 => None,
+            days if days <= after_days => {
+                return Err(SettingsError {
+                    name: "ARCHIVE_RETENTION_DAYS",
+                    message: format!(
+                        "is {days}, not more than ARCHIVE_AFTER_DAYS ({after_days}): records would expire before they are archived"
+                    ),
+                });
+            }
+            days => Some(days),
+        };
         Ok(Self {
             stores,
             after_days,
@@ -307,6 +330,7 @@ impl ArchiverSettings {
             time_budget: Duration::from_secs(budget),
             schedule,
             adaptive,
+            retention_days,
         })
     }
 }

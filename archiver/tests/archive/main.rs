@@ -36,6 +36,7 @@ mod lease;
 mod ops;
 mod plan;
 mod protocol;
+mod retention;
 mod run;
 
 fn date_days_ago(days: i64) -> NaiveDate {
