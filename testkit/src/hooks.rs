@@ -8,6 +8,7 @@ use tiering::store::StoreError;
 
 type Hook = Arc<dyn Fn(String) -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
 type GetFilter = Arc<dyn Fn(&str, StoredBlob) -> Result<StoredBlob, StoreError> + Send + Sync>;
+type PutRefusal = Arc<dyn Fn(&str) -> Option<StoreError> + Send + Sync>;
 
 /// Calls made through a [`HookedArchive`] run these first (each gets the blob name,
 /// or the prefix for `before_list`); `after_get` may rewrite what a download returned.
@@ -17,6 +18,8 @@ pub struct Hooks {
     pub after_get: Option<GetFilter>,
     pub before_delete: Option<Hook>,
     pub before_list: Option<Hook>,
+    /// An upload of a name this returns an error for fails with it, unwritten.
+    pub refuse_put: Option<PutRefusal>,
 }
 
 impl std::fmt::Debug for Hooks {
@@ -48,6 +51,9 @@ impl Archive for HookedArchive {
         metadata: std::collections::HashMap<String, String>,
         condition: PutCondition,
     ) -> Result<String, StoreError> {
+        if let Some(error) = self.hooks.refuse_put.as_ref().and_then(|refuse| refuse(name)) {
+            return Err(error);
+        }
         self.inner.put(name, body, metadata, condition).await
     }
     async fn head(&self, name: &str) -> Result<BlobInfo, StoreError> {

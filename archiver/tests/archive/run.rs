@@ -177,3 +177,28 @@ async fn a_record_written_within_the_quiet_period_stays_hot_until_it_has_passed(
         assert!(f.in_cosmos(r).await, "young records stay, quiet period or not");
     }
 }
+
+#[tokio::test]
+async fn copies_archived_before_the_list_index_are_indexed_by_the_next_run() {
+    let f = fixture().await;
+    let first = f.plain(4).run(Utc::now(), false).await;
+    assert_eq!((first.archived, first.index_complete), (7, true), "{first:?}");
+    let field = f.stores.age_field.clone();
+    // An archive from before the index: no entries, no marker.
+    let entries: Vec<String> =
+        f.blob.list(tiering::index::INDEX_PREFIX).map_ok(|b| b.name).try_collect().await.unwrap();
+    assert_eq!(entries.len(), 7, "one entry per copy");
+    for name in entries.iter().chain([&tiering::index::INDEX_MARKER.to_owned()]) {
+        let info = f.blob.head(name).await.unwrap();
+        f.blob.delete_if_match(name, &info.etag).await.unwrap();
+    }
+    assert!(!tiering::index::complete_for(&f.blob, &field).await.unwrap());
+    let next = f.plain(4).run(Utc::now(), false).await;
+    assert_eq!((next.indexed, next.index_complete, next.archived), (7, true, 0), "{next:?}");
+    assert!(tiering::index::complete_for(&f.blob, &field).await.unwrap());
+    let again: Vec<String> = f.blob.list(tiering::index::INDEX_PREFIX).map_ok(|b| b.name).try_collect().await.unwrap();
+    assert_eq!(again, entries, "the same entries");
+    // Once complete, a run only looks at the marker.
+    let quiet = f.plain(4).run(Utc::now(), false).await;
+    assert_eq!((quiet.indexed, quiet.index_complete), (0, true));
+}
