@@ -156,6 +156,9 @@ var gatewaySubnetRules = [for (subnet, i) in readerGatewaySubnetIds: {
 var gatewayRules = concat(gatewayIpRules, gatewaySubnetRules)
 var readerInbound = readerBehindGateway ? { defaultAction: 'Deny', rules: gatewayRules } : { defaultAction: 'Allow', rules: [] }
 
+@description('Deploy the Azure Monitor workbook of the archive (docs/operations.md, "The dashboard").')
+param deployWorkbook bool = true
+
 @description('Where alerts are mailed.')
 param alertEmail string
 param reader5xxPercent int = 5
@@ -334,6 +337,26 @@ module monitoring 'monitoring.bicep' = {
 resource cosmos 'Microsoft.DocumentDB/databaseAccounts@2024-11-15' existing = {
   scope: resourceGroup(cosmosResourceGroup)
   name: cosmosAccountName
+}
+
+// --- The dashboard: a workbook over the apps' own log lines and both tiers' size metrics.
+// Its queries read the run summary and the reader's "read" lines; archiver/src/run.rs
+// and reader/tests/dashboard.rs check every field they read against real lines.
+var workbookData = replace(replace(replace(loadTextContent('workbook.json'),
+  '__ARCHIVE_ACCOUNT_ID__', archiveStorage.id),
+  '__COSMOS_ACCOUNT_ID__', cosmos.id),
+  '__INSIGHTS_ID__', insights.id)
+
+resource workbook 'Microsoft.Insights/workbooks@2023-06-01' = if (deployWorkbook) {
+  name: guid(resourceGroup().id, namePrefix, 'billing-archive-workbook')
+  location: location
+  kind: 'shared'
+  properties: {
+    displayName: 'Billing archive (${namePrefix})'
+    category: 'workbook'
+    sourceId: insights.id
+    serializedData: workbookData
+  }
 }
 
 // --- Function Apps -------------------------------------------------------------------

@@ -529,7 +529,7 @@ fn fit(points: &[(f64, f64)]) -> (f64, f64) {
 }
 
 /// How often the schedule fires, per day, over the next week.
-fn runs_per_day(schedule: &str, now: DateTime<Utc>) -> f64 {
+pub(crate) fn runs_per_day(schedule: &str, now: DateTime<Utc>) -> f64 {
     let Ok(schedule) = parse_schedule(schedule) else { return 0.0 };
     let week = now + chrono::Duration::days(7);
     let start = now - chrono::Duration::seconds(1);

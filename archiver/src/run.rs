@@ -48,6 +48,8 @@ use crate::{index as backfill_index, restamp, retention};
 const PROGRESS_EVERY: u64 = 500;
 /// Blocked records named in a run's log (the summary counts them all).
 const BLOCKED_LOGGED: usize = 100;
+/// The most request units a partial run spends counting its backlog.
+pub const BACKLOG_MAX_RU: f64 = 20_000.0;
 
 /// What happened to one record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,6 +170,15 @@ pub struct Summary {
     /// another age field), and whether every copy has one (then lists use it).
     pub indexed: u64,
     pub index_complete: bool,
+    /// After a partial run: the aged records still in Cosmos (a walk of at most
+    /// [`BACKLOG_MAX_RU`]; `backlogExact` false when it stopped there: a lower
+    /// bound), and the nights that takes at this run's pace and the schedule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backlog: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backlog_exact: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nights_left: Option<f64>,
     /// False while the expiry scan has not reached the end of the archive since
     /// it last started over (it resumes there the next night); true without retention.
     pub expiry_complete: bool,
@@ -257,7 +268,8 @@ impl Summary {
                     withdrawn = self.withdrawn, withdraw_failed = self.withdraw_failed, restamped = self.restamped,
                     expired = self.expired, expired_bytes = self.expired_bytes, held = self.held,
                     expiry_complete = self.expiry_complete, indexed = self.indexed,
-                    index_complete = self.index_complete,
+                    index_complete = self.index_complete, backlog = self.backlog,
+                    backlog_exact = self.backlog_exact, nights_left = self.nights_left,
                     bytes_read = self.bytes_read, bytes_stored = self.bytes_stored,
                     compression_ratio = self.compression_ratio, request_units = self.request_units,
                     throttled = self.throttled, concurrency = self.concurrency,
@@ -376,6 +388,9 @@ impl Archiver {
         let budget = RuBudget::new(self.settings.max_ru_per_second);
         let pass = Pass { archiver: self, cutoff, dry_run, budget, now, lease_holds: &lease_holds };
         pass.archive_aged(&mut summary, deadline, observe).await;
+        if summary.status == RunStatus::Partial && !dry_run {
+            self.count_backlog(&mut summary, now).await;
+        }
         if let Some(lease) = lease {
             lease.release().await;
         }
@@ -399,6 +414,25 @@ impl Archiver {
 }
 
 impl Archiver {
+    /// After a partial run, what is left: the dashboard's "nights left" (one
+    /// light walk of the aged records, bounded by [`BACKLOG_MAX_RU`]).
+    async fn count_backlog(&self, summary: &mut Summary, now: DateTime<Utc>) {
+        match crate::plan::count(self, &self.cutoffs(now), BACKLOG_MAX_RU).await {
+            Ok(counts) => {
+                summary.request_units += counts.request_charge;
+                summary.backlog = Some(counts.records);
+                summary.backlog_exact = Some(!counts.partial);
+                let per_run = (summary.archived + summary.already_archived) as f64;
+                let runs_per_day = crate::plan::runs_per_day(&self.settings.schedule, now);
+                if per_run > 0.0 && runs_per_day > 0.0 {
+                    let nights = (counts.records as f64 / per_run).ceil() / runs_per_day;
+                    summary.nights_left = Some((nights * 10.0).round() / 10.0);
+                }
+            }
+            Err(e) => warn!(error = %e, "the backlog left by this partial run could not be counted"),
+        }
+    }
+
     /// Retention (`ARCHIVE_RETENTION_DAYS`): deletes archived copies past it, not
     /// on hold, in at most a quarter of the run's time; an unfinished scan resumes
     /// the next night, so it does not make the run partial.
@@ -992,6 +1026,52 @@ mod tests {
             );
         }
         assert_eq!(line["status"], "failed");
+    }
+
+    /// The dashboard (infra-bicep/workbook.json) reads the run summary line by its
+    /// message and field names: every `run.<field>` a query reads must be in a
+    /// real line, as the production log format writes it.
+    #[test]
+    fn the_workbook_queries_read_fields_the_run_summary_line_has() {
+        let book: serde_json::Value = serde_json::from_str(include_str!("../../infra-bicep/workbook.json")).unwrap();
+        let queries: Vec<String> = book["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|i| i["content"]["query"].as_str().map(str::to_owned))
+            .filter(|q| q.contains("archive run finished"))
+            .collect();
+        assert!(queries.len() >= 4, "the workbook's run queries");
+        let lines = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let sink = lines.clone();
+        let subscriber =
+            tiering::telemetry::json_subscriber(tiering::telemetry::EnvFilter::new("info"), move || Sink(sink.clone()));
+        // A partial run: the optional fields (the backlog) are there too.
+        let summary = Summary {
+            status: RunStatus::Partial,
+            backlog: Some(10),
+            backlog_exact: Some(true),
+            nights_left: Some(2.0),
+            ..Default::default()
+        };
+        tracing::subscriber::with_default(subscriber, || summary.log());
+        let output = String::from_utf8(lines.lock().unwrap().clone()).unwrap();
+        let line: serde_json::Value = serde_json::from_str(output.trim()).expect("one JSON line");
+        assert_eq!(line["message"], "archive run finished");
+        let mut fields: Vec<&str> = queries.iter().flat_map(|q| q.split("run.").skip(1).map(ident)).collect();
+        fields.sort_unstable();
+        fields.dedup();
+        for f in
+            ["archived", "failed", "conflicts", "blocked", "throttled", "request_units", "nights_left", "bytes_stored"]
+        {
+            assert!(fields.contains(&f), "the workbook reads run.{f}");
+        }
+        for field in fields {
+            assert!(
+                line.get(field).is_some(),
+                "the workbook reads `run.{field}`, which the summary line lacks: {line}"
+            );
+        }
     }
 
     fn quoted_after<'a>(text: &'a str, prefix: &str, end: char) -> Option<&'a str> {

@@ -9,6 +9,7 @@
 //! - [`drive`]: the sample data set, seeding and timed reads shared by the demo and the benchmark.
 //! - [`openapi`]: the OpenAPI document of a contract profile, derived from the default's.
 //! - [`stats`]: percentiles and the storage-cost model the demo prints.
+//! - [`report`]: the demo's report as a self-contained HTML page with charts.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
@@ -17,6 +18,7 @@ pub mod current_api;
 pub mod drive;
 pub mod host;
 pub mod openapi;
+pub mod report;
 pub mod stats;
 
 use std::path::PathBuf;

@@ -137,6 +137,7 @@ class Template:
 
     def __init__(self, path):
         self.name = os.path.basename(path)
+        self.path = path
         with open(path, encoding="utf-8") as f:
             self.text = f.read()
         try:
@@ -821,6 +822,37 @@ def alerts(x):
              f"{key}: enabled {t.src(p.get('enabled'))}, scopes {scopes}, actionGroups {acts}")
         need([c for c in ((p.get("criteria") or {}).get("allOf") or []) if c.get("query")], f"{key}: no query")
     return ", ".join(key for key, _, _ in rules)
+
+
+WORKBOOK = "Microsoft.Insights/workbooks"
+
+
+@rule("dashboard: the workbook deployed by default, from workbook.json, on the archive, the Cosmos account and "
+      "Application Insights")
+def dashboard(x):
+    """docs/operations.md, "The dashboard": deployed unless deployWorkbook=false; its queries are workbook.json's
+    (their fields are checked against real log lines by the Rust tests) and its charts point at this deployment."""
+    p = x.m.params.get("deployWorkbook") or {}
+    need(p.get("type") == "bool" and p.get("default") is True, f"deployWorkbook: {p.get('type')} = {p.get('default')}")
+    books = [s for s, r in x.m.resources.items() if r.get("type", "").lower() == WORKBOOK.lower()]
+    need(len(books) == 1, f"workbooks: {books}")
+    key = books[0]
+    need(x.m.condition(key) == "deployWorkbook", f"{key} deployed if ({x.m.condition(key)})")
+    props = x.m.body(key)[1].get("properties") or {}
+    need(x.m.src(props.get("sourceId")) == f"{x.one(INSIGHTS)}.id", f"sourceId {x.m.src(props.get('sourceId'))}")
+    data = x.m.src(x.m.follow(props.get("serializedData")))
+    want = [("loadTextContent('workbook.json')", None), ("'__ARCHIVE_ACCOUNT_ID__'", f"{x.archive()}.id"),
+            ("'__COSMOS_ACCOUNT_ID__'", f"{x.existing_cosmos(x.m)[0]}.id"), ("'__INSIGHTS_ID__'", f"{x.one(INSIGHTS)}.id")]
+    for placeholder, value in want:
+        need(placeholder in data and (value is None or f"{placeholder}, {value})" in data), f"serializedData = {data}")
+    with open(os.path.join(os.path.dirname(x.m.path), "workbook.json"), encoding="utf-8") as f:
+        book = json.load(f)
+    text = json.dumps(book)
+    for placeholder, _ in want[1:]:
+        need(placeholder.strip("'") in text, f"workbook.json does not use {placeholder}")
+    queries = [i for i in book.get("items", []) if i.get("type") == 3]
+    need(len(queries) >= 8, f"workbook.json has {len(queries)} queries")
+    return f"{key}: {len(queries)} queries, {sum(i.get('type') == 10 for i in book['items'])} metric charts"
 
 
 @rule("Function Apps: each its own Flex Consumption plan, custom runtime, system-assigned identity, HTTPS/TLS 1.2 only")

@@ -100,6 +100,10 @@ MUTATIONS = [
     ("reader auth", M, "  priority: 100 + i\n  ipAddress: cidr", "  priority: 100 + i\n  ipAddress: '0.0.0.0/0'"),
     ("reader auth", M, "{ name: 'READER_AUTH', value: readerAuth }", "{ name: 'READER_AUTH', value: 'function-key' }"),
     ("reader auth", M, "param readerAuth string = 'function-key'", "param readerAuth string = 'anonymous'"),
+    ("dashboard", M, "param deployWorkbook bool = true", "param deployWorkbook bool = false"),
+    ("dashboard", M, "'__COSMOS_ACCOUNT_ID__', cosmos.id)", "'__COSMOS_ACCOUNT_ID__', archiveStorage.id)"),
+    ("dashboard", M, "= if (deployWorkbook) {", "= if (false) {"),
+    ("dashboard", M, "    sourceId: insights.id\n    serializedData", "    sourceId: logs.id\n    serializedData"),
     ("archiver: the archive writer role", M, "scope: archiveBlobContainer\n  name: guid(archiveBlobContainer.id, "
      "sites[archiverIndex]", "scope: archiveStorage\n  name: guid(archiveBlobContainer.id, sites[archiverIndex]"),
     ("reader: Storage Blob Data Reader", M, "'Microsoft.Authorization/roleDefinitions', blobDataReader)",

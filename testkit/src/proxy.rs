@@ -25,6 +25,9 @@ pub struct Proxy {
     /// Per connection: hold answers after this many bytes (`u64::MAX`: never).
     stall_answers_after: Arc<AtomicU64>,
     answered_bytes: Arc<AtomicU64>,
+    /// Requests seen: chunks from the client that start with an HTTP method
+    /// (HTTP/1.1 clients send the next request once the last was answered).
+    requests: Arc<AtomicU64>,
     /// The next request starting with these bytes is forwarded, and its answer lost.
     lose_answer_to: Arc<std::sync::Mutex<Option<Vec<u8>>>>,
 }
@@ -39,6 +42,7 @@ impl Proxy {
             stalled: Arc::new(AtomicBool::new(false)),
             stall_answers_after: Arc::new(AtomicU64::new(u64::MAX)),
             answered_bytes: Arc::new(AtomicU64::new(0)),
+            requests: Arc::new(AtomicU64::new(0)),
             lose_answer_to: Arc::new(std::sync::Mutex::new(None)),
         };
         let shared = proxy.clone();
@@ -89,6 +93,11 @@ impl Proxy {
         }
     }
 
+    /// Requests sent through the proxy so far (see the field's note).
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
     /// Bytes the store has sent through the proxy so far.
     pub fn answered_bytes(&self) -> u64 {
         self.answered_bytes.load(Ordering::Relaxed)
@@ -108,12 +117,19 @@ impl Proxy {
     ) {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
         let delay = self.one_way_micros.clone();
+        let requests = (!answers).then(|| self.requests.clone());
         let reader = async move {
             let mut buf = vec![0u8; 64 * 1024];
             loop {
                 match from.read(&mut buf).await {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
+                        const METHODS: [&[u8]; 6] = [b"GET ", b"PUT ", b"POST ", b"HEAD ", b"DELETE ", b"PATCH "];
+                        if let Some(requests) = &requests
+                            && METHODS.iter().any(|m| buf[..n].starts_with(m))
+                        {
+                            requests.fetch_add(1, Ordering::Relaxed);
+                        }
                         let due = tokio::time::Instant::now() + Duration::from_micros(delay.load(Ordering::Relaxed));
                         if tx.send((due, buf[..n].to_vec())).is_err() {
                             break;

@@ -11,9 +11,12 @@ async fn the_time_budget_stops_new_work_and_the_next_run_continues() {
     assert_eq!(partial.status, RunStatus::Partial, "{partial:?}");
     assert_eq!(partial.scanned, 0);
     assert!(!partial.is_failure());
+    // What is left is counted, for the dashboard: nothing archived, so no pace for "nights left".
+    assert_eq!((partial.backlog, partial.backlog_exact, partial.nights_left), (Some(7), Some(true), None));
     archiver.settings.time_budget = Duration::from_secs(120);
     let rest = archiver.run(Utc::now(), false).await;
     assert_eq!((rest.status, rest.archived), (RunStatus::Complete, f.old.len() as u64), "{rest:?}");
+    assert_eq!(rest.backlog, None, "a complete run leaves none");
 }
 
 #[tokio::test]

@@ -18,6 +18,10 @@
 //!   300 KB records from both tiers, with list pages bounded by bytes (the
 //!   default `READER_PAGE_MAX_BYTES`) against unbounded pages.
 //!
+//! - List pages (page size 50) of a customer with 20,000 archived records against
+//!   those of one with 100: the first and a middle page, p50 and p95, and the
+//!   requests each page sends to each store (the list index keeps them alike).
+//!
 //! Writes `target/bench/results.json`: each measurement with name, value, unit,
 //! baseline, ratio, target and pass.
 
@@ -69,8 +73,14 @@ struct Args {
     /// Reads per tier and kind for the latency comparison.
     #[arg(long, default_value_t = 150)]
     reads: usize,
+    /// Archived records of the large customer in the list measurement (the small one has 100).
+    #[arg(long, default_value_t = 20_000)]
+    list_records: usize,
+    /// Requests per page and customer in the list measurement.
+    #[arg(long, default_value_t = 30)]
+    list_rounds: usize,
     /// Which measurements to run (all by default).
-    #[arg(long, value_delimiter = ',', default_value = "archive,reads,memory,lists")]
+    #[arg(long, value_delimiter = ',', default_value = "archive,reads,memory,lists,index")]
     parts: Vec<String>,
     #[arg(long, default_value = "dist")]
     dist: PathBuf,
@@ -552,6 +562,125 @@ async fn reads(args: &Args, rtt: u64, results: &mut Results) -> anyhow::Result<(
     Ok(())
 }
 
+/// List pages through the packaged reader for a customer with 100 archived
+/// records and one with `--list-records` (20,000): the first page and a middle
+/// one (page size 50), each asked `--list-rounds` times, p50 and p95, and the
+/// requests each page sends to each store. With the list index a page reads in
+/// proportion to the page, so the large customer's pages should cost about
+/// what the small one's do (target: within 2x).
+async fn list_pages(args: &Args, rtt: u64, results: &mut Results) -> anyhow::Result<()> {
+    let today = chrono::Utc::now().date_naive();
+    // Ten invoices a day, going back from 100 days ago, plus 20 recent ones each.
+    let customer = |name: &str, archived: usize| -> Vec<SampleRecord> {
+        (0..archived + 20)
+            .map(|i| {
+                let days = if i < 20 { 1 + i as i64 } else { 100 + (i as i64 - 20) / 10 };
+                testkit::sample::invoice(
+                    name,
+                    &format!("inv-{i:06}"),
+                    today - chrono::Duration::days(days),
+                    1_500,
+                    i as u64,
+                )
+            })
+            .collect()
+    };
+    let (small, large) = (customer("cust-small", 100), customer("cust-large", args.list_records));
+    say(format!("list pages at {rtt} ms: 100 and {} archived records", args.list_records));
+    let all: Vec<SampleRecord> = small.iter().chain(&large).cloned().collect();
+    let direct = fresh(&all).await?;
+    say(format!("  seeded {} records; archiving them, nightly run after nightly run", all.len()));
+    // As nights do: runs of a bounded time budget (the host stand-in, like the
+    // host, gives an HTTP call 230 s) until one is complete.
+    let mut settings = app_settings(&direct);
+    settings.insert("RUST_LOG".into(), "warn".into());
+    settings.insert("ARCHIVE_TIME_BUDGET_SECONDS".into(), "150".into());
+    let host = Host::start(AppFolder::load(&args.dist.join("archiver"))?, &settings).await?;
+    let mut archived = 0;
+    for run in 1..=40 {
+        let s = host.fire_timer("ArchiveBillingRecords").await?.return_value;
+        archived += s["archived"].as_u64().unwrap_or(0);
+        say(format!("  run {run}: {} archived ({archived} in all), {}", s["archived"], s["status"]));
+        if s["status"] == "complete" {
+            break;
+        }
+    }
+    host.stop().await?;
+    ensure!(archived == (100 + args.list_records) as u64, "archived {archived} of {}", 100 + args.list_records);
+    let network = Network::new(&direct, Duration::from_millis(rtt)).await?;
+    let stores = network.through(&direct);
+    let mut settings = app_settings(&stores);
+    settings.insert("RUST_LOG".into(), "warn".into());
+    let host = Host::start(AppFolder::load(&args.dist.join("reader"))?, &settings).await?;
+    let contract = tiering::contract::Contract::default_profile();
+    let list = contract.list.as_ref().context("the default profile lists")?;
+    let http = reqwest::Client::new();
+    let mut figures = Vec::new();
+    for (name, records) in [("cust-small", &small), ("cust-large", &large)] {
+        let path = list.fill(&contract.prefix, &std::collections::HashMap::from([("customerId", name)]));
+        let url = format!("{}{path}?pageSize=50", host.handler_url());
+        // Page to the middle once, for its token.
+        let pages = records.len().div_ceil(50);
+        let mut token: Option<String> = None;
+        for _ in 0..pages / 2 {
+            let next = match &token {
+                Some(t) => format!("{url}&continuationToken={t}"),
+                None => url.clone(),
+            };
+            let page: serde_json::Value = http.get(&next).send().await?.error_for_status()?.json().await?;
+            token = page["continuationToken"].as_str().map(str::to_owned);
+        }
+        let middle = format!("{url}&continuationToken={}", token.context("a middle page")?);
+        for (which, target) in [("first", url.clone()), ("middle", middle)] {
+            let mut times = Vec::new();
+            let (cosmos_before, blob_before) = (network.cosmos.requests(), network.blob.requests());
+            for _ in 0..args.list_rounds {
+                let started = Instant::now();
+                let page: serde_json::Value = http.get(&target).send().await?.error_for_status()?.json().await?;
+                times.push(started.elapsed());
+                ensure!(page["items"].as_array().is_some_and(|i| i.len() == 50), "{name} {which}: a short page");
+            }
+            let rounds = args.list_rounds as f64;
+            let cosmos = (network.cosmos.requests() - cosmos_before) as f64 / rounds;
+            let blob = (network.blob.requests() - blob_before) as f64 / rounds;
+            let ms = |q: f64| percentile(&times, q).unwrap_or_default().as_secs_f64() * 1000.0;
+            say(format!(
+                "  {name} {which} page: p50 {:.1} ms, p95 {:.1} ms; {cosmos:.1} Cosmos and {blob:.1} blob requests",
+                ms(50.0),
+                ms(95.0)
+            ));
+            figures.push((name, which, ms(50.0), ms(95.0), cosmos, blob));
+        }
+    }
+    host.stop().await?;
+    for which in ["first", "middle"] {
+        let find = |name: &str| figures.iter().find(|f| f.0 == name && f.1 == which).copied();
+        let (Some(small), Some(large)) = (find("cust-small"), find("cust-large")) else { continue };
+        for (label, s, l) in [("p50", small.2, large.2), ("p95", small.3, large.3)] {
+            results.ratio(
+                format!("list.{which}_page_{label}.{}_archived.{rtt}ms", args.list_records),
+                l,
+                "ms",
+                ("the same page of a customer with 100 archived", s),
+                Some(("<=", 2.0)),
+            );
+        }
+        results.plain(format!("list.{which}_page_cosmos_requests.100_archived.{rtt}ms"), small.4, "requests");
+        results.plain(format!("list.{which}_page_blob_requests.100_archived.{rtt}ms"), small.5, "requests");
+        results.plain(
+            format!("list.{which}_page_cosmos_requests.{}_archived.{rtt}ms", args.list_records),
+            large.4,
+            "requests",
+        );
+        results.plain(
+            format!("list.{which}_page_blob_requests.{}_archived.{rtt}ms", args.list_records),
+            large.5,
+            "requests",
+        );
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -572,6 +701,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if part("lists") {
         list_memory(&args, worst, &mut results).await?;
+    }
+    if part("index") {
+        list_pages(&args, worst, &mut results).await?;
     }
 
     if let Some(dir) = args.out.parent() {

@@ -17,6 +17,7 @@ use devhost::host::Host;
 use devhost::stats::{Prices, monthly_cost, percentile};
 use testkit::cosmos::{Indexing, ensure_container};
 use testkit::sample::{SampleRecord, same_data};
+use tiering::archive::{Archive, BlobArchive};
 use tiering::contract::Contract;
 use tiering::cosmos::CosmosStore;
 use tiering::record::AgeField;
@@ -58,6 +59,19 @@ struct Args {
     /// --contract); the default profile when absent.
     #[arg(long)]
     contract: Option<PathBuf>,
+}
+
+/// Archived copies now (the archive's layout prefix, a listing page at a time).
+async fn count_copies(archive: &BlobArchive) -> anyhow::Result<u64> {
+    let (mut n, mut marker) = (0u64, None::<String>);
+    loop {
+        let (page, next) = archive.list_page(tiering::layout::LAYOUT_PREFIX, marker.as_deref(), 5000).await?;
+        n += page.len() as u64;
+        match next {
+            Some(next) => marker = Some(next),
+            None => return Ok(n),
+        }
+    }
 }
 
 fn contract_name(args: &Args) -> String {
@@ -220,7 +234,31 @@ async fn main() -> anyhow::Result<()> {
     let archiver = Host::start(AppFolder::load(&args.dist.join("archiver"))?, &settings)
         .await
         .context("starting the archiver app")?;
+    // The archive's size while the run goes, for the HTML report's chart.
+    let archive = BlobArchive::new(&stores, Transport::INTERACTIVE)?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let run_started = Instant::now();
+    let sampler = tokio::spawn(async move {
+        let mut points = vec![(0.0, 0u64)];
+        let mut stopped = stopped;
+        loop {
+            if let Ok(n) = count_copies(&archive).await {
+                points.push((run_started.elapsed().as_secs_f64(), n));
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                _ = stopped.changed() => {
+                    if let Ok(n) = count_copies(&archive).await {
+                        points.push((run_started.elapsed().as_secs_f64(), n));
+                    }
+                    return points;
+                }
+            }
+        }
+    });
     let result = archiver.fire_timer("ArchiveBillingRecords").await?;
+    let _ = stop.send(true);
+    let archived_over_time = sampler.await.unwrap_or_default();
     let peak_rss = archiver.peak_rss_bytes();
     archiver.stop().await?;
     let s = &result.return_value;
@@ -290,6 +328,71 @@ async fn main() -> anyhow::Result<()> {
     let big_gb = 2_000_000.0 * 300_000.0 / 1e9;
     let (big_before, big_after) = monthly_cost(big_gb, hot_fraction, ratio, prices);
     let hot: Vec<Duration> = hot_before.iter().chain(&hot_after).copied().collect();
+    let report = devhost::report::DemoReport {
+        title: "Billing archive demo".into(),
+        facts: vec![
+            (
+                "records".into(),
+                format!(
+                    "seeded {}, archived {}, kept hot {}, failed {}",
+                    all.len(),
+                    num("archived"),
+                    new.len(),
+                    num("failed")
+                ),
+            ),
+            (
+                "compression".into(),
+                format!("{ratio:.2}x ({:.1} MB of JSON to {:.1} MB zstd)", mb(bytes_read), mb(bytes_stored)),
+            ),
+            (
+                "archive speed".into(),
+                format!(
+                    "{:.0} records/s over {secs:.1} s, {:.0} request units",
+                    num("archived") / secs.max(1e-3),
+                    num("requestUnits")
+                ),
+            ),
+            (
+                "hot reads".into(),
+                format!("p50 {} p99 {} ({} reads)", ms(percentile(&hot, 50.0)), ms(percentile(&hot, 99.0)), hot.len()),
+            ),
+            (
+                "archived reads".into(),
+                format!(
+                    "p50 {} p99 {} ({} reads)",
+                    ms(percentile(&cold, 50.0)),
+                    ms(percentile(&cold, 99.0)),
+                    cold.len()
+                ),
+            ),
+            (
+                "checks".into(),
+                format!(
+                    "{} sampled records byte for byte before and after; compare gate {}",
+                    before.len(),
+                    if live.0 == 0 && replayed.0 == 0 { "no difference" } else { "DIFFERENCES" }
+                ),
+            ),
+            (
+                "storage cost".into(),
+                format!("2,000,000 x 300 KB: ${big_before:.2}/month before, ${big_after:.2}/month after"),
+            ),
+            ("apps".into(), if args.release_apps { "the release packages".into() } else { "debug builds".to_owned() }),
+        ],
+        cosmos_before: seeded_bytes,
+        cosmos_after: kept_bytes,
+        archive_after: bytes_stored,
+        archived_over_time,
+        hot: hot.clone(),
+        cold: cold.clone(),
+        passed: failures.is_empty(),
+    };
+    let page = PathBuf::from("target/demo/report.html");
+    if let Some(dir) = page.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&page, devhost::report::html(&report)).context("writing the HTML report")?;
     println!();
     println!("=== billing archive demo report ===");
     println!(
@@ -365,6 +468,7 @@ async fn main() -> anyhow::Result<()> {
         "                 prices: Cosmos ${}/GB-month, Blob ${}/GB-month (override with --cosmos-price / --blob-price)",
         prices.cosmos_per_gb, prices.blob_per_gb
     );
+    println!("report page      {} (charts: tier sizes, records archived over the run, latency)", page.display());
     if failures.is_empty() {
         println!("result           PASS");
         Ok(())

@@ -1,0 +1,277 @@
+//! The demo's report as a page a person would rather look at than read:
+//! `target/demo/report.html`, one self-contained file (inline SVG, inline CSS,
+//! no script, nothing fetched), with the figures the text report prints: the
+//! size of both tiers before and after, the records archived over the run, and
+//! the hot and cold read latency distributions. Pure: data in, HTML out.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// What the page shows.
+#[derive(Debug, Clone, Default)]
+pub struct DemoReport {
+    pub title: String,
+    /// `(label, value)` lines of the summary table.
+    pub facts: Vec<(String, String)>,
+    /// Bytes in Cosmos before archiving; in Cosmos and in the archive after.
+    pub cosmos_before: u64,
+    pub cosmos_after: u64,
+    pub archive_after: u64,
+    /// Records archived so far, sampled during the run: `(seconds since start, count)`.
+    pub archived_over_time: Vec<(f64, u64)>,
+    pub hot: Vec<Duration>,
+    pub cold: Vec<Duration>,
+    pub passed: bool,
+}
+
+const WIDTH: f64 = 640.0;
+const HOT: &str = "#d9480f";
+const COLD: &str = "#1864ab";
+const ARCHIVE: &str = "#5c940d";
+
+fn esc(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / 1e6
+}
+
+/// A "nice" upper bound for an axis: 1, 2 or 5 times a power of ten, at least `max`.
+fn nice(max: f64) -> f64 {
+    if max <= 0.0 {
+        return 1.0;
+    }
+    let power = 10f64.powf(max.log10().floor());
+    [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * power).find(|v| *v >= max).unwrap_or(10.0 * power)
+}
+
+/// Horizontal bars: Cosmos before; Cosmos and the archive after (stacked).
+fn tiers_chart(r: &DemoReport) -> String {
+    let top = nice(mb(r.cosmos_before.max(r.cosmos_after + r.archive_after)));
+    let (left, right, bar) = (130.0, WIDTH - 20.0, 34.0);
+    let x = |v: f64| left + (right - left) * v / top;
+    let mut svg = format!(
+        r#"<svg viewBox="0 0 {WIDTH} 190" role="img" aria-label="Storage in each tier before and after archiving">"#
+    );
+    let rows = [
+        ("before", vec![("Cosmos DB", mb(r.cosmos_before), HOT)]),
+        ("after", vec![("Cosmos DB", mb(r.cosmos_after), HOT), ("archive (zstd)", mb(r.archive_after), ARCHIVE)]),
+    ];
+    for (i, (label, parts)) in rows.iter().enumerate() {
+        let y = 20.0 + i as f64 * 60.0;
+        let _ =
+            write!(svg, r#"<text x="{}" y="{}" text-anchor="end" class="label">{label}</text>"#, left - 10.0, y + 22.0);
+        let mut at = 0.0;
+        for (name, value, colour) in parts {
+            let _ = write!(
+                svg,
+                r#"<rect x="{:.1}" y="{y}" width="{:.1}" height="{bar}" fill="{colour}"><title>{name}: {value:.1} MB</title></rect>"#,
+                x(at),
+                (x(at + value) - x(at)).max(1.0)
+            );
+            at += value;
+        }
+        let total = parts.iter().map(|p| p.1).sum::<f64>();
+        let _ = write!(svg, r#"<text x="{:.1}" y="{}" class="value">{total:.1} MB</text>"#, x(total) + 6.0, y + 22.0);
+    }
+    let _ = write!(svg, r#"<line x1="{left}" y1="140" x2="{right}" y2="140" class="axis"/>"#);
+    for k in 0..=4 {
+        let v = top * f64::from(k) / 4.0;
+        let _ = write!(svg, r#"<text x="{:.1}" y="156" text-anchor="middle" class="tick">{v:.0}</text>"#, x(v));
+    }
+    let _ = write!(svg, r#"<text x="{}" y="178" text-anchor="middle" class="tick">MB</text>"#, (left + right) / 2.0);
+    let legend = [("Cosmos DB", HOT), ("archive (Blob, zstd)", ARCHIVE)];
+    for (i, (name, colour)) in legend.iter().enumerate() {
+        let lx = left + i as f64 * 200.0;
+        let _ = write!(
+            svg,
+            r#"<rect x="{lx}" y="176" width="12" height="12" fill="{colour}"/><text x="{}" y="186" class="tick">{name}</text>"#,
+            lx + 18.0
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// A line chart of `(x, y)` points with axes from 0.
+fn line_chart(points: &[(f64, f64)], x_label: &str, y_label: &str, colour: &str, aria: &str) -> String {
+    let (left, right, top, bottom) = (60.0, WIDTH - 20.0, 15.0, 200.0);
+    let x_max = nice(points.iter().map(|p| p.0).fold(0.0, f64::max));
+    let y_max = nice(points.iter().map(|p| p.1).fold(0.0, f64::max));
+    let x = |v: f64| left + (right - left) * v / x_max;
+    let y = |v: f64| bottom - (bottom - top) * v / y_max;
+    let mut svg = format!(r#"<svg viewBox="0 0 {WIDTH} 250" role="img" aria-label="{}">"#, esc(aria));
+    axes(&mut svg, (left, right, top, bottom), x_max, y_max, x_label, y_label);
+    let path: Vec<String> = points.iter().map(|(a, b)| format!("{:.1},{:.1}", x(*a), y(*b))).collect();
+    let _ = write!(svg, r#"<polyline points="{}" fill="none" stroke="{colour}" stroke-width="2.5"/>"#, path.join(" "));
+    svg.push_str("</svg>");
+    svg
+}
+
+fn axes(
+    svg: &mut String,
+    (left, right, top, bottom): (f64, f64, f64, f64),
+    x_max: f64,
+    y_max: f64,
+    xl: &str,
+    yl: &str,
+) {
+    let _ = write!(svg, r#"<line x1="{left}" y1="{bottom}" x2="{right}" y2="{bottom}" class="axis"/>"#);
+    let _ = write!(svg, r#"<line x1="{left}" y1="{top}" x2="{left}" y2="{bottom}" class="axis"/>"#);
+    for k in 0..=4 {
+        let f = f64::from(k) / 4.0;
+        let (xv, yv) = (x_max * f, y_max * f);
+        let px = left + (right - left) * f;
+        let py = bottom - (bottom - top) * f;
+        let _ = write!(
+            svg,
+            r#"<text x="{px:.1}" y="{}" text-anchor="middle" class="tick">{}</text>"#,
+            bottom + 16.0,
+            num(xv)
+        );
+        let _ = write!(
+            svg,
+            r#"<text x="{}" y="{:.1}" text-anchor="end" class="tick">{}</text>"#,
+            left - 6.0,
+            py + 4.0,
+            num(yv)
+        );
+        if k > 0 {
+            let _ = write!(svg, r#"<line x1="{left}" y1="{py:.1}" x2="{right}" y2="{py:.1}" class="grid"/>"#);
+        }
+    }
+    let _ = write!(
+        svg,
+        r#"<text x="{}" y="{}" text-anchor="middle" class="label">{}</text>"#,
+        (left + right) / 2.0,
+        bottom + 38.0,
+        esc(xl)
+    );
+    let _ = write!(
+        svg,
+        r#"<text x="14" y="{}" text-anchor="middle" class="label" transform="rotate(-90 14 {})">{}</text>"#,
+        (top + bottom) / 2.0,
+        (top + bottom) / 2.0,
+        esc(yl)
+    );
+}
+
+fn num(v: f64) -> String {
+    if v >= 100.0 || v == v.round() { format!("{v:.0}") } else { format!("{v:.1}") }
+}
+
+/// The share of reads answered within each latency: one line per tier.
+fn latency_chart(hot: &[Duration], cold: &[Duration]) -> String {
+    let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
+    let cdf = |v: &[Duration]| -> Vec<(f64, f64)> {
+        let mut sorted: Vec<f64> = v.iter().map(ms).collect();
+        sorted.sort_by(f64::total_cmp);
+        let n = sorted.len().max(1) as f64;
+        let mut points = vec![(0.0, 0.0)];
+        points.extend(sorted.iter().enumerate().map(|(i, x)| (*x, (i + 1) as f64 / n * 100.0)));
+        points
+    };
+    let (left, right, top, bottom) = (60.0, WIDTH - 20.0, 15.0, 200.0);
+    // The 99th percentile bounds the axis, so one slow outlier does not flatten the rest.
+    let mut all: Vec<f64> = hot.iter().chain(cold).map(ms).collect();
+    all.sort_by(f64::total_cmp);
+    let p99 = all.get(((all.len() as f64 * 0.99) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(1.0);
+    let x_max = nice(p99);
+    let x = |v: f64| left + (right - left) * v.min(x_max) / x_max;
+    let y = |v: f64| bottom - (bottom - top) * v / 100.0;
+    let mut svg = format!(r#"<svg viewBox="0 0 {WIDTH} 270" role="img" aria-label="Read latency, hot and archived">"#);
+    axes(&mut svg, (left, right, top, bottom), x_max, 100.0, "milliseconds", "% of reads within");
+    for (points, colour, name, i) in
+        [(cdf(hot), HOT, "hot (Cosmos DB)", 0.0), (cdf(cold), COLD, "archived (Blob)", 1.0)]
+    {
+        let path: Vec<String> = points.iter().map(|(a, b)| format!("{:.1},{:.1}", x(*a), y(*b))).collect();
+        let _ =
+            write!(svg, r#"<polyline points="{}" fill="none" stroke="{colour}" stroke-width="2.5"/>"#, path.join(" "));
+        let lx = left + i * 200.0;
+        let _ = write!(
+            svg,
+            r#"<rect x="{lx}" y="252" width="12" height="12" fill="{colour}"/><text x="{}" y="262" class="tick">{name}</text>"#,
+            lx + 18.0
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// The whole page.
+pub fn html(r: &DemoReport) -> String {
+    let archived: Vec<(f64, f64)> = r.archived_over_time.iter().map(|(t, n)| (*t, *n as f64)).collect();
+    let mut page = String::new();
+    let _ = write!(
+        page,
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title><style>
+body {{ font: 15px/1.45 system-ui, sans-serif; color: #212529; max-width: 720px; margin: 2em auto; padding: 0 1em; }}
+h1 {{ font-size: 1.5em; margin-bottom: 0.2em; }} h2 {{ font-size: 1.1em; margin-top: 2em; }}
+.verdict {{ display: inline-block; padding: 0.15em 0.7em; border-radius: 4px; color: white; font-weight: 600; }}
+.pass {{ background: #2b8a3e; }} .fail {{ background: #c92a2a; }}
+table {{ border-collapse: collapse; width: 100%; }} td {{ padding: 0.3em 0.5em; border-bottom: 1px solid #e9ecef; vertical-align: top; }}
+td:first-child {{ color: #495057; white-space: nowrap; width: 10em; }}
+svg {{ width: 100%; height: auto; }} .axis {{ stroke: #495057; }} .grid {{ stroke: #e9ecef; }}
+.tick {{ font-size: 12px; fill: #495057; }} .label {{ font-size: 13px; fill: #212529; }} .value {{ font-size: 13px; fill: #212529; font-weight: 600; }}
+</style></head><body>
+<h1>{title}</h1><p><span class="verdict {class}">{verdict}</span></p>"#,
+        title = esc(&r.title),
+        class = if r.passed { "pass" } else { "fail" },
+        verdict = if r.passed { "PASS" } else { "FAILED" },
+    );
+    page.push_str("<table>");
+    for (k, v) in &r.facts {
+        let _ = write!(page, "<tr><td>{}</td><td>{}</td></tr>", esc(k), esc(v));
+    }
+    page.push_str("</table>");
+    let _ = write!(page, "<h2>Storage in each tier</h2>{}", tiers_chart(r));
+    let _ = write!(
+        page,
+        "<h2>Records archived over the run</h2>{}",
+        line_chart(&archived, "seconds into the run", "records archived", ARCHIVE, "Records archived over the run")
+    );
+    let _ = write!(
+        page,
+        "<h2>Read latency: hot and archived records</h2><p>The share of reads answered within each time, through the host stand-in.</p>{}",
+        latency_chart(&r.hot, &r.cold)
+    );
+    page.push_str("</body></html>\n");
+    page
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> DemoReport {
+        DemoReport {
+            title: "billing archive demo <report>".into(),
+            facts: vec![("records".into(), "seeded 3000 & archived 1500".into())],
+            cosmos_before: 90_000_000,
+            cosmos_after: 45_000_000,
+            archive_after: 7_000_000,
+            archived_over_time: vec![(0.0, 0), (1.0, 400), (2.5, 1500)],
+            hot: (1..=100).map(|i| Duration::from_micros(2_000 + i * 30)).collect(),
+            cold: (1..=100).map(|i| Duration::from_micros(6_000 + i * 90)).collect(),
+            passed: true,
+        }
+    }
+
+    #[test]
+    fn the_page_is_self_contained_and_shows_every_figure() {
+        let page = html(&sample());
+        assert!(page.starts_with("<!doctype html>") && page.ends_with("</html>\n"));
+        assert_eq!(page.matches("<svg").count(), 3, "three charts");
+        assert!(!page.contains("<script") && !page.contains("src=") && !page.contains("href="), "nothing fetched");
+        assert!(page.contains("&lt;report&gt;") && page.contains("3000 &amp; archived"), "text is escaped");
+        assert!(page.contains("90.0 MB") && page.contains("52.0 MB"), "tier totals before and after");
+        assert!(page.contains("hot (Cosmos DB)") && page.contains("archived (Blob)"));
+        assert!(page.contains(r#"class="verdict pass""#));
+    }
+
+    #[test]
+    fn axes_end_on_round_numbers() {
+        assert_eq!([nice(0.0), nice(0.7), nice(3.0), nice(7.5), nice(1200.0)], [1.0, 1.0, 5.0, 10.0, 2000.0]);
+    }
+}
