@@ -37,13 +37,17 @@ fn mb(bytes: u64) -> f64 {
     bytes as f64 / 1e6
 }
 
-/// A "nice" upper bound for an axis: 1, 2 or 5 times a power of ten, at least `max`.
+/// A round upper bound for an axis, at least `max` and close to it.
 fn nice(max: f64) -> f64 {
     if max <= 0.0 {
         return 1.0;
     }
     let power = 10f64.powf(max.log10().floor());
-    [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * power).find(|v| *v >= max).unwrap_or(10.0 * power)
+    [1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0]
+        .iter()
+        .map(|m| m * power)
+        .find(|v| *v >= max * (1.0 - 1e-9))
+        .unwrap_or(10.0 * power)
 }
 
 /// Horizontal bars: Cosmos before; Cosmos and the archive after (stacked).
@@ -52,7 +56,7 @@ fn tiers_chart(r: &DemoReport) -> String {
     let (left, right, bar) = (130.0, WIDTH - 20.0, 34.0);
     let x = |v: f64| left + (right - left) * v / top;
     let mut svg = format!(
-        r#"<svg viewBox="0 0 {WIDTH} 190" role="img" aria-label="Storage in each tier before and after archiving">"#
+        r#"<svg viewBox="0 0 {WIDTH} 210" role="img" aria-label="Storage in each tier before and after archiving">"#
     );
     let rows = [
         ("before", vec![("Cosmos DB", mb(r.cosmos_before), HOT)]),
@@ -80,13 +84,13 @@ fn tiers_chart(r: &DemoReport) -> String {
         let v = top * f64::from(k) / 4.0;
         let _ = write!(svg, r#"<text x="{:.1}" y="156" text-anchor="middle" class="tick">{v:.0}</text>"#, x(v));
     }
-    let _ = write!(svg, r#"<text x="{}" y="178" text-anchor="middle" class="tick">MB</text>"#, (left + right) / 2.0);
+    let _ = write!(svg, r#"<text x="{}" y="174" text-anchor="middle" class="label">MB</text>"#, (left + right) / 2.0);
     let legend = [("Cosmos DB", HOT), ("archive (Blob, zstd)", ARCHIVE)];
     for (i, (name, colour)) in legend.iter().enumerate() {
         let lx = left + i as f64 * 200.0;
         let _ = write!(
             svg,
-            r#"<rect x="{lx}" y="176" width="12" height="12" fill="{colour}"/><text x="{}" y="186" class="tick">{name}</text>"#,
+            r#"<rect x="{lx}" y="190" width="12" height="12" fill="{colour}"/><text x="{}" y="200" class="tick">{name}</text>"#,
             lx + 18.0
         );
     }
@@ -272,6 +276,10 @@ mod tests {
 
     #[test]
     fn axes_end_on_round_numbers() {
-        assert_eq!([nice(0.0), nice(0.7), nice(3.0), nice(7.5), nice(1200.0)], [1.0, 1.0, 5.0, 10.0, 2000.0]);
+        let got = [nice(0.0), nice(0.7), nice(3.0), nice(7.5), nice(103.7), nice(1200.0), nice(2402.0)];
+        let want = [1.0, 0.8, 3.0, 8.0, 120.0, 1200.0, 2500.0];
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() < 1e-9, "{got:?}");
+        }
     }
 }
