@@ -52,6 +52,7 @@ param archiveContainer string = 'billing-archive'
 
 @description('Archived copies dated more than this many days ago are deleted from the archive by the nightly run, unless their customer is on hold (docs/operations.md, "Retention and holds"); 0 keeps them for ever. More than archiveAfterDays.')
 @minValue(0)
+@maxValue(36500)
 param archiveRetentionDays int = 0
 
 @description('Report what would move and write nothing. The rollout starts in dry run.')

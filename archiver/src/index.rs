@@ -28,7 +28,7 @@ use tiering::layout;
 use tiering::record::AgeField;
 use tiering::store::StoreError;
 use tokio::time::Instant;
-use tracing::info;
+use tracing::{error, info};
 
 use crate::lease::LeaseHolds;
 
@@ -84,11 +84,15 @@ pub async fn backfill(
             let Ok((pk, id)) = layout::parse_blob_name(&blob.name) else { continue };
             let Ok(meta) = ArchiveMeta::from_metadata(&blob.metadata) else { continue };
             match meta.age_under(field) {
-                AgeLookup::Known(_) => {
-                    if let Some(entry) = entry_of(&pk, &id, &meta, field) {
-                        writes.push((entry, meta));
+                AgeLookup::Known(_) => match entry_of(&pk, &id, &meta, field) {
+                    Some(entry) => writes.push((entry, meta)),
+                    None => {
+                        // Its entry's name would pass Azure's limit: lists could not
+                        // show it, so the index is not complete while it is archived.
+                        error!(blob = %blob.name, "an archived copy cannot have a list index entry (its name would be too long); lists keep listing the archive as before until it is restored");
+                        pending = true;
                     }
-                }
+                },
                 AgeLookup::Missing => {}
                 AgeLookup::NeedsBody => pending = true,
             }

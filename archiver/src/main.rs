@@ -204,7 +204,14 @@ async fn main() -> anyhow::Result<()> {
             let now = chrono::Utc::now();
             let hold =
                 retention::place(&archiver, &customer, reason.as_deref(), now, Duration::from_secs(wait)).await?;
-            print_json(&serde_json::json!({"held": hold}))?;
+            // A hold on a value nothing is archived under may be a typo: say how many copies it keeps.
+            let prefix = tiering::layout::partition_prefix(&customer);
+            let (copies, more) = archiver.archive.list_page(&prefix, None, 1000).await?;
+            if copies.is_empty() {
+                tracing::warn!(partition_key = %customer, "no archived record has this partition-key value (yet): is it spelled as the container stores it?");
+            }
+            let counted = if more.is_some() { serde_json::json!("1000+") } else { serde_json::json!(copies.len()) };
+            print_json(&serde_json::json!({"held": hold, "archivedCopies": counted}))?;
         }
         Command::Hold { customer: None, .. } => anyhow::bail!("--customer or --list"),
         Command::Restore { customer, id: Some(id), wait, .. } => {

@@ -267,12 +267,35 @@ pub struct Counts {
 /// Step 1. Counts, exactly, what a run would archive: the archiver's own rule
 /// ([`decide::eligibility`]) on light rows, until `max_request_units` are spent.
 pub async fn count(archiver: &Archiver, cutoff: &Cutoff, max_request_units: f64) -> Result<Counts, StoreError> {
+    count_paced(archiver, cutoff, max_request_units, None, None).await
+}
+
+/// [`count`], each page paid to `budget` (the run's `ARCHIVE_MAX_RU_PER_SECOND`)
+/// and no page asked for after `deadline` (then the counts are a lower bound).
+pub async fn count_paced(
+    archiver: &Archiver,
+    cutoff: &Cutoff,
+    max_request_units: f64,
+    budget: Option<&crate::budget::RuBudget>,
+    deadline: Option<tokio::time::Instant>,
+) -> Result<Counts, StoreError> {
     let field = &archiver.settings.stores.age_field;
     let mut pages = archiver.cosmos.aged_rows(&cutoff.age, COUNT_PAGE).await?;
     let mut counts = Counts::default();
-    while let Some(page) = pages.next_page().await {
+    loop {
+        if let Some(budget) = budget {
+            budget.admit().await;
+        }
+        if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+            counts.partial = true;
+            break;
+        }
+        let Some(page) = pages.next_page().await else { break };
         let page = page?;
         counts.request_charge += page.request_charge;
+        if let Some(budget) = budget {
+            budget.charge(page.request_charge);
+        }
         for raw in page.docs {
             let row: Row = serde_json::from_slice(&raw)?;
             let age = row

@@ -198,9 +198,10 @@ pub async fn expire(
         }
         let (listed, next) = archive.list_page(layout::LAYOUT_PREFIX, marker.as_deref(), page).await?;
         for blob in listed {
+            // A blob under the layout's prefix that is not of the layout is not ours to expire.
+            let Ok((pk, _)) = layout::parse_blob_name(&blob.name) else { continue };
             let meta = ArchiveMeta::from_metadata(&blob.metadata).ok();
-            let on_hold = layout::parse_blob_name(&blob.name).is_ok_and(|(pk, _)| held.contains(&pk));
-            match expiry(meta.as_ref(), field, cutoff, on_hold) {
+            match expiry(meta.as_ref(), field, cutoff, held.contains(&pk)) {
                 Expiry::Keep => {}
                 Expiry::Held => report.held += 1,
                 Expiry::Expire if dry_run => report.count(&blob, meta.as_ref()),

@@ -58,14 +58,27 @@ impl Host {
         env.entry("FUNCTIONS_WORKER_RUNTIME".into()).or_insert_with(|| "Custom".into());
         let schedules = timer_schedules(&app, &env)?;
         let arguments: Vec<String> = app.arguments.iter().map(|a| expand(a, &env)).collect();
-        let mut child = Command::new(&app.executable)
-            .args(&arguments)
-            .current_dir(&app.working_dir)
-            .envs(&env)
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {}", app.executable.display()))?;
+        let spawn = || {
+            Command::new(&app.executable)
+                .args(&arguments)
+                .current_dir(&app.working_dir)
+                .envs(&env)
+                .stdin(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+        };
+        // A just-assembled executable is "busy" (ETXTBSY) while a process another
+        // thread is forking still holds the file it was copied through: try again.
+        let mut attempt = 0;
+        let mut child = loop {
+            match spawn() {
+                Err(e) if e.raw_os_error() == Some(26) && attempt < 20 => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                other => break other.with_context(|| format!("starting {}", app.executable.display()))?,
+            }
+        };
         let http = reqwest::Client::builder().timeout(HTTP_LIMIT).build()?;
         let started = Instant::now();
         loop {

@@ -64,8 +64,9 @@ pub struct Tiers {
 }
 
 /// Whether the archive's list index holds every copy under the current age
-/// field: asked at most once a minute until it does, then never again (it stays
-/// so while the field stays, and a field change restarts the reader).
+/// field: asked at most once a minute until it does, then every ten minutes (it
+/// stays so while the field stays, and a field change restarts the reader; an
+/// operator going back deletes the marker).
 #[derive(Debug, Default)]
 pub struct IndexState {
     ready: std::sync::atomic::AtomicBool,
@@ -74,6 +75,10 @@ pub struct IndexState {
 
 /// How often lists look again whether the index is complete, until it is.
 const INDEX_CHECK_EVERY: Duration = Duration::from_secs(60);
+/// Once the index is in use, how often lists check it still is (the marker is
+/// deleted to go back, say after rolling the archiver back to a release that
+/// did not write entries: docs/operations.md).
+const INDEX_RECHECK_EVERY: Duration = Duration::from_secs(600);
 /// Listing calls one list page may make on the index (each up to 5,000 entries).
 const MAX_INDEX_CALLS: usize = 8;
 
@@ -82,11 +87,9 @@ struct Indexed {
     list: TierList<Bytes>,
     /// Each candidate's uncompressed length, from its entry.
     lengths: HashMap<String, u64>,
-    /// Per candidate (in order), the marker of the index page it was listed from.
-    starts: Vec<(tiering::listing::Cursor, Option<String>)>,
-    /// The last index page read: where it started, and the marker after it.
-    last_start: Option<String>,
-    last_next: Option<String>,
+    /// Each index listing page read, in order: the marker it was asked from,
+    /// and the first entry it returned.
+    pages: Vec<(Option<String>, Option<tiering::listing::Cursor>)>,
 }
 
 fn cosmos_err(e: StoreError) -> ApiError {
@@ -249,33 +252,36 @@ impl Tiers {
     /// True when lists may read the index ([`IndexState`]).
     async fn index_ready(&self) -> bool {
         use std::sync::atomic::Ordering;
-        if self.index.ready.load(Ordering::Acquire) {
-            return true;
-        }
+        let ready = self.index.ready.load(Ordering::Acquire);
         {
-            let Ok(mut checked) = self.index.checked.lock() else { return false };
-            if checked.is_some_and(|t| t.elapsed() < INDEX_CHECK_EVERY) {
-                return false;
+            let Ok(mut checked) = self.index.checked.lock() else { return ready };
+            let every = if ready { INDEX_RECHECK_EVERY } else { INDEX_CHECK_EVERY };
+            if checked.is_some_and(|t| t.elapsed() < every) {
+                return ready;
             }
             *checked = Some(std::time::Instant::now());
         }
         match tiering::index::complete_for(self.archive.as_ref(), &self.age_field).await {
-            Ok(true) => {
-                info!(age_field = %self.age_field.name(), "lists read the list index from now on");
-                self.index.ready.store(true, Ordering::Release);
-                true
+            Ok(now) => {
+                if now != ready {
+                    info!(age_field = %self.age_field.name(), index = now, "lists read the list index: {now}");
+                }
+                self.index.ready.store(now, Ordering::Release);
+                now
             }
-            Ok(false) => false,
             Err(e) => {
-                warn!(error = %e, "whether the list index is complete could not be read; listing as before");
-                false
+                warn!(error = %e, "whether the list index is complete could not be read; as before");
+                ready
             }
         }
     }
 
     /// The first archived records of the partition in the window, from the
     /// index: entries from `marker` on, in listing order, until `limit` are in
-    /// the window, the window's lower bound is passed, or the index ends.
+    /// the window, the window's lower bound is passed, or the index ends. A
+    /// listing page that holds nothing in the window makes the next one as large
+    /// as the service allows (a token from before markers, or a `to` date far
+    /// back, starts far from the window).
     async fn indexed_candidates(
         &self,
         customer_id: &str,
@@ -283,21 +289,31 @@ impl Tiers {
         limit: usize,
         marker: Option<String>,
     ) -> Result<Indexed, ApiError> {
-        use tiering::listing::Cursor;
+        use std::cmp::Ordering;
+        use tiering::listing::{Cursor, listing_order};
         let field = &self.age_field;
         let prefix = tiering::index::partition_prefix(customer_id, field);
-        // Entries already passed (up to a page's worth) are read again: ask for that many more.
-        let fetch = (limit * 2).clamp(10, 5000) as u32;
+        let mut fetch = (limit * 2).clamp(10, 5000) as u32;
+        let from_token = marker.is_some();
         let mut marker = marker;
-        let (mut items, mut starts, mut lengths) = (Vec::new(), Vec::new(), HashMap::new());
-        let (mut seen_last, mut last_start, mut last_next, mut ended) = (None, None, None, false);
-        for _ in 0..MAX_INDEX_CALLS {
+        let (mut items, mut lengths, mut pages) = (Vec::new(), HashMap::new(), Vec::new());
+        let (mut seen_last, mut ended) = (None::<Cursor>, false);
+        for call in 0..MAX_INDEX_CALLS {
             let start = marker.clone();
-            let (entries, next) =
-                self.archive.list_page(&prefix, start.as_deref(), fetch).await.map_err(archive_err)?;
+            let (entries, next) = match self.archive.list_page(&prefix, start.as_deref(), fetch).await {
+                Ok(page) => page,
+                // A marker the service refuses came from a token: a bad token, not a server error.
+                Err(StoreError::Refused(e)) if call == 0 && from_token => {
+                    return Err(ApiError::BadRequest(format!("continuationToken is invalid ({e})")));
+                }
+                Err(e) => return Err(archive_err(e)),
+            };
+            let (mut first, mut in_window) = (None, 0);
             for entry in entries {
                 let Some((age, id)) = tiering::index::parse_entry_name(&entry.name, &prefix, field) else { continue };
-                seen_last = Some(Cursor { age: age.clone(), id: id.clone() });
+                let at = Cursor { age: age.clone(), id: id.clone() };
+                first.get_or_insert_with(|| at.clone());
+                seen_last = Some(at);
                 if window.from.as_ref().is_some_and(|from| age < *from) {
                     // Every later entry is older still: nothing more in the window.
                     ended = true;
@@ -306,12 +322,12 @@ impl Tiers {
                 if !window.contains(&age, &id) {
                     continue;
                 }
+                in_window += 1;
                 let length = tiering::index::EntryMeta::from_metadata(&entry.metadata).map_or(0, |m| m.length);
                 lengths.insert(id.clone(), length);
-                starts.push((Cursor { age: age.clone(), id: id.clone() }, start.clone()));
                 items.push(Candidate { age, id, tier: Tier::Archive, shadowed: false, payload: Bytes::new() });
             }
-            (last_start, last_next) = (start, next.clone());
+            pages.push((start, first));
             match next {
                 Some(next) if !ended => marker = Some(next),
                 _ => {
@@ -322,10 +338,34 @@ impl Tiers {
             if items.len() >= limit {
                 break;
             }
+            if in_window == 0 {
+                fetch = 5000;
+            }
         }
         self.drop_stale_duplicates(customer_id, &mut items).await?;
-        let boundary = if ended { None } else { seen_last };
-        Ok(Indexed { list: TierList { items, boundary }, lengths, starts, last_start, last_next })
+        // Everything up to the last entry looked at is known; never less than the
+        // position the page starts after (the listing may not have reached it).
+        let boundary = if ended {
+            None
+        } else {
+            match (seen_last, window.after.clone()) {
+                (Some(seen), Some(after)) => {
+                    let later = listing_order((&seen.age, &seen.id), (&after.age, &after.id)) == Ordering::Greater;
+                    Some(if later { seen } else { after })
+                }
+                (Some(seen), None) => Some(seen),
+                (None, Some(after)) => Some(after),
+                // Listing pages with nothing in them, and no position to hold on to.
+                (None, None) => {
+                    return Err(ApiError::Unavailable {
+                        tier: ARCHIVE,
+                        retry_after: 1,
+                        detail: "the list index answered only empty listing pages".into(),
+                    });
+                }
+            }
+        };
+        Ok(Indexed { list: TierList { items, boundary }, lengths, pages })
     }
 
     /// A record re-archived under another age value can have two entries on one
@@ -493,20 +533,22 @@ impl Tiers {
     }
 }
 
-/// The index marker the next page starts listing from: where the first archive
-/// candidate past the page's end was listed, so it is listed again; when every
-/// candidate was consumed, the marker after the last index page read (or that
-/// page's own start, if the index ended there, so records archived after it are
-/// found). Entries before the marker are all at or before the page's end.
+/// The index marker the next page starts listing from, for a page that ends
+/// at `next`: the marker of the last listing page read whose first entry is at
+/// or before `next`, else the marker this page started from. Every entry after
+/// `next` lies at or after it, whatever the service's markers mean: Azurite's
+/// "after this name" and Azure's "from this name" both position at or before
+/// that first entry, so what a later listing from it can miss (entries written
+/// since, before that position) is at or before `next`, passed already.
 fn next_marker(indexed: &Indexed, next: &tiering::listing::Cursor) -> Option<String> {
     use std::cmp::Ordering;
-    let unconsumed = indexed
-        .starts
-        .iter()
-        .find(|(at, _)| tiering::listing::listing_order((&at.age, &at.id), (&next.age, &next.id)) == Ordering::Greater);
-    match unconsumed {
-        Some((_, start)) => start.clone(),
-        None => indexed.last_next.clone().or_else(|| indexed.last_start.clone()),
+    let passed = |at: &tiering::listing::Cursor| {
+        tiering::listing::listing_order((&at.age, &at.id), (&next.age, &next.id)) != Ordering::Greater
+    };
+    let safe = indexed.pages.iter().rev().find(|(_, first)| first.as_ref().is_some_and(passed));
+    match safe {
+        Some((start, _)) => start.clone(),
+        None => indexed.pages.first().and_then(|(start, _)| start.clone()),
     }
 }
 
@@ -573,6 +615,28 @@ async fn verified(stored: Bytes, metadata: &HashMap<String, String>) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_next_marker_is_where_a_listing_started_at_or_before_the_pages_end() {
+        use tiering::listing::Cursor;
+        let at = |age: i64, id: &str| Some(Cursor { age: AgeValue::Seconds(age), id: id.into() });
+        let indexed = |pages: Vec<(Option<&str>, Option<Cursor>)>| Indexed {
+            list: TierList { items: Vec::new(), boundary: None },
+            lengths: HashMap::new(),
+            pages: pages.into_iter().map(|(m, f)| (m.map(str::to_owned), f)).collect(),
+        };
+        // Listing pages from the token's marker T: P1 from T (first entry at 90),
+        // P2 from M2 (first at 70), P3 from M3 (first at 50); newer sorts first.
+        let read = indexed(vec![(Some("T"), at(90, "a")), (Some("M2"), at(70, "a")), (Some("M3"), at(50, "a"))]);
+        let next = |age, id| next_marker(&read, &Cursor { age: AgeValue::Seconds(age), id: String::from(id) });
+        assert_eq!(next(60, "z").as_deref(), Some("M2"), "P3 begins after the page's end: not from M3");
+        assert_eq!(next(70, "a").as_deref(), Some("M2"), "at the page's end itself");
+        assert_eq!(next(40, "a").as_deref(), Some("M3"));
+        assert_eq!(next(95, "a").as_deref(), Some("T"), "nothing read at or before it: where this page began");
+        // An empty listing page says nothing about where it began.
+        let gap = indexed(vec![(None, at(90, "a")), (Some("M2"), None), (Some("M3"), at(10, "a"))]);
+        assert_eq!(next_marker(&gap, &Cursor { age: AgeValue::Seconds(20), id: "a".into() }), None);
+    }
 
     #[test]
     fn if_none_match_lists_compare_weakly() {

@@ -63,6 +63,10 @@ impl State {
 #[derive(Debug, Clone, Default)]
 pub struct MemoryArchive {
     state: Arc<Mutex<State>>,
+    /// Listing markers as Azure's: the next name to list, from which a later
+    /// listing starts (inclusive); otherwise as Azurite's: the last name
+    /// listed, after which it starts.
+    azure_markers: bool,
 }
 
 fn conflict(what: &str) -> StoreError {
@@ -72,6 +76,13 @@ fn conflict(what: &str) -> StoreError {
 impl MemoryArchive {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An archive whose listing markers behave as Azure's do (see the field):
+    /// a blob written later between the last name listed and the marker's is
+    /// not listed from that marker.
+    pub fn with_azure_markers() -> Self {
+        Self { azure_markers: true, ..Self::default() }
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -197,20 +208,27 @@ impl Archive for MemoryArchive {
         marker: Option<&str>,
         max: u32,
     ) -> Result<(Vec<BlobInfo>, Option<String>), StoreError> {
-        // Azurite's markers: the last name returned; the next page starts after it.
         let state = self.state();
-        let after = marker.unwrap_or("");
+        let marker = marker.unwrap_or("");
         let mut listed: Vec<BlobInfo> = state
             .blobs
             .range(prefix.to_owned()..)
             .take_while(|(name, _)| name.starts_with(prefix))
-            .filter(|(name, _)| name.as_str() > after)
+            .filter(|(name, _)| if self.azure_markers { name.as_str() >= marker } else { name.as_str() > marker })
             .take(max as usize + 1)
             .map(|(name, blob)| Self::info(name, blob))
             .collect();
-        let more = listed.len() > max as usize;
+        let next = if listed.len() > max as usize {
+            // Azure: the next name to list; Azurite: the last name listed.
+            if self.azure_markers {
+                listed.pop().map(|b| b.name)
+            } else {
+                listed.get(max as usize - 1).map(|b| b.name.clone())
+            }
+        } else {
+            None
+        };
         listed.truncate(max as usize);
-        let next = if more { listed.last().map(|b| b.name.clone()) } else { None };
         Ok((listed, next))
     }
 

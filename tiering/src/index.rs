@@ -188,14 +188,22 @@ pub async fn remove(archive: &dyn Archive, name: &str) {
     }
 }
 
-/// Removes the entry of the copy at `blob` with `meta` (best effort), under the
-/// field its age was stamped with (the current one, once the index is in use).
+/// Removes the entries of the copy at `blob` with `meta` (best effort): under
+/// the field its age was stamped with (the current one, once the index is in
+/// use), and under `_ts`, whose value every copy carries (a copy stamped under
+/// a date field keeps that stamp after `_ts` becomes the age field).
 pub async fn remove_for_copy(archive: &dyn Archive, blob: &str, meta: &ArchiveMeta) {
-    let Ok(field) = AgeField::parse(&meta.stamp.field) else { return };
-    if let Ok((pk, id)) = layout::parse_blob_name(blob)
-        && let Some(entry) = entry_of(&pk, &id, meta, &field)
+    let Ok((pk, id)) = layout::parse_blob_name(blob) else { return };
+    let mut fields = vec![AgeField::Ts];
+    if let Ok(stamped) = AgeField::parse(&meta.stamp.field)
+        && stamped != AgeField::Ts
     {
-        remove(archive, &entry).await;
+        fields.push(stamped);
+    }
+    for field in fields {
+        if let Some(entry) = entry_of(&pk, &id, meta, &field) {
+            remove(archive, &entry).await;
+        }
     }
 }
 

@@ -82,6 +82,8 @@ async fn a_hold_waits_for_a_run_in_progress_and_the_cli_lists_it() {
 
     let out = archiver_cli(&f.stores, &["hold", "--customer", "cust-a", "--reason", "audit 2026", "--wait", "0"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let placed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(placed["archivedCopies"], 0, "nothing archived yet in this test: {placed}");
     let out = archiver_cli(&f.stores, &["hold", "--list"]);
     let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(listed["holds"][0]["partitionKey"], "cust-a");
