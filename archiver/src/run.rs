@@ -872,7 +872,7 @@ struct Prepared {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
+
     use testkit::memory::MemoryArchive;
     use tiering::record::{AgeField, AgeValue};
 
@@ -993,14 +993,8 @@ mod tests {
     #[test]
     fn alert_queries_match_the_run_summary_line() {
         let bicep = include_str!("../../infra-bicep/monitoring.bicep");
-        let lines = Arc::new(Mutex::new(Vec::<u8>::new()));
-        let sink = lines.clone();
-        let subscriber =
-            tiering::telemetry::json_subscriber(tiering::telemetry::EnvFilter::new("info"), move || Sink(sink.clone()));
         let summary = Summary { status: RunStatus::Failed, failed: 1, withdraw_failed: 1, ..Default::default() };
-        tracing::subscriber::with_default(subscriber, || summary.log());
-        let output = String::from_utf8(lines.lock().unwrap().clone()).unwrap();
-        let line: serde_json::Value = serde_json::from_str(output.trim()).expect("one JSON line");
+        let line = summary_line(&summary);
 
         let message = quoted_after(bicep, "var runFinished = '", '\'').expect("runFinished in monitoring.bicep");
         assert_eq!(line["message"], message);
@@ -1046,10 +1040,6 @@ mod tests {
             .filter(|q| q.contains("archive run finished"))
             .collect();
         assert!(queries.len() >= 4, "the workbook's run queries");
-        let lines = Arc::new(Mutex::new(Vec::<u8>::new()));
-        let sink = lines.clone();
-        let subscriber =
-            tiering::telemetry::json_subscriber(tiering::telemetry::EnvFilter::new("info"), move || Sink(sink.clone()));
         // A partial run: the optional fields (the backlog) are there too.
         let summary = Summary {
             status: RunStatus::Partial,
@@ -1058,9 +1048,7 @@ mod tests {
             nights_left: Some(2.0),
             ..Default::default()
         };
-        tracing::subscriber::with_default(subscriber, || summary.log());
-        let output = String::from_utf8(lines.lock().unwrap().clone()).unwrap();
-        let line: serde_json::Value = serde_json::from_str(output.trim()).expect("one JSON line");
+        let line = summary_line(&summary);
         assert_eq!(line["message"], "archive run finished");
         let mut fields: Vec<&str> = queries.iter().flat_map(|q| q.split("run.").skip(1).map(ident)).collect();
         fields.sort_unstable();
@@ -1088,15 +1076,12 @@ mod tests {
         &text[..end]
     }
 
-    struct Sink(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Sink {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
+    /// The run's one log line, as the production format writes it.
+    fn summary_line(summary: &Summary) -> serde_json::Value {
+        let captured = testkit::logs::Captured::default();
+        tracing::subscriber::with_default(captured.subscriber("info"), || summary.log());
+        let mut lines = captured.lines();
+        assert_eq!(lines.len(), 1, "one JSON line: {lines:?}");
+        lines.remove(0)
     }
 }

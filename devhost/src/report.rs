@@ -85,15 +85,7 @@ fn tiers_chart(r: &DemoReport) -> String {
         let _ = write!(svg, r#"<text x="{:.1}" y="156" text-anchor="middle" class="tick">{v:.0}</text>"#, x(v));
     }
     let _ = write!(svg, r#"<text x="{}" y="174" text-anchor="middle" class="label">MB</text>"#, (left + right) / 2.0);
-    let legend = [("Cosmos DB", HOT), ("archive (Blob, zstd)", ARCHIVE)];
-    for (i, (name, colour)) in legend.iter().enumerate() {
-        let lx = left + i as f64 * 200.0;
-        let _ = write!(
-            svg,
-            r#"<rect x="{lx}" y="190" width="12" height="12" fill="{colour}"/><text x="{}" y="200" class="tick">{name}</text>"#,
-            lx + 18.0
-        );
-    }
+    legend(&mut svg, left, 190.0, &[("Cosmos DB", HOT), ("archive (Blob, zstd)", ARCHIVE)]);
     svg.push_str("</svg>");
     svg
 }
@@ -161,6 +153,19 @@ fn axes(
     );
 }
 
+/// A row of colour keys at `y`, from `left`.
+fn legend(svg: &mut String, left: f64, y: f64, keys: &[(&str, &str)]) {
+    for (i, (name, colour)) in keys.iter().enumerate() {
+        let lx = left + i as f64 * 200.0;
+        let _ = write!(
+            svg,
+            r#"<rect x="{lx}" y="{y}" width="12" height="12" fill="{colour}"/><text x="{}" y="{}" class="tick">{name}</text>"#,
+            lx + 18.0,
+            y + 10.0
+        );
+    }
+}
+
 fn num(v: f64) -> String {
     if v >= 100.0 || v == v.round() { format!("{v:.0}") } else { format!("{v:.1}") }
 }
@@ -186,19 +191,12 @@ fn latency_chart(hot: &[Duration], cold: &[Duration]) -> String {
     let y = |v: f64| bottom - (bottom - top) * v / 100.0;
     let mut svg = format!(r#"<svg viewBox="0 0 {WIDTH} 270" role="img" aria-label="Read latency, hot and archived">"#);
     axes(&mut svg, (left, right, top, bottom), x_max, 100.0, "milliseconds", "% of reads within");
-    for (points, colour, name, i) in
-        [(cdf(hot), HOT, "hot (Cosmos DB)", 0.0), (cdf(cold), COLD, "archived (Blob)", 1.0)]
-    {
+    for (points, colour) in [(cdf(hot), HOT), (cdf(cold), COLD)] {
         let path: Vec<String> = points.iter().map(|(a, b)| format!("{:.1},{:.1}", x(*a), y(*b))).collect();
         let _ =
             write!(svg, r#"<polyline points="{}" fill="none" stroke="{colour}" stroke-width="2.5"/>"#, path.join(" "));
-        let lx = left + i * 200.0;
-        let _ = write!(
-            svg,
-            r#"<rect x="{lx}" y="252" width="12" height="12" fill="{colour}"/><text x="{}" y="262" class="tick">{name}</text>"#,
-            lx + 18.0
-        );
     }
+    legend(&mut svg, left, 252.0, &[("hot (Cosmos DB)", HOT), ("archived (Blob)", COLD)]);
     svg.push_str("</svg>");
     svg
 }

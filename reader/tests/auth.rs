@@ -13,8 +13,8 @@ use archiver::startup::Archiver;
 use base64::Engine;
 use chrono::Utc;
 use serde_json::{Value, json};
-use testkit::cosmos::{fresh_cosmos, seed};
-use testkit::emulator::{TEST_TRANSPORT, emulator_settings};
+use testkit::cosmos::{fresh_stores, seed};
+use testkit::emulator::TEST_TRANSPORT;
 use testkit::idp::{Idp, TestKey};
 use testkit::proxy::Proxy;
 use testkit::sample::{SampleRecord, invoice};
@@ -50,10 +50,7 @@ struct World {
 }
 
 async fn world() -> World {
-    let stores = emulator_settings(AgeField::Iso("invoiceDate".into()));
-    let cosmos = fresh_cosmos(&stores).await;
-    let blob = BlobArchive::new(&stores, TEST_TRANSPORT).unwrap();
-    blob.ensure_container().await.unwrap();
+    let (stores, cosmos, blob) = fresh_stores(AgeField::Iso("invoiceDate".into())).await;
     let today = Utc::now().date_naive();
     let mut old = Vec::new();
     let mut recent = Vec::new();

@@ -7,7 +7,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use archiver::startup::Archiver;
@@ -17,19 +17,6 @@ use testkit::emulator::{TEST_TRANSPORT, emulator_settings};
 use tiering::archive::BlobArchive;
 use tiering::record::AgeField;
 use tiering::settings::{ArchiverSettings, ReaderSettings, StoreSettings};
-
-#[derive(Clone)]
-struct Sink(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Sink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 async fn serve(stores: &StoreSettings) -> std::net::SocketAddr {
     let settings =
@@ -47,11 +34,8 @@ fn ident(text: &str) -> &str {
 
 #[tokio::test]
 async fn the_workbook_queries_read_fields_and_values_the_readers_lines_have() {
-    let lines = Arc::new(Mutex::new(Vec::<u8>::new()));
-    let sink = Sink(lines.clone());
-    let subscriber =
-        tiering::telemetry::json_subscriber(tiering::telemetry::EnvFilter::new("reader=info"), move || sink.clone());
-    tracing::subscriber::set_global_default(subscriber).unwrap();
+    let captured = testkit::logs::Captured::default();
+    tracing::subscriber::set_global_default(captured.subscriber("reader=info")).unwrap();
 
     let stores = emulator_settings(AgeField::Ts);
     let cosmos = fresh_cosmos(&stores).await;
@@ -82,12 +66,7 @@ async fn the_workbook_queries_read_fields_and_values_the_readers_lines_have() {
     assert_eq!(get(reader, "").await, 200);
     assert_eq!(get(broken, "/old").await, 503, "the archive cannot be asked");
 
-    let output = String::from_utf8(lines.lock().unwrap().clone()).unwrap();
-    let reads: Vec<serde_json::Value> = output
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|l| l["message"] == "read")
-        .collect();
+    let reads: Vec<serde_json::Value> = captured.lines().into_iter().filter(|l| l["message"] == "read").collect();
     let values = |field: &str| -> Vec<String> {
         reads.iter().filter_map(|l| l.get(field)).map(|v| v.as_str().map_or(v.to_string(), str::to_owned)).collect()
     };

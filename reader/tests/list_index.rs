@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use archiver::startup::Archiver;
 use chrono::{NaiveDate, Utc};
-use testkit::cosmos::{fresh_cosmos, seed};
-use testkit::emulator::{TEST_TRANSPORT, emulator_settings};
+use testkit::cosmos::{fresh_stores, seed};
+use testkit::emulator::TEST_TRANSPORT;
 use testkit::hooks::{HookedArchive, Hooks, hook};
 use testkit::sample::{SampleRecord, invoice};
 use tiering::archive::{Archive, BlobArchive, PutCondition};
@@ -31,10 +31,7 @@ struct World {
 }
 
 async fn world() -> World {
-    let stores = emulator_settings(AgeField::Iso("invoiceDate".into()));
-    let cosmos = fresh_cosmos(&stores).await;
-    let blob = BlobArchive::new(&stores, TEST_TRANSPORT).unwrap();
-    blob.ensure_container().await.unwrap();
+    let (stores, cosmos, blob) = fresh_stores(AgeField::Iso("invoiceDate".into())).await;
     World { stores, cosmos, blob, http: reqwest::Client::new() }
 }
 

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use archiver::startup::Archiver;
 use chrono::Utc;
-use testkit::cosmos::{fresh_cosmos, seed};
-use testkit::emulator::{TEST_TRANSPORT, emulator_settings};
+use testkit::cosmos::{fresh_stores, seed};
+use testkit::emulator::TEST_TRANSPORT;
 use testkit::hooks::{HookedArchive, Hooks, hook};
 use testkit::sample::{SampleRecord, invoice};
 use tiering::archive::{Archive, BlobArchive};
@@ -41,10 +41,7 @@ struct World {
 
 /// Three invoices dated 200 days ago, archived; the current API and the reader in front of them.
 async fn world() -> World {
-    let stores = emulator_settings(AgeField::Iso("invoiceDate".into()));
-    let cosmos = fresh_cosmos(&stores).await;
-    let blob = BlobArchive::new(&stores, TEST_TRANSPORT).unwrap();
-    blob.ensure_container().await.unwrap();
+    let (stores, cosmos, blob) = fresh_stores(AgeField::Iso("invoiceDate".into())).await;
     let date = Utc::now().date_naive() - chrono::Duration::days(200);
     let old: Vec<SampleRecord> =
         (0..3).map(|i| invoice("cust-w", &format!("inv-{i}"), date, 5_000, 40 + i as u64)).collect();

@@ -3,6 +3,7 @@
 
 use azure_data_cosmos::CosmosClient;
 use serde_json::value::RawValue;
+use tiering::archive::BlobArchive;
 use tiering::cosmos::CosmosStore;
 use tiering::settings::StoreSettings;
 use tiering::store::StoreError;
@@ -74,6 +75,16 @@ pub async fn create_container(
 /// production container has) and returns a store on it.
 pub async fn fresh_cosmos(settings: &StoreSettings) -> CosmosStore {
     fresh_cosmos_with(settings, Indexing::Default).await
+}
+
+/// Both stores of fresh emulator settings dated by `age_field`: the Cosmos
+/// container ([`fresh_cosmos`]) and the archive container, both created.
+pub async fn fresh_stores(age_field: tiering::record::AgeField) -> (StoreSettings, CosmosStore, BlobArchive) {
+    let stores = crate::emulator::emulator_settings(age_field);
+    let cosmos = fresh_cosmos(&stores).await;
+    let blob = BlobArchive::new(&stores, TEST_TRANSPORT).expect("blob client");
+    blob.ensure_container().await.expect("create the archive container");
+    (stores, cosmos, blob)
 }
 
 /// [`fresh_cosmos`] with a chosen indexing policy.

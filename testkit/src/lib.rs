@@ -14,6 +14,7 @@
 //! - [`memory`]: an in-memory archive with Blob Storage's conditional semantics.
 //! - [`sample`]: realistic, deterministic sample invoices.
 //! - [`idp`]: a local token issuer (OpenID configuration, JWKS, RS256 tokens good and bad).
+//! - [`logs`]: log lines in the production JSON format, captured for assertions.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
@@ -21,6 +22,7 @@ pub mod cosmos;
 pub mod emulator;
 pub mod hooks;
 pub mod idp;
+pub mod logs;
 pub mod memory;
 pub mod proxy;
 pub mod sample;
