@@ -32,6 +32,9 @@ const RENEW_EVERY: Duration = Duration::from_secs(15);
 /// One renewal attempt may take this long; failed attempts are repeated until the lease is lost.
 const RENEW_TIMEOUT: Duration = Duration::from_secs(5);
 const RENEW_RETRY: Duration = Duration::from_secs(2);
+/// How long operator commands wait for an archive run in progress to give the
+/// run lease back (a run ends within `ARCHIVE_TIME_BUDGET_SECONDS`).
+pub const DEFAULT_PATIENCE: Duration = Duration::from_secs(30 * 60);
 /// How often a waiting operator command tries again.
 const WAIT_POLL: Duration = Duration::from_secs(5);
 
@@ -74,6 +77,16 @@ impl RunLease {
             }
             tokio::time::sleep(WAIT_POLL).await;
         }
+    }
+
+    /// [`acquire_waiting`](Self::acquire_waiting) for an operator command: an
+    /// error saying a run is still in progress when the lease stays taken.
+    pub async fn take(archive: Arc<dyn Archive>, patience: Duration) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        Self::acquire_waiting(archive, patience)
+            .await
+            .context("taking the run lease")?
+            .ok_or_else(|| anyhow::anyhow!("an archive run is still in progress (it holds the run lease) after {patience:?}; try again when it has finished"))
     }
 
     /// True while the lease certainly holds; false once it may lapse soon.

@@ -7,12 +7,13 @@
 //! - [`lease`]: the run lease that keeps two passes from overlapping.
 //! - [`restamp`]: bringing archived copies' age stamps up to the current age field.
 //! - [`index`]: backfilling the list index (`tiering::index`) for older copies.
-//! - [`retention`]: expiring copies past `ARCHIVE_RETENTION_DAYS`, and holds.
+//! - [`retention`]: expiring copies past `ARCHIVE_RETENTION_DAYS`.
+//! - [`holds`]: holds, which keep a partition's copies from expiry and erasure.
 //! - [`budget`]: the request-unit budget that paces new work.
 //! - [`concurrency`]: the adaptive limit on records in flight.
 //! - [`handler`]: the HTTP surface the Functions host calls.
 //! - [`ops`]: operator commands: verify, find shadowed copies, forget, restore
-//!   (holds are [`retention`]'s).
+//!   and bulk restore.
 //! - [`plan`]: what archiving will do, before it is on (counts, bytes, RU, time, cost).
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -21,6 +22,7 @@ pub mod budget;
 pub mod concurrency;
 pub mod decide;
 pub mod handler;
+pub mod holds;
 pub mod index;
 pub mod lease;
 pub mod ops;

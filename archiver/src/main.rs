@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use archiver::run::RunStatus;
-use archiver::{handler, ops, plan, retention, startup};
+use archiver::{handler, holds, ops, plan, startup};
 use clap::{Parser, Subcommand};
 use tiering::settings::{ArchiverSettings, Env, handler_port};
 use tiering::store::Transport;
@@ -32,15 +32,24 @@ enum Command {
         /// A partition-key value (a customer, with the default contract).
         #[arg(long = "partition-key", visible_alias = "customer")]
         customer: Option<String>,
-        /// Instead of downloading copies, find those Cosmos shadows with another
-        /// version and withdraw them (each only if unchanged since listed).
+        /// Instead of downloading copies, find those whose record Cosmos holds
+        /// too, and report each pair: the same version, a version Cosmos has
+        /// superseded, or a conflict (the copy is newer). Withdraws nothing
+        /// unless --withdraw.
         #[arg(long)]
         shadowed: bool,
-        /// With --shadowed: report only, withdraw nothing.
+        /// With --shadowed: delete the copies of the same or a superseded version
+        /// (each at the ETag it was listed with, under the run lease). Conflicts
+        /// and partitions on hold are always kept.
         #[arg(long, requires = "shadowed")]
-        dry_run: bool,
-        /// With --shadowed: seconds to wait for an archive run in progress to end.
-        #[arg(long, default_value_t = ops::DEFAULT_PATIENCE.as_secs())]
+        withdraw: bool,
+        /// With --withdraw and --partition-key: conflicts too (copies newer than,
+        /// or of the same second as, Cosmos's version): a person decided that
+        /// Cosmos's versions are the right ones (docs/operations.md, "Conflicts").
+        #[arg(long, requires_all = ["withdraw", "customer"])]
+        prefer_cosmos: bool,
+        /// With --shadowed --withdraw: seconds to wait for an archive run in progress to end.
+        #[arg(long, default_value_t = archiver::lease::DEFAULT_PATIENCE.as_secs())]
         wait: u64,
     },
     /// Erase one record from both tiers. Without --confirm, only reports where it is.
@@ -54,7 +63,7 @@ enum Command {
         #[arg(long)]
         confirm: bool,
         /// Seconds to wait for an archive run in progress to end.
-        #[arg(long, default_value_t = ops::DEFAULT_PATIENCE.as_secs())]
+        #[arg(long, default_value_t = archiver::lease::DEFAULT_PATIENCE.as_secs())]
         wait: u64,
     },
     /// Copy archived records back into Cosmos: one (--id), or all of a customer's,
@@ -76,7 +85,7 @@ enum Command {
         #[arg(long, conflicts_with = "id")]
         dry_run: bool,
         /// Seconds to wait for an archive run in progress to end.
-        #[arg(long, default_value_t = ops::DEFAULT_PATIENCE.as_secs())]
+        #[arg(long, default_value_t = archiver::lease::DEFAULT_PATIENCE.as_secs())]
         wait: u64,
     },
     /// Put a partition-key value (a customer) on hold, or release it, or list the
@@ -96,7 +105,7 @@ enum Command {
         #[arg(long)]
         reason: Option<String>,
         /// Seconds to wait for an archive run in progress to end (a hold is placed under the run lease).
-        #[arg(long, default_value_t = ops::DEFAULT_PATIENCE.as_secs())]
+        #[arg(long, default_value_t = archiver::lease::DEFAULT_PATIENCE.as_secs())]
         wait: u64,
     },
     /// What archiving would do now: counts per month, bytes, compression, request
@@ -170,13 +179,18 @@ async fn main() -> anyhow::Result<()> {
                 std::process::exit(1);
             }
         }
-        Command::Verify { customer, shadowed, dry_run, wait } => {
+        Command::Verify { customer, shadowed, withdraw, prefer_cosmos, wait } => {
             let archiver = startup::build(settings, Transport::BATCH, false).await?;
             let problems = if shadowed {
                 let patience = Duration::from_secs(wait);
-                let report = ops::shadowed(&archiver, customer.as_deref(), !dry_run, patience).await?;
+                let withdraw = match (withdraw, prefer_cosmos) {
+                    (false, _) => ops::Withdraw::Nothing,
+                    (true, false) => ops::Withdraw::Settled,
+                    (true, true) => ops::Withdraw::PreferCosmos,
+                };
+                let report = ops::shadowed(&archiver, customer.as_deref(), withdraw, patience).await?;
                 print_json(&report)?;
-                report.withdraw_failed > 0 || (dry_run && !report.shadowed.is_empty())
+                report.needs_attention()
             } else {
                 let report = ops::verify(&archiver, customer.as_deref()).await?;
                 print_json(&report)?;
@@ -192,18 +206,17 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Hold { list: true, .. } => {
             let archiver = startup::build(settings, Transport::BATCH, false).await?;
-            print_json(&serde_json::json!({"holds": retention::holds(archiver.archive.as_ref()).await?}))?;
+            print_json(&serde_json::json!({"holds": holds::holds(archiver.archive.as_ref()).await?}))?;
         }
         Command::Hold { customer: Some(customer), release: true, .. } => {
             let archiver = startup::build(settings, Transport::BATCH, false).await?;
-            let released = retention::release(&archiver, &customer).await?;
+            let released = holds::release(&archiver, &customer).await?;
             print_json(&serde_json::json!({"partitionKey": customer, "released": released}))?;
         }
         Command::Hold { customer: Some(customer), reason, wait, .. } => {
             let archiver = startup::build(settings, Transport::BATCH, true).await?;
             let now = chrono::Utc::now();
-            let hold =
-                retention::place(&archiver, &customer, reason.as_deref(), now, Duration::from_secs(wait)).await?;
+            let hold = holds::place(&archiver, &customer, reason.as_deref(), now, Duration::from_secs(wait)).await?;
             // A hold on a value nothing is archived under may be a typo: say how many copies it keeps.
             let prefix = tiering::layout::partition_prefix(&customer);
             let (copies, more) = archiver.archive.list_page(&prefix, None, 1000).await?;

@@ -105,7 +105,7 @@ pub async fn verify(archiver: &Archiver, customer_id: Option<&str>) -> Result<Ve
     Ok(report)
 }
 
-/// One archived copy that Cosmos shadows with another version.
+/// One archived copy whose record Cosmos holds too, and what became of it.
 #[derive(Debug, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Shadowed {
@@ -113,65 +113,153 @@ pub struct Shadowed {
     pub customer_id: String,
     pub id: String,
     pub archived_etag: String,
+    pub archived_ts: i64,
     pub cosmos_etag: String,
-    /// `withdrawn`, `kept` (report only), `changed` (the copy changed since it was
-    /// listed; left alone) or `failed`.
+    pub cosmos_ts: i64,
+    /// Why: `sameVersion`, `superseded` (Cosmos's version is from a later
+    /// second), `conflict` (the copy is newer than Cosmos's version, or another
+    /// version of the same second: which one should live cannot be told), `held`
+    /// (the partition is on hold: every version is kept).
+    pub reason: Pair,
+    /// `wouldWithdraw` (a report: run again with `--withdraw`), `withdrawn`,
+    /// `kept` (a conflict or a hold: both tiers keep their version), `changed`
+    /// (the copy changed since it was listed; left alone) or `failed`.
     pub action: &'static str,
 }
 
-/// How long operator commands wait for an archive run in progress to give the
-/// run lease back (a run ends within `ARCHIVE_TIME_BUDGET_SECONDS`).
-pub const DEFAULT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+/// How an archived copy and the version Cosmos holds of the same record relate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Pair {
+    SameVersion,
+    Superseded,
+    Conflict,
+    Held,
+}
 
-pub(crate) async fn take_lease(archiver: &Archiver, patience: std::time::Duration) -> anyhow::Result<RunLease> {
-    RunLease::acquire_waiting(archiver.archive.clone(), patience)
-        .await
-        .context("taking the run lease")?
-        .ok_or_else(|| anyhow::anyhow!("an archive run is still in progress (it holds the run lease) after {patience:?}; try again when it has finished"))
+impl Pair {
+    /// The pair's relation, as the move-back decides it without the run lease
+    /// (`moveback::hot_version`): a copy may go only when Cosmos holds its very
+    /// version, or one written in a strictly later second. Anything else, a copy
+    /// newer than Cosmos's version above all (Cosmos restored from a backup), is
+    /// a conflict for a person, and both stay.
+    pub fn of(cosmos: &tiering::cosmos::Version, copy: &ArchiveMeta, held: bool) -> Self {
+        if held {
+            return Self::Held;
+        }
+        match moveback::hot_version(&cosmos.etag, cosmos.ts, copy, false) {
+            moveback::HotVersion::SameAsCopy => Self::SameVersion,
+            moveback::HotVersion::Newer => Self::Superseded,
+            moveback::HotVersion::Older => Self::Conflict,
+        }
+    }
+
+    /// True when the copy may be withdrawn.
+    pub fn withdrawable(self) -> bool {
+        matches!(self, Self::SameVersion | Self::Superseded)
+    }
+}
+
+/// What `archiver verify --shadowed` deletes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Withdraw {
+    /// Nothing: a report.
+    Nothing,
+    /// Copies of the version Cosmos holds, or of one it superseded (`--withdraw`).
+    Settled,
+    /// Those, and conflicts too: a person decided Cosmos's versions are the
+    /// right ones (`--withdraw --prefer-cosmos`, one partition at a time).
+    PreferCosmos,
 }
 
 /// What `archiver verify --shadowed` found.
 #[derive(Debug, Default, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct ShadowReport {
+    /// True when copies were withdrawn (`--withdraw`); false for a report.
+    pub withdraw: bool,
     pub checked: u64,
     /// Copies of the very version Cosmos holds (a run stopped between verify and
     /// delete). Harmless while the record is hot, but an application delete would
     /// bring them back, so they are withdrawn too.
     pub same_version: u64,
+    /// Copies of a version Cosmos has superseded (written in a later second).
+    pub superseded: u64,
+    /// Copies newer than Cosmos's version, or of the same second: kept, with
+    /// Cosmos's version, for a person (docs/operations.md, "Conflicts").
+    pub conflicts: u64,
+    /// Pairs kept because the partition is on hold.
+    pub held: u64,
     /// Copies whose metadata cannot be read (see `archiver verify`).
     pub unreadable: Vec<String>,
+    /// Every pair found, with what became of it.
     pub shadowed: Vec<Shadowed>,
     pub withdrawn: u64,
     pub withdraw_failed: u64,
 }
 
-/// Finds archived copies whose record Cosmos holds (at another version: a copy
-/// left by an interrupted run, a conflict, a restore followed by an update; or at
-/// the same version: a run stopped between verify and delete) and, when
-/// `withdraw`, deletes each at the ETag it was listed with. Such a copy is never
-/// served while the record is in Cosmos, but it would resurrect that version once
-/// the record leaves Cosmos. Holds the run lease, so no archive run relies on a
-/// copy meanwhile. Costs one listing of the archive and one query per 100 copies;
-/// downloads nothing.
+impl ShadowReport {
+    /// True when an operator has something to look at: a conflict, a failed
+    /// withdrawal, or (in a report) copies to withdraw.
+    pub fn needs_attention(&self) -> bool {
+        self.shadowed.iter().any(|s| s.reason == Pair::Conflict && s.action == "kept")
+            || self.withdraw_failed > 0
+            || (!self.withdraw && self.shadowed.iter().any(|s| s.action == "wouldWithdraw"))
+    }
+}
+
+/// Finds archived copies whose record Cosmos holds too: at the same version (a
+/// run stopped between verify and delete), at a version written later (a copy
+/// left by an interrupted run, a restore followed by an update), or at an older
+/// one (a conflict: Cosmos restored from a backup, say). Such a copy is never
+/// served while the record is in Cosmos, but it would resurrect its version once
+/// the record leaves Cosmos.
+///
+/// Without `withdraw` it only reports. With it, the copies of the first two
+/// kinds are deleted, each at the ETag it was listed with, under the run lease
+/// (so no archive run relies on a copy meanwhile); conflicts and copies of a
+/// partition on hold are kept. Costs one listing of the archive and one query per
+/// 100 copies; downloads nothing.
 pub async fn shadowed(
     archiver: &Archiver,
     customer_id: Option<&str>,
-    withdraw: bool,
+    withdraw: Withdraw,
     patience: std::time::Duration,
 ) -> anyhow::Result<ShadowReport> {
-    let lease = if withdraw { Some(take_lease(archiver, patience).await?) } else { None };
-    let result = scan_shadowed(archiver, customer_id, lease.as_ref()).await;
+    anyhow::ensure!(
+        withdraw != Withdraw::PreferCosmos || customer_id.is_some(),
+        "withdrawing conflicts (--prefer-cosmos) is done one partition at a time: name it with --partition-key"
+    );
+    let lease = if withdraw != Withdraw::Nothing {
+        Some(RunLease::take(archiver.archive.clone(), patience).await?)
+    } else {
+        None
+    };
+    let held = match crate::holds::held(archiver.archive.as_ref()).await {
+        Ok(held) => held,
+        Err(e) => {
+            if let Some(lease) = lease {
+                lease.release().await;
+            }
+            return Err(e).context("reading the holds");
+        }
+    };
+    let prefer_cosmos = withdraw == Withdraw::PreferCosmos;
+    let result = scan_shadowed(archiver, customer_id, lease.as_ref(), &held, prefer_cosmos).await;
     if let Some(lease) = lease {
         lease.release().await;
     }
-    Ok(result?)
+    let mut report = result?;
+    report.withdraw = withdraw != Withdraw::Nothing;
+    Ok(report)
 }
 
 async fn scan_shadowed(
     archiver: &Archiver,
     customer_id: Option<&str>,
     lease: Option<&RunLease>,
+    held: &std::collections::HashSet<String>,
+    prefer_cosmos: bool,
 ) -> Result<ShadowReport, StoreError> {
     let mut report = ShadowReport::default();
     // A customer's blobs are contiguous in a listing (names are `v1/<customer>/<id>`).
@@ -185,11 +273,11 @@ async fn scan_shadowed(
             continue;
         };
         if batch.first().is_some_and(|b| b.0 != customer) || batch.len() >= SHADOW_BATCH {
-            check_batch(archiver, std::mem::take(&mut batch), lease, &mut report).await?;
+            check_batch(archiver, std::mem::take(&mut batch), lease, held, prefer_cosmos, &mut report).await?;
         }
         batch.push((customer, id, blob, meta));
     }
-    check_batch(archiver, batch, lease, &mut report).await?;
+    check_batch(archiver, batch, lease, held, prefer_cosmos, &mut report).await?;
     Ok(report)
 }
 
@@ -197,19 +285,26 @@ async fn check_batch(
     archiver: &Archiver,
     batch: Vec<(String, String, BlobInfo, ArchiveMeta)>,
     lease: Option<&RunLease>,
+    held: &std::collections::HashSet<String>,
+    prefer_cosmos: bool,
     report: &mut ShadowReport,
 ) -> Result<(), StoreError> {
     let Some(customer) = batch.first().map(|b| b.0.clone()) else { return Ok(()) };
     let ids: Vec<String> = batch.iter().map(|b| b.1.clone()).collect();
     let in_cosmos = archiver.cosmos.versions(&customer, &ids).await?;
     for (customer_id, id, blob, meta) in batch {
-        let Some(cosmos_etag) = in_cosmos.get(&id) else { continue };
-        let same = *cosmos_etag == meta.etag;
-        if same {
-            report.same_version += 1;
+        let Some(cosmos) = in_cosmos.get(&id) else { continue };
+        let pair = Pair::of(cosmos, &meta, held.contains(&customer_id));
+        match pair {
+            Pair::SameVersion => report.same_version += 1,
+            Pair::Superseded => report.superseded += 1,
+            Pair::Conflict => report.conflicts += 1,
+            Pair::Held => report.held += 1,
         }
+        let goes = pair.withdrawable() || (prefer_cosmos && pair == Pair::Conflict);
         let action = match lease {
-            None => "kept",
+            _ if !goes => "kept",
+            None => "wouldWithdraw",
             Some(lease) if !lease.holds() => {
                 report.withdraw_failed += 1;
                 "failed"
@@ -228,16 +323,20 @@ async fn check_batch(
                 }
             },
         };
-        if !same || action != "kept" {
-            report.shadowed.push(Shadowed {
-                blob: blob.name,
-                customer_id,
-                id,
-                archived_etag: meta.etag,
-                cosmos_etag: cosmos_etag.clone(),
-                action,
-            });
+        if pair == Pair::Conflict && action == "kept" {
+            tracing::warn!(blob = %blob.name, archived_ts = meta.ts, cosmos_ts = cosmos.ts, "the archived copy is newer than Cosmos's version (or of the same second): both kept for a person");
         }
+        report.shadowed.push(Shadowed {
+            blob: blob.name,
+            customer_id,
+            id,
+            archived_etag: meta.etag,
+            archived_ts: meta.ts,
+            cosmos_etag: cosmos.etag.clone(),
+            cosmos_ts: cosmos.ts,
+            reason: pair,
+            action,
+        });
     }
     Ok(())
 }
@@ -285,7 +384,7 @@ pub async fn forget(
         held: false,
         note: FORGET_NOTE,
     };
-    report.held = crate::retention::is_held(archiver.archive.as_ref(), customer_id)
+    report.held = crate::holds::is_held(archiver.archive.as_ref(), customer_id)
         .await
         .context("looking for a hold on the partition")?;
     if !confirm {
@@ -305,9 +404,9 @@ pub async fn forget(
         !report.held,
         "{customer_id:?} is on hold (archiver hold --list): nothing is erased while the hold lasts; release it first"
     );
-    let lease = take_lease(archiver, patience).await?;
+    let lease = RunLease::take(archiver.archive.clone(), patience).await?;
     // A hold placed while this waited for the lease (holds are placed under it).
-    if crate::retention::is_held(archiver.archive.as_ref(), customer_id).await.context("looking for a hold")? {
+    if crate::holds::is_held(archiver.archive.as_ref(), customer_id).await.context("looking for a hold")? {
         lease.release().await;
         anyhow::bail!("{customer_id:?} was put on hold meanwhile: nothing erased");
     }
@@ -364,7 +463,7 @@ pub async fn restore(
     patience: std::time::Duration,
 ) -> anyhow::Result<MovedBack> {
     layout::blob_name(customer_id, id)?;
-    let lease = take_lease(archiver, patience).await?;
+    let lease = RunLease::take(archiver.archive.clone(), patience).await?;
     let holds = || lease.holds();
     let result = moveback::move_back(&archiver.cosmos, archiver.archive.as_ref(), customer_id, id, Some(&holds)).await;
     lease.release().await;
@@ -435,7 +534,7 @@ pub async fn restore_customer(
         dry_run,
         ..Default::default()
     };
-    let lease = if dry_run { None } else { Some(take_lease(archiver, patience).await?) };
+    let lease = if dry_run { None } else { Some(RunLease::take(archiver.archive.clone(), patience).await?) };
     let lease_holds = || lease.as_ref().is_none_or(RunLease::holds);
     let names = archiver
         .archive
@@ -556,5 +655,39 @@ async fn restore_leased(
         }
         Ok(MovedBack::NotArchived) => CopyRestore::OutsideWindow,
         Err(e) => CopyRestore::Failed(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tiering::codec::AgeStamp;
+    use tiering::cosmos::Version;
+    use tiering::record::AgeField;
+
+    #[test]
+    fn a_copy_goes_only_when_cosmos_holds_its_version_or_a_later_one_and_never_under_a_hold() {
+        let copy = ArchiveMeta {
+            sha256: String::new(),
+            length: 0,
+            etag: "\"v2\"".into(),
+            ts: 1000,
+            stamp: AgeStamp::new(&AgeField::Ts, None),
+            archived_at: chrono::Utc::now(),
+        };
+        let at = |etag: &str, ts| Version { etag: etag.into(), ts };
+        let cases = [
+            (at("\"v2\"", 1000), false, Pair::SameVersion, true),
+            (at("\"v3\"", 1001), false, Pair::Superseded, true),
+            // Cosmos restored from a backup: an older version is no reason to delete a newer one.
+            (at("\"v1\"", 900), false, Pair::Conflict, false),
+            (at("\"v1\"", 1000), false, Pair::Conflict, false),
+            (at("\"v3\"", 1001), true, Pair::Held, false),
+            (at("\"v2\"", 1000), true, Pair::Held, false),
+        ];
+        for (cosmos, held, pair, withdrawable) in cases {
+            assert_eq!(Pair::of(&cosmos, &copy, held), pair, "{cosmos:?} held={held}");
+            assert_eq!(pair.withdrawable(), withdrawable, "{pair:?}");
+        }
     }
 }

@@ -150,7 +150,7 @@ pub async fn retention(archiver: &Archiver, now: DateTime<Utc>) -> Result<Option
     let Some(days) = archiver.settings.retention_days else { return Ok(None) };
     let field = &archiver.settings.stores.age_field;
     let cutoff = Archiver::cutoff(field, now, days);
-    let held = crate::retention::held(archiver.archive.as_ref()).await?;
+    let held = crate::holds::held(archiver.archive.as_ref()).await?;
     let far = tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600);
     let report =
         crate::retention::expire(&archiver.archive, field, &cutoff, &held, true, crate::retention::PAGE, far, &|| true)

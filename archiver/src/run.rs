@@ -455,7 +455,7 @@ impl Archiver {
         let field = &self.settings.stores.age_field;
         let cutoff = Self::cutoff(field, now, days);
         let deadline = (Instant::now() + self.settings.time_budget / 4).min(started + self.settings.time_budget);
-        let held = match retention::held(self.archive.as_ref()).await {
+        let held = match crate::holds::held(self.archive.as_ref()).await {
             Ok(held) => held,
             Err(e) => {
                 // Without the holds nothing may expire; the archive pass meets the outage too.
@@ -831,7 +831,7 @@ async fn verify(archive: &dyn Archive, name: &str, ours: &ArchiveMeta) -> Result
 /// ours to delete. Only while the run lease holds.
 async fn withdraw(archive: &dyn Archive, p: &Prepared, blob_etag: &str, lease_holds: &LeaseHolds<'_>) -> Withdrawal {
     if !lease_holds() {
-        error!(blob = %p.name, "a copy that should have been withdrawn is left: the run lease may lapse; run `archiver verify --shadowed`");
+        error!(blob = %p.name, "a copy that should have been withdrawn is left: the run lease may lapse; run `archiver verify --shadowed --withdraw`");
         return Withdrawal::Failed;
     }
     match archive.delete_if_match(&p.name, blob_etag).await {
@@ -842,7 +842,7 @@ async fn withdraw(archive: &dyn Archive, p: &Prepared, blob_etag: &str, lease_ho
         }
         Err(StoreError::PreconditionFailed | StoreError::NotFound) => Withdrawal::NotOurs,
         Err(e) => {
-            error!(blob = %p.name, customer_id = %p.customer_id, id = %p.id, error = %e, "a copy that should have been withdrawn is still in the archive; run `archiver verify --shadowed`");
+            error!(blob = %p.name, customer_id = %p.customer_id, id = %p.id, error = %e, "a copy that should have been withdrawn is still in the archive; run `archiver verify --shadowed --withdraw`");
             Withdrawal::Failed
         }
     }

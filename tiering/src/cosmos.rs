@@ -77,6 +77,13 @@ impl Attempts {
     }
 }
 
+/// Which version of a record Cosmos holds: its `_etag` and `_ts`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version {
+    pub etag: String,
+    pub ts: i64,
+}
+
 /// The outcome of a conditional delete.
 #[derive(Debug)]
 pub struct Deletion {
@@ -471,13 +478,13 @@ impl CosmosStore {
         Ok((docs, false))
     }
 
-    /// The `_etag` of each of `ids` that exists in Cosmos for this customer (at any age).
-    pub async fn versions(&self, customer_id: &str, ids: &[String]) -> Result<HashMap<String, String>, StoreError> {
+    /// The version of each of `ids` that exists in Cosmos for this customer (at any age).
+    pub async fn versions(&self, customer_id: &str, ids: &[String]) -> Result<HashMap<String, Version>, StoreError> {
         let mut found = HashMap::new();
         // Bounded query text and parameter size, whatever the caller passes.
         for chunk in ids.chunks(100) {
             let sql = format!(
-                "SELECT c.id, c._etag FROM c WHERE c[\"{}\"] = @pk AND ARRAY_CONTAINS(@ids, c.id)",
+                "SELECT c.id, c._etag, c._ts FROM c WHERE c[\"{}\"] = @pk AND ARRAY_CONTAINS(@ids, c.id)",
                 self.partition_key.property()
             );
             let query = Query::from(sql).with_parameter("@pk", customer_id)?.with_parameter("@ids", chunk)?;
@@ -486,13 +493,15 @@ impl CosmosStore {
             while let Some(page) = pages.next_page().await {
                 for raw in page?.docs {
                     #[derive(serde::Deserialize)]
-                    struct Version {
+                    struct Row {
                         id: String,
                         #[serde(rename = "_etag")]
                         etag: String,
+                        #[serde(rename = "_ts")]
+                        ts: i64,
                     }
-                    let v: Version = serde_json::from_slice(&raw)?;
-                    found.insert(v.id, v.etag);
+                    let row: Row = serde_json::from_slice(&raw)?;
+                    found.insert(row.id, Version { etag: row.etag, ts: row.ts });
                 }
             }
         }

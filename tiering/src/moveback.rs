@@ -73,7 +73,7 @@ pub enum MoveBackError {
     /// A store could not do its part of `step`. Nothing was lost: when the record
     /// was created already, it is hot and its copy is still there, a stale copy
     /// until a second move-back (the write's retry), a DELETE through the reader
-    /// or `archiver verify --shadowed` removes it.
+    /// or `archiver verify --shadowed --withdraw` removes it.
     #[error("{step}: {error}")]
     Store { step: &'static str, error: StoreError },
     /// The copy failed its integrity check (or is in a format not served): never written to Cosmos.

@@ -1,5 +1,7 @@
 //! The operator commands: verify, verify --shadowed, forget, restore.
 
+use archiver::ops::Withdraw;
+
 use super::*;
 
 #[tokio::test]
@@ -78,24 +80,27 @@ async fn verify_shadowed_withdraws_copies_next_to_records_cosmos_holds() {
     let f = fixture().await;
     let archiver = f.plain(4);
     assert_eq!(archiver.run(Utc::now(), false).await.archived, f.old.len() as u64);
-    // x: the application wrote the archived record again: its copy is stale.
+    // x: the application wrote the archived record again (a later second): its copy is stale.
     let x = &f.old[0];
-    upsert_raw(&f.cosmos, &x.customer_id, &x.id, &x.json.replacen("issued", "void", 1)).await.unwrap();
+    let later = archived(&f.blob, x).await.1.ts + 60;
+    upsert_raw(&f.cosmos, &x.customer_id, &x.id, &version_at(x, later)).await.unwrap();
     // y: copied by an interrupted run, not yet deleted: the same version in both tiers.
     let y = &f.new[0];
     let (body, etag, ts) = f.hot(std::slice::from_ref(y)).await.remove(0);
     f.put_copy(y, &body, &etag, ts).await;
     // z: a stale copy that someone replaces between the listing and the withdrawal.
     let z = &f.old[1];
-    upsert_raw(&f.cosmos, &z.customer_id, &z.id, &z.json).await.unwrap();
+    let later = archived(&f.blob, z).await.1.ts + 60;
+    upsert_raw(&f.cosmos, &z.customer_id, &z.id, &version_at(z, later)).await.unwrap();
 
     let patience = Duration::ZERO;
-    let report = archiver::ops::shadowed(&archiver, None, false, patience).await.unwrap();
+    let report = archiver::ops::shadowed(&archiver, None, Withdraw::Nothing, patience).await.unwrap();
     assert_eq!(report.checked, f.old.len() as u64 + 1, "{report:?}");
     assert_eq!(report.same_version, 1);
     let mut found: Vec<(&str, &str)> = report.shadowed.iter().map(|s| (s.id.as_str(), s.action)).collect();
     found.sort();
-    let mut expected = vec![(x.id.as_str(), "kept"), (z.id.as_str(), "kept")];
+    let mut expected =
+        vec![(x.id.as_str(), "wouldWithdraw"), (y.id.as_str(), "wouldWithdraw"), (z.id.as_str(), "wouldWithdraw")];
     expected.sort();
     assert_eq!(found, expected, "a report lists the stale copies");
     assert!(f.archived_etag(x).await.is_some(), "a report withdraws nothing");
@@ -115,7 +120,7 @@ async fn verify_shadowed_withdraws_copies_next_to_records_cosmos_holds() {
         }),
         ..Default::default()
     };
-    let report = archiver::ops::shadowed(&f.hooked(hooks, 4), None, true, patience).await.unwrap();
+    let report = archiver::ops::shadowed(&f.hooked(hooks, 4), None, Withdraw::Settled, patience).await.unwrap();
     assert_eq!((report.withdrawn, report.withdraw_failed), (2, 0), "{report:?}");
     let action = |id: &str| report.shadowed.iter().find(|s| s.id == id).unwrap().action;
     assert_eq!((action(&x.id), action(&y.id), action(&z.id)), ("withdrawn", "withdrawn", "changed"));
@@ -123,6 +128,108 @@ async fn verify_shadowed_withdraws_copies_next_to_records_cosmos_holds() {
     assert!(f.archived_etag(z).await.is_some(), "a copy changed since it was listed is left alone");
     assert!(f.in_cosmos(x).await && f.in_cosmos(y).await && f.in_cosmos(z).await, "Cosmos keeps every record");
     assert_eq!(f.blob_count().await, f.old.len() - 1, "the archived records keep their copies");
+}
+
+/// `r`'s document, changed, as Cosmos would hold it with `_ts` = `ts` (the
+/// emulator's test aid: as a point-in-time restore brings a version back).
+fn version_at(r: &SampleRecord, ts: i64) -> String {
+    let changed = r.json.replacen("issued", "restored", 1);
+    format!("{{\"_emulatorTs\":{ts},{}", changed.strip_prefix('{').unwrap())
+}
+
+#[tokio::test]
+async fn verify_shadowed_withdraws_only_copies_cosmos_holds_or_superseded_and_only_when_asked() {
+    let f = fixture().await;
+    let archiver = f.plain(4);
+    assert_eq!(archiver.run(Utc::now(), false).await.archived, f.old.len() as u64);
+    // Cosmos restored from a backup: the record comes back at the version
+    // before the archived one (v2 archived, v1 put back with its older `_ts`).
+    let restored = &f.old[0];
+    let copy_ts = |r: &SampleRecord| {
+        let (blob, r) = (f.blob.clone(), r.clone());
+        async move { archived(&blob, &r).await.1.ts }
+    };
+    let v2 = copy_ts(restored).await;
+    upsert_raw(&f.cosmos, &restored.customer_id, &restored.id, &version_at(restored, v2 - 3600)).await.unwrap();
+    assert_eq!(f.hot(std::slice::from_ref(restored)).await[0].2, v2 - 3600, "the emulator keeps a restored _ts");
+    // Another version of the copy's own second: which is newer cannot be told.
+    let same_second = &f.old[2];
+    let ts = copy_ts(same_second).await;
+    upsert_raw(&f.cosmos, &same_second.customer_id, &same_second.id, &version_at(same_second, ts)).await.unwrap();
+    // Written again in a later second: Cosmos superseded the copy.
+    let superseded = &f.old[4];
+    let ts = copy_ts(superseded).await;
+    upsert_raw(&f.cosmos, &superseded.customer_id, &superseded.id, &version_at(superseded, ts + 60)).await.unwrap();
+    // The very version Cosmos holds (a run stopped between verify and delete).
+    let same = &f.new[0];
+    let (body, etag, ts) = f.hot(std::slice::from_ref(same)).await.remove(0);
+    f.put_copy(same, &body, &etag, ts).await;
+    // Superseded too, but its customer is on hold: every version is kept.
+    let held = &f.old[1];
+    let ts = copy_ts(held).await;
+    upsert_raw(&f.cosmos, &held.customer_id, &held.id, &version_at(held, ts + 60)).await.unwrap();
+    archiver::holds::place(&archiver, &held.customer_id, Some("case 7"), Utc::now(), Duration::ZERO).await.unwrap();
+
+    let every_copy = [restored, same_second, superseded, same, held];
+    let etags = |f: &Fixture| {
+        let f = (f.blob.clone(), every_copy.map(name));
+        async move {
+            let mut out = Vec::new();
+            for n in f.1 {
+                out.push(f.0.head(&n).await.ok().map(|i| i.etag));
+            }
+            out
+        }
+    };
+    let before = etags(&f).await;
+    let hot_before = f.hot(&every_copy.map(|r| r.clone())).await;
+    let patience = Duration::ZERO;
+    let report = archiver::ops::shadowed(&archiver, None, Withdraw::Nothing, patience).await.unwrap();
+    let seen = |report: &archiver::ops::ShadowReport| {
+        let mut seen: Vec<(String, archiver::ops::Pair, &'static str)> =
+            report.shadowed.iter().map(|s| (s.id.clone(), s.reason, s.action)).collect();
+        seen.sort_by(|a, b| a.0.cmp(&b.0));
+        seen
+    };
+    use archiver::ops::Pair;
+    let expect = |withdrawn: &'static str| {
+        let mut e = vec![
+            (restored.id.clone(), Pair::Conflict, "kept"),
+            (same_second.id.clone(), Pair::Conflict, "kept"),
+            (superseded.id.clone(), Pair::Superseded, withdrawn),
+            (same.id.clone(), Pair::SameVersion, withdrawn),
+            (held.id.clone(), Pair::Held, "kept"),
+        ];
+        e.sort_by(|a, b| a.0.cmp(&b.0));
+        e
+    };
+    assert_eq!(seen(&report), expect("wouldWithdraw"), "{report:?}");
+    assert_eq!((report.conflicts, report.superseded, report.same_version, report.held), (2, 1, 1, 1));
+    assert!(report.needs_attention() && !report.withdraw && report.withdrawn == 0);
+    let conflict = report.shadowed.iter().find(|s| s.id == restored.id).unwrap();
+    assert_eq!((conflict.archived_ts, conflict.cosmos_ts), (v2, v2 - 3600), "the JSON says which is newer");
+    assert_eq!(etags(&f).await, before, "a report deletes nothing");
+
+    let report = archiver::ops::shadowed(&archiver, None, Withdraw::Settled, patience).await.unwrap();
+    assert_eq!(seen(&report), expect("withdrawn"), "{report:?}");
+    assert_eq!((report.withdrawn, report.withdraw_failed), (2, 0));
+    assert!(report.needs_attention(), "the conflicts are still there for a person");
+    let after = etags(&f).await;
+    assert_eq!((after[2].clone(), after[3].clone()), (None, None), "the superseded and same-version copies go");
+    assert_eq!([&after[0], &after[1], &after[4]], [&before[0], &before[1], &before[4]], "conflicts and holds stay");
+    assert_eq!(f.hot(&every_copy.map(|r| r.clone())).await, hot_before, "Cosmos is never touched");
+    // The newer version is still what the archive holds, so a person can choose.
+    assert_eq!(archived(&f.blob, restored).await.1.ts, v2);
+    // A person decided Cosmos's version is right: conflicts go too, one partition at a time.
+    let everywhere = archiver::ops::shadowed(&archiver, None, Withdraw::PreferCosmos, patience).await;
+    assert!(everywhere.is_err(), "never across the whole archive");
+    let settled = archiver::ops::shadowed(&archiver, Some(&restored.customer_id), Withdraw::PreferCosmos, patience)
+        .await
+        .unwrap();
+    assert_eq!((settled.withdrawn, settled.conflicts), (2, 2), "{settled:?}");
+    assert!(!settled.needs_attention());
+    assert_eq!((f.archived_etag(restored).await, f.archived_etag(same_second).await), (None, None));
+    assert!(f.archived_etag(held).await.is_some(), "a hold still keeps its copies");
 }
 
 #[tokio::test]

@@ -23,9 +23,8 @@ async fn copies_past_retention_expire_unless_held_and_a_dry_run_and_the_plan_onl
     let (expiring, held) = past_200_days(&f);
     assert_eq!((expiring.len(), held.len()), (2, 1));
 
-    let hold = archiver::retention::place(&f.plain(4), "cust b+ü", Some("case 4711"), Utc::now(), Duration::ZERO)
-        .await
-        .unwrap();
+    let hold =
+        archiver::holds::place(&f.plain(4), "cust b+ü", Some("case 4711"), Utc::now(), Duration::ZERO).await.unwrap();
     assert_eq!((hold.partition_key.as_str(), hold.reason.as_deref()), ("cust b+ü", Some("case 4711")));
     let archiver = with_retention(&f, Some(200));
 
@@ -60,8 +59,8 @@ async fn copies_past_retention_expire_unless_held_and_a_dry_run_and_the_plan_onl
     assert!(report.unwrap().held);
 
     // Released: the next run expires it.
-    assert!(archiver::retention::release(&archiver, "cust b+ü").await.unwrap());
-    assert!(!archiver::retention::release(&archiver, "cust b+ü").await.unwrap(), "released once");
+    assert!(archiver::holds::release(&archiver, "cust b+ü").await.unwrap());
+    assert!(!archiver::holds::release(&archiver, "cust b+ü").await.unwrap(), "released once");
     let run = archiver.run(Utc::now(), false).await;
     assert_eq!((run.expired, run.held), (1, 0));
     assert_eq!(f.archived_etag(held[0]).await, None);
@@ -76,7 +75,7 @@ async fn a_hold_waits_for_a_run_in_progress_and_the_cli_lists_it() {
     let f = fixture().await;
     let archiver = f.plain(4);
     let lease = archiver::lease::RunLease::acquire(archiver.archive.clone()).await.unwrap().unwrap();
-    let busy = archiver::retention::place(&archiver, "cust-a", None, Utc::now(), Duration::ZERO).await;
+    let busy = archiver::holds::place(&archiver, "cust-a", None, Utc::now(), Duration::ZERO).await;
     assert!(busy.unwrap_err().to_string().contains("in progress"), "placed only under the run lease");
     lease.release().await;
 
@@ -99,7 +98,7 @@ async fn an_unfinished_expiry_scan_resumes_where_it_stopped() {
     let f = fixture().await;
     with_retention(&f, None).run(Utc::now(), false).await;
     // cust-a on hold: its 4 copies stay, so a scan that started over would list them again.
-    archiver::retention::place(&f.plain(4), "cust-a", None, Utc::now(), Duration::ZERO).await.unwrap();
+    archiver::holds::place(&f.plain(4), "cust-a", None, Utc::now(), Duration::ZERO).await.unwrap();
     let held = std::collections::HashSet::from(["cust-a".to_owned()]);
     let lists = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let counter = lists.clone();
