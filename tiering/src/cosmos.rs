@@ -414,35 +414,68 @@ impl CosmosStore {
             }
         }
         tie_ids.truncate(need as usize);
-        // Bodies: reuse what the first query brought, fetch the rest in one query.
+        // Bodies: reuse what the first query brought, fetch the rest in one query,
+        // in id order and within the bytes the page has left (a month-end batch
+        // of large records sharing one date must not be loaded whole).
+        let doc_len = |d: &(AgeValue, String, RawDocument)| d.2.as_bytes().len();
+        let above_bytes: usize = above.iter().map(doc_len).sum();
         let mut have: HashMap<String, RawDocument> = at_last.into_iter().map(|(_, id, doc)| (id, doc)).collect();
         let missing: Vec<&String> = tie_ids.iter().filter(|id| !have.contains_key(*id)).collect();
+        // With the fetch cut short, ties after the last one it brought (in the
+        // ties' order, which is the fetch's: both order by id in Cosmos) were not asked for.
+        let mut fetched_through: Option<usize> = None;
         if !missing.is_empty() {
-            let sql = format!("SELECT * FROM c WHERE c[\"{}\"] = @pk AND ARRAY_CONTAINS(@ids, c.id)", pk.property());
+            let sql = format!(
+                "SELECT * FROM c WHERE c[\"{}\"] = @pk AND ARRAY_CONTAINS(@ids, c.id) ORDER BY c.id ASC",
+                pk.property()
+            );
             let query = Query::from(sql).with_parameter("@pk", customer_id)?.with_parameter("@ids", &missing)?;
-            let (docs, _) = self.collect_docs(query, scope(), missing.len() as u32, usize::MAX, &mut charge).await?;
+            let left = max_bytes.saturating_sub(above_bytes).max(1);
+            let (docs, cut) = self.collect_docs(query, scope(), missing.len() as u32, left, &mut charge).await?;
+            let last = docs.last().and_then(|d| d.id().ok());
             for doc in docs {
                 if let Ok(id) = doc.id() {
                     have.insert(id, doc);
                 }
             }
+            if cut {
+                fetched_through = Some(last.and_then(|l| tie_ids.iter().position(|t| *t == l)).unwrap_or(0));
+            }
         }
-        // The slice is complete through the last tie (or, when the ties vanished
-        // meanwhile, through the position Cosmos last showed us).
-        let boundary = Cursor { age: last_age.clone(), id: tie_ids.last().cloned().unwrap_or(last_id) };
         // A record re-dated onto the last age value between the two queries is a tie
         // now: it is listed there, once.
         above.retain(|d| !tie_ids.contains(&d.1));
+        above.sort_by(by_position);
+        let mut bytes: usize = above.iter().map(doc_len).sum();
+        // Everything up to here is known: listed, or gone from this position.
+        let mut resolved = above.last().map(|d| Cursor { age: d.0.clone(), id: d.1.clone() });
         let mut out: Vec<RawDocument> = above.into_iter().map(|d| d.2).collect();
-        for id in &tie_ids {
+        let mut complete_ties = true;
+        for (i, id) in tie_ids.iter().enumerate() {
+            if fetched_through.is_some_and(|through| i > through) {
+                complete_ties = false;
+                break;
+            }
             // A tie fetched after the first query may have changed or moved to the
             // archive meanwhile: keep it only where it still belongs.
-            if let Some(doc) = have.remove(id)
-                && doc.sort_key(field).as_ref() == Some(&last_age)
-            {
+            if let Some(doc) = have.remove(id).filter(|doc| doc.sort_key(field).as_ref() == Some(&last_age)) {
+                let len = doc.as_bytes().len();
+                if !out.is_empty() && bytes + len > max_bytes {
+                    complete_ties = false;
+                    break;
+                }
+                bytes += len;
                 out.push(doc);
             }
+            resolved = Some(Cursor { age: last_age.clone(), id: id.clone() });
         }
+        // The slice is complete through the last tie (or, when the ties vanished
+        // meanwhile, through the position Cosmos last showed us); cut short by
+        // bytes, through the last position it resolved.
+        let boundary = match resolved {
+            Some(at) if !complete_ties => at,
+            _ => Cursor { age: last_age.clone(), id: tie_ids.last().cloned().unwrap_or(last_id) },
+        };
         Ok(CustomerSlice { docs: out, boundary: Some(boundary), charge })
     }
 
