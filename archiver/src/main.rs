@@ -66,13 +66,14 @@ enum Command {
         #[arg(long, default_value_t = archiver::lease::DEFAULT_PATIENCE.as_secs())]
         wait: u64,
     },
-    /// Copy archived records back into Cosmos: one (--id), or all of a customer's,
-    /// optionally within an age window. Create only (never overwrites); each copy is
-    /// checked first and withdrawn after. Resumable: run it again to finish.
+    /// Copy archived records back into Cosmos: one (--id), all of a customer's
+    /// (optionally within an age window), or the whole archive (--all, optionally
+    /// only what was archived on or after a day). Create only (never overwrites);
+    /// each copy is checked first and withdrawn after. Resumable: run it again to finish.
     Restore {
         /// A partition-key value (a customer, with the default contract).
-        #[arg(long = "partition-key", visible_alias = "customer")]
-        customer: String,
+        #[arg(long = "partition-key", visible_alias = "customer", required_unless_present = "all")]
+        customer: Option<String>,
         #[arg(long, conflicts_with_all = ["from", "to"])]
         id: Option<String>,
         /// First day (inclusive) of the age field.
@@ -81,6 +82,17 @@ enum Command {
         /// Last day (inclusive) of the age field.
         #[arg(long)]
         to: Option<chrono::NaiveDate>,
+        /// Every archived record (a rollback: pause the archiver first). Saves its
+        /// position after each page of the listing and goes on from there when run
+        /// again; paced by ARCHIVE_MAX_RU_PER_SECOND; progress on stderr.
+        #[arg(long, conflicts_with_all = ["customer", "id", "from", "to"])]
+        all: bool,
+        /// With --all: only copies archived on or after this day (UTC).
+        #[arg(long, requires = "all")]
+        archived_after: Option<chrono::NaiveDate>,
+        /// With --all: start from the beginning, not from where the last one stopped.
+        #[arg(long, requires = "all")]
+        restart: bool,
         /// Report what would be restored; write nothing.
         #[arg(long, conflicts_with = "id")]
         dry_run: bool,
@@ -227,7 +239,29 @@ async fn main() -> anyhow::Result<()> {
             print_json(&serde_json::json!({"held": hold, "archivedCopies": counted}))?;
         }
         Command::Hold { customer: None, .. } => anyhow::bail!("--customer or --list"),
-        Command::Restore { customer, id: Some(id), wait, .. } => {
+        Command::Restore { all: true, archived_after, restart, dry_run, wait, .. } => {
+            let archiver = startup::build(settings, Transport::BATCH, false).await?;
+            let patience = Duration::from_secs(wait);
+            let options = ops::RestoreAll { archived_after, dry_run, restart, page: ops::RESTORE_PAGE };
+            let report = ops::restore_all(&archiver, &options, patience, |r| {
+                tracing::info!(
+                    checked = r.checked,
+                    matched = r.matched,
+                    restored = r.restored,
+                    already_in_cosmos = r.already_in_cosmos,
+                    failed = r.failed_count,
+                    request_units = r.request_units,
+                    "restore progress"
+                );
+            })
+            .await?;
+            print_json(&report)?;
+            if report.failed_count > 0 {
+                std::process::exit(1);
+            }
+        }
+        Command::Restore { customer: None, .. } => anyhow::bail!("--partition-key or --all"),
+        Command::Restore { customer: Some(customer), id: Some(id), wait, .. } => {
             let archiver = startup::build(settings, Transport::BATCH, false).await?;
             let outcome = match ops::restore(&archiver, &customer, &id, Duration::from_secs(wait)).await? {
                 tiering::moveback::MovedBack::AlreadyHot { stale_copy_deleted } => {
@@ -237,7 +271,7 @@ async fn main() -> anyhow::Result<()> {
             };
             print_json(&outcome)?;
         }
-        Command::Restore { customer, id: None, from, to, dry_run, wait } => {
+        Command::Restore { customer: Some(customer), id: None, from, to, dry_run, wait, .. } => {
             let archiver = startup::build(settings, Transport::BATCH, false).await?;
             let report =
                 ops::restore_customer(&archiver, &customer, from, to, dry_run, Duration::from_secs(wait), |r| {

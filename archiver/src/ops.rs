@@ -593,6 +593,258 @@ pub async fn restore_customer(
     Ok(report)
 }
 
+/// Where a restore of the whole archive stopped: the listing marker of the
+/// first page it has not finished, and what it restores (so a restore with
+/// other arguments starts over rather than resume another one's position).
+pub const RESTORE_STATE: &str = "state/restore";
+const K_MARKER: &str = "marker";
+const K_SCOPE: &str = "scope";
+/// Copies listed per page by [`restore_all`]; the state is saved after each.
+pub const RESTORE_PAGE: u32 = 500;
+/// Failures named one by one in the report; beyond, only counted.
+const MAX_FAILURES_LISTED: usize = 1000;
+
+/// What `archiver restore --all` is asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestoreAll {
+    /// Only copies archived on or after this day (UTC).
+    pub archived_after: Option<chrono::NaiveDate>,
+    /// List and count from metadata; write nothing.
+    pub dry_run: bool,
+    /// From the beginning, not from the saved position.
+    pub restart: bool,
+    /// Copies listed per page ([`RESTORE_PAGE`]); the position is saved after each.
+    pub page: u32,
+}
+
+/// What `archiver restore --all` did.
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreAllReport {
+    /// Only copies archived on or after this day (UTC), when given.
+    pub archived_after: Option<String>,
+    pub dry_run: bool,
+    /// True when it went on from where an earlier restore stopped.
+    pub resumed: bool,
+    /// True once every copy has been looked at (the saved position is gone).
+    pub complete: bool,
+    /// Archived copies looked at (this invocation).
+    pub checked: u64,
+    /// Copies archived in the window (what a dry run would restore), and their bytes as stored.
+    pub matched: u64,
+    pub bytes_stored: u64,
+    pub restored: u64,
+    /// Already in Cosmos (a newer version, or the same one an interrupted run left):
+    /// left as it is there, and the copy beside it withdrawn.
+    pub already_in_cosmos: u64,
+    pub withdrawn: u64,
+    /// Copies that could not be restored (at most 1,000 named; `failedCount` has them all).
+    pub failed: Vec<(String, String)>,
+    pub failed_count: u64,
+    /// Request units its Cosmos requests cost, and the budget that paced them (0: none).
+    pub request_units: f64,
+    pub max_ru_per_second: u32,
+    pub elapsed_seconds: f64,
+    /// Copies moved back (restored or found in Cosmos) per second: the pace a
+    /// rollback plans with (docs/rollout.md).
+    pub records_per_second: f64,
+}
+
+/// Moves every archived record back into Cosmos (`archived_after`: only copies
+/// archived on or after that day), the rollback of the whole archive
+/// (docs/rollout.md, "Roll back"). Each copy goes through the same move-back as
+/// a single restore: checked, created only where Cosmos has no such record, read
+/// back, then withdrawn; a copy newer than Cosmos's version is left for a
+/// person. It lists the archive a page at a time, saves its position in the
+/// archive ([`RESTORE_STATE`]) after each page, and an interrupted restore run
+/// again goes on from there (`restart`: from the beginning): resumable and
+/// idempotent. New work is paced by `ARCHIVE_MAX_RU_PER_SECOND` from the request
+/// units Cosmos reports. It holds the run lease throughout (so no archive run
+/// copies records back meanwhile: pause the archiver first, or the next run
+/// archives them again once the quiet period has passed). A dry run lists and
+/// counts from metadata only, downloads and writes nothing. `progress` is
+/// called after every page.
+pub async fn restore_all(
+    archiver: &Archiver,
+    options: &RestoreAll,
+    patience: std::time::Duration,
+    mut progress: impl FnMut(&RestoreAllReport),
+) -> anyhow::Result<RestoreAllReport> {
+    let RestoreAll { archived_after, dry_run, restart, page } = *options;
+    let started = std::time::Instant::now();
+    let scope = archived_after.map_or_else(|| "all".to_owned(), |d| format!("archived-after {d}"));
+    let mut report = RestoreAllReport {
+        archived_after: archived_after.map(|d| d.to_string()),
+        dry_run,
+        max_ru_per_second: archiver.settings.max_ru_per_second,
+        ..Default::default()
+    };
+    let since = archived_after.and_then(|d| d.and_hms_opt(0, 0, 0)).map(|t| t.and_utc());
+    let lease = if dry_run { None } else { Some(RunLease::take(archiver.archive.clone(), patience).await?) };
+    let result =
+        restore_pages(archiver, since, &scope, restart, page, lease.as_ref(), &mut report, &mut progress).await;
+    if let Some(lease) = lease {
+        lease.release().await;
+    }
+    report.elapsed_seconds = started.elapsed().as_secs_f64();
+    let moved = report.restored + report.already_in_cosmos;
+    report.records_per_second = if report.elapsed_seconds > 0.0 { moved as f64 / report.elapsed_seconds } else { 0.0 };
+    report.failed.sort();
+    result?;
+    progress(&report);
+    Ok(report)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn restore_pages(
+    archiver: &Archiver,
+    since: Option<chrono::DateTime<chrono::Utc>>,
+    scope: &str,
+    restart: bool,
+    page_size: u32,
+    lease: Option<&RunLease>,
+    report: &mut RestoreAllReport,
+    progress: &mut impl FnMut(&RestoreAllReport),
+) -> anyhow::Result<()> {
+    let archive = archiver.archive.as_ref();
+    let (mut marker, mut state_etag) = match read_restore_state(archive).await.context("reading the restore state")? {
+        Some((etag, saved_scope, marker)) if saved_scope == scope && !restart && lease.is_some() => {
+            report.resumed = true;
+            tracing::info!(scope, "going on from where the last restore stopped");
+            (marker, Some(etag))
+        }
+        Some((etag, saved_scope, _)) => {
+            if lease.is_some() {
+                tracing::info!(scope, earlier = %saved_scope, "starting over (--restart, or another restore's position)");
+            }
+            (None, Some(etag))
+        }
+        None => (None, None),
+    };
+    let budget = crate::budget::RuBudget::new(archiver.settings.max_ru_per_second);
+    let field = archiver.settings.stores.age_field.clone();
+    let everything = tiering::listing::Window { from: None, until: None, after: None };
+    let lease_holds = || lease.is_none_or(RunLease::holds);
+    let concurrency = archiver.settings.concurrency.clamp(1, 64);
+    loop {
+        anyhow::ensure!(lease_holds(), "the run lease may lapse; stopped (run the same command again to go on)");
+        let (page, next) = archive
+            .list_page(layout::LAYOUT_PREFIX, marker.as_deref(), page_size)
+            .await
+            .context("listing the archive")?;
+        let mut todo = Vec::new();
+        for blob in page {
+            let Ok((customer_id, id)) = layout::parse_blob_name(&blob.name) else { continue };
+            report.checked += 1;
+            let archived_at = ArchiveMeta::from_metadata(&blob.metadata).map(|m| m.archived_at);
+            // A copy whose metadata cannot be read is restored when no date is asked
+            // for (the move-back checks it), and counted as failed otherwise.
+            match (since, archived_at) {
+                (Some(since), Ok(at)) if at < since => continue,
+                (Some(_), Err(e)) => {
+                    fail(report, blob.name, format!("unreadable metadata: {e}"));
+                    continue;
+                }
+                _ => {}
+            }
+            report.matched += 1;
+            report.bytes_stored += blob.size;
+            if lease.is_some() {
+                todo.push((blob.name, customer_id, id));
+            }
+        }
+        let (field, everything, lease_holds, budget) = (&field, &everything, &lease_holds, &budget);
+        let mut steps = futures::stream::iter(todo)
+            .map(|(name, customer_id, id)| async move {
+                budget.admit().await;
+                let before = archiver.cosmos.request_units();
+                let outcome =
+                    restore_copy(archiver, &customer_id, &id, &name, field, everything, false, lease_holds).await;
+                budget.charge(archiver.cosmos.request_units() - before);
+                (name, outcome)
+            })
+            .buffer_unordered(concurrency);
+        while let Some((name, outcome)) = steps.next().await {
+            match outcome {
+                CopyRestore::OutsideWindow | CopyRestore::WouldRestore => {}
+                CopyRestore::Created { withdrawn } => {
+                    report.restored += 1;
+                    report.withdrawn += u64::from(withdrawn);
+                }
+                CopyRestore::AlreadyInCosmos { withdrawn } => {
+                    report.already_in_cosmos += 1;
+                    report.withdrawn += u64::from(withdrawn);
+                }
+                CopyRestore::Failed(reason) => fail(report, name, reason),
+            }
+        }
+        drop(steps);
+        // What the page spent is paid before the next (and before the end), so
+        // the restore never spends faster than the budget, bursts aside.
+        budget.admit().await;
+        report.request_units = archiver.cosmos.request_units();
+        marker = next;
+        if lease.is_some() {
+            state_etag = save_restore_state(archive, scope, marker.as_deref(), state_etag)
+                .await
+                .context("saving the restore's position")?;
+        }
+        progress(report);
+        if marker.is_none() {
+            report.complete = true;
+            return Ok(());
+        }
+    }
+}
+
+fn fail(report: &mut RestoreAllReport, name: String, reason: String) {
+    report.failed_count += 1;
+    if report.failed.len() < MAX_FAILURES_LISTED {
+        report.failed.push((name, reason));
+    }
+}
+
+/// The saved position: `(its blob's ETag, scope, marker)`; no marker: from the start.
+async fn read_restore_state(
+    archive: &dyn tiering::archive::Archive,
+) -> Result<Option<(String, String, Option<String>)>, StoreError> {
+    match archive.head(RESTORE_STATE).await {
+        Ok(info) => {
+            let find = |k: &str| info.metadata.iter().find(|(key, _)| key.eq_ignore_ascii_case(k)).map(|(_, v)| v);
+            let decode = |v: &String| percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned();
+            let scope = find(K_SCOPE).map(decode).unwrap_or_default();
+            let marker = find(K_MARKER).map(decode).filter(|m| !m.is_empty());
+            Ok(Some((info.etag, scope, marker)))
+        }
+        Err(StoreError::NotFound) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Saves the position (or, at the end, deletes it); returns the state blob's new ETag.
+async fn save_restore_state(
+    archive: &dyn tiering::archive::Archive,
+    scope: &str,
+    marker: Option<&str>,
+    etag: Option<String>,
+) -> Result<Option<String>, StoreError> {
+    use tiering::archive::PutCondition;
+    let Some(marker) = marker else {
+        if let Some(etag) = etag {
+            match archive.delete_if_match(RESTORE_STATE, &etag).await {
+                Ok(()) | Err(StoreError::NotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        return Ok(None);
+    };
+    let encode = |v: &str| percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC).to_string();
+    let metadata =
+        std::collections::HashMap::from([(K_SCOPE.to_owned(), encode(scope)), (K_MARKER.to_owned(), encode(marker))]);
+    let condition = etag.map_or(PutCondition::Absent, PutCondition::Matches);
+    archive.put(RESTORE_STATE, bytes::Bytes::new(), metadata, condition).await.map(Some)
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn restore_copy(
     archiver: &Archiver,

@@ -100,6 +100,9 @@ pub struct CosmosStore {
     partition_key: PartitionKeyPath,
     /// How many partition-key ranges a cross-partition query may plan for.
     max_fan_out: u32,
+    /// Request units spent through this store and its clones by point reads,
+    /// creates and deletes, in hundredths ([`CosmosStore::request_units`]).
+    spent: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// The fan-out a cross-partition query may plan for on a container of `ranges`
@@ -215,6 +218,7 @@ impl CosmosStore {
             age_field: settings.age_field.clone(),
             partition_key: settings.partition_key.clone(),
             max_fan_out,
+            spent: Default::default(),
         })
     }
 
@@ -267,10 +271,29 @@ impl CosmosStore {
         &self.partition_key
     }
 
+    /// Request units spent so far by this store's (and its clones') point reads,
+    /// creates and deletes: what a command paced by `ARCHIVE_MAX_RU_PER_SECOND`
+    /// charges its budget with (queries report their own charge per page).
+    pub fn request_units(&self) -> f64 {
+        self.spent.load(std::sync::atomic::Ordering::Relaxed) as f64 / 100.0
+    }
+
+    fn spend(&self, request_units: f64) {
+        let hundredths = (request_units.max(0.0) * 100.0).round() as u64;
+        self.spent.fetch_add(hundredths, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Point read by id and partition key.
     pub async fn read(&self, customer_id: &str, id: &str) -> Result<ReadItem, StoreError> {
-        let response = self.container.read_item(customer_id.to_owned(), id, None).await?;
+        let response = match self.container.read_item(customer_id.to_owned(), id, None).await {
+            Ok(response) => response,
+            Err(e) => {
+                self.spend(error_charge(&e));
+                return Err(e.into());
+            }
+        };
         let request_charge = response.headers().request_charge().map(|c| c.value()).unwrap_or(0.0);
+        self.spend(request_charge);
         let body = response.into_body().single()?;
         let doc = RawDocument::parse(body).map_err(|e| StoreError::Other(format!("Cosmos returned {e}")))?;
         Ok(ReadItem { doc, request_charge })
@@ -279,7 +302,7 @@ impl CosmosStore {
     /// Deletes only the version that was read (`If-Match`).
     pub async fn delete_if_match(&self, customer_id: &str, id: &str, etag: &str) -> Deletion {
         let options = ItemWriteOptions::default().with_precondition(Precondition::if_match(etag.to_owned()));
-        match self.container.delete_item(customer_id.to_owned(), id, Some(options)).await {
+        let deletion = match self.container.delete_item(customer_id.to_owned(), id, Some(options)).await {
             Ok(response) => {
                 let attempts = Attempts::of(&response.diagnostics());
                 Deletion { result: Ok(()), attempts }
@@ -288,7 +311,9 @@ impl CosmosStore {
                 let attempts = e.diagnostics().map(|d| Attempts::of(&d)).unwrap_or_else(|| Attempts::charged(&e));
                 Deletion { result: Err(e.into()), attempts }
             }
-        }
+        };
+        self.spend(deletion.attempts.request_charge);
+        deletion
     }
 
     /// True when the record is in Cosmos (at any version).
@@ -565,8 +590,16 @@ impl CosmosStore {
     pub async fn create_raw(&self, customer_id: &str, id: &str, json: &[u8]) -> Result<(), StoreError> {
         let text = std::str::from_utf8(json).map_err(|e| StoreError::Other(e.to_string()))?;
         let raw = RawValue::from_string(text.to_owned()).map_err(|e| StoreError::Other(e.to_string()))?;
-        self.container.create_item(customer_id.to_owned(), id, &*raw, None).await?;
-        Ok(())
+        match self.container.create_item(customer_id.to_owned(), id, &*raw, None).await {
+            Ok(response) => {
+                self.spend(Attempts::of(&response.diagnostics()).request_charge);
+                Ok(())
+            }
+            Err(e) => {
+                self.spend(e.diagnostics().map_or_else(|| error_charge(&e), |d| Attempts::of(&d).request_charge));
+                Err(e.into())
+            }
+        }
     }
 
     /// The SDK's container client, for what this type does not wrap (the test

@@ -1,6 +1,6 @@
 //! The operator commands: verify, verify --shadowed, forget, restore.
 
-use archiver::ops::Withdraw;
+use archiver::ops::{RestoreAll, Withdraw};
 
 use super::*;
 
@@ -325,4 +325,105 @@ async fn bulk_restore_brings_a_customer_back_resumably_and_never_overwrites() {
     assert!(!f.in_cosmos(&f.old[1]).await);
     let again = archiver::ops::restore_customer(&archiver, "cust-a", None, None, false, patience, quiet).await.unwrap();
     assert_eq!((again.checked, again.restored, again.already_in_cosmos), (0, 0, 0), "{again:?}");
+}
+
+/// The copies' names in listing order.
+async fn listed(f: &Fixture) -> Vec<String> {
+    f.blob.list(layout::LAYOUT_PREFIX).map_ok(|b| b.name).try_collect().await.unwrap()
+}
+
+#[tokio::test]
+async fn restoring_the_whole_archive_is_resumable_where_it_stopped_and_leaves_conflicts_for_a_person() {
+    let f = fixture().await;
+    let archiver = f.plain(4);
+    assert_eq!(archiver.run(Utc::now(), false).await.archived, f.old.len() as u64);
+    let names = listed(&f).await;
+    // The first copy listed is newer than what Cosmos holds by now (Cosmos restored
+    // from a backup): never overwritten, left for a person.
+    let conflict = f.old.iter().find(|r| name(r) == names[0]).unwrap();
+    let ts = archived(&f.blob, conflict).await.1.ts;
+    upsert_raw(&f.cosmos, &conflict.customer_id, &conflict.id, &version_at(conflict, ts - 3600)).await.unwrap();
+    let patience = Duration::ZERO;
+    let options = |dry_run, restart| RestoreAll { archived_after: None, dry_run, restart, page: 2 };
+    let quiet = |_: &archiver::ops::RestoreAllReport| {};
+
+    let dry = archiver::ops::restore_all(&archiver, &options(true, false), patience, quiet).await.unwrap();
+    assert_eq!((dry.checked, dry.matched, dry.restored, dry.complete), (7, 7, 0, true), "{dry:?}");
+    assert_eq!(listed(&f).await, names, "a dry run changes nothing");
+    assert!(f.blob.head(archiver::ops::RESTORE_STATE).await.is_err(), "and saves no position");
+
+    // Interrupted after its second page: the position after the first is saved.
+    let saves = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = saves.clone();
+    let hooks = Hooks {
+        refuse_put: Some(Arc::new(move |name: &str| {
+            let n = (name == archiver::ops::RESTORE_STATE).then(|| counted.fetch_add(1, Ordering::SeqCst));
+            (n == Some(1)).then(|| StoreError::Unavailable("the process was stopped".into()))
+        })),
+        ..Default::default()
+    };
+    let mut pages = 0;
+    let stopped =
+        archiver::ops::restore_all(&f.hooked(hooks, 4), &options(false, false), patience, |_| pages += 1).await;
+    assert!(stopped.is_err() && pages == 1, "{stopped:?}");
+    let (first_page, second_page) = (&names[..2], &names[2..4]);
+    let in_cosmos = |n: &str| {
+        let r = f.old.iter().find(|r| name(r) == n).unwrap().clone();
+        let cosmos = f.cosmos.clone();
+        async move { cosmos.read(&r.customer_id, &r.id).await.is_ok() }
+    };
+    for n in first_page.iter().chain(second_page).filter(|n| **n != names[0]) {
+        assert!(in_cosmos(n).await, "{n} restored before the stop");
+    }
+
+    // Run again: it goes on after the first page (the conflict is not looked at again).
+    let resumed = archiver::ops::restore_all(&archiver, &options(false, false), patience, quiet).await.unwrap();
+    assert!(resumed.resumed && resumed.complete, "{resumed:?}");
+    assert_eq!((resumed.checked, resumed.restored, resumed.failed_count), (3, 3, 0), "{resumed:?}");
+    assert!(resumed.request_units > 0.0 && resumed.records_per_second > 0.0, "{resumed:?}");
+    assert!(f.blob.head(archiver::ops::RESTORE_STATE).await.is_err(), "the position goes once it is done");
+    assert_eq!(listed(&f).await, [names[0].clone()], "only the conflict is left in the archive");
+    for r in f.old.iter().filter(|r| r.id != conflict.id) {
+        let doc = f.cosmos.read(&r.customer_id, &r.id).await.unwrap().doc;
+        assert_eq!(doc.get::<String>("invoiceDate").unwrap(), r.invoice_date.to_string(), "{} restored", r.id);
+    }
+
+    // From the start again: idempotent, and the conflict is still refused, both versions kept.
+    let again = archiver::ops::restore_all(&archiver, &options(false, true), patience, quiet).await.unwrap();
+    assert_eq!((again.resumed, again.checked, again.restored, again.failed_count), (false, 1, 0, 1), "{again:?}");
+    assert!(again.failed[0].1.contains("newer than the record in Cosmos"), "{again:?}");
+    assert_eq!(f.hot(std::slice::from_ref(conflict)).await[0].2, ts - 3600, "Cosmos's version untouched");
+}
+
+#[tokio::test]
+async fn a_restore_of_what_was_archived_after_a_day_takes_only_those_and_is_paced_by_the_budget() {
+    let f = fixture().await;
+    assert_eq!(f.plain(4).run(Utc::now(), false).await.archived, f.old.len() as u64);
+    // Two copies were archived a month ago.
+    let earlier = [&f.old[0], &f.old[3]];
+    for r in earlier {
+        let info = f.blob.head(&name(r)).await.unwrap();
+        let mut meta = ArchiveMeta::from_metadata(&info.metadata).unwrap();
+        meta.archived_at = Utc::now() - chrono::Duration::days(30);
+        f.blob.set_metadata(&name(r), meta.to_metadata(), &info.etag).await.unwrap();
+    }
+    let mut archiver = f.plain(4);
+    let budget = 100;
+    archiver.settings.max_ru_per_second = budget;
+    let options = RestoreAll { archived_after: Some(date_days_ago(1)), dry_run: false, restart: false, page: 500 };
+    let report =
+        archiver::ops::restore_all(&archiver, &options, Duration::ZERO, |_: &archiver::ops::RestoreAllReport| {})
+            .await
+            .unwrap();
+    assert_eq!((report.checked, report.matched, report.restored), (7, 5, 5), "{report:?}");
+    for r in &f.old {
+        let earlier = earlier.iter().any(|e| e.id == r.id);
+        assert_eq!(f.in_cosmos(r).await, !earlier, "{}", r.id);
+        assert_eq!(f.archived_etag(r).await.is_some(), earlier, "{}", r.id);
+    }
+    // New work waited for the budget, and the spending was paid before the end:
+    // no faster than it allows, beyond one second's burst.
+    let floor = (report.request_units - f64::from(budget)) / f64::from(budget);
+    assert!(report.elapsed_seconds >= 0.9 * floor, "{report:?}");
+    assert!(report.request_units > f64::from(budget) * 2.0, "the test spends enough to be paced: {report:?}");
 }

@@ -103,6 +103,7 @@ async fn every_command_prints_only_json_on_stdout() {
         vec!["verify", "--shadowed", "--withdraw"],
         vec!["restore", "--partition-key", &customer, "--id", &id],
         vec!["restore", "--customer", &customer, "--dry-run"],
+        vec!["restore", "--all", "--dry-run"],
         vec!["forget", "--partition-key", &customer, "--id", &id],
     ]
     .into_iter()

@@ -80,7 +80,7 @@ struct Args {
     #[arg(long, default_value_t = 30)]
     list_rounds: usize,
     /// Which measurements to run (all by default).
-    #[arg(long, value_delimiter = ',', default_value = "archive,reads,memory,lists,index")]
+    #[arg(long, value_delimiter = ',', default_value = "archive,reads,restore,memory,lists,index")]
     parts: Vec<String>,
     #[arg(long, default_value = "dist")]
     dist: PathBuf,
@@ -345,6 +345,41 @@ async fn archive_throughput(args: &Args, rtt: u64, results: &mut Results) -> any
         held.records_per_second,
         "records/s",
         ("copy loop, 64 in flight", copy.records_per_second),
+        None,
+    );
+    Ok(())
+}
+
+/// The rollback's pace: the packaged archiver's `restore --all` moving every
+/// archived record back, against the archive pass that archived them (same
+/// records, same stores, same added round trip). docs/rollout.md plans with it.
+async fn restore_pace(args: &Args, rtt: u64, results: &mut Results) -> anyhow::Result<()> {
+    let data = dataset(args.records, args.max_kb, 100..456, 11);
+    say(format!("restore pace at {rtt} ms: {} records archived, then all restored", data.len()));
+    let direct = fresh(&data).await?;
+    let network = Network::new(&direct, Duration::from_millis(rtt)).await?;
+    let stores = network.through(&direct);
+    let archived = archiver(&args.dist, &stores, &[], data.len()).await?;
+    let binary = args.dist.join("archiver").join("archiver");
+    let env = app_settings(&stores);
+    let out = tokio::process::Command::new(&binary)
+        .args(["restore", "--all", "--wait", "0"])
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .with_context(|| format!("running {}", binary.display()))?;
+    ensure!(out.status.success(), "restore --all failed: {}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let restored = report["restored"].as_u64().unwrap_or(0);
+    ensure!(restored == data.len() as u64, "restore --all did not restore everything: {report}");
+    let pace = report["recordsPerSecond"].as_f64().unwrap_or(0.0);
+    results.plain(format!("restore.all_records_per_second.{rtt}ms"), pace, "records/s");
+    results.ratio(
+        format!("restore.all_vs_archive_pass.{rtt}ms"),
+        pace,
+        "records/s",
+        ("the archive pass of the same records", archived.records_per_second),
         None,
     );
     Ok(())
@@ -703,6 +738,9 @@ async fn main() -> anyhow::Result<()> {
         }
         if part("reads") {
             reads(&args, rtt, &mut results).await?;
+        }
+        if part("restore") {
+            restore_pace(&args, rtt, &mut results).await?;
         }
     }
     let worst = args.rtt_ms.iter().copied().max().unwrap_or(0);
