@@ -108,9 +108,16 @@ param readerTimeoutSeconds int = 10
 @maxValue(268435456)
 param readerPageMaxBytes int = 4194304
 
-@description('Always-ready reader instances (no cold start); 0 = scale from zero.')
+@description('Always-ready reader instances: no cold start for the first requests, and with two a rolling update replaces one while the other serves (docs/deployment.md, "Deploys without downtime"); 0 = scale from zero.')
 @minValue(0)
-param readerAlwaysReady int = 0
+param readerAlwaysReady int = 2
+
+@description('How a deploy or a settings change replaces each app\'s instances (Flex Consumption site update strategy): RollingUpdate drains and replaces them in batches, in-flight requests and runs finishing first; Recreate restarts them all at once (a brief gap, in-flight work cut). docs/deployment.md, "Deploys without downtime".')
+@allowed(['RollingUpdate', 'Recreate'])
+param siteUpdateStrategy string = 'RollingUpdate'
+
+@description('When this deployment ran (a default, not to be set): the "no run" alert waits until the first scheduled run could have happened.')
+param deployedAt string = utcNow('o')
 
 @description('The team\'s current API (https://host[/base]): the reader passes the contract profile\'s writes to it, moving archived records back into Cosmos first (docs/writes.md). Empty: the reader is read-only and keeps read-only roles.')
 param readerUpstreamUrl string = ''
@@ -330,6 +337,7 @@ module monitoring 'monitoring.bicep' = {
     archiverFunctionName: 'ArchiveBillingRecords'
     reader5xxPercent: reader5xxPercent
     readerP95Ms: readerP95Ms
+    deployedAt: deployedAt
     partialRunsInARow: partialRunsInARow
   }
 }
@@ -453,7 +461,11 @@ resource sites 'Microsoft.Web/sites@2024-04-01' = [for (app, i) in apps: {
     // account's side). Empty: the apps use public endpoints (docs/operations.md,
     // "Network-restricted accounts").
     virtualNetworkSubnetId: empty(appSubnetId) ? null : appSubnetId
-    functionAppConfig: {
+    // The site update strategy is written through union(): Microsoft's
+    // Microsoft.Web type data (and so the local type check) does not list
+    // functionAppConfig.siteUpdateStrategy yet, while the service takes it from
+    // API version 2023-12-01 on (learn.microsoft.com/azure/azure-functions/flex-consumption-site-updates).
+    functionAppConfig: union({
       deployment: {
         storage: {
           type: 'blobContainer'
@@ -468,7 +480,7 @@ resource sites 'Microsoft.Web/sites@2024-04-01' = [for (app, i) in apps: {
       }
       // Custom handler: the runtime is set here; FUNCTIONS_WORKER_RUNTIME is not accepted on Flex.
       runtime: { name: 'custom', version: '1.0' }
-    }
+    }, { siteUpdateStrategy: { type: siteUpdateStrategy } })
     siteConfig: {
       minTlsVersion: '1.2'
       ftpsState: 'Disabled'

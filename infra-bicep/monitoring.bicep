@@ -22,6 +22,8 @@ param archiverFunctionName string
 param reader5xxPercent int
 @description('Reader alert: 95th percentile latency in milliseconds, over 15 minutes (at least 20 requests).')
 param readerP95Ms int
+@description('When the deployment ran (main.bicep passes utcNow()): the "no run" alert waits 26 hours from it for a first run.')
+param deployedAt string
 @description('Archiver alert: this many runs in a row ended partial (time budget spent, backlog left).')
 @minValue(2)
 param partialRunsInARow int
@@ -68,15 +70,16 @@ var alerts = [
   {
     name: 'archive-no-run'
     severity: 1
-    description: 'No archive run (other than one skipped for the lease) has finished for over 26 hours: the timer is not firing, the app is stopped or disabled (AzureWebJobs.${archiverFunctionName}.Disabled), or every run dies before its summary. Fires after a fresh deployment until the first run.'
+    description: 'No archive run (other than one skipped for the lease) has finished for over 26 hours: the timer is not firing, the app is stopped or disabled (AzureWebJobs.${archiverFunctionName}.Disabled), or every run dies before its summary. After a fresh deployment it waits 26 hours, by when the first nightly run must have happened.'
     frequency: 'PT1H'
     window: 'P2D'
-    // Rows only when the newest summary is missing or older than 26 hours.
+    // Rows only when the newest summary is older than 26 hours, or there is none
+    // and the deployment is older than that (a fresh one has had no run yet).
     query: join([
       runLines
       '| where status != "skipped"'
       '| summarize last = max(timestamp)'
-      '| where isnull(last) or last < ago(26h)'
+      '| where (isnull(last) and now() > todatetime(\'${deployedAt}\') + 26h) or last < ago(26h)'
     ], '\n')
   }
   {

@@ -181,6 +181,19 @@ class Template:
             node = self.vars[node].get("value") if isinstance(node, str) and node in self.vars else node
         return node
 
+    def obj(self, node):
+        """An object expression as one dict: a literal (or a variable), or union() of them, later ones winning."""
+        node = self.follow(node)
+        fn = node.get("function") if isinstance(node, dict) else None
+        if fn and fn["type"] == "union":
+            out = {}
+            for arg in fn["parameters"].values():
+                if arg is not None:
+                    out.update(self.obj(arg))
+            return out
+        need(isinstance(node, dict) and "operator" not in node, f"{self.src(node)} is not an object this check can read")
+        return node
+
     def label(self, sym, k):
         """How index k into a resource loop is shown: the loop item's name, else k."""
         loop = self.body(sym)[0] if sym in self.resources else None
@@ -866,7 +879,7 @@ def flex_apps(x):
         plans.add(farm)
         sku = x.m.body(farm.split("[")[0])[1].get("sku") or {}
         need((sku.get("tier"), sku.get("name")) == ("FlexConsumption", "FC1"), f"{app}: plan sku {x.m.src(sku)}")
-        rt = (p.get("functionAppConfig") or {}).get("runtime") or {}
+        rt = x.m.obj(p.get("functionAppConfig") or {}).get("runtime") or {}
         need(rt.get("name") == "custom", f"{app}: runtime {x.m.src(rt)}")
         identity = cfg.get("identity") or {}
         need(identity.get("type") == "SystemAssigned", f"{app}: identity {x.m.src(identity)}")
@@ -875,6 +888,52 @@ def flex_apps(x):
              f"{app}: httpsOnly {x.m.src(p.get('httpsOnly'))}, minTlsVersion {x.m.src(sc.get('minTlsVersion'))}, "
              f"ftpsState {x.m.src(sc.get('ftpsState'))}")
     need(len(plans) == len(APPS), f"apps share a plan: {sorted(plans)}")
+
+
+@rule("deploys without downtime: both apps' siteUpdateStrategy from siteUpdateStrategy (RollingUpdate by default); "
+      "the reader keeps readerAlwaysReady (default >= 2) instances of its http group warm")
+def no_downtime_deploys(x):
+    """docs/deployment.md, "Deploys without downtime": a rolling update drains and replaces instances in batches,
+    so requests in flight finish and a run is not cut; with two always-ready reader instances one serves while the
+    other is replaced, and no request meets a cold start."""
+    p = x.m.params.get("siteUpdateStrategy") or {}
+    allowed = [x.m.src(d) for d in (p.get("decorators") or []) if isinstance(d, dict)]
+    need(p.get("default") == "RollingUpdate", f"siteUpdateStrategy default {x.m.src(p.get('default'))}")
+    need(any("'RollingUpdate'" in a and "'Recreate'" in a for a in allowed), f"siteUpdateStrategy allowed: {allowed}")
+    for app, (key, env, cfg) in x.sites().items():
+        fac = x.m.obj((cfg.get("properties") or {}).get("functionAppConfig") or {})
+        got = x.m.src((fac.get("siteUpdateStrategy") or {}).get("type"), env)
+        need(got == "siteUpdateStrategy", f"{app}: siteUpdateStrategy.type = {got}")
+    ready = x.m.params.get("readerAlwaysReady") or {}
+    need(isinstance(ready.get("default"), int) and ready["default"] >= 2,
+         f"readerAlwaysReady default {x.m.src(ready.get('default'))}, expected at least 2")
+    key, env, cfg = x.sites()["reader"]
+    fac = x.m.obj((cfg.get("properties") or {}).get("functionAppConfig") or {})
+    node = (fac.get("scaleAndConcurrency") or {}).get("alwaysReady")
+    ops = (node.get("operator") or {}).get("operands") or {} if isinstance(node, dict) else {}
+    item, field = ops.get("operand_1"), ops.get("operand_2")
+    if isinstance(env.get(item), dict) and field in env[item]:
+        node = env[item][field]  # the loop item's own field (app.alwaysReady)
+    got = x.m.src(node, env)
+    # (pycep reads `a > 0 ? b : c` as greater_than(a, 0 ? b : c): the parts are checked, not the shape)
+    want = ["readerAlwaysReady", "0 ?", "[{name: 'http', instanceCount: readerAlwaysReady}] : []"]
+    need(all(w in got for w in want), f"reader alwaysReady = {got}, expected readerAlwaysReady > 0 ? "
+         "[{name: 'http', instanceCount: readerAlwaysReady}] : []")
+    return f"default RollingUpdate, {ready['default']} always-ready reader instances"
+
+
+@rule("alerts: the \"no run\" alert waits 26 hours after a deployment (deployedAt = utcNow()) before a missing first run")
+def no_run_alert_after_deploys(x):
+    """docs/operations.md, "Alerts": after a fresh deployment the first nightly run may be up to a day away."""
+    p = x.m.params.get("deployedAt") or {}
+    need(x.m.src(p.get("default")).startswith("utcNow("), f"deployedAt default {x.m.src(p.get('default'))}")
+    _, t, args = x.module("monitoring.bicep")
+    need(args.get("deployedAt") == "deployedAt", f"monitoring is passed deployedAt = {args.get('deployedAt')}")
+    rules = [a for a in t.follow("alerts") if isinstance(a, dict) and a.get("name") == "archive-no-run"]
+    need(len(rules) == 1, "no archive-no-run alert")
+    query = t.src(rules[0].get("query")).replace("\\'", "'")
+    want = "(isnull(last) and now() > todatetime('${deployedAt}') + 26h) or last < ago(26h)"
+    need(want in query, f"archive-no-run query {query}; expected it to hold {want}")
 
 
 @rule("app settings: each app has the settings it needs to start")

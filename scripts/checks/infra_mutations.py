@@ -218,6 +218,18 @@ MUTATIONS = [
     ("outputs scripts/deploy.sh reads", M, "output readerApp string = sites[readerIndex].name",
      "output readerApp string = sites[archiverIndex].name"),
     ("outputs scripts/deploy.sh reads", M, "output readerHostName string", "output readerHost string"),
+    ("deploys without downtime", M, "param siteUpdateStrategy string = 'RollingUpdate'",
+     "param siteUpdateStrategy string = 'Recreate'"),
+    ("deploys without downtime", M, "}, { siteUpdateStrategy: { type: siteUpdateStrategy } })", "}, {})"),
+    ("deploys without downtime", M, "}, { siteUpdateStrategy: { type: siteUpdateStrategy } })",
+     "}, { siteUpdateStrategy: { type: 'Recreate' } })"),
+    ("deploys without downtime", M, "param readerAlwaysReady int = 2", "param readerAlwaysReady int = 0"),
+    ("deploys without downtime", M, "param readerAlwaysReady int = 2", "param readerAlwaysReady int = 1"),
+    ("deploys without downtime", M, "instanceCount: readerAlwaysReady }]", "instanceCount: 1 }]"),
+    ("the \"no run\" alert waits", MON, "(isnull(last) and now() > todatetime(\\'${deployedAt}\\') + 26h) or last",
+     "isnull(last) or last"),
+    ("the \"no run\" alert waits", M, "param deployedAt string = utcNow('o')", "param deployedAt string = ''"),
+    ("the \"no run\" alert waits", M, "    deployedAt: deployedAt\n", "    deployedAt: '2026-01-01'\n"),
 ]
 
 
