@@ -199,6 +199,9 @@ impl BearerGate {
         validation.algorithms = vec![jwt_header.alg];
         let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
             .map_err(|e| invalid(&format!("{:?}", e.kind())))?;
+        if let Some(why) = not_an_access_token(jwt_header.typ.as_deref(), &data.claims) {
+            return Err(invalid(&why));
+        }
         Ok(data.claims)
     }
 
@@ -275,6 +278,46 @@ impl BearerGate {
             }
         }
     }
+}
+
+/// Why a token that passed every check above is still no access token (an ID
+/// token, above all, which a client may hold for the same app registration and
+/// audience), or `None`. docs/auth.md, "Access tokens only":
+/// - a `typ` header other than `JWT` or RFC 9068's `at+jwt` (an access token
+///   profiled by RFC 9068 must say `at+jwt`; Entra ID always says `JWT`);
+/// - `nonce`, `at_hash` or `c_hash`: OpenID Connect's ID-token claims, never in
+///   an access token (Entra ID's claims reference lists them for ID tokens only);
+/// - a `typ` claim `ID` (Keycloak marks its ID tokens so);
+/// - an Entra ID token (`tid` and `ver` 1.0 or 2.0) without the client it was
+///   issued to (`azp` in v2.0, `appid` in v1.0, claims Microsoft documents for
+///   access tokens only), or with neither `scp` nor `roles` (which
+///   Microsoft.Identity.Web refuses too: IDW10201).
+pub fn not_an_access_token(typ: Option<&str>, claims: &Map<String, Value>) -> Option<String> {
+    if let Some(typ) = typ
+        && !["jwt", "at+jwt", "application/at+jwt"].contains(&typ.to_ascii_lowercase().as_str())
+    {
+        return Some(format!("a token of type {typ:?}, not an access token"));
+    }
+    if let Some(claim) = ["nonce", "at_hash", "c_hash"].into_iter().find(|c| claims.contains_key(*c)) {
+        return Some(format!("an ID token (it carries `{claim}`), not an access token"));
+    }
+    if claims.get("typ").and_then(Value::as_str).is_some_and(|t| t.eq_ignore_ascii_case("ID")) {
+        return Some("an ID token (its `typ` claim is ID), not an access token".into());
+    }
+    let client = match claims.get("ver").and_then(Value::as_str) {
+        Some("2.0") => "azp",
+        Some("1.0") => "appid",
+        _ => return None,
+    };
+    if !claims.contains_key("tid") {
+        return None;
+    }
+    if !claims.contains_key(client) {
+        return Some(format!("an Entra ID token without `{client}`: an ID token, not an access token"));
+    }
+    let scopes = claims.get("scp").and_then(Value::as_str).is_some_and(|s| !s.trim().is_empty());
+    let roles = claims.get("roles").and_then(Value::as_array).is_some_and(|r| !r.is_empty());
+    (!scopes && !roles).then(|| "an Entra ID access token with neither `scp` nor `roles`".to_owned())
 }
 
 /// Reads a document of at most [`MAX_DOCUMENT_BYTES`] as JSON (counted as it
@@ -418,4 +461,43 @@ pub fn refusal(
         )
             .into_response(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn only_access_tokens_pass() {
+        let entra_v2 = json!({"ver": "2.0", "tid": "t", "aud": "api://billing", "sub": "s"});
+        let with = |base: &Value, extra: Value| {
+            let mut c = base.as_object().cloned().unwrap_or_default();
+            c.extend(extra.as_object().cloned().unwrap_or_default());
+            c
+        };
+        let cases: Vec<(Option<&str>, Map<String, Value>, bool)> = vec![
+            // Entra ID access tokens: delegated (scp) and app-only (roles), v2.0 and v1.0.
+            (Some("JWT"), with(&entra_v2, json!({"azp": "c", "scp": "Billing.Read"})), true),
+            (Some("JWT"), with(&entra_v2, json!({"azp": "c", "roles": ["Billing.Read.All"], "idtyp": "app"})), true),
+            (None, with(&json!({"ver": "1.0", "tid": "t"}), json!({"appid": "c", "scp": "user_impersonation"})), true),
+            // Entra ID tokens: no client claim, whatever roles they carry; or a nonce.
+            (Some("JWT"), with(&entra_v2, json!({"roles": ["Billing.Read.All"]})), false),
+            (Some("JWT"), with(&entra_v2, json!({"azp": "c", "scp": "x", "nonce": "n"})), false),
+            (Some("JWT"), with(&json!({"ver": "1.0", "tid": "t"}), json!({"roles": ["r"]})), false),
+            (Some("JWT"), with(&entra_v2, json!({"azp": "c"})), false),
+            // Other issuers: RFC 9068 tokens, plain JWTs, and ID tokens by their marks.
+            (Some("at+jwt"), with(&json!({}), json!({"scope": "read", "client_id": "c"})), true),
+            (Some("application/at+jwt"), Map::new(), true),
+            (None, with(&json!({}), json!({"customerId": "a"})), true),
+            (Some("JWT"), with(&json!({}), json!({"at_hash": "h"})), false),
+            (Some("JWT"), with(&json!({}), json!({"c_hash": "h"})), false),
+            (Some("JWT"), with(&json!({}), json!({"typ": "ID", "azp": "c"})), false),
+            (Some("logout+jwt"), Map::new(), false),
+        ];
+        for (typ, claims, access) in cases {
+            let why = not_an_access_token(typ, &claims);
+            assert_eq!(why.is_none(), access, "{typ:?} {claims:?}: {why:?}");
+        }
+    }
 }

@@ -259,6 +259,28 @@ async fn every_bad_token_is_a_401_with_the_challenge_before_any_store_is_asked()
     assert_eq!((stalled.status, stalled.retry_after.is_some()), (503, true), "{stalled:?}");
 }
 
+/// A client holds ID tokens for the same app registration, often with the same
+/// audience and the user's roles: none of them passes for an access token.
+#[tokio::test]
+async fn id_tokens_are_refused_whatever_roles_and_audience_they_carry() {
+    let (idp, w) = (Idp::start().await.unwrap(), world().await);
+    let reader = serve(&w.stores, profile(&idp, 300, ""), None, 10).await;
+    let path = record_path(&w.recent[1]);
+    let mine = json!({"customerId": "cust-b"});
+    assert_eq!(w.get(reader, &path, &bearer(&idp.token(mine.clone()))).await.status, 200, "a plain access token");
+    let entra = idp.entra_access_token(json!({"roles": [BACK_OFFICE]}));
+    assert_eq!(w.get(reader, &path, &bearer(&entra)).await.status, 200, "an Entra ID access token");
+    let cases = idp.id_tokens(json!({"customerId": "cust-b", "roles": [BACK_OFFICE]}));
+    assert!(cases.len() >= 7);
+    for (case, authorization) in cases {
+        for p in [path.clone(), record_path(&w.old[1]), list_path("cust-b")] {
+            let answer = w.get(reader, &p, &[("authorization", authorization.clone())]).await;
+            assert_eq!(answer.status, 401, "{case} on {p}: {answer:?}");
+            assert!(answer.challenge.as_deref().is_some_and(|c| c.contains("invalid_token")), "{case}: {answer:?}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn identity_headers_a_client_sets_are_never_honoured() {
     let (idp, w) = (Idp::start().await.unwrap(), world().await);

@@ -163,6 +163,48 @@ impl Idp {
         Self::sign(key, key.kid(), &self.claims(extra))
     }
 
+    /// ID tokens (and other tokens that are not access tokens) this issuer could
+    /// mint for the API's own registration and audience, each validly signed and
+    /// carrying `extra` claims (a partition claim, a back-office role): what a
+    /// client holds beside its access token. By name; `Authorization` values.
+    pub fn id_tokens(&self, extra: Value) -> Vec<(&'static str, String)> {
+        let good = self.claims(extra);
+        let with = |more: Value| {
+            let mut c = good.clone();
+            if let (Some(c), Value::Object(more)) = (c.as_object_mut(), more) {
+                c.extend(more);
+            }
+            format!("Bearer {}", Self::sign(TestKey::Signing, TestKey::Signing.kid(), &c))
+        };
+        let mut typed = Header::new(Algorithm::RS256);
+        typed.kid = Some(TestKey::Signing.kid().to_owned());
+        typed.typ = Some("logout+jwt".to_owned());
+        let logout =
+            jsonwebtoken::encode(&typed, &good, &TestKey::Signing.encoding()).unwrap_or_else(|e| panic!("{e}"));
+        vec![
+            // Entra ID v2.0 ID tokens: no `azp`, with the roles assigned to the user.
+            ("Entra ID token", with(json!({"ver": "2.0", "tid": "tenant-test", "roles": ["Billing.Read.All"]}))),
+            ("Entra ID token with nonce", with(json!({"ver": "2.0", "tid": "tenant-test", "nonce": "n-0S6_WzA2Mj"}))),
+            ("Entra v1.0 ID token", with(json!({"ver": "1.0", "tid": "tenant-test", "unique_name": "u@contoso"}))),
+            ("OpenID Connect ID token (at_hash)", with(json!({"at_hash": "77QmUPtjPfzWtF2AnpK9RQ"}))),
+            ("OpenID Connect ID token (c_hash)", with(json!({"c_hash": "LDktKdoQak3Pk0cnXxCltA"}))),
+            ("Keycloak ID token", with(json!({"typ": "ID", "azp": "billing-spa"}))),
+            ("not an access token type", format!("Bearer {logout}")),
+        ]
+    }
+
+    /// An Entra ID v2.0 access token for `extra` claims: the client it was issued
+    /// to (`azp`) and a delegated scope, as Entra ID writes them.
+    pub fn entra_access_token(&self, extra: Value) -> String {
+        let mut claims = self.claims(
+            json!({"ver": "2.0", "tid": "tenant-test", "azp": "billing-spa", "azpacr": "0", "scp": "Billing.Read"}),
+        );
+        if let (Some(c), Value::Object(extra)) = (claims.as_object_mut(), extra) {
+            c.extend(extra);
+        }
+        Self::sign(TestKey::Signing, TestKey::Signing.kid(), &claims)
+    }
+
     /// Every kind of token a reader must refuse with 401, by name, each
     /// otherwise valid for `extra` claims (`Authorization` header values; `None`: no header).
     pub fn bad_tokens(&self, extra: Value) -> Vec<(&'static str, Option<String>)> {
