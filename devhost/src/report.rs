@@ -37,22 +37,51 @@ fn mb(bytes: u64) -> f64 {
     bytes as f64 / 1e6
 }
 
-/// A round upper bound for an axis, at least `max` and close to it.
-fn nice(max: f64) -> f64 {
-    if max <= 0.0 {
-        return 1.0;
+/// An axis from 0: ticks a round step apart (1, 2 or 5 × 10ⁿ), at most
+/// [`MOST_TICKS`] intervals, up to the first tick at or above the data's
+/// maximum; every label is exact.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Axis {
+    step: f64,
+    intervals: u32,
+}
+
+const MOST_TICKS: u32 = 5;
+
+impl Axis {
+    fn to(max: f64) -> Self {
+        if max.is_nan() || max <= 0.0 {
+            return Self { step: 1.0, intervals: 1 };
+        }
+        let power = 10f64.powf((max / f64::from(MOST_TICKS)).log10().floor());
+        let step = [1.0, 2.0, 5.0, 10.0]
+            .iter()
+            .map(|m| m * power)
+            .find(|step| max / step <= f64::from(MOST_TICKS) * (1.0 + 1e-9))
+            .unwrap_or(10.0 * power);
+        Self { step, intervals: ((max / step - 1e-9).ceil() as u32).max(1) }
     }
-    let power = 10f64.powf(max.log10().floor());
-    [1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0]
-        .iter()
-        .map(|m| m * power)
-        .find(|v| *v >= max * (1.0 - 1e-9))
-        .unwrap_or(10.0 * power)
+
+    fn top(self) -> f64 {
+        self.step * f64::from(self.intervals)
+    }
+
+    /// Each tick's value and label.
+    fn ticks(self) -> Vec<(f64, String)> {
+        let decimals = if self.step >= 1.0 { 0 } else { (-self.step.log10().floor()) as usize };
+        (0..=self.intervals)
+            .map(|k| {
+                let v = self.step * f64::from(k);
+                (v, if k == 0 { "0".to_owned() } else { format!("{v:.decimals$}") })
+            })
+            .collect()
+    }
 }
 
 /// Horizontal bars: Cosmos before; Cosmos and the archive after (stacked).
 fn tiers_chart(r: &DemoReport) -> String {
-    let top = nice(mb(r.cosmos_before.max(r.cosmos_after + r.archive_after)));
+    let axis = Axis::to(mb(r.cosmos_before.max(r.cosmos_after + r.archive_after)));
+    let top = axis.top();
     let (left, right, bar) = (130.0, WIDTH - 20.0, 34.0);
     let x = |v: f64| left + (right - left) * v / top;
     let mut svg = format!(
@@ -80,9 +109,8 @@ fn tiers_chart(r: &DemoReport) -> String {
         let _ = write!(svg, r#"<text x="{:.1}" y="{}" class="value">{total:.1} MB</text>"#, x(total) + 6.0, y + 22.0);
     }
     let _ = write!(svg, r#"<line x1="{left}" y1="140" x2="{right}" y2="140" class="axis"/>"#);
-    for k in 0..=4 {
-        let v = top * f64::from(k) / 4.0;
-        let _ = write!(svg, r#"<text x="{:.1}" y="156" text-anchor="middle" class="tick">{v:.0}</text>"#, x(v));
+    for (v, label) in axis.ticks() {
+        let _ = write!(svg, r#"<text x="{:.1}" y="156" text-anchor="middle" class="tick">{label}</text>"#, x(v));
     }
     let _ = write!(svg, r#"<text x="{}" y="174" text-anchor="middle" class="label">MB</text>"#, (left + right) / 2.0);
     legend(&mut svg, left, 190.0, &[("Cosmos DB", HOT), ("archive (Blob, zstd)", ARCHIVE)]);
@@ -93,12 +121,13 @@ fn tiers_chart(r: &DemoReport) -> String {
 /// A line chart of `(x, y)` points with axes from 0.
 fn line_chart(points: &[(f64, f64)], x_label: &str, y_label: &str, colour: &str, aria: &str) -> String {
     let (left, right, top, bottom) = (60.0, WIDTH - 20.0, 15.0, 200.0);
-    let x_max = nice(points.iter().map(|p| p.0).fold(0.0, f64::max));
-    let y_max = nice(points.iter().map(|p| p.1).fold(0.0, f64::max));
+    let x_axis = Axis::to(points.iter().map(|p| p.0).fold(0.0, f64::max));
+    let y_axis = Axis::to(points.iter().map(|p| p.1).fold(0.0, f64::max));
+    let (x_max, y_max) = (x_axis.top(), y_axis.top());
     let x = |v: f64| left + (right - left) * v / x_max;
     let y = |v: f64| bottom - (bottom - top) * v / y_max;
     let mut svg = format!(r#"<svg viewBox="0 0 {WIDTH} 250" role="img" aria-label="{}">"#, esc(aria));
-    axes(&mut svg, (left, right, top, bottom), x_max, y_max, x_label, y_label);
+    axes(&mut svg, (left, right, top, bottom), x_axis, y_axis, x_label, y_label);
     let path: Vec<String> = points.iter().map(|(a, b)| format!("{:.1},{:.1}", x(*a), y(*b))).collect();
     let _ = write!(svg, r#"<polyline points="{}" fill="none" stroke="{colour}" stroke-width="2.5"/>"#, path.join(" "));
     svg.push_str("</svg>");
@@ -108,32 +137,27 @@ fn line_chart(points: &[(f64, f64)], x_label: &str, y_label: &str, colour: &str,
 fn axes(
     svg: &mut String,
     (left, right, top, bottom): (f64, f64, f64, f64),
-    x_max: f64,
-    y_max: f64,
+    x_axis: Axis,
+    y_axis: Axis,
     xl: &str,
     yl: &str,
 ) {
     let _ = write!(svg, r#"<line x1="{left}" y1="{bottom}" x2="{right}" y2="{bottom}" class="axis"/>"#);
     let _ = write!(svg, r#"<line x1="{left}" y1="{top}" x2="{left}" y2="{bottom}" class="axis"/>"#);
-    for k in 0..=4 {
-        let f = f64::from(k) / 4.0;
-        let (xv, yv) = (x_max * f, y_max * f);
-        let px = left + (right - left) * f;
-        let py = bottom - (bottom - top) * f;
+    for (v, label) in x_axis.ticks() {
+        let px = left + (right - left) * v / x_axis.top();
+        let _ =
+            write!(svg, r#"<text x="{px:.1}" y="{}" text-anchor="middle" class="tick">{label}</text>"#, bottom + 16.0);
+    }
+    for (v, label) in y_axis.ticks() {
+        let py = bottom - (bottom - top) * v / y_axis.top();
         let _ = write!(
             svg,
-            r#"<text x="{px:.1}" y="{}" text-anchor="middle" class="tick">{}</text>"#,
-            bottom + 16.0,
-            num(xv)
-        );
-        let _ = write!(
-            svg,
-            r#"<text x="{}" y="{:.1}" text-anchor="end" class="tick">{}</text>"#,
+            r#"<text x="{}" y="{:.1}" text-anchor="end" class="tick">{label}</text>"#,
             left - 6.0,
-            py + 4.0,
-            num(yv)
+            py + 4.0
         );
-        if k > 0 {
+        if v > 0.0 {
             let _ = write!(svg, r#"<line x1="{left}" y1="{py:.1}" x2="{right}" y2="{py:.1}" class="grid"/>"#);
         }
     }
@@ -166,10 +190,6 @@ fn legend(svg: &mut String, left: f64, y: f64, keys: &[(&str, &str)]) {
     }
 }
 
-fn num(v: f64) -> String {
-    if v >= 100.0 || v == v.round() { format!("{v:.0}") } else { format!("{v:.1}") }
-}
-
 /// The share of reads answered within each latency: one line per tier.
 fn latency_chart(hot: &[Duration], cold: &[Duration]) -> String {
     let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
@@ -186,11 +206,12 @@ fn latency_chart(hot: &[Duration], cold: &[Duration]) -> String {
     let mut all: Vec<f64> = hot.iter().chain(cold).map(ms).collect();
     all.sort_by(f64::total_cmp);
     let p99 = all.get(((all.len() as f64 * 0.99) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(1.0);
-    let x_max = nice(p99);
+    let x_axis = Axis::to(p99);
+    let x_max = x_axis.top();
     let x = |v: f64| left + (right - left) * v.min(x_max) / x_max;
     let y = |v: f64| bottom - (bottom - top) * v / 100.0;
     let mut svg = format!(r#"<svg viewBox="0 0 {WIDTH} 270" role="img" aria-label="Read latency, hot and archived">"#);
-    axes(&mut svg, (left, right, top, bottom), x_max, 100.0, "milliseconds", "% of reads within");
+    axes(&mut svg, (left, right, top, bottom), x_axis, Axis::to(100.0), "milliseconds", "% of reads within");
     for (points, colour) in [(cdf(hot), HOT), (cdf(cold), COLD)] {
         let path: Vec<String> = points.iter().map(|(a, b)| format!("{:.1},{:.1}", x(*a), y(*b))).collect();
         let _ =
@@ -273,11 +294,32 @@ mod tests {
     }
 
     #[test]
-    fn axes_end_on_round_numbers() {
-        let got = [nice(0.0), nice(0.7), nice(3.0), nice(7.5), nice(103.7), nice(1200.0), nice(2402.0)];
-        let want = [1.0, 0.8, 3.0, 8.0, 120.0, 1200.0, 2500.0];
-        for (g, w) in got.iter().zip(want) {
-            assert!((g - w).abs() < 1e-9, "{got:?}");
+    fn axes_tick_at_round_steps_and_every_label_is_exact() {
+        // The demo's own figures once printed `0, 2, 5, 8, 10` MB, `0.8, 1.5, 2.2` s, `62.5, 188` records.
+        let cases: [(f64, f64, &[&str]); 8] = [
+            (10.3, 5.0, &["0", "5", "10", "15"]),
+            (9.8, 2.0, &["0", "2", "4", "6", "8", "10"]),
+            (2.2, 0.5, &["0", "0.5", "1.0", "1.5", "2.0", "2.5"]),
+            (250.0, 50.0, &["0", "50", "100", "150", "200", "250"]),
+            (188.0, 50.0, &["0", "50", "100", "150", "200"]),
+            (100.0, 20.0, &["0", "20", "40", "60", "80", "100"]),
+            (0.07, 0.02, &["0", "0.02", "0.04", "0.06", "0.08"]),
+            (0.0, 1.0, &["0", "1"]),
+        ];
+        for (max, step, labels) in cases {
+            let axis = Axis::to(max);
+            assert!((axis.step - step).abs() < 1e-12, "{max}: {axis:?}");
+            assert!(axis.top() >= max && axis.intervals <= MOST_TICKS, "{max}: {axis:?}");
+            let got: Vec<String> = axis.ticks().into_iter().map(|(_, l)| l).collect();
+            assert_eq!(got, labels, "{max}");
+        }
+        for max in [0.013, 0.7, 3.0, 7.5, 41.9, 103.7, 1200.0, 2402.0, 57_000.0] {
+            let axis = Axis::to(max);
+            let mantissa = axis.step / 10f64.powf(axis.step.log10().floor());
+            assert!([1.0, 2.0, 5.0].iter().any(|m| (m - mantissa).abs() < 1e-9), "{max}: step {}", axis.step);
+            for (k, (v, label)) in axis.ticks().into_iter().enumerate() {
+                assert!((label.parse::<f64>().unwrap() - v).abs() < 1e-9, "{max}: tick {k} printed {label} for {v}");
+            }
         }
     }
 }
