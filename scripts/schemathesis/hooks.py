@@ -4,7 +4,8 @@ reader/openapi.yaml states two rules in prose that JSON Schema cannot express,
 and the reader enforces both with a 400:
 
 1. a continuation token is opaque: only a token the API returned, passed back for
-   the same customer, `from` and `to`, is valid;
+   the same customer, `from` and `to`, is valid (the spec marks its schema
+   `format: continuation-token`, a server-issued value);
 2. `from` must not be after `to`.
 
 A generator that only reads schemas cannot know them, so it would call a request
