@@ -42,8 +42,8 @@ use tiering::contract::auth::{Auth, Bearer, KeySource, MAX_AUTHORIZATION_BYTES};
 use tokio::sync::{Mutex, RwLock};
 use tracing::{info, warn};
 
+use crate::answers::JSON;
 use crate::error::{ApiError, error_body};
-use crate::tiers::Tiers;
 
 /// One key fetch (each of its requests) takes at most this.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -375,13 +375,17 @@ pub async fn fetch_keys(http: &reqwest13::Client, source: &KeySource) -> anyhow:
 }
 
 /// The middleware in front of every API route: authenticates, or answers.
-pub async fn authenticate(State(tiers): State<Tiers>, mut request: Request, next: Next) -> Response {
-    match tiers.gate.check(request.headers()).await {
+pub async fn authenticate(
+    State((gate, contract)): State<(Gate, Arc<Contract>)>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    match gate.check(request.headers()).await {
         Ok(caller) => {
             request.extensions_mut().insert(caller);
             next.run(request).await
         }
-        Err(refusal) => refused(&tiers.contract, refusal),
+        Err(refusal) => refused(&contract, refusal),
     }
 }
 
@@ -410,7 +414,7 @@ fn refused(contract: &Contract, refusal: Refusal) -> Response {
     };
     info!(status = 401, reason, "refused");
     let body = u.body.clone().unwrap_or_else(|| error_body("Unauthorized", "a valid bearer token is required"));
-    let content_type = HeaderValue::from_str(&u.content_type).unwrap_or(HeaderValue::from_static(crate::routes::JSON));
+    let content_type = HeaderValue::from_str(&u.content_type).unwrap_or(HeaderValue::from_static(JSON));
     let challenge = HeaderValue::from_str(challenge).unwrap_or(HeaderValue::from_static("Bearer"));
     (StatusCode::UNAUTHORIZED, [(header::CONTENT_TYPE, content_type), (header::WWW_AUTHENTICATE, challenge)], body)
         .into_response()
@@ -448,11 +452,11 @@ pub fn refusal(
     let f = &profile.forbidden;
     info!(status = f.status, "forbidden");
     let status = StatusCode::from_u16(f.status).unwrap_or(StatusCode::FORBIDDEN);
-    let content_type = HeaderValue::from_str(&f.content_type).unwrap_or(HeaderValue::from_static(crate::routes::JSON));
+    let content_type = HeaderValue::from_str(&f.content_type).unwrap_or(HeaderValue::from_static(JSON));
     Some(match (f.body(values), status, id) {
         (Some(body), _, _) => (status, [(header::CONTENT_TYPE, content_type)], body).into_response(),
         // Hidden: exactly what a record in neither tier answers.
-        (None, StatusCode::NOT_FOUND, Some(id)) => crate::routes::missing(contract, values, partition_key, id),
+        (None, StatusCode::NOT_FOUND, Some(id)) => crate::answers::missing(contract, values, partition_key, id),
         (None, StatusCode::NOT_FOUND, None) => ApiError::NotFound("not found".into()).into_response(),
         (None, _, _) => (
             status,

@@ -1,7 +1,7 @@
 //! Reading across both tiers: Cosmos first, then the archive.
 //!
-//! Nothing here writes; reads need read access only (write-through, in
-//! `writes`, is what needs more).
+//! Nothing here writes; reads need read access only (moving records back, in
+//! [`crate::hydrate`], is what needs more).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -51,14 +51,8 @@ pub struct Tiers {
     pub archive: Arc<dyn Archive>,
     pub age_field: AgeField,
     pub contract: Arc<Contract>,
-    /// Every request answers within this.
-    pub request_timeout: Duration,
     /// The most bytes of records a list page holds (`READER_PAGE_MAX_BYTES`).
     pub page_max_bytes: usize,
-    /// The current API writes pass through to (`READER_UPSTREAM_URL`); `None`: read-only.
-    pub upstream: Option<crate::writes::Upstream>,
-    /// Callers' authentication (the profile's `[auth]`; docs/auth.md).
-    pub gate: crate::auth::Gate,
     /// Whether lists may use the list index (`tiering::index`).
     pub index: Arc<IndexState>,
 }

@@ -66,7 +66,7 @@ impl World {
     async fn reader(&self, archive: Arc<dyn Archive>) -> SocketAddr {
         let settings = ReaderSettings::defaults(self.stores.clone());
         let mut tiers = reader::startup::build(&settings, TEST_TRANSPORT).await.unwrap();
-        tiers.archive = archive;
+        tiers.tiers.archive = archive;
         let (listener, addr) = tiering::host::bind(0).await.unwrap();
         tokio::spawn(tiering::host::serve(listener, reader::router(tiers), std::future::pending()));
         addr

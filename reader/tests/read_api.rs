@@ -52,7 +52,7 @@ async fn serve(stores: &StoreSettings, request_timeout: Duration) -> SocketAddr 
     serve_tiers(tiers).await
 }
 
-async fn serve_tiers(tiers: reader::tiers::Tiers) -> SocketAddr {
+async fn serve_tiers(tiers: reader::app::App) -> SocketAddr {
     let (listener, addr) = tiering::host::bind(0).await.unwrap();
     tokio::spawn(tiering::host::serve(listener, reader::router(tiers), std::future::pending()));
     addr
@@ -848,7 +848,7 @@ async fn a_record_archived_while_a_page_is_read_is_listed_once() {
     let settings =
         ReaderSettings { request_timeout: Duration::from_secs(30), ..ReaderSettings::defaults(app.stores.clone()) };
     let mut tiers = reader::startup::build(&settings, TEST_TRANSPORT).await.unwrap();
-    tiers.archive = Arc::new(HookedArchive { inner: tiers.archive.clone(), hooks });
+    tiers.tiers.archive = Arc::new(HookedArchive { inner: tiers.tiers.archive.clone(), hooks });
     let addr = serve_tiers(tiers).await;
     let page = get(&app.http, url_at(addr, "cust", None), None).await;
     assert_eq!(page.status, 200, "{}", page.text());

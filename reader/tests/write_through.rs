@@ -62,7 +62,7 @@ async fn serve(stores: &StoreSettings, upstream: Option<SocketAddr>, archive: Op
     };
     let mut tiers = reader::startup::build(&settings, TEST_TRANSPORT).await.unwrap();
     if let Some(archive) = archive {
-        tiers.archive = archive;
+        tiers.tiers.archive = archive;
     }
     let (listener, addr) = tiering::host::bind(0).await.unwrap();
     tokio::spawn(tiering::host::serve(listener, reader::router(tiers), std::future::pending()));

@@ -266,6 +266,96 @@ pub struct Contract {
     pub writes: Writes,
     /// How callers authenticate, and what each may read (`[auth]`; docs/auth.md).
     pub auth: Auth,
+    /// Front mode (`[front]`; docs/front-mode.md): the reader forwards every
+    /// request to the current API and moves an archived record back when that
+    /// API answers "missing". `None`: serve mode, the reader serves the contract.
+    pub front: Option<Front>,
+}
+
+/// Front mode's settings (`[front]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Front {
+    /// The current API (`front.upstream`); `READER_UPSTREAM_URL` takes its place when set.
+    pub upstream: Option<url::Url>,
+    /// How the list route's window is written (`[front.list]`).
+    pub list: ListWindow,
+}
+
+/// The list route's query parameters that bound the age field, as the current
+/// API reads them. A bound the profile does not name, or a request does not
+/// send, is open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListWindow {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub format: BoundFormat,
+    pub from_inclusive: bool,
+    pub to_inclusive: bool,
+    pub order: ListOrder,
+    /// The largest page the API serves: a list request moves back at least
+    /// this many archived records (docs/front-mode.md, "Lists").
+    pub max_page_size: usize,
+}
+
+impl Default for ListWindow {
+    fn default() -> Self {
+        Self {
+            from: None,
+            to: None,
+            format: BoundFormat::Date,
+            from_inclusive: true,
+            to_inclusive: true,
+            order: ListOrder::NewestFirst,
+            max_page_size: DEFAULT_MAX_PAGE_SIZE,
+        }
+    }
+}
+
+/// The largest page a list serves, when the profile does not say.
+pub const DEFAULT_MAX_PAGE_SIZE: usize = 100;
+
+/// How a list bound's value is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BoundFormat {
+    /// `YYYY-MM-DD`.
+    Date,
+    /// RFC 3339 (`2025-01-31T00:00:00Z`).
+    DateTime,
+    /// Seconds since the epoch.
+    EpochSeconds,
+}
+
+/// The order the current API lists a partition's records in, by the age field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ListOrder {
+    NewestFirst,
+    OldestFirst,
+}
+
+/// The current API's origin (and base path): `https`, or `http` on loopback
+/// only, a host, no query, fragment or user name.
+pub fn upstream_url(text: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(text).map_err(|e| format!("`{text}` is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!("`{text}` is not an http(s) URL with a host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(format!(
+            "`{text}` holds a query, fragment or user name; give the API's origin (and base path) only"
+        ));
+    }
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    if url.scheme() == "http" && !loopback {
+        return Err(format!("`{text}` is plain http off loopback: the current API must be https"));
+    }
+    Ok(url)
 }
 
 /// The write methods of the record route (`[writes]`); none without the section.
@@ -300,6 +390,27 @@ struct Profile {
     not_found: NotFoundSection,
     writes: Option<WritesSection>,
     auth: Option<auth::AuthSection>,
+    front: Option<FrontSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FrontSection {
+    upstream: Option<String>,
+    #[serde(default)]
+    list: Option<FrontListSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FrontListSection {
+    from: Option<String>,
+    to: Option<String>,
+    format: Option<BoundFormat>,
+    from_inclusive: Option<bool>,
+    to_inclusive: Option<bool>,
+    order: Option<ListOrder>,
+    max_page_size: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -326,6 +437,10 @@ struct RoutesSection {
     list: Option<String>,
     partition_key_param: Option<String>,
     id_param: String,
+}
+
+fn list_route_missing(list: &Option<String>) -> bool {
+    list.is_none()
 }
 
 fn default_prefix() -> String {
@@ -571,6 +686,46 @@ impl Contract {
                 ));
             }
         }
+        let front = match &profile.front {
+            None => None,
+            Some(f) => {
+                if profile.writes.is_some() {
+                    return Err(bad(
+                        "writes",
+                        "front mode forwards every method to the current API; remove [writes] (it is serve mode's)",
+                    ));
+                }
+                let upstream =
+                    f.upstream.as_deref().map(upstream_url).transpose().map_err(|m| bad("front.upstream", m))?;
+                let mut list = ListWindow::default();
+                if let Some(l) = &f.list {
+                    if list_route_missing(&r.list) {
+                        return Err(bad("front.list", "the profile has no list route (routes.list)"));
+                    }
+                    for (key, name) in [("front.list.from", &l.from), ("front.list.to", &l.to)] {
+                        if name.as_ref().is_some_and(|n| n.is_empty() || n.contains(['&', '=', '#'])) {
+                            return Err(bad(key, "is not a query parameter name"));
+                        }
+                    }
+                    if l.from.is_some() && l.from == l.to {
+                        return Err(bad("front.list.to", "names the same parameter as front.list.from"));
+                    }
+                    list = ListWindow {
+                        from: l.from.clone(),
+                        to: l.to.clone(),
+                        format: l.format.unwrap_or(list.format),
+                        from_inclusive: l.from_inclusive.unwrap_or(true),
+                        to_inclusive: l.to_inclusive.unwrap_or(true),
+                        order: l.order.unwrap_or(list.order),
+                        max_page_size: l.max_page_size.unwrap_or(DEFAULT_MAX_PAGE_SIZE),
+                    };
+                    if !(1..=1000).contains(&list.max_page_size) {
+                        return Err(bad("front.list.max_page_size", "must be 1 to 1000"));
+                    }
+                }
+                Some(Front { upstream, list })
+            }
+        };
         Ok(Self {
             partition_key,
             prefix,
@@ -585,6 +740,7 @@ impl Contract {
             not_found: NotFound { status: n.status, content_type: n.content_type.clone(), body: n.body.clone() },
             writes,
             auth: auth::parse(profile.auth.as_ref())?,
+            front,
         })
     }
 
@@ -640,7 +796,7 @@ impl Contract {
             // A record's sub-path (writes.sub_paths): the record route, then anything.
             .or_else(|| {
                 let r = &self.record;
-                (self.writes.sub_paths && rest.len() > r.segments.len() && matches(r, &rest)).then_some(r)
+                (self.sub_paths() && rest.len() > r.segments.len() && matches(r, &rest)).then_some(r)
             })?;
         let mut out = String::new();
         for p in &prefix {
@@ -673,19 +829,21 @@ impl Contract {
     /// the record's sub-paths (the reader answers them only with write-through on).
     pub fn function_definitions(&self) -> Vec<(String, serde_json::Value)> {
         let definition = |route: String, methods: Vec<String>| {
-            serde_json::json!({
-                "bindings": [
-                    {
-                        "name": "req",
-                        "type": "httpTrigger",
-                        "direction": "in",
-                        "authLevel": self.auth.auth_level(),
-                        "methods": methods,
-                        "route": route,
-                    },
-                    {"name": "res", "type": "http", "direction": "out"},
-                ]
-            })
+            let mut trigger = serde_json::json!({
+                "name": "req",
+                "type": "httpTrigger",
+                "direction": "in",
+                "authLevel": self.auth.auth_level(),
+                "methods": methods,
+                "route": route,
+            });
+            // Front mode forwards every method: a trigger without `methods` takes them all.
+            if self.front.is_some()
+                && let Some(t) = trigger.as_object_mut()
+            {
+                t.remove("methods");
+            }
+            serde_json::json!({"bindings": [trigger, {"name": "res", "type": "http", "direction": "out"}]})
         };
         let record_methods: Vec<String> = std::iter::once("get".to_owned())
             .chain(self.writes.methods.iter().map(|m| m.to_ascii_lowercase()))
@@ -700,11 +858,17 @@ impl Contract {
                 (name.to_owned(), definition(route, methods))
             })
             .collect();
-        if self.writes.sub_paths {
+        if self.sub_paths() {
             let route = format!("{}/{{*action}}", self.record.template());
             functions.push(("BillingRecordActions".to_owned(), definition(route, vec!["post".to_owned()])));
         }
         functions
+    }
+
+    /// True when a record's sub-paths (`{record route}/{*action}`) are routes
+    /// too: serve mode's `writes.sub_paths`, and always in front mode.
+    pub fn sub_paths(&self) -> bool {
+        self.writes.sub_paths || self.front.is_some()
     }
 
     /// The route template(s) the host must forward, for `function.json`: one

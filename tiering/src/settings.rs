@@ -348,10 +348,18 @@ pub struct ReaderSettings {
     pub contract: Contract,
     /// Where the contract came from (a path, or the built-in default), for the start-up log.
     pub contract_source: String,
-    /// The team's current API (`READER_UPSTREAM_URL`): when set, the profile's
-    /// writes pass through to it (docs/writes.md); when unset, the reader is read-only.
+    /// The team's current API (`READER_UPSTREAM_URL`, else the profile's
+    /// `front.upstream`): in serve mode the profile's writes pass through to it
+    /// (docs/writes.md), unset the reader is read-only; front mode needs it.
     pub upstream: Option<url::Url>,
+    /// Front mode: archived records one list request moves back at most
+    /// (`READER_LIST_MOVEBACK_MAX`; docs/front-mode.md, "Lists").
+    pub list_moveback_max: usize,
 }
+
+/// Archived records one list request moves back at most, by default: twice the
+/// largest page most APIs serve, and a few seconds' work (BENCHMARKS.md, "Front mode").
+pub const DEFAULT_LIST_MOVEBACK_MAX: usize = 200;
 
 /// Well inside the host's 230-second HTTP limit, and long enough for a cold read
 /// that retries once after a slow attempt.
@@ -379,6 +387,7 @@ impl ReaderSettings {
             contract: Contract::default_profile(),
             contract_source: "the built-in default profile".into(),
             upstream: None,
+            list_moveback_max: DEFAULT_LIST_MOVEBACK_MAX,
         }
     }
 
@@ -423,12 +432,35 @@ impl ReaderSettings {
             Some(_) => {}
         }
         check_auth(&r, &contract, &contract_source)?;
+        let front = contract.front.as_ref();
         let upstream = match r.opt("READER_UPSTREAM_URL") {
-            None => None,
-            Some(text) => {
-                Some(upstream_url(&text).map_err(|message| SettingsError { name: "READER_UPSTREAM_URL", message })?)
-            }
+            None => front.and_then(|f| f.upstream.clone()),
+            Some(text) => Some(
+                crate::contract::upstream_url(&text)
+                    .map_err(|message| SettingsError { name: "READER_UPSTREAM_URL", message })?,
+            ),
         };
+        if front.is_some() && upstream.is_none() {
+            return Err(SettingsError {
+                name: "READER_UPSTREAM_URL",
+                message: format!(
+                    "is required: the contract profile ({contract_source}) names front mode ([front]) and no front.upstream"
+                ),
+            });
+        }
+        let list_moveback_max =
+            r.ranged("READER_LIST_MOVEBACK_MAX", DEFAULT_LIST_MOVEBACK_MAX, 1..=5000, "a whole number of records")?;
+        if let Some(front) = front
+            && list_moveback_max < front.list.max_page_size
+        {
+            return Err(SettingsError {
+                name: "READER_LIST_MOVEBACK_MAX",
+                message: format!(
+                    "is {list_moveback_max}, below the largest list page ({} records, front.list.max_page_size): a page could reach records still archived",
+                    front.list.max_page_size
+                ),
+            });
+        }
         Ok(Self {
             stores,
             request_timeout: Duration::from_secs(seconds),
@@ -436,6 +468,7 @@ impl ReaderSettings {
             contract,
             contract_source,
             upstream,
+            list_moveback_max,
         })
     }
 }
@@ -463,20 +496,6 @@ fn check_auth(r: &Reader<'_>, contract: &Contract, source: &str) -> Result<(), S
         }
     }
     Ok(())
-}
-
-/// The current API's origin: `http` or `https`, a host, no query or fragment.
-fn upstream_url(text: &str) -> Result<url::Url, String> {
-    let url = url::Url::parse(text).map_err(|e| format!("`{text}` is not a URL: {e}"))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(format!("`{text}` is not an http(s) URL with a host"));
-    }
-    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
-        return Err(format!(
-            "`{text}` holds a query, fragment or user name; give the API's origin (and base path) only"
-        ));
-    }
-    Ok(url)
 }
 
 /// How the binaries log.

@@ -1,75 +1,97 @@
-//! The read API's routes (docs/read-api.md, reader/openapi.yaml).
+//! Serve mode: the reader serves the contract itself, from Cosmos first and the
+//! archive after (docs/read-api.md, reader/openapi.yaml): the record route, the
+//! list route, and with `READER_UPSTREAM_URL` the profile's writes
+//! ([`crate::writes`]). Top to bottom: the router, a record read, a list page.
 
-use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use axum::Extension;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Router};
 use bytes::{BufMut, Bytes, BytesMut};
-use chrono::{DateTime, NaiveDate};
-use tiering::contract::Contract;
+use chrono::NaiveDate;
 use tiering::listing::{Tier, Window};
-use tiering::record::validate_id;
 use tracing::info;
 
+use crate::answers::{JSON, http_date, missing};
+use crate::app::App;
 use crate::auth::{Access, Caller, refusal};
 use crate::error::ApiError;
-use crate::tiers::Tiers;
+use crate::route::route_values;
 use crate::token;
 
 pub const DEFAULT_PAGE_SIZE: usize = 50;
 pub const MAX_PAGE_SIZE: usize = 100;
-pub(crate) const JSON: &str = "application/json; charset=utf-8";
 
-/// The route's values by placeholder, percent-decoded and checked against the
-/// id rules (docs/read-api.md, "Ids") before any store is touched.
-pub(crate) fn route_values(
-    path: Result<Path<Vec<(String, String)>>, PathRejection>,
-) -> Result<HashMap<String, String>, ApiError> {
-    let Path(params) = path.map_err(|e| ApiError::BadRequest(format!("malformed path: {}", e.body_text())))?;
-    params
-        .into_iter()
-        .map(|(name, value)| match validate_id(&name, &value) {
-            Ok(()) => Ok((name, value)),
-            Err(e) => Err(ApiError::BadRequest(e.to_string())),
-        })
-        .collect()
-}
-
-/// What a record in neither tier answers: the profile's own body when it gives
-/// one, else the contract's JSON error (docs/read-api.md, "Errors").
-pub(crate) fn missing(
-    contract: &Contract,
-    values: &HashMap<String, String>,
-    partition_key: &str,
-    id: &str,
-) -> Response {
-    let status = StatusCode::from_u16(contract.not_found.status).unwrap_or(StatusCode::NOT_FOUND);
-    if let Some(body) = contract.not_found_body(values) {
-        let content_type =
-            HeaderValue::from_str(&contract.not_found.content_type).unwrap_or(HeaderValue::from_static(JSON));
-        return (status, [(header::CONTENT_TYPE, content_type)], body).into_response();
-    }
-    let whose = match contract.partition_key_param.as_deref() {
-        None => String::new(),
-        // Today's API says "customer" (the default profile).
-        Some("customerId") => format!(" of customer {partition_key:?}"),
-        Some(name) => format!(" of {name} {partition_key:?}"),
+/// Serve mode's routes: the record route (and, with `READER_UPSTREAM_URL`, the
+/// profile's writes on it and its sub-paths), the list route; each answers within
+/// `READER_TIMEOUT_SECONDS` but writes (their own limits: writes.rs), and each
+/// authenticates first (before its route values are even checked).
+pub fn router(app: App) -> Router {
+    let deadline = app.request_timeout;
+    let contract = app.contract.clone();
+    let (record, list) = crate::api_routes(&contract);
+    // Writes pass through only with an upstream; without one the reader is read-only.
+    let writes = if app.upstream.is_some() { contract.writes.clone() } else { Default::default() };
+    let record_allow: String =
+        std::iter::once("GET, HEAD").chain(writes.methods.iter().map(String::as_str)).collect::<Vec<_>>().join(", ");
+    let not_allowed = |allow: String| {
+        move || {
+            let allow = allow.clone();
+            async move { ApiError::MethodNotAllowed { allow } }
+        }
     };
-    let mut response = ApiError::NotFound(format!("record {id:?}{whose} does not exist")).into_response();
-    *response.status_mut() = status;
-    if let Ok(content_type) = HeaderValue::from_str(&contract.not_found.content_type) {
-        response.headers_mut().insert(header::CONTENT_TYPE, content_type);
+    let only_get = not_allowed("GET, HEAD".to_owned());
+    let mut reads = Router::new();
+    if let Some(list) = list {
+        reads = reads
+            .route(&list, get(list_records).fallback(only_get.clone()))
+            .route(&format!("{list}/"), get(list_records).fallback(only_get.clone()));
     }
-    response
+    let record_reads = get(get_record).layer(middleware::from_fn_with_state(deadline, within_deadline));
+    let mut record_route = record_reads.fallback(not_allowed(record_allow));
+    for method in &writes.methods {
+        // A write keeps its own deadlines (writes.rs): a forwarded write that times
+        // out is not "unavailable", it may have been applied.
+        record_route = match method.as_str() {
+            "PUT" => record_route.put(crate::writes::write_record),
+            "PATCH" => record_route.patch(crate::writes::write_record),
+            _ => record_route.delete(crate::writes::write_record),
+        };
+    }
+    let mut api = reads.layer(middleware::from_fn_with_state(deadline, within_deadline)).route(&record, record_route);
+    if writes.sub_paths {
+        let action = format!("{record}/{{*{}}}", crate::writes::ACTION_PARAM);
+        // Reads of a sub-path are no route, as without writes; other methods 405.
+        let sub_path_fallback = |method: axum::http::Method| async move {
+            if method == axum::http::Method::GET || method == axum::http::Method::HEAD {
+                ApiError::NotFound("no such route".into())
+            } else {
+                ApiError::MethodNotAllowed { allow: "POST".into() }
+            }
+        };
+        api = api.route(&action, axum::routing::post(crate::writes::write_record).fallback(sub_path_fallback));
+    }
+    let guard = (app.gate.clone(), app.contract.clone());
+    api.route_layer(middleware::from_fn_with_state(guard, crate::auth::authenticate)).with_state(app)
 }
 
-/// `Last-Modified` from `_ts`, in the HTTP date format.
-pub fn http_date(ts: i64) -> String {
-    DateTime::from_timestamp(ts, 0).unwrap_or_default().format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+/// Every read answers within `READER_TIMEOUT_SECONDS`: a store that is slow
+/// rather than down gives 503 with `Retry-After`, never a hung request.
+async fn within_deadline(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Unavailable {
+            tier: "a store",
+            retry_after: limit.as_secs().max(1),
+            detail: format!("no answer within {limit:?}"),
+        }
+        .into_response(),
+    }
 }
 
 /// Logs a failed store read once, with its route, status and latency.
@@ -91,13 +113,13 @@ fn tier_name(tier: Tier) -> &'static str {
 /// The record route (`GET /api/customers/{customerId}/billing-records/{recordId}`
 /// with the default profile).
 pub async fn get_record(
-    State(tiers): State<Tiers>,
+    State(app): State<App>,
     caller: Option<Extension<Caller>>,
     path: Result<Path<Vec<(String, String)>>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let contract = tiers.contract.clone();
+    let contract = app.contract.clone();
     let values = route_values(path)?;
     let (partition_key, id) = contract.key_of(&values).ok_or_else(|| ApiError::Internal {
         message: "the route does not hold the record's key".into(),
@@ -112,7 +134,7 @@ pub async fn get_record(
     } else {
         Vec::new()
     };
-    let served = match tiers.read(partition_key, id, &if_none_match).await {
+    let served = match app.tiers.read(partition_key, id, &if_none_match).await {
         Err(ApiError::NotFound(_)) => {
             let latency_us = started.elapsed().as_micros() as u64;
             info!(route = "record", status = contract.not_found.status, tier = "none", latency_us, "read");
@@ -202,7 +224,7 @@ fn date(key: &str, value: &str) -> Result<NaiveDate, ApiError> {
 /// The list route (`GET /api/customers/{customerId}/billing-records` with the
 /// default profile).
 pub async fn list_records(
-    State(tiers): State<Tiers>,
+    State(app): State<App>,
     caller: Option<Extension<Caller>>,
     path: Result<Path<Vec<(String, String)>>, PathRejection>,
     RawQuery(raw): RawQuery,
@@ -210,17 +232,17 @@ pub async fn list_records(
     let started = Instant::now();
     let values = route_values(path)?;
     let customer_id =
-        tiers.contract.partition_key_param.as_ref().and_then(|name| values.get(name)).cloned().ok_or_else(|| {
+        app.contract.partition_key_param.as_ref().and_then(|name| values.get(name)).cloned().ok_or_else(|| {
             ApiError::Internal {
                 message: "the route does not hold the partition-key value".into(),
                 detail: format!("route values {values:?}"),
             }
         })?;
-    if let Some(denied) = refusal(&tiers.contract, caller.as_deref(), Access::Read, &values, &customer_id, None) {
+    if let Some(denied) = refusal(&app.contract, caller.as_deref(), Access::Read, &values, &customer_id, None) {
         return Ok(denied);
     }
     let q = ListQuery::parse(raw.as_deref())?;
-    let field = tiers.age_field.clone();
+    let field = app.tiers.age_field.clone();
     let from_text = q.from.map(|d| d.to_string());
     let to_text = q.to.map(|d| d.to_string());
     let fingerprint = token::fingerprint(&customer_id, field.name(), from_text.as_deref(), to_text.as_deref());
@@ -234,7 +256,7 @@ pub async fn list_records(
         until: q.to.and_then(|d| d.succ_opt()).map(|d| field.start_of(d)),
         after,
     };
-    let (page, marker) = logged("list", started, tiers.list(&customer_id, &window, q.page_size, marker).await)?;
+    let (page, marker) = logged("list", started, app.tiers.list(&customer_id, &window, q.page_size, marker).await)?;
     let latency_us = started.elapsed().as_micros() as u64;
     let archived = page.items.iter().filter(|c| c.tier == Tier::Archive).count();
     info!(route = "list", status = 200, items = page.items.len(), archived, latency_us, "read");
@@ -251,7 +273,7 @@ pub async fn list_records(
     let next = page.next.map(|c| token::encode(&fingerprint, &c, marker.as_deref()));
     body.put_slice(serde_json::to_string(&next).unwrap_or_else(|_| "null".into()).as_bytes());
     body.put_u8(b'}');
-    let content_type = HeaderValue::from_str(&tiers.contract.content_type).unwrap_or(HeaderValue::from_static(JSON));
+    let content_type = HeaderValue::from_str(&app.contract.content_type).unwrap_or(HeaderValue::from_static(JSON));
     Ok((StatusCode::OK, [(header::CONTENT_TYPE, content_type)], Bytes::from(body)).into_response())
 }
 
