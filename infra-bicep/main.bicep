@@ -116,8 +116,21 @@ param readerAlwaysReady int = 2
 @allowed(['RollingUpdate', 'Recreate'])
 param siteUpdateStrategy string = 'RollingUpdate'
 
-@description('When this deployment ran (a default, not to be set): the "no run" alert waits until the first scheduled run could have happened.')
+@description('When this deployment ran (a default, not to be set).')
 param deployedAt string = utcNow('o')
+
+// When the apps were first deployed in this resource group, kept in a tag of it:
+// the "no run" alert waits until the first scheduled run could have happened
+// after that, and a redeployment does not move it (the alert would stay silent
+// for a day after every deployment otherwise).
+var firstDeployedTag = 'billing-archive-first-deployed'
+var groupTags = contains(resourceGroup(), 'tags') ? resourceGroup().tags : {}
+var firstDeployed = contains(groupTags, firstDeployedTag) ? groupTags[firstDeployedTag] : deployedAt
+
+resource groupTagsResource 'Microsoft.Resources/tags@2024-03-01' = {
+  name: 'default'
+  properties: { tags: union(groupTags, { '${firstDeployedTag}': firstDeployed }) }
+}
 
 @description('The team\'s current API (https://host[/base]): the reader passes the contract profile\'s writes to it, moving archived records back into Cosmos first (docs/writes.md). Empty: the reader is read-only and keeps read-only roles.')
 param readerUpstreamUrl string = ''
@@ -337,7 +350,7 @@ module monitoring 'monitoring.bicep' = {
     archiverFunctionName: 'ArchiveBillingRecords'
     reader5xxPercent: reader5xxPercent
     readerP95Ms: readerP95Ms
-    deployedAt: deployedAt
+    firstDeployed: firstDeployed
     partialRunsInARow: partialRunsInARow
   }
 }
@@ -447,7 +460,7 @@ resource plans 'Microsoft.Web/serverfarms@2024-04-01' = [for app in apps: {
   properties: { reserved: true }
 }]
 
-resource sites 'Microsoft.Web/sites@2024-04-01' = [for (app, i) in apps: {
+resource sites 'Microsoft.Web/sites@2024-11-01' = [for (app, i) in apps: {
   name: '${namePrefix}-${app.name}-${suffix}'
   location: location
   kind: 'functionapp,linux'
@@ -463,8 +476,10 @@ resource sites 'Microsoft.Web/sites@2024-04-01' = [for (app, i) in apps: {
     virtualNetworkSubnetId: empty(appSubnetId) ? null : appSubnetId
     // The site update strategy is written through union(): Microsoft's
     // Microsoft.Web type data (and so the local type check) does not list
-    // functionAppConfig.siteUpdateStrategy yet, while the service takes it from
-    // API version 2023-12-01 on (learn.microsoft.com/azure/azure-functions/flex-consumption-site-updates).
+    // functionAppConfig.siteUpdateStrategy yet, while the service takes it
+    // (learn.microsoft.com/azure/azure-functions/flex-consumption-site-updates:
+    // API version 2023-12-01 or later; an earlier revision said 2024-11-01, which
+    // this uses). deploy.sh reads it back after the deployment.
     functionAppConfig: union({
       deployment: {
         storage: {

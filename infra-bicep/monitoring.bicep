@@ -22,8 +22,8 @@ param archiverFunctionName string
 param reader5xxPercent int
 @description('Reader alert: 95th percentile latency in milliseconds, over 15 minutes (at least 20 requests).')
 param readerP95Ms int
-@description('When the deployment ran (main.bicep passes utcNow()): the "no run" alert waits 26 hours from it for a first run.')
-param deployedAt string
+@description('When the apps were first deployed (main.bicep keeps it in a resource group tag): the "no run" alert waits 26 hours from it for a first run.')
+param firstDeployed string
 @description('Archiver alert: this many runs in a row ended partial (time budget spent, backlog left).')
 @minValue(2)
 param partialRunsInARow int
@@ -70,7 +70,7 @@ var alerts = [
   {
     name: 'archive-no-run'
     severity: 1
-    description: 'No archive run (other than one skipped for the lease) has finished for over 26 hours: the timer is not firing, the app is stopped or disabled (AzureWebJobs.${archiverFunctionName}.Disabled), or every run dies before its summary. After a fresh deployment it waits 26 hours, by when the first nightly run must have happened.'
+    description: 'No archive run (other than one skipped for the lease) has finished for over 26 hours: the timer is not firing, the app is stopped or disabled (AzureWebJobs.${archiverFunctionName}.Disabled), or every run dies before its summary. After the first deployment it waits 26 hours, by when the first nightly run must have happened.'
     frequency: 'PT1H'
     window: 'P2D'
     // Rows only when the newest summary is older than 26 hours, or there is none
@@ -79,7 +79,7 @@ var alerts = [
       runLines
       '| where status != "skipped"'
       '| summarize last = max(timestamp)'
-      '| where (isnull(last) and now() > todatetime(\'${deployedAt}\') + 26h) or last < ago(26h)'
+      '| where (isnull(last) and now() > todatetime(\'${firstDeployed}\') + 26h) or last < ago(26h)'
     ], '\n')
   }
   {

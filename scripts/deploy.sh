@@ -271,6 +271,19 @@ deploy_reader() {
   die "smoke check of the reader: it did not answer $expected within 15 minutes (last: ${status:-no key} $(cat "$body"))"
 }
 
+# Reads back how the platform replaces an app's instances: a region or API
+# version that does not take siteUpdateStrategy leaves it unset (Recreate).
+update_strategy() {
+  local strategy
+  strategy="$(az_limit 60 "reading $1's site update strategy" resource show --resource-group "$resource_group" \
+    --name "$1" --resource-type Microsoft.Web/sites --query properties.functionAppConfig.siteUpdateStrategy.type -o tsv || true)"
+  if [[ -z "$strategy" ]]; then
+    echo "deploy.sh: warning: $1 has no site update strategy: the platform replaces it by Recreate (brief downtime on each update; docs/deployment.md)" >&2
+  else
+    step "$1 updates by $strategy"
+  fi
+}
+
 deploy_archiver() {
   local site functions
   site="$(output archiverApp)"
@@ -283,6 +296,7 @@ deploy_archiver() {
     if grep -q 'ArchiveBillingRecords' <<<"$functions"; then
       step "archiver lists: $functions (ARCHIVE_DRY_RUN=$(az_limit 60 "reading the archiver's settings" functionapp config appsettings list \
         --resource-group "$resource_group" --name "$site" --query "[?name=='ARCHIVE_DRY_RUN'].value" -o tsv))"
+      update_strategy "$site"
       return 0
     fi
     sleep 10

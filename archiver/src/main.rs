@@ -48,6 +48,11 @@ enum Command {
         /// Cosmos's versions are the right ones (docs/operations.md, "Conflicts").
         #[arg(long, requires_all = ["withdraw", "customer"])]
         prefer_cosmos: bool,
+        /// With --shadowed: Cosmos was restored from a backup by copying records back
+        /// at this time (RFC 3339, or a day): a Cosmos version written since then does
+        /// not prove a copy stale, so it is a conflict (docs/operations.md, "Conflicts").
+        #[arg(long, requires = "shadowed", value_parser = parse_instant)]
+        restored_at: Option<chrono::DateTime<chrono::Utc>>,
         /// With --shadowed --withdraw: seconds to wait for an archive run in progress to end.
         #[arg(long, default_value_t = archiver::lease::DEFAULT_PATIENCE.as_secs())]
         wait: u64,
@@ -153,6 +158,18 @@ enum Command {
     },
 }
 
+/// An instant as RFC 3339, or a day (its start, UTC).
+fn parse_instant(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .ok_or_else(|| format!("`{text}` is neither RFC 3339 (2026-11-30T08:00:00Z) nor a day (2026-11-30)"))
+}
+
 fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
@@ -191,7 +208,7 @@ async fn main() -> anyhow::Result<()> {
                 std::process::exit(1);
             }
         }
-        Command::Verify { customer, shadowed, withdraw, prefer_cosmos, wait } => {
+        Command::Verify { customer, shadowed, withdraw, prefer_cosmos, restored_at, wait } => {
             let archiver = startup::build(settings, Transport::BATCH, false).await?;
             let problems = if shadowed {
                 let patience = Duration::from_secs(wait);
@@ -200,7 +217,7 @@ async fn main() -> anyhow::Result<()> {
                     (true, false) => ops::Withdraw::Settled,
                     (true, true) => ops::Withdraw::PreferCosmos,
                 };
-                let report = ops::shadowed(&archiver, customer.as_deref(), withdraw, patience).await?;
+                let report = ops::shadowed(&archiver, customer.as_deref(), withdraw, restored_at, patience).await?;
                 print_json(&report)?;
                 report.needs_attention()
             } else {
@@ -256,7 +273,7 @@ async fn main() -> anyhow::Result<()> {
             })
             .await?;
             print_json(&report)?;
-            if report.failed_count > 0 {
+            if report.failed_count > 0 || report.left_in_archive > 0 {
                 std::process::exit(1);
             }
         }

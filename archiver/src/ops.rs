@@ -143,12 +143,18 @@ impl Pair {
     /// version, or one written in a strictly later second. Anything else, a copy
     /// newer than Cosmos's version above all (Cosmos restored from a backup), is
     /// a conflict for a person, and both stay.
-    pub fn of(cosmos: &tiering::cosmos::Version, copy: &ArchiveMeta, held: bool) -> Self {
+    ///
+    /// `restored_at`: when Cosmos was restored from a backup by copying records
+    /// back into the container (each copied record gets a new `_ts`): a version
+    /// Cosmos wrote since then proves nothing about the copy, so it is a
+    /// conflict too.
+    pub fn of(cosmos: &tiering::cosmos::Version, copy: &ArchiveMeta, held: bool, restored_at: Option<i64>) -> Self {
         if held {
             return Self::Held;
         }
         match moveback::hot_version(&cosmos.etag, cosmos.ts, copy, false) {
             moveback::HotVersion::SameAsCopy => Self::SameVersion,
+            moveback::HotVersion::Newer if restored_at.is_some_and(|t| cosmos.ts >= t) => Self::Conflict,
             moveback::HotVersion::Newer => Self::Superseded,
             moveback::HotVersion::Older => Self::Conflict,
         }
@@ -224,6 +230,7 @@ pub async fn shadowed(
     archiver: &Archiver,
     customer_id: Option<&str>,
     withdraw: Withdraw,
+    restored_at: Option<chrono::DateTime<chrono::Utc>>,
     patience: std::time::Duration,
 ) -> anyhow::Result<ShadowReport> {
     anyhow::ensure!(
@@ -245,7 +252,8 @@ pub async fn shadowed(
         }
     };
     let prefer_cosmos = withdraw == Withdraw::PreferCosmos;
-    let result = scan_shadowed(archiver, customer_id, lease.as_ref(), &held, prefer_cosmos).await;
+    let judge = Judge { held: &held, prefer_cosmos, restored_at: restored_at.map(|t| t.timestamp()) };
+    let result = scan_shadowed(archiver, customer_id, lease.as_ref(), &judge).await;
     if let Some(lease) = lease {
         lease.release().await;
     }
@@ -254,12 +262,18 @@ pub async fn shadowed(
     Ok(report)
 }
 
+/// What decides each pair: the holds, whether conflicts go too, and when Cosmos was restored.
+struct Judge<'a> {
+    held: &'a std::collections::HashSet<String>,
+    prefer_cosmos: bool,
+    restored_at: Option<i64>,
+}
+
 async fn scan_shadowed(
     archiver: &Archiver,
     customer_id: Option<&str>,
     lease: Option<&RunLease>,
-    held: &std::collections::HashSet<String>,
-    prefer_cosmos: bool,
+    judge: &Judge<'_>,
 ) -> Result<ShadowReport, StoreError> {
     let mut report = ShadowReport::default();
     // A customer's blobs are contiguous in a listing (names are `v1/<customer>/<id>`).
@@ -273,11 +287,11 @@ async fn scan_shadowed(
             continue;
         };
         if batch.first().is_some_and(|b| b.0 != customer) || batch.len() >= SHADOW_BATCH {
-            check_batch(archiver, std::mem::take(&mut batch), lease, held, prefer_cosmos, &mut report).await?;
+            check_batch(archiver, std::mem::take(&mut batch), lease, judge, &mut report).await?;
         }
         batch.push((customer, id, blob, meta));
     }
-    check_batch(archiver, batch, lease, held, prefer_cosmos, &mut report).await?;
+    check_batch(archiver, batch, lease, judge, &mut report).await?;
     Ok(report)
 }
 
@@ -285,8 +299,7 @@ async fn check_batch(
     archiver: &Archiver,
     batch: Vec<(String, String, BlobInfo, ArchiveMeta)>,
     lease: Option<&RunLease>,
-    held: &std::collections::HashSet<String>,
-    prefer_cosmos: bool,
+    judge: &Judge<'_>,
     report: &mut ShadowReport,
 ) -> Result<(), StoreError> {
     let Some(customer) = batch.first().map(|b| b.0.clone()) else { return Ok(()) };
@@ -294,14 +307,14 @@ async fn check_batch(
     let in_cosmos = archiver.cosmos.versions(&customer, &ids).await?;
     for (customer_id, id, blob, meta) in batch {
         let Some(cosmos) = in_cosmos.get(&id) else { continue };
-        let pair = Pair::of(cosmos, &meta, held.contains(&customer_id));
+        let pair = Pair::of(cosmos, &meta, judge.held.contains(&customer_id), judge.restored_at);
         match pair {
             Pair::SameVersion => report.same_version += 1,
             Pair::Superseded => report.superseded += 1,
             Pair::Conflict => report.conflicts += 1,
             Pair::Held => report.held += 1,
         }
-        let goes = pair.withdrawable() || (prefer_cosmos && pair == Pair::Conflict);
+        let goes = pair.withdrawable() || (judge.prefer_cosmos && pair == Pair::Conflict);
         let action = match lease {
             _ if !goes => "kept",
             None => "wouldWithdraw",
@@ -599,6 +612,7 @@ pub async fn restore_customer(
 pub const RESTORE_STATE: &str = "state/restore";
 const K_MARKER: &str = "marker";
 const K_SCOPE: &str = "scope";
+const K_FAILED: &str = "failed";
 /// Copies listed per page by [`restore_all`]; the state is saved after each.
 pub const RESTORE_PAGE: u32 = 500;
 /// Failures named one by one in the report; beyond, only counted.
@@ -641,6 +655,13 @@ pub struct RestoreAllReport {
     /// Copies that could not be restored (at most 1,000 named; `failedCount` has them all).
     pub failed: Vec<(String, String)>,
     pub failed_count: u64,
+    /// Copies that failed in the earlier invocations this one went on from
+    /// (they are behind the saved position: see `leftInArchive`).
+    pub failed_before: u64,
+    /// Once complete: copies in scope still in the archive (failed now or before,
+    /// or archived again meanwhile), from a listing after the last page. Not
+    /// zero means the rollback is not done: see `archiver verify --shadowed`.
+    pub left_in_archive: u64,
     /// Request units its Cosmos requests cost, and the budget that paced them (0: none).
     pub request_units: f64,
     pub max_ru_per_second: u32,
@@ -708,12 +729,13 @@ async fn restore_pages(
 ) -> anyhow::Result<()> {
     let archive = archiver.archive.as_ref();
     let (mut marker, mut state_etag) = match read_restore_state(archive).await.context("reading the restore state")? {
-        Some((etag, saved_scope, marker)) if saved_scope == scope && !restart && lease.is_some() => {
+        Some(saved) if saved.scope == scope && !restart && lease.is_some() => {
             report.resumed = true;
-            tracing::info!(scope, "going on from where the last restore stopped");
-            (marker, Some(etag))
+            report.failed_before = saved.failed;
+            tracing::info!(scope, failed_before = saved.failed, "going on from where the last restore stopped");
+            (saved.marker, Some(saved.etag))
         }
-        Some((etag, saved_scope, _)) => {
+        Some(RestoreState { etag, scope: saved_scope, .. }) => {
             if lease.is_some() {
                 tracing::info!(scope, earlier = %saved_scope, "starting over (--restart, or another restore's position)");
             }
@@ -722,6 +744,15 @@ async fn restore_pages(
         None => (None, None),
     };
     let budget = crate::budget::RuBudget::new(archiver.settings.max_ru_per_second);
+    // Every request unit is charged once: each step charges what the store
+    // spent since the last charge (whoever spent it), in hundredths.
+    let started_at = archiver.cosmos.request_units();
+    let charged = std::sync::atomic::AtomicU64::new((started_at * 100.0) as u64);
+    let settle = || {
+        let now = (archiver.cosmos.request_units() * 100.0) as u64;
+        let before = charged.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+        budget.charge(now.saturating_sub(before) as f64 / 100.0);
+    };
     let field = archiver.settings.stores.age_field.clone();
     let everything = tiering::listing::Window { from: None, until: None, after: None };
     let lease_holds = || lease.is_none_or(RunLease::holds);
@@ -753,14 +784,13 @@ async fn restore_pages(
                 todo.push((blob.name, customer_id, id));
             }
         }
-        let (field, everything, lease_holds, budget) = (&field, &everything, &lease_holds, &budget);
+        let (field, everything, lease_holds, budget, settle) = (&field, &everything, &lease_holds, &budget, &settle);
         let mut steps = futures::stream::iter(todo)
             .map(|(name, customer_id, id)| async move {
+                settle();
                 budget.admit().await;
-                let before = archiver.cosmos.request_units();
                 let outcome =
                     restore_copy(archiver, &customer_id, &id, &name, field, everything, false, lease_holds).await;
-                budget.charge(archiver.cosmos.request_units() - before);
                 (name, outcome)
             })
             .buffer_unordered(concurrency);
@@ -781,17 +811,22 @@ async fn restore_pages(
         drop(steps);
         // What the page spent is paid before the next (and before the end), so
         // the restore never spends faster than the budget, bursts aside.
+        settle();
         budget.admit().await;
-        report.request_units = archiver.cosmos.request_units();
+        report.request_units = archiver.cosmos.request_units() - started_at;
         marker = next;
         if lease.is_some() {
-            state_etag = save_restore_state(archive, scope, marker.as_deref(), state_etag)
+            let failed = report.failed_before + report.failed_count;
+            state_etag = save_restore_state(archive, scope, marker.as_deref(), failed, state_etag)
                 .await
                 .context("saving the restore's position")?;
         }
         progress(report);
         if marker.is_none() {
             report.complete = true;
+            if lease.is_some() {
+                report.left_in_archive = left_in_scope(archive, since).await.context("listing what is left")?;
+            }
             return Ok(());
         }
     }
@@ -804,17 +839,46 @@ fn fail(report: &mut RestoreAllReport, name: String, reason: String) {
     }
 }
 
-/// The saved position: `(its blob's ETag, scope, marker)`; no marker: from the start.
-async fn read_restore_state(
+/// Copies in scope still in the archive: what a complete restore left.
+async fn left_in_scope(
     archive: &dyn tiering::archive::Archive,
-) -> Result<Option<(String, String, Option<String>)>, StoreError> {
+    since: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<u64, StoreError> {
+    let mut left = 0;
+    let mut blobs = archive.list(layout::LAYOUT_PREFIX);
+    while let Some(blob) = blobs.next().await.transpose()? {
+        if layout::parse_blob_name(&blob.name).is_err() {
+            continue;
+        }
+        let archived_at = ArchiveMeta::from_metadata(&blob.metadata).map(|m| m.archived_at);
+        if !matches!((since, archived_at), (Some(since), Ok(at)) if at < since) {
+            left += 1;
+        }
+    }
+    Ok(left)
+}
+
+/// Where a restore stopped, as its state blob says.
+struct RestoreState {
+    etag: String,
+    scope: String,
+    /// `None`: from the start.
+    marker: Option<String>,
+    /// Copies that failed before the position.
+    failed: u64,
+}
+
+async fn read_restore_state(archive: &dyn tiering::archive::Archive) -> Result<Option<RestoreState>, StoreError> {
     match archive.head(RESTORE_STATE).await {
         Ok(info) => {
             let find = |k: &str| info.metadata.iter().find(|(key, _)| key.eq_ignore_ascii_case(k)).map(|(_, v)| v);
             let decode = |v: &String| percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned();
-            let scope = find(K_SCOPE).map(decode).unwrap_or_default();
-            let marker = find(K_MARKER).map(decode).filter(|m| !m.is_empty());
-            Ok(Some((info.etag, scope, marker)))
+            Ok(Some(RestoreState {
+                etag: info.etag.clone(),
+                scope: find(K_SCOPE).map(decode).unwrap_or_default(),
+                marker: find(K_MARKER).map(decode).filter(|m| !m.is_empty()),
+                failed: find(K_FAILED).and_then(|f| f.parse().ok()).unwrap_or(0),
+            }))
         }
         Err(StoreError::NotFound) => Ok(None),
         Err(e) => Err(e),
@@ -826,6 +890,7 @@ async fn save_restore_state(
     archive: &dyn tiering::archive::Archive,
     scope: &str,
     marker: Option<&str>,
+    failed: u64,
     etag: Option<String>,
 ) -> Result<Option<String>, StoreError> {
     use tiering::archive::PutCondition;
@@ -839,8 +904,11 @@ async fn save_restore_state(
         return Ok(None);
     };
     let encode = |v: &str| percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC).to_string();
-    let metadata =
-        std::collections::HashMap::from([(K_SCOPE.to_owned(), encode(scope)), (K_MARKER.to_owned(), encode(marker))]);
+    let metadata = std::collections::HashMap::from([
+        (K_SCOPE.to_owned(), encode(scope)),
+        (K_MARKER.to_owned(), encode(marker)),
+        (K_FAILED.to_owned(), failed.to_string()),
+    ]);
     let condition = etag.map_or(PutCondition::Absent, PutCondition::Matches);
     archive.put(RESTORE_STATE, bytes::Bytes::new(), metadata, condition).await.map(Some)
 }
@@ -938,8 +1006,12 @@ mod tests {
             (at("\"v2\"", 1000), true, Pair::Held, false),
         ];
         for (cosmos, held, pair, withdrawable) in cases {
-            assert_eq!(Pair::of(&cosmos, &copy, held), pair, "{cosmos:?} held={held}");
+            assert_eq!(Pair::of(&cosmos, &copy, held, None), pair, "{cosmos:?} held={held}");
             assert_eq!(pair.withdrawable(), withdrawable, "{pair:?}");
         }
+        // Records copied back from a backup at 1200 carry a _ts from then: no proof the copy is stale.
+        assert_eq!(Pair::of(&at("\"v1\"", 1300), &copy, false, Some(1200)), Pair::Conflict);
+        assert_eq!(Pair::of(&at("\"v3\"", 1100), &copy, false, Some(1200)), Pair::Superseded, "written before it");
+        assert_eq!(Pair::of(&at("\"v2\"", 1000), &copy, false, Some(900)), Pair::SameVersion);
     }
 }

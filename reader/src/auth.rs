@@ -290,8 +290,7 @@ impl BearerGate {
 /// - a `typ` claim `ID` (Keycloak marks its ID tokens so);
 /// - an Entra ID token (`tid` and `ver` 1.0 or 2.0) without the client it was
 ///   issued to (`azp` in v2.0, `appid` in v1.0, claims Microsoft documents for
-///   access tokens only), or with neither `scp` nor `roles` (which
-///   Microsoft.Identity.Web refuses too: IDW10201).
+///   access tokens only).
 pub fn not_an_access_token(typ: Option<&str>, claims: &Map<String, Value>) -> Option<String> {
     if let Some(typ) = typ
         && !["jwt", "at+jwt", "application/at+jwt"].contains(&typ.to_ascii_lowercase().as_str())
@@ -312,12 +311,8 @@ pub fn not_an_access_token(typ: Option<&str>, claims: &Map<String, Value>) -> Op
     if !claims.contains_key("tid") {
         return None;
     }
-    if !claims.contains_key(client) {
-        return Some(format!("an Entra ID token without `{client}`: an ID token, not an access token"));
-    }
-    let scopes = claims.get("scp").and_then(Value::as_str).is_some_and(|s| !s.trim().is_empty());
-    let roles = claims.get("roles").and_then(Value::as_array).is_some_and(|r| !r.is_empty());
-    (!scopes && !roles).then(|| "an Entra ID access token with neither `scp` nor `roles`".to_owned())
+    (!claims.contains_key(client))
+        .then(|| format!("an Entra ID token without `{client}`: an ID token, not an access token"))
 }
 
 /// Reads a document of at most [`MAX_DOCUMENT_BYTES`] as JSON (counted as it
@@ -489,7 +484,8 @@ mod tests {
             (Some("JWT"), with(&entra_v2, json!({"roles": ["Billing.Read.All"]})), false),
             (Some("JWT"), with(&entra_v2, json!({"azp": "c", "scp": "x", "nonce": "n"})), false),
             (Some("JWT"), with(&json!({"ver": "1.0", "tid": "t"}), json!({"roles": ["r"]})), false),
-            (Some("JWT"), with(&entra_v2, json!({"azp": "c"})), false),
+            // An app-only token with no app role (a daemon authorized by a partition claim) is an access token.
+            (Some("JWT"), with(&entra_v2, json!({"azp": "c", "customerId": "a"})), true),
             // Other issuers: RFC 9068 tokens, plain JWTs, and ID tokens by their marks.
             (Some("at+jwt"), with(&json!({}), json!({"scope": "read", "client_id": "c"})), true),
             (Some("application/at+jwt"), Map::new(), true),

@@ -16,6 +16,7 @@ case "$*" in
   "functionapp deployment source config-zip"*) [[ "${FAKE_AZ_ZIP:-}" == refuse ]] && exit 3; sleep 30 ;;
   "functionapp function list"*) echo ArchiveBillingRecords ;;
   "functionapp config appsettings list"*) echo true ;;
+  "resource show"*siteUpdateStrategy*) echo RollingUpdate ;;
   *) echo "fake az: unexpected: $*" >&2; exit 9 ;;
 esac
 AZ
@@ -30,7 +31,7 @@ run() {
 status=0
 out="$(run)" || status=$?
 if [[ $status -ne 0 ]] || ! grep -q "did not report back; the smoke check decides" <<<"$out" ||
-  ! grep -q "archiver lists: ArchiveBillingRecords" <<<"$out"; then
+  ! grep -q "archiver lists: ArchiveBillingRecords" <<<"$out" || ! grep -q "bill-archiver updates by RollingUpdate" <<<"$out"; then
   echo "FAIL  a hanging zip deployment must go on to the smoke check (exit $status): $out" >&2
   [[ $created_zip == yes ]] && rm -f dist/archiver.zip
   exit 1

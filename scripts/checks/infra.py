@@ -916,23 +916,32 @@ def no_downtime_deploys(x):
         node = env[item][field]  # the loop item's own field (app.alwaysReady)
     got = x.m.src(node, env)
     # (pycep reads `a > 0 ? b : c` as greater_than(a, 0 ? b : c): the parts are checked, not the shape)
-    want = ["readerAlwaysReady", "0 ?", "[{name: 'http', instanceCount: readerAlwaysReady}] : []"]
+    want = ["greater_than(readerAlwaysReady, 0 ?", "[{name: 'http', instanceCount: readerAlwaysReady}] : []"]
     need(all(w in got for w in want), f"reader alwaysReady = {got}, expected readerAlwaysReady > 0 ? "
          "[{name: 'http', instanceCount: readerAlwaysReady}] : []")
     return f"default RollingUpdate, {ready['default']} always-ready reader instances"
 
 
-@rule("alerts: the \"no run\" alert waits 26 hours after a deployment (deployedAt = utcNow()) before a missing first run")
+@rule("alerts: the \"no run\" alert waits 26 hours after the first deployment (kept in a resource group tag, "
+      "deployedAt = utcNow() the first time) before a missing first run")
 def no_run_alert_after_deploys(x):
-    """docs/operations.md, "Alerts": after a fresh deployment the first nightly run may be up to a day away."""
+    """docs/operations.md, "Alerts": after the first deployment the first nightly run may be up to a day away; a
+    redeployment must not silence the alert again (the time is kept in a tag of the resource group)."""
     p = x.m.params.get("deployedAt") or {}
     need(x.m.src(p.get("default")).startswith("utcNow("), f"deployedAt default {x.m.src(p.get('default'))}")
+    first = x.m.src(x.m.vars.get("firstDeployed", {}).get("value"))
+    need(first == "contains(groupTags, firstDeployedTag) ? groupTags[firstDeployedTag] : deployedAt",
+         f"firstDeployed = {first}: not the tag's value, else deployedAt")
+    tags = [s for s, r in x.m.resources.items() if r.get("type", "").lower() == "microsoft.resources/tags"]
+    need(len(tags) == 1, f"Microsoft.Resources/tags resources: {tags}")
+    written = x.m.src((x.m.body(tags[0])[1].get("properties") or {}).get("tags"))
+    need(written == "union(groupTags, {'${firstDeployedTag}': firstDeployed})", f"{tags[0]} writes {written}")
     _, t, args = x.module("monitoring.bicep")
-    need(args.get("deployedAt") == "deployedAt", f"monitoring is passed deployedAt = {args.get('deployedAt')}")
+    need(args.get("firstDeployed") == "firstDeployed", f"monitoring is passed firstDeployed = {args.get('firstDeployed')}")
     rules = [a for a in t.follow("alerts") if isinstance(a, dict) and a.get("name") == "archive-no-run"]
     need(len(rules) == 1, "no archive-no-run alert")
     query = t.src(rules[0].get("query")).replace("\\'", "'")
-    want = "(isnull(last) and now() > todatetime('${deployedAt}') + 26h) or last < ago(26h)"
+    want = "(isnull(last) and now() > todatetime('${firstDeployed}') + 26h) or last < ago(26h)"
     need(want in query, f"archive-no-run query {query}; expected it to hold {want}")
 
 

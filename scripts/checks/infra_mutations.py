@@ -226,10 +226,14 @@ MUTATIONS = [
     ("deploys without downtime", M, "param readerAlwaysReady int = 2", "param readerAlwaysReady int = 0"),
     ("deploys without downtime", M, "param readerAlwaysReady int = 2", "param readerAlwaysReady int = 1"),
     ("deploys without downtime", M, "instanceCount: readerAlwaysReady }]", "instanceCount: 1 }]"),
-    ("the \"no run\" alert waits", MON, "(isnull(last) and now() > todatetime(\\'${deployedAt}\\') + 26h) or last",
+    ("the \"no run\" alert waits", MON, "(isnull(last) and now() > todatetime(\\'${firstDeployed}\\') + 26h) or last",
      "isnull(last) or last"),
     ("the \"no run\" alert waits", M, "param deployedAt string = utcNow('o')", "param deployedAt string = ''"),
-    ("the \"no run\" alert waits", M, "    deployedAt: deployedAt\n", "    deployedAt: '2026-01-01'\n"),
+    ("the \"no run\" alert waits", M, "    firstDeployed: firstDeployed\n", "    firstDeployed: deployedAt\n"),
+    ("the \"no run\" alert waits", M, "groupTags[firstDeployedTag] : deployedAt", "deployedAt : deployedAt"),
+    ("the \"no run\" alert waits", M, "tags: union(groupTags, { '${firstDeployedTag}': firstDeployed })",
+     "tags: union(groupTags, { '${firstDeployedTag}': deployedAt })"),
+    ("deploys without downtime", M, "alwaysReady: readerAlwaysReady > 0 ?", "alwaysReady: readerAlwaysReady > 5 ?"),
 ]
 
 

@@ -94,7 +94,7 @@ async fn verify_shadowed_withdraws_copies_next_to_records_cosmos_holds() {
     upsert_raw(&f.cosmos, &z.customer_id, &z.id, &version_at(z, later)).await.unwrap();
 
     let patience = Duration::ZERO;
-    let report = archiver::ops::shadowed(&archiver, None, Withdraw::Nothing, patience).await.unwrap();
+    let report = archiver::ops::shadowed(&archiver, None, Withdraw::Nothing, None, patience).await.unwrap();
     assert_eq!(report.checked, f.old.len() as u64 + 1, "{report:?}");
     assert_eq!(report.same_version, 1);
     let mut found: Vec<(&str, &str)> = report.shadowed.iter().map(|s| (s.id.as_str(), s.action)).collect();
@@ -120,7 +120,7 @@ async fn verify_shadowed_withdraws_copies_next_to_records_cosmos_holds() {
         }),
         ..Default::default()
     };
-    let report = archiver::ops::shadowed(&f.hooked(hooks, 4), None, Withdraw::Settled, patience).await.unwrap();
+    let report = archiver::ops::shadowed(&f.hooked(hooks, 4), None, Withdraw::Settled, None, patience).await.unwrap();
     assert_eq!((report.withdrawn, report.withdraw_failed), (2, 0), "{report:?}");
     let action = |id: &str| report.shadowed.iter().find(|s| s.id == id).unwrap().action;
     assert_eq!((action(&x.id), action(&y.id), action(&z.id)), ("withdrawn", "withdrawn", "changed"));
@@ -184,7 +184,7 @@ async fn verify_shadowed_withdraws_only_copies_cosmos_holds_or_superseded_and_on
     let before = etags(&f).await;
     let hot_before = f.hot(&every_copy.map(|r| r.clone())).await;
     let patience = Duration::ZERO;
-    let report = archiver::ops::shadowed(&archiver, None, Withdraw::Nothing, patience).await.unwrap();
+    let report = archiver::ops::shadowed(&archiver, None, Withdraw::Nothing, None, patience).await.unwrap();
     let seen = |report: &archiver::ops::ShadowReport| {
         let mut seen: Vec<(String, archiver::ops::Pair, &'static str)> =
             report.shadowed.iter().map(|s| (s.id.clone(), s.reason, s.action)).collect();
@@ -209,8 +209,14 @@ async fn verify_shadowed_withdraws_only_copies_cosmos_holds_or_superseded_and_on
     let conflict = report.shadowed.iter().find(|s| s.id == restored.id).unwrap();
     assert_eq!((conflict.archived_ts, conflict.cosmos_ts), (v2, v2 - 3600), "the JSON says which is newer");
     assert_eq!(etags(&f).await, before, "a report deletes nothing");
+    // Cosmos restored by copying records back (each copied one written anew): told
+    // when, a later Cosmos version no longer proves a copy stale.
+    let copied_back = chrono::DateTime::from_timestamp(report.shadowed.iter().map(|s| s.cosmos_ts).min().unwrap(), 0);
+    let cautious = archiver::ops::shadowed(&archiver, None, Withdraw::Nothing, copied_back, patience).await.unwrap();
+    let of = |id: &str| cautious.shadowed.iter().find(|s| s.id == id).unwrap().reason;
+    assert_eq!((of(&superseded.id), of(&same.id)), (Pair::Conflict, Pair::SameVersion), "{cautious:?}");
 
-    let report = archiver::ops::shadowed(&archiver, None, Withdraw::Settled, patience).await.unwrap();
+    let report = archiver::ops::shadowed(&archiver, None, Withdraw::Settled, None, patience).await.unwrap();
     assert_eq!(seen(&report), expect("withdrawn"), "{report:?}");
     assert_eq!((report.withdrawn, report.withdraw_failed), (2, 0));
     assert!(report.needs_attention(), "the conflicts are still there for a person");
@@ -221,11 +227,12 @@ async fn verify_shadowed_withdraws_only_copies_cosmos_holds_or_superseded_and_on
     // The newer version is still what the archive holds, so a person can choose.
     assert_eq!(archived(&f.blob, restored).await.1.ts, v2);
     // A person decided Cosmos's version is right: conflicts go too, one partition at a time.
-    let everywhere = archiver::ops::shadowed(&archiver, None, Withdraw::PreferCosmos, patience).await;
+    let everywhere = archiver::ops::shadowed(&archiver, None, Withdraw::PreferCosmos, None, patience).await;
     assert!(everywhere.is_err(), "never across the whole archive");
-    let settled = archiver::ops::shadowed(&archiver, Some(&restored.customer_id), Withdraw::PreferCosmos, patience)
-        .await
-        .unwrap();
+    let settled =
+        archiver::ops::shadowed(&archiver, Some(&restored.customer_id), Withdraw::PreferCosmos, None, patience)
+            .await
+            .unwrap();
     assert_eq!((settled.withdrawn, settled.conflicts), (2, 2), "{settled:?}");
     assert!(!settled.needs_attention());
     assert_eq!((f.archived_etag(restored).await, f.archived_etag(same_second).await), (None, None));
@@ -380,6 +387,8 @@ async fn restoring_the_whole_archive_is_resumable_where_it_stopped_and_leaves_co
     let resumed = archiver::ops::restore_all(&archiver, &options(false, false), patience, quiet).await.unwrap();
     assert!(resumed.resumed && resumed.complete, "{resumed:?}");
     assert_eq!((resumed.checked, resumed.restored, resumed.failed_count), (3, 3, 0), "{resumed:?}");
+    // The conflict behind the saved position is not forgotten: the rollback is not done.
+    assert_eq!((resumed.failed_before, resumed.left_in_archive), (1, 1), "{resumed:?}");
     assert!(resumed.request_units > 0.0 && resumed.records_per_second > 0.0, "{resumed:?}");
     assert!(f.blob.head(archiver::ops::RESTORE_STATE).await.is_err(), "the position goes once it is done");
     assert_eq!(listed(&f).await, [names[0].clone()], "only the conflict is left in the archive");
@@ -391,6 +400,7 @@ async fn restoring_the_whole_archive_is_resumable_where_it_stopped_and_leaves_co
     // From the start again: idempotent, and the conflict is still refused, both versions kept.
     let again = archiver::ops::restore_all(&archiver, &options(false, true), patience, quiet).await.unwrap();
     assert_eq!((again.resumed, again.checked, again.restored, again.failed_count), (false, 1, 0, 1), "{again:?}");
+    assert_eq!((again.failed_before, again.left_in_archive), (0, 1), "{again:?}");
     assert!(again.failed[0].1.contains("newer than the record in Cosmos"), "{again:?}");
     assert_eq!(f.hot(std::slice::from_ref(conflict)).await[0].2, ts - 3600, "Cosmos's version untouched");
 }
@@ -408,7 +418,7 @@ async fn a_restore_of_what_was_archived_after_a_day_takes_only_those_and_is_pace
         f.blob.set_metadata(&name(r), meta.to_metadata(), &info.etag).await.unwrap();
     }
     let mut archiver = f.plain(4);
-    let budget = 100;
+    let budget = 40;
     archiver.settings.max_ru_per_second = budget;
     let options = RestoreAll { archived_after: Some(date_days_ago(1)), dry_run: false, restart: false, page: 500 };
     let report =
@@ -416,6 +426,7 @@ async fn a_restore_of_what_was_archived_after_a_day_takes_only_those_and_is_pace
             .await
             .unwrap();
     assert_eq!((report.checked, report.matched, report.restored), (7, 5, 5), "{report:?}");
+    assert_eq!(report.left_in_archive, 0, "the two archived earlier are out of scope: {report:?}");
     for r in &f.old {
         let earlier = earlier.iter().any(|e| e.id == r.id);
         assert_eq!(f.in_cosmos(r).await, !earlier, "{}", r.id);
