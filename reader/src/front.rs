@@ -1,6 +1,309 @@
-//! Front mode (placeholder while the modules settle).
-use crate::app::App;
+//! Front mode (docs/front-mode.md): the reader stands in front of the team's
+//! current API, which stays the only thing that answers consumers. Every
+//! request on the profile's routes, any method, goes to it ([`crate::forward`])
+//! and its answer comes back unchanged, streamed. Archived records are brought
+//! back into Cosmos for it to find ([`crate::hydrate`]):
+//!
+//! - **a record** (the record route and its sub-paths): forward; when the
+//!   answer is the profile's missing-record status and the archive holds a
+//!   copy of that record, move it back and forward the same request once more
+//!   (a condition naming the archived ETag renamed to the moved-back record's);
+//!   that answer is the consumer's. No copy: Cosmos is read once more before
+//!   the missing answer goes out (a move-back by another request may have just
+//!   made the record hot), so a record being moved back is never answered
+//!   missing;
+//! - **a list**: forward; when the answer is a success and the archive holds
+//!   records of that partition in the request's window (the profile's
+//!   `[front.list]` parameters), move back the first `READER_LIST_MOVEBACK_MAX`
+//!   of them in the API's order and forward the request once more. A page of
+//!   at most `front.list.max_page_size` records can then only hold hot records:
+//!   see docs/front-mode.md, "Lists", for why paging through any number of
+//!   archived records sees each once.
+//!
+//! Nothing moves back for a caller the current API refused (its answer is not
+//! the missing one, or not a success), nor when it cannot be reached (502).
+//! With `[auth]` bearer the reader's own rule runs before anything is
+//! forwarded. A move-back that cannot complete is 503 with `Retry-After`,
+//! never the missing answer.
+
+use std::time::{Duration, Instant};
+
 use axum::Router;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, Request, State};
+use axum::http::Method;
+use axum::middleware;
+use axum::response::Response;
+use axum::routing::any;
+use chrono::NaiveDate;
+use futures::StreamExt;
+use tiering::contract::{BoundFormat, ListOrder, ListWindow};
+use tiering::listing::Window;
+use tiering::moveback::MovedBack;
+use tiering::record::AgeField;
+use tiering::store::StoreError;
+use tracing::info;
+
+use crate::app::App;
+use crate::auth::{Access, Caller, refusal};
+use crate::error::{ARCHIVE, ApiError, COSMOS};
+use crate::forward::{self, Headers, Outgoing, Upstream};
+use crate::hydrate;
+use crate::route::route_values;
+
+/// How long a request may take in all, forwards and move-backs together: below
+/// the Functions host's 230-second limit on an HTTP request.
+pub const FRONT_TIMEOUT: Duration = Duration::from_secs(220);
+/// Records a list request moves back at once.
+const MOVE_BACK_CONCURRENCY: usize = 8;
+/// The route placeholder of a record's sub-path.
+const REST_PARAM: &str = "rest";
+
+/// Front mode's routes: the record route, its sub-paths and the list route,
+/// every method, each authenticated first (bearer mode) and forwarded.
 pub fn router(app: App) -> Router {
-    crate::serve::router(app)
+    let (record, list) = crate::api_routes(&app.contract);
+    let mut api = Router::new()
+        .route(&record, any(record_route))
+        .route(&format!("{record}/{{*{REST_PARAM}}}"), any(record_route));
+    if let Some(list) = list {
+        api = api.route(&list, any(list_route)).route(&format!("{list}/"), any(list_route));
+    }
+    let guard = (app.gate.clone(), app.contract.clone());
+    api.route_layer(middleware::from_fn_with_state(guard, crate::auth::authenticate)).with_state(app)
+}
+
+/// What the reader's own rule asks of a method.
+fn access(method: &Method) -> Access {
+    if method == Method::GET || method == Method::HEAD { Access::Read } else { Access::Write }
+}
+
+/// The headers a forwarded request keeps: where the reader authorized it
+/// (bearer mode), no override of what it authorized.
+fn headers_for(app: &App) -> Headers {
+    if app.contract.auth.bearer().is_some() { Headers::Authorized } else { Headers::AsSent }
+}
+
+fn upstream_of(app: &App) -> Result<Upstream, ApiError> {
+    app.upstream.clone().ok_or_else(|| ApiError::Internal {
+        message: "front mode has no current API".into(),
+        detail: "READER_UPSTREAM_URL is not set".into(),
+    })
+}
+
+fn left(deadline: Instant) -> Duration {
+    deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1))
+}
+
+/// A record, or one of its sub-paths: forward, and on the missing answer move
+/// the record back and forward again.
+pub async fn record_route(
+    State(app): State<App>,
+    path: Result<Path<Vec<(String, String)>>, PathRejection>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    if forward::looped(request.headers()) {
+        return Ok(forward::loop_detected());
+    }
+    let upstream = upstream_of(&app)?;
+    let path = path.map(|Path(values)| Path(values.into_iter().filter(|(k, _)| k != REST_PARAM).collect()));
+    let values = route_values(path)?;
+    let (partition_key, id) = app.contract.key_of(&values).ok_or_else(|| ApiError::Internal {
+        message: "the route does not hold the record's key".into(),
+        detail: format!("route values {values:?}"),
+    })?;
+    let caller = request.extensions().get::<Caller>();
+    if let Some(denied) = refusal(&app.contract, caller, access(request.method()), &values, partition_key, Some(id)) {
+        return Ok(denied);
+    }
+    let (partition_key, id) = (partition_key.to_owned(), id.to_owned());
+    let route_len = forward::route_len(&app.contract, &app.contract.record);
+    let outgoing = Outgoing::of(&upstream, request, route_len, headers_for(&app)).await?;
+    let deadline = Instant::now() + FRONT_TIMEOUT;
+    let answer = outgoing.send(&upstream, None, left(deadline)).await?;
+    if answer.status().as_u16() != app.contract.not_found.status {
+        log("record", &outgoing.method, answer.status().as_u16(), "none", started);
+        return Ok(forward::relay(answer));
+    }
+    // The current API says missing: archived? (one metadata lookup, nothing moves otherwise)
+    let hydrated = match archived(&app, &partition_key, &id).await? {
+        Found::Missing => {
+            log("record", &outgoing.method, answer.status().as_u16(), "missing", started);
+            return Ok(forward::relay(answer));
+        }
+        Found::Hot => Hydrated::Hot,
+        Found::Archived => match hydrate::move_back_within(&app.tiers, app.request_timeout, &partition_key, &id).await?
+        {
+            MovedBack::Restored { archived_etag, etag, .. } => Hydrated::Moved { archived_etag, etag },
+            MovedBack::AlreadyHot { .. } | MovedBack::NotArchived => Hydrated::Hot,
+        },
+    };
+    drop(answer);
+    let renamed = match &hydrated {
+        Hydrated::Moved { archived_etag, etag } => Some((archived_etag.as_str(), etag.as_str())),
+        Hydrated::Hot => None,
+    };
+    let again = outgoing.send(&upstream, renamed, left(deadline)).await?;
+    let what = if renamed.is_some() { "moved back" } else { "hot meanwhile" };
+    log("record", &outgoing.method, again.status().as_u16(), what, started);
+    Ok(forward::relay(again))
+}
+
+/// What the archive and Cosmos say of a record the current API called missing.
+enum Found {
+    Archived,
+    /// Not archived, but in Cosmos now: moved back by another request meanwhile.
+    Hot,
+    Missing,
+}
+
+enum Hydrated {
+    Moved { archived_etag: String, etag: String },
+    Hot,
+}
+
+async fn archived(app: &App, partition_key: &str, id: &str) -> Result<Found, ApiError> {
+    let Ok(name) = tiering::layout::blob_name(partition_key, id) else { return Ok(Found::Missing) };
+    match app.tiers.archive.head(&name).await {
+        Ok(_) => return Ok(Found::Archived),
+        Err(StoreError::NotFound) => {}
+        Err(e) => return Err(ApiError::from_store(ARCHIVE, e)),
+    }
+    // No copy. A move-back deletes the copy only after the record is in Cosmos,
+    // so a record that was being moved back is there by now: read it once.
+    match app.tiers.cosmos.get().await?.read(partition_key, id).await {
+        Ok(_) => Ok(Found::Hot),
+        Err(StoreError::NotFound) => Ok(Found::Missing),
+        Err(e) => Err(ApiError::from_store(COSMOS, e)),
+    }
+}
+
+/// A list: forward; when it succeeded and archived records of the partition
+/// fall in its window, move the first of them back and forward again.
+pub async fn list_route(
+    State(app): State<App>,
+    path: Result<Path<Vec<(String, String)>>, PathRejection>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    if forward::looped(request.headers()) {
+        return Ok(forward::loop_detected());
+    }
+    let upstream = upstream_of(&app)?;
+    let values = route_values(path)?;
+    let partition_key =
+        app.contract.partition_key_param.as_ref().and_then(|name| values.get(name)).cloned().ok_or_else(|| {
+            ApiError::Internal {
+                message: "the route does not hold the partition-key value".into(),
+                detail: format!("route values {values:?}"),
+            }
+        })?;
+    let caller = request.extensions().get::<Caller>();
+    if let Some(denied) = refusal(&app.contract, caller, access(request.method()), &values, &partition_key, None) {
+        return Ok(denied);
+    }
+    let query = request.uri().query().map(str::to_owned);
+    let Some(list) = app.contract.list.as_ref() else {
+        return Err(ApiError::NotFound("no such route".into()));
+    };
+    let route_len = forward::route_len(&app.contract, list);
+    let outgoing = Outgoing::of(&upstream, request, route_len, headers_for(&app)).await?;
+    let deadline = Instant::now() + FRONT_TIMEOUT;
+    let answer = outgoing.send(&upstream, None, left(deadline)).await?;
+    let reads = outgoing.method == Method::GET || outgoing.method == Method::HEAD;
+    let Some(front) = app.contract.front.as_ref().filter(|_| reads && answer.status().is_success()) else {
+        log("list", &outgoing.method, answer.status().as_u16(), "none", started);
+        return Ok(forward::relay(answer));
+    };
+    let window = window_of(&front.list, &app.tiers.age_field, query.as_deref());
+    let newest = front.list.order == ListOrder::NewestFirst;
+    let ids = app.tiers.archived_in_window(&partition_key, &window, app.list_moveback_max, newest).await?;
+    if ids.is_empty() {
+        log("list", &outgoing.method, answer.status().as_u16(), "none", started);
+        return Ok(forward::relay(answer));
+    }
+    drop(answer);
+    let moved = move_back_all(&app, &partition_key, ids).await?;
+    let again = outgoing.send(&upstream, None, left(deadline)).await?;
+    info!(
+        route = "list",
+        method = %outgoing.method,
+        status = again.status().as_u16(),
+        moved_back = moved,
+        latency_us = started.elapsed().as_micros() as u64,
+        "front"
+    );
+    Ok(forward::relay(again))
+}
+
+/// Moves each record back, a few at a time; all must be hot before the list is
+/// forwarded again, so the first failure answers (503: nothing forwarded).
+async fn move_back_all(app: &App, partition_key: &str, ids: Vec<String>) -> Result<usize, ApiError> {
+    let mut steps = futures::stream::iter(ids)
+        .map(|id| async move { hydrate::move_back_within(&app.tiers, app.request_timeout, partition_key, &id).await })
+        .buffer_unordered(MOVE_BACK_CONCURRENCY);
+    let mut moved = 0;
+    while let Some(outcome) = steps.next().await {
+        if matches!(outcome?, MovedBack::Restored { .. }) {
+            moved += 1;
+        }
+    }
+    Ok(moved)
+}
+
+/// The request's window as the profile's parameters give it, each bound taken
+/// to its whole day (a superset: moving back one record more is harmless, one
+/// fewer would leave a page short). A bound not sent, or not in the
+/// profile's format, is open.
+pub fn window_of(list: &ListWindow, field: &AgeField, raw_query: Option<&str>) -> Window {
+    let mut window = Window { from: None, until: None, after: None };
+    for (key, value) in url::form_urlencoded::parse(raw_query.unwrap_or("").as_bytes()) {
+        let day = day_of(list.format, &value);
+        if list.from.as_deref() == Some(&key) {
+            window.from = day.map(|d| field.start_of(d));
+        } else if list.to.as_deref() == Some(&key) {
+            window.until = day.and_then(|d| d.succ_opt()).map(|d| field.start_of(d));
+        }
+    }
+    window
+}
+
+fn day_of(format: BoundFormat, value: &str) -> Option<NaiveDate> {
+    match format {
+        BoundFormat::Date => NaiveDate::parse_from_str(value, "%Y-%m-%d").ok(),
+        BoundFormat::DateTime => chrono::DateTime::parse_from_rfc3339(value).ok().map(|t| t.naive_utc().date()),
+        BoundFormat::EpochSeconds => {
+            value.parse::<i64>().ok().and_then(|s| chrono::DateTime::from_timestamp(s, 0)).map(|t| t.date_naive())
+        }
+    }
+}
+
+fn log(route: &'static str, method: &Method, status: u16, hydrated: &'static str, started: Instant) {
+    info!(route, method = %method, status, hydrated, latency_us = started.elapsed().as_micros() as u64, "front");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tiering::record::AgeValue;
+
+    #[test]
+    fn a_window_is_the_whole_days_of_the_bounds_the_profile_names() {
+        let list = ListWindow { from: Some("issuedFrom".into()), to: Some("issuedTo".into()), ..Default::default() };
+        let field = AgeField::Iso("invoiceDate".into());
+        let text = |s: &str| Some(AgeValue::Text(s.into()));
+        let w = window_of(&list, &field, Some("issuedFrom=2025-01-01&issuedTo=2025-01-31&limit=10"));
+        assert_eq!((w.from, w.until), (text("2025-01-01"), text("2025-02-01")));
+        let w = window_of(&list, &field, Some("issuedTo=2025-01-31&from=2024-01-01"));
+        assert_eq!((w.from, w.until), (None, text("2025-02-01")), "only the profile's names count");
+        let w = window_of(&list, &field, Some("issuedFrom=yesterday"));
+        assert_eq!(w.from, None, "a value in another format leaves the bound open");
+        let epoch = ListWindow { format: BoundFormat::EpochSeconds, ..list.clone() };
+        let w = window_of(&epoch, &AgeField::Ts, Some("issuedFrom=1735732800&issuedTo=1735732800"));
+        assert_eq!((w.from, w.until), (Some(AgeValue::Seconds(1735689600)), Some(AgeValue::Seconds(1735776000))));
+        let times = ListWindow { format: BoundFormat::DateTime, ..list };
+        let w = window_of(&times, &field, Some("issuedFrom=2025-01-01T23%3A00%3A00-02%3A00"));
+        assert_eq!(w.from, text("2025-01-02"), "the day in UTC");
+    }
 }

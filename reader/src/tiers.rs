@@ -96,20 +96,40 @@ fn archive_err(e: StoreError) -> ApiError {
 
 impl Tiers {
     /// One record: Cosmos if it is there (it is the newer copy), else the archive.
+    ///
+    /// A record moved back between the two reads (a write-through, a restore:
+    /// created in Cosmos, then its copy deleted) is in neither answer; so before
+    /// a record is called missing, Cosmos is read once more (the move-back
+    /// creates before it deletes, so it is there by then).
     pub async fn read(&self, customer_id: &str, id: &str, if_none_match: &[String]) -> Result<Served, ApiError> {
-        match self.cosmos.get().await?.read(customer_id, id).await {
-            Ok(item) => {
-                let doc = item.doc;
-                let (etag, ts) = doc.etag().ok().zip(doc.ts().ok()).ok_or_else(|| ApiError::Internal {
-                    message: "the stored record lacks its system properties".into(),
-                    detail: format!("{customer_id}/{id}: no _etag or _ts"),
-                })?;
-                let body = (!none_match(if_none_match, &etag)).then(|| Bytes::from(self.contract.body(&doc)));
-                Ok(Served { body, etag, ts, tier: Tier::Cosmos })
-            }
-            Err(StoreError::NotFound) => self.read_archived(customer_id, id, if_none_match).await,
+        let cosmos = self.cosmos.get().await?;
+        match cosmos.read(customer_id, id).await {
+            Ok(item) => self.served(customer_id, id, item.doc, if_none_match),
+            Err(StoreError::NotFound) => match self.read_archived(customer_id, id, if_none_match).await {
+                Err(ApiError::NotFound(missing)) => match cosmos.read(customer_id, id).await {
+                    Ok(item) => self.served(customer_id, id, item.doc, if_none_match),
+                    Err(StoreError::NotFound) => Err(ApiError::NotFound(missing)),
+                    Err(e) => Err(cosmos_err(e)),
+                },
+                other => other,
+            },
             Err(e) => Err(cosmos_err(e)),
         }
+    }
+
+    fn served(
+        &self,
+        customer_id: &str,
+        id: &str,
+        doc: RawDocument,
+        if_none_match: &[String],
+    ) -> Result<Served, ApiError> {
+        let (etag, ts) = doc.etag().ok().zip(doc.ts().ok()).ok_or_else(|| ApiError::Internal {
+            message: "the stored record lacks its system properties".into(),
+            detail: format!("{customer_id}/{id}: no _etag or _ts"),
+        })?;
+        let body = (!none_match(if_none_match, &etag)).then(|| Bytes::from(self.contract.body(&doc)));
+        Ok(Served { body, etag, ts, tier: Tier::Cosmos })
     }
 
     async fn read_archived(&self, customer_id: &str, id: &str, if_none_match: &[String]) -> Result<Served, ApiError> {
@@ -241,6 +261,34 @@ impl Tiers {
             .try_collect()
             .await?;
         Ok((Page { items: items.into_iter().flatten().collect(), next: page.next }, next_marker))
+    }
+
+    /// The ids of a partition's archived records in `window`, in listing order
+    /// (newest first), at most `limit` from the newest end (`newest`) or from
+    /// the oldest end: what front mode moves back before a list is forwarded.
+    /// From the list index once complete (in proportion to `limit` for the
+    /// newest end), else from a listing of the partition's copies.
+    pub async fn archived_in_window(
+        &self,
+        customer_id: &str,
+        window: &Window,
+        limit: usize,
+        newest: bool,
+    ) -> Result<Vec<String>, ApiError> {
+        let mut ids: Vec<String> = if newest && self.index_ready().await {
+            let indexed = self.indexed_candidates(customer_id, window, limit, None).await?;
+            indexed.list.items.into_iter().map(|c| c.id).collect()
+        } else {
+            let keep = if newest { limit } else { usize::MAX / 4 };
+            let (list, _) = self.archived_candidates(customer_id, window, keep).await?;
+            list.items.into_iter().map(|c| c.id).collect()
+        };
+        if newest {
+            ids.truncate(limit);
+        } else {
+            ids = ids.split_off(ids.len().saturating_sub(limit));
+        }
+        Ok(ids)
     }
 
     /// True when lists may read the index ([`IndexState`]).

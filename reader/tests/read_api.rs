@@ -857,6 +857,41 @@ async fn a_record_archived_while_a_page_is_read_is_listed_once() {
     assert_eq!(ids, listing_order(&records));
 }
 
+/// A read that misses Cosmos, then misses the archive because a move-back (a
+/// write-through, a restore) ran in between, is not a missing record: the
+/// reader reads Cosmos once more before it answers 404.
+#[tokio::test]
+async fn a_record_moved_back_between_the_two_reads_is_served_never_a_404() {
+    let app = app(emulator_settings(AgeField::Ts)).await;
+    upsert_raw(&app.cosmos, "c", "r", r#"{"id":"r","customerId":"c","total":"12.50"}"#).await.unwrap();
+    app.archiver(90).run(Utc::now() + chrono::Duration::days(100), false).await;
+    // Just before the reader asks the archive, the record moves back: created in
+    // Cosmos, then its copy deleted.
+    let (cosmos, blob) = (app.cosmos.clone(), app.blob.clone());
+    let moves = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = moves.clone();
+    let hooks = Hooks {
+        before_get: hook(move |_name| {
+            let (cosmos, blob, counted) = (cosmos.clone(), blob.clone(), counted.clone());
+            async move {
+                let moved = tiering::moveback::move_back(&cosmos, &blob, "c", "r", None).await.unwrap();
+                if matches!(moved, tiering::moveback::MovedBack::Restored { .. }) {
+                    counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+        }),
+        ..Default::default()
+    };
+    let mut app_with_hook =
+        reader::startup::build(&ReaderSettings::defaults(app.stores.clone()), TEST_TRANSPORT).await.unwrap();
+    app_with_hook.tiers.archive = Arc::new(HookedArchive { inner: app_with_hook.tiers.archive.clone(), hooks });
+    let addr = serve_tiers(app_with_hook).await;
+    let answer = get(&app.http, url_at(addr, "c", Some("r")), None).await;
+    assert_eq!(moves.load(std::sync::atomic::Ordering::SeqCst), 1, "the move-back ran between the reads");
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.body, br#"{"id":"r","customerId":"c","total":"12.50"}"#);
+}
+
 #[tokio::test]
 async fn an_unservable_archived_copy_is_left_out_and_the_listing_stays_pageable() {
     let app = app(emulator_settings(AgeField::Iso("invoiceDate".into()))).await;

@@ -283,14 +283,13 @@ pub struct Front {
 
 /// The list route's query parameters that bound the age field, as the current
 /// API reads them. A bound the profile does not name, or a request does not
-/// send, is open.
+/// send (or sends in another format), is open. Each bound is taken to its whole
+/// day, inclusive: the reader moves back a superset of the window's records.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListWindow {
     pub from: Option<String>,
     pub to: Option<String>,
     pub format: BoundFormat,
-    pub from_inclusive: bool,
-    pub to_inclusive: bool,
     pub order: ListOrder,
     /// The largest page the API serves: a list request moves back at least
     /// this many archived records (docs/front-mode.md, "Lists").
@@ -303,8 +302,6 @@ impl Default for ListWindow {
             from: None,
             to: None,
             format: BoundFormat::Date,
-            from_inclusive: true,
-            to_inclusive: true,
             order: ListOrder::NewestFirst,
             max_page_size: DEFAULT_MAX_PAGE_SIZE,
         }
@@ -407,8 +404,6 @@ struct FrontListSection {
     from: Option<String>,
     to: Option<String>,
     format: Option<BoundFormat>,
-    from_inclusive: Option<bool>,
-    to_inclusive: Option<bool>,
     order: Option<ListOrder>,
     max_page_size: Option<usize>,
 }
@@ -714,8 +709,6 @@ impl Contract {
                         from: l.from.clone(),
                         to: l.to.clone(),
                         format: l.format.unwrap_or(list.format),
-                        from_inclusive: l.from_inclusive.unwrap_or(true),
-                        to_inclusive: l.to_inclusive.unwrap_or(true),
                         order: l.order.unwrap_or(list.order),
                         max_page_size: l.max_page_size.unwrap_or(DEFAULT_MAX_PAGE_SIZE),
                     };
