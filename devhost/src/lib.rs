@@ -6,6 +6,8 @@
 //!   here): starts a handler, probes it, fires timers, forwards HTTP.
 //! - [`current_api`]: a stand-in for the team's current API, serving a contract
 //!   profile straight from Cosmos, to compare the reader with.
+//! - [`mapped_api`]: a stand-in for a billing API shaped like most real ones (its
+//!   own DTOs, errors, lists and API key), for the reader in front mode.
 //! - [`drive`]: the sample data set, seeding and timed reads shared by the demo and the benchmark.
 //! - [`openapi`]: the OpenAPI document of a contract profile, derived from the default's.
 //! - [`stats`]: percentiles and the storage-cost model the demo prints.
@@ -17,6 +19,7 @@ pub mod app;
 pub mod current_api;
 pub mod drive;
 pub mod host;
+pub mod mapped_api;
 pub mod openapi;
 pub mod report;
 pub mod stats;

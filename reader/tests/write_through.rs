@@ -383,3 +383,28 @@ async fn a_move_back_holds_the_copy_so_no_other_brings_back_a_record_deleted_mea
     assert_eq!(waited, MovedBack::NotArchived);
     assert!(!w.hot(&r).await && !w.archived(&r).await, "deleted stays deleted");
 }
+
+/// The path a write passes on is checked segment by segment: dot segments (in
+/// any encoding), encoded separators and `;` are refused with 400, before any
+/// move-back and before anything reaches the current API, so a caller cannot
+/// reach another customer's record through a sub-path.
+#[tokio::test]
+async fn a_write_path_that_would_resolve_to_another_record_is_refused_and_never_forwarded() {
+    let w = world().await;
+    let counting = testkit::proxy::Proxy::start(w.upstream).await.unwrap();
+    let reader = serve(&w.stores, Some(counting.addr), None).await;
+    let (a, b) = (&w.old[0], &w.old[1]);
+    for bad in [
+        format!("{}/%2e%2e/%2e%2e/%2e%2e/{}/billing-records/{}/refund", path(a), "cust-x", b.id),
+        format!("{}/%2E%2e/%2e%2E/{}/refund", path(a), b.id),
+        format!("{}/%252e%252e/%252e%252e/{}/refund", path(a), b.id),
+        format!("{}/..%2f..%2f{}/refund", path(a), b.id),
+        format!("{}/x%5c..%5c{}/refund", path(a), b.id),
+        format!("{}/refund;x=1", path(a)),
+    ] {
+        let (status, head) = testkit::raw::request(reader, "POST", &bad, &[]).await.unwrap();
+        assert_eq!(status, 400, "{bad}: {head}");
+    }
+    assert_eq!(counting.requests(), 0, "nothing reached the current API");
+    assert!(w.archived(a).await && w.archived(b).await, "nothing moved back");
+}

@@ -10,6 +10,7 @@
 //!   emulator processes (to stop, or to answer with injected faults).
 //! - [`cosmos`]: databases and containers as a production team has them, raw writes.
 //! - [`proxy`]: a TCP proxy that adds latency, stalls, or loses an answer.
+//! - [`raw`]: an HTTP request sent exactly as written (dot segments and all).
 //! - [`hooks`]: an archive wrapper that lets another actor act at a precise step.
 //! - [`memory`]: an in-memory archive with Blob Storage's conditional semantics.
 //! - [`sample`]: realistic, deterministic sample invoices.
@@ -25,4 +26,5 @@ pub mod idp;
 pub mod logs;
 pub mod memory;
 pub mod proxy;
+pub mod raw;
 pub mod sample;

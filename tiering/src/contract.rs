@@ -388,6 +388,22 @@ struct Profile {
     writes: Option<WritesSection>,
     auth: Option<auth::AuthSection>,
     front: Option<FrontSection>,
+    /// Read by `scripts/compare.py` only (docs/adopting.md); checked here so a
+    /// typo is refused at packaging.
+    #[serde(default)]
+    #[allow(dead_code)]
+    compare: Option<CompareSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct CompareSection {
+    #[serde(default)]
+    varying_headers: Vec<String>,
+    page_size_param: Option<String>,
+    token_param: Option<String>,
+    token_field: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1030,6 +1046,42 @@ id_param = "invoiceId"
         assert_eq!(c.key_of(&values), Some(("inv-1", "inv-1")));
         let with_list = format!("{text}list = \"invoices\"\n");
         assert_eq!(Contract::parse(&with_list).unwrap_err().key, "routes.list");
+    }
+
+    #[test]
+    fn front_mode_needs_routes_a_safe_upstream_and_no_writes_section() {
+        let front = |extra: &str| Contract::parse(&format!("{DEFAULT_PROFILE}\n[front]\n{extra}"));
+        let c = front("upstream = \"https://billing.example.com/v2\"\n[front.list]\nfrom = \"issuedFrom\"\nto = \"issuedTo\"\nformat = \"date-time\"\norder = \"oldest-first\"\nmax_page_size = 20\n").unwrap();
+        let f = c.front.as_ref().unwrap();
+        assert_eq!(f.upstream.as_ref().unwrap().as_str(), "https://billing.example.com/v2");
+        assert_eq!(
+            (f.list.from.as_deref(), f.list.to.as_deref(), f.list.format, f.list.order, f.list.max_page_size),
+            (Some("issuedFrom"), Some("issuedTo"), BoundFormat::DateTime, ListOrder::OldestFirst, 20)
+        );
+        // Every method, the record's sub-paths included, goes to the current API.
+        let functions = c.function_definitions();
+        assert!(functions.iter().all(|(_, d)| d["bindings"][0].get("methods").is_none()), "{functions:?}");
+        assert!(functions.iter().any(|(n, _)| n == "BillingRecordActions"));
+        assert!(c.canonical_path("/API/customers/c/billing-records/r/pdf").is_some(), "sub-paths are routes");
+        assert!(front("").unwrap().front.unwrap().upstream.is_none(), "READER_UPSTREAM_URL may give it");
+        for (extra, key) in [
+            ("upstream = \"http://billing.example.com\"", "front.upstream"),
+            ("upstream = \"https://billing.example.com/?x=1\"", "front.upstream"),
+            ("[front.list]\nmax_page_size = 0", "front.list.max_page_size"),
+            ("[front.list]\nfrom = \"a&b\"", "front.list.from"),
+            ("[front.list]\nformat = \"week\"", "line"),
+            ("colour = \"blue\"", "line"),
+        ] {
+            let err = front(extra).unwrap_err();
+            assert!(err.key.starts_with(key), "{extra}: {err}");
+        }
+        assert!(front("upstream = \"http://127.0.0.1:8080\"").is_ok(), "plain http on loopback only");
+        let with_writes = format!("{DEFAULT_PROFILE}\n[writes]\nmethods = [\"PUT\"]\n[front]\n");
+        assert_eq!(Contract::parse(&with_writes).unwrap_err().key, "writes");
+        let no_list = DEFAULT_PROFILE.replace("list = \"customers/{customerId}/billing-records\"\n", "");
+        let err = Contract::parse(&format!("{no_list}\n[front]\n[front.list]\nfrom = \"f\"\n")).unwrap_err();
+        assert_eq!(err.key, "front.list");
+        assert!(Contract::parse(include_str!("../../contracts/examples/front-mapped.toml")).unwrap().front.is_some());
     }
 
     #[test]

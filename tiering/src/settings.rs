@@ -595,6 +595,8 @@ mod tests {
             ("READER_UPSTREAM_URL", "ftp://billing.example.com"),
             ("READER_UPSTREAM_URL", "https://billing.example.com/?code=secret"),
             ("READER_UPSTREAM_URL", "https://user@billing.example.com"),
+            ("READER_UPSTREAM_URL", "http://billing.example.com"),
+            ("READER_LIST_MOVEBACK_MAX", "0"),
         ] {
             let mut pairs = BASE.to_vec();
             pairs.push((name, value));
@@ -619,6 +621,20 @@ mod tests {
         let err = ReaderSettings::from_lookup(&env(&pairs)).unwrap_err();
         assert_eq!(err.name, "COSMOS_PARTITION_KEY");
         assert!(err.message.contains("/customerId") && err.message.contains("/tenantId"), "{err}");
+        // Front mode: the current API from the setting or the profile, and list move-backs of at least a page.
+        let front =
+            profile(&format!("{}\n[front]\n[front.list]\nmax_page_size = 50\n", crate::contract::DEFAULT_PROFILE));
+        let err = ReaderSettings::from_lookup(&env(&[BASE[0], BASE[1], ("READER_CONTRACT", &front)])).unwrap_err();
+        assert_eq!(err.name, "READER_UPSTREAM_URL", "front mode without a current API");
+        let with = |more: &[(&'static str, &'static str)]| {
+            let mut pairs: Vec<(&str, &str)> = vec![BASE[0], BASE[1], ("READER_CONTRACT", front.as_str())];
+            pairs.extend_from_slice(more);
+            ReaderSettings::from_lookup(&env(&pairs))
+        };
+        let ok = with(&[("READER_UPSTREAM_URL", "http://127.0.0.1:7071")]).unwrap();
+        assert_eq!(ok.list_moveback_max, DEFAULT_LIST_MOVEBACK_MAX);
+        let err = with(&[("READER_UPSTREAM_URL", "https://b.example.com"), ("READER_LIST_MOVEBACK_MAX", "49")]);
+        assert_eq!(err.unwrap_err().name, "READER_LIST_MOVEBACK_MAX", "fewer than a page");
         let broken = profile("[routes]\nrecord = 1\n");
         let err = ReaderSettings::from_lookup(&env(&[BASE[0], BASE[1], ("READER_CONTRACT", &broken)])).unwrap_err();
         assert_eq!(err.name, "READER_CONTRACT");
