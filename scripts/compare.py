@@ -9,6 +9,14 @@ ETag, the answers to the same request with `If-None-Match` (a 304 or not); for e
 compares the first pages of the list route the same way (when the profile has
 one), each service followed with its own continuation token (tokens are opaque,
 so the token's value is the one thing left out of the byte comparison).
+Every request carries what real consumers send (`Accept-Encoding: gzip`, an
+`Origin`; `--bare` leaves them out), and bodies are compared as sent
+(compressed or not). The profile's `[compare]` section names the headers that
+differ on every answer (trace ids) and how its list pages (page-size and cursor
+parameters, where the next cursor is); `--window QUERY` compares each
+partition's pages in a window too, and `--write METHOD BODY` sends an
+idempotent write to each record on both sides (If-Match on each side's own
+ETag) and compares it and the read after it.
 Redirects are not followed. Prints one line per difference and a JSON summary;
 exits 1 when anything differs, when either side could not be reached, or when
 there was nothing to compare.
@@ -41,6 +49,7 @@ a current API. Standard library only (Python 3.11: tomllib).
 import argparse
 import base64
 import csv
+import gzip
 import json
 import sys
 import tomllib
@@ -68,8 +77,8 @@ def headers_of(message):
     return {k.lower(): ", ".join(message.get_all(k)) for k in set(message.keys())}
 
 
-def fetch(base, path, headers, timeout):
-    request = urllib.request.Request(base.rstrip("/") + path, headers=headers)
+def fetch(base, path, headers, timeout, method="GET", data=None):
+    request = urllib.request.Request(base.rstrip("/") + path, headers=headers, method=method, data=data)
     try:
         with OPENER.open(request, timeout=timeout) as response:
             return response.status, headers_of(response.headers), response.read()
@@ -90,6 +99,26 @@ def differences(current, reader, ignored=IGNORED_HEADERS):
     if current[2] != reader[2]:
         out.append(f"body differs ({len(current[2])} != {len(reader[2])} bytes)")
     return out
+
+
+def decoded(answer):
+    """An answer's body as its content, gunzipped when the server sent it gzipped."""
+    body = answer[2]
+    if answer[1].get("content-encoding", "").lower() == "gzip":
+        try:
+            return gzip.decompress(body)
+        except OSError:
+            return body
+    return body
+
+
+def dig(document, dotted):
+    """The value at a dotted path (`paging.next`) of a JSON document, or None."""
+    for part in dotted.split("."):
+        if not isinstance(document, dict):
+            return None
+        document = document.get(part)
+    return document
 
 
 def quote(segment):
@@ -127,8 +156,10 @@ class Recorder:
             with open(args.replay) as f:
                 self.replayed = json.load(f)
 
-    def fetch(self, path, extra=None, caller=None, caller_headers=None):
+    def fetch(self, path, extra=None, caller=None, caller_headers=None, method="GET", data=None):
         key = path if not extra else f"{path} {json.dumps(extra, sort_keys=True)}"
+        if method != "GET":
+            key = f"{method} {key} {data.decode() if data else ''}"
         if caller:
             key = f"[{caller}] {key}"
         if self.replayed is not None:
@@ -137,7 +168,7 @@ class Recorder:
                 return None, {}, f"{key} was not recorded".encode()
             return hit["status"], hit["headers"], base64.b64decode(hit["body"])
         answer = fetch(self.args.current, path, {**self.headers, **(caller_headers or {}), **(extra or {})},
-                       self.args.timeout)
+                       self.args.timeout, method, data)
         if answer[0] is not None:
             self.saved[key] = {"status": answer[0], "headers": answer[1], "body": base64.b64encode(answer[2]).decode()}
         return answer
@@ -154,14 +185,22 @@ def header_pair(text):
 
 
 def compare(args, out=sys.stdout):
-    # Plus the headers only one side's gateway adds (--ignore-header).
-    ignored = IGNORED_HEADERS | {h.lower() for h in args.ignore_header}
-    current_headers = dict(header_pair(h) for h in args.current_header)
-    reader_headers = dict(header_pair(h) for h in args.reader_header)
-    # Each caller's own header, sent to both sides; no --caller: one caller, no header.
-    callers = [(name, dict([header_pair(h)]) if h.strip() else {}) for name, h in args.caller] or [(None, {})]
     profile = load_profile(args.contract)
     routes = profile["routes"]
+    paging = profile.get("compare", {})
+    # Plus the headers the profile says differ on every answer (trace ids), and
+    # those only one side's gateway adds (--ignore-header).
+    ignored = IGNORED_HEADERS | {h.lower() for h in args.ignore_header} | \
+        {h.lower() for h in paging.get("varying_headers", [])}
+    # What real consumers send, to both sides: compression, a browser's Origin.
+    consumer = {} if args.bare else {"Accept-Encoding": "gzip", "Origin": args.origin}
+    current_headers = {**consumer, **dict(header_pair(h) for h in args.current_header)}
+    reader_headers = {**consumer, **dict(header_pair(h) for h in args.reader_header)}
+    # Each caller's own header, sent to both sides; no --caller: one caller, no header.
+    callers = [(name, dict([header_pair(h)]) if h.strip() else {}) for name, h in args.caller] or [(None, {})]
+    size_param = paging.get("page_size_param", "pageSize")
+    token_param = paging.get("token_param", "continuationToken")
+    token_field = paging.get("token_field", "continuationToken")
     id_param, pk_param = routes["id_param"], routes.get("partition_key_param")
     current = Recorder(args, current_headers)
 
@@ -172,7 +211,7 @@ def compare(args, out=sys.stdout):
         rows = rows[1:]
     keys = [(r[0], r[1] if len(r) > 1 else r[0]) for r in rows]
     summary = {"records": 0, "revalidations": 0, "recordsDiffering": 0, "listPages": 0, "listPagesDiffering": 0,
-               "unreachable": 0, "callers": len(callers), "recordStatuses": {}}
+               "writes": 0, "writesDiffering": 0, "unreachable": 0, "callers": len(callers), "recordStatuses": {}}
     for caller, own in callers:
         label = f"[{caller}] " if caller else ""
         to_reader = {**reader_headers, **own}
@@ -204,8 +243,35 @@ def compare(args, out=sys.stdout):
             if diff:
                 summary["recordsDiffering"] += 1
                 print(f"DIFF {label}{path}: {'; '.join(diff)}", file=out)
+            # Each write, with If-Match on the ETag each side gives just before it (both
+            # sides write to the same data in a live comparison), then the read after it.
+            for method, body in args.write:
+                step, data = {"X-Compare-Before": f"{method} {body}"}, body.encode()
 
-        for pk in sorted({k[0] for k in keys}) if routes.get("list") and pk_param else []:
+                def conditional(tag):
+                    return {"Content-Type": "application/json", **({"If-Match": tag} if tag else {})}
+
+                current_tag = ask_current(path, step)[1].get("etag")
+                current_wrote = current.fetch(path, {"If-Match": current_tag} if current_tag else None, caller,
+                                              {**own, **conditional(current_tag)}, method, data)
+                reader_tag = fetch(args.reader, path, {**to_reader, **step}, args.timeout)[1].get("etag")
+                wrote = (current_wrote, fetch(args.reader, path, {**to_reader, **conditional(reader_tag)},
+                                              args.timeout, method, data))
+                read = (ask_current(path, {"X-Compare-After": f"{method} {body}"}),
+                        fetch(args.reader, path, {**to_reader, "X-Compare-After": f"{method} {body}"}, args.timeout))
+                summary["writes"] += 1
+                for what, pair in ((f"{method}", wrote), (f"GET after {method}", read)):
+                    if pair[0][0] is None or pair[1][0] is None:
+                        summary["unreachable"] += 1
+                    wdiff = differences(pair[0], pair[1], ignored)
+                    if wdiff:
+                        summary["writesDiffering"] += 1
+                        print(f"DIFF {label}{what} {path}: {'; '.join(wdiff)}", file=out)
+                answers = read
+
+        lists = [(pk, window) for pk in sorted({k[0] for k in keys}) for window in [""] + args.window] \
+            if routes.get("list") and pk_param else []
+        for pk, window in lists:
             # Continuation tokens are opaque and each service's own: follow each with
             # its own token, and compare status, headers and the items of each page.
             tokens = [None, None]
@@ -213,10 +279,10 @@ def compare(args, out=sys.stdout):
             for _ in range(args.pages):
                 paths = []
                 for token in tokens:
-                    query = {"pageSize": str(args.page_size)}
+                    query = {size_param: str(args.page_size)}
                     if token:
-                        query["continuationToken"] = token
-                    paths.append(f"{base}?{urllib.parse.urlencode(query)}")
+                        query[token_param] = token
+                    paths.append(f"{base}?{'&'.join(q for q in (window, urllib.parse.urlencode(query)) if q)}")
                 # A replayed page is found under the path with the token the current API gave.
                 answers = ask_current(paths[0]), fetch(args.reader, paths[1], to_reader, args.timeout)
                 summary["listPages"] += 1
@@ -225,12 +291,13 @@ def compare(args, out=sys.stdout):
                 tokens = []
                 bodies = []
                 for answer in answers:
+                    raw = decoded(answer)
                     try:
-                        token = json.loads(answer[2]).get("continuationToken")
+                        token = dig(json.loads(raw), token_field)
                     except (ValueError, AttributeError):
                         token = None
+                    token = token if isinstance(token, str) else None
                     tokens.append(token)
-                    raw = answer[2]
                     if token:
                         # The token is each service's own: compare everything else, byte for byte.
                         raw = raw.replace(json.dumps(token).encode(), b'"<token>"').replace(token.encode(), b"<token>")
@@ -252,7 +319,8 @@ def compare(args, out=sys.stdout):
     if summary["records"] == 0:
         print("nothing compared: the ids file has no partitionKey,id lines", file=out)
         return 1
-    clean = summary["recordsDiffering"] == 0 and summary["listPagesDiffering"] == 0 and summary["unreachable"] == 0
+    clean = summary["recordsDiffering"] == 0 and summary["listPagesDiffering"] == 0 and \
+        summary["writesDiffering"] == 0 and summary["unreachable"] == 0
     return 0 if clean else 1
 
 
@@ -272,6 +340,18 @@ def parse(argv):
                         "(say 'Authorization: Bearer ...'), sent to both sides; '' sends none (repeatable)")
     p.add_argument("--ignore-header", action="append", default=[],
                    help="a header one side's gateway adds and consumers never act on (repeatable)")
+    p.add_argument("--window", action="append", default=[],
+                   help="a list window as the API takes it ('issuedFrom=2025-01-01&issuedTo=2025-03-31'): each "
+                        "partition's pages are compared in it too (repeatable)")
+    p.add_argument("--write", nargs=2, action="append", default=[], metavar=("METHOD", "BODY"),
+                   help="after each record's read, send this write (JSON BODY, If-Match on each side's ETag) to "
+                        "both sides and compare the answers and the read after it; both sides apply it, and a "
+                        "replay reads what the recording left: use a write that leaves the record as it is "
+                        "(a field set to its value) (repeatable)")
+    p.add_argument("--origin", default="https://consumer.example",
+                   help="the Origin header sent, as a browser consumer sends one")
+    p.add_argument("--bare", action="store_true",
+                   help="send no consumer headers (Accept-Encoding: gzip, Origin)")
     p.add_argument("--pages", type=int, default=1, help="listing pages compared per partition")
     p.add_argument("--page-size", type=int, default=50)
     p.add_argument("--timeout", type=float, default=30.0)

@@ -213,3 +213,102 @@ async fn an_api_behind_bearer_tokens_answers_every_caller_alike_before_and_after
         }
     }
 }
+
+/// Front mode before an API that is not ours (docs/front-mode.md): the packaged
+/// reader, under the host stand-in, forwards to `devhost::mapped_api` (its own
+/// DTOs, ETag, errors, list shape and cursor, API key), and `scripts/compare.py`
+/// finds no difference, before archiving and after: every record (hot,
+/// archived, missing, a bad id), its revalidation, an idempotent write and the
+/// read after it, list pages with windows into the archive and not, for a
+/// caller with the API's key and one without.
+#[tokio::test]
+async fn front_mode_before_an_api_that_maps_documents_compares_equal_before_and_after_archiving() {
+    use devhost::mapped_api;
+    let profile = devhost::repo_root().join("contracts/examples/front-mapped.toml");
+    let stores = emulator_settings(AgeField::Iso("invoiceDate".into()));
+    let cosmos = fresh_cosmos(&stores).await;
+    BlobArchive::new(&stores, TEST_TRANSPORT).unwrap().ensure_container().await.unwrap();
+    let today = Utc::now().date_naive();
+    let mut keys = Vec::new();
+    for (a, account) in ["acme 1", "zoë %42"].into_iter().enumerate() {
+        // Old invoices (archived by the run), some not among the sampled ids:
+        // only a list brings those back. Recent ones stay hot.
+        for i in 0..9 {
+            let (id, days) = (format!("inv {a}-{i}"), if i < 6 { 120 + 20 * i } else { 3 + i });
+            let r = invoice(account, &id, today - chrono::Duration::days(days as i64), 3_000 + 400 * i, i as u64);
+            upsert_raw(&cosmos, account, &id, &r.json).await.unwrap();
+            if i % 3 != 1 {
+                keys.push((account.to_owned(), id));
+            }
+        }
+        keys.push((account.to_owned(), format!("missing {a}")));
+    }
+    let ids = std::env::temp_dir().join(unique("ids")).with_extension("csv");
+    let lines: Vec<String> = keys.iter().map(|(pk, id)| format!("\"{pk}\",\"{id}\"")).collect();
+    std::fs::write(&ids, format!("partitionKey,id\n{}\n", lines.join("\n"))).unwrap();
+
+    let api = mapped_api::start(&stores).await.unwrap();
+    let mut settings = devhost::drive::app_settings(&stores);
+    settings.insert("READER_UPSTREAM_URL".into(), format!("http://{api}"));
+    let reader = Host::start(assembled("reader", Some(&profile)), &settings).await.unwrap();
+    let reader_url = format!("http://{}/api", reader.serve_http(0).await.unwrap());
+    let api_url = format!("http://{api}/api");
+    let recording = std::env::temp_dir().join(unique("answers")).with_extension("json");
+    let key = format!("X-Api-Key: {}", mapped_api::API_KEY);
+    let into_archive =
+        format!("issuedFrom={}&issuedTo={}", today - chrono::Duration::days(200), today - chrono::Duration::days(5));
+    let recent = format!("issuedFrom={}", today - chrono::Duration::days(30));
+    let common = [
+        "--ids",
+        ids.to_str().unwrap(),
+        "--contract",
+        profile.to_str().unwrap(),
+        "--pages",
+        "6",
+        "--page-size",
+        "2",
+        "--window",
+        &into_archive,
+        "--window",
+        &recent,
+        // A write that leaves the invoice as it is: the replay after archiving reads
+        // the state the recording saw (docs/front-mode.md, "Proving it").
+        "--write",
+        "PATCH",
+        r#"{"status":"issued"}"#,
+        "--caller",
+        "with-key",
+        &key,
+        "--caller",
+        "wrong-key",
+        "X-Api-Key: wrong",
+    ];
+    let mut live =
+        vec!["--current", api_url.as_str(), "--reader", &reader_url, "--record", recording.to_str().unwrap()];
+    live.extend(common);
+    let (code, out) = compare(&live).await;
+    assert_eq!(code, 0, "before archiving: {out}");
+    let before = summary(&out);
+    assert_eq!(before["recordStatuses"]["with-key"], serde_json::json!({"200": 12, "404": 2}), "{before}");
+    assert_eq!(before["recordStatuses"]["wrong-key"], serde_json::json!({"401": 14}), "{before}");
+    assert!(before["writes"].as_u64().unwrap() >= 14 && before["listPages"].as_u64().unwrap() > 12, "{before}");
+
+    let archiver = Host::start(assembled("archiver", Some(&profile)), &settings).await.unwrap();
+    let run = archiver.fire_timer("ArchiveBillingRecords").await.unwrap();
+    assert_eq!(run.return_value["archived"], 12, "{}", run.return_value);
+    archiver.stop().await.unwrap();
+
+    let mut replay = vec!["--replay", recording.to_str().unwrap(), "--reader", &reader_url];
+    replay.extend(common);
+    let (code, out) = compare(&replay).await;
+    assert_eq!(code, 0, "after archiving: {out}");
+    let after = summary(&out);
+    assert_eq!(after["recordStatuses"], before["recordStatuses"], "{after}");
+    // Every old invoice is hot again: the sampled ones by their reads, the rest by the lists.
+    for (a, account) in ["acme 1", "zoë %42"].into_iter().enumerate() {
+        for i in 0..6 {
+            assert!(cosmos.read(account, &format!("inv {a}-{i}")).await.is_ok(), "inv {a}-{i} moved back");
+        }
+    }
+    reader.stop().await.unwrap();
+}
