@@ -123,13 +123,13 @@ pub async fn record_route(
     let deadline = Instant::now() + FRONT_TIMEOUT;
     let answer = outgoing.send(&upstream, None, left(deadline)).await?;
     if answer.status().as_u16() != app.contract.not_found.status {
-        log("record", &outgoing.method, answer.status().as_u16(), "none", started);
+        log("record", &outgoing.method, answer.status().as_u16(), 0, started);
         return Ok(forward::relay(answer));
     }
     // The current API says missing: archived? (one metadata lookup, nothing moves otherwise)
     let hydrated = match archived(&app, &partition_key, &id).await? {
         Found::Missing => {
-            log("record", &outgoing.method, answer.status().as_u16(), "missing", started);
+            log("record", &outgoing.method, answer.status().as_u16(), 0, started);
             return Ok(forward::relay(answer));
         }
         Found::Hot => Hydrated::Hot,
@@ -145,8 +145,7 @@ pub async fn record_route(
         Hydrated::Hot => None,
     };
     let again = outgoing.send(&upstream, renamed, left(deadline)).await?;
-    let what = if renamed.is_some() { "moved back" } else { "hot meanwhile" };
-    log("record", &outgoing.method, again.status().as_u16(), what, started);
+    log("record", &outgoing.method, again.status().as_u16(), usize::from(renamed.is_some()), started);
     Ok(forward::relay(again))
 }
 
@@ -213,27 +212,20 @@ pub async fn list_route(
     let answer = outgoing.send(&upstream, None, left(deadline)).await?;
     let reads = outgoing.method == Method::GET || outgoing.method == Method::HEAD;
     let Some(front) = app.contract.front.as_ref().filter(|_| reads && answer.status().is_success()) else {
-        log("list", &outgoing.method, answer.status().as_u16(), "none", started);
+        log("list", &outgoing.method, answer.status().as_u16(), 0, started);
         return Ok(forward::relay(answer));
     };
     let window = window_of(&front.list, &app.tiers.age_field, query.as_deref());
     let newest = front.list.order == ListOrder::NewestFirst;
     let ids = app.tiers.archived_in_window(&partition_key, &window, app.list_moveback_max, newest).await?;
     if ids.is_empty() {
-        log("list", &outgoing.method, answer.status().as_u16(), "none", started);
+        log("list", &outgoing.method, answer.status().as_u16(), 0, started);
         return Ok(forward::relay(answer));
     }
     drop(answer);
     let moved = move_back_all(&app, &partition_key, ids).await?;
     let again = outgoing.send(&upstream, None, left(deadline)).await?;
-    info!(
-        route = "list",
-        method = %outgoing.method,
-        status = again.status().as_u16(),
-        moved_back = moved,
-        latency_us = started.elapsed().as_micros() as u64,
-        "front"
-    );
+    log("list", &outgoing.method, again.status().as_u16(), moved, started);
     Ok(forward::relay(again))
 }
 
@@ -279,8 +271,10 @@ fn day_of(format: BoundFormat, value: &str) -> Option<NaiveDate> {
     }
 }
 
-fn log(route: &'static str, method: &Method, status: u16, hydrated: &'static str, started: Instant) {
-    info!(route, method = %method, status, hydrated, latency_us = started.elapsed().as_micros() as u64, "front");
+/// One line per request (the dashboard counts `moved_back`: docs/front-mode.md, "Costs").
+fn log(route: &'static str, method: &Method, status: u16, moved_back: usize, started: Instant) {
+    let latency_us = started.elapsed().as_micros() as u64;
+    info!(route, method = %method, status, moved_back = moved_back as u64, latency_us, "front");
 }
 
 #[cfg(test)]

@@ -105,12 +105,14 @@ pub async fn write_record(
     if outgoing.method == Method::DELETE && status.is_success() {
         remove_copy(&app.tiers, &partition_key, &id).await;
     }
+    let restored = |m: &MovedBack| u64::from(matches!(m, MovedBack::Restored { .. }));
     info!(
         route = "write",
         method = %outgoing.method,
         status = status.as_u16(),
-        moved_back = ?moved,
-        moved_again = ?moved_again,
+        moved_back = restored(&moved) + restored(&moved_again),
+        outcome = ?moved,
+        outcome_again = ?moved_again,
         latency_us = started.elapsed().as_micros() as u64,
         "write"
     );

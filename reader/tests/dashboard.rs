@@ -41,13 +41,13 @@ async fn the_workbook_queries_read_fields_and_values_the_readers_lines_have() {
     let cosmos = fresh_cosmos(&stores).await;
     let blob = BlobArchive::new(&stores, TEST_TRANSPORT).unwrap();
     blob.ensure_container().await.unwrap();
-    for id in ["old", "hot"] {
+    for id in ["old", "hot", "moved"] {
         upsert_raw(&cosmos, "c", id, &format!(r#"{{"id":"{id}","customerId":"c"}}"#)).await.unwrap();
     }
     let settings = ArchiverSettings { quiet_days: 0, ..ArchiverSettings::defaults(stores.clone()) };
     let archiver = Archiver { cosmos: cosmos.clone(), archive: Arc::new(blob.clone()), settings };
     // Archives both; "hot" is written again, so it is hot.
-    assert_eq!(archiver.run(Utc::now() + chrono::Duration::days(100), false).await.archived, 2);
+    assert_eq!(archiver.run(Utc::now() + chrono::Duration::days(100), false).await.archived, 3);
     upsert_raw(&cosmos, "c", "hot", r#"{"id":"hot","customerId":"c","v":2}"#).await.unwrap();
 
     let reader = serve(&stores).await;
@@ -65,6 +65,24 @@ async fn the_workbook_queries_read_fields_and_values_the_readers_lines_have() {
     assert_eq!(get(reader, "/never").await, 404);
     assert_eq!(get(reader, "").await, 200);
     assert_eq!(get(broken, "/old").await, 503, "the archive cannot be asked");
+
+    // Front mode: an archived record the current API cannot find is moved back.
+    let api = devhost::mapped_api::start(&stores).await.unwrap();
+    let settings = ReaderSettings {
+        contract: tiering::contract::Contract::parse(devhost::mapped_api::PROFILE).unwrap(),
+        upstream: Some(format!("http://{api}").parse().unwrap()),
+        ..ReaderSettings::defaults(stores.clone())
+    };
+    let front = reader::startup::build(&settings, TEST_TRANSPORT).await.unwrap();
+    let (listener, front_addr) = tiering::host::bind(0).await.unwrap();
+    tokio::spawn(tiering::host::serve(listener, reader::router(front), std::future::pending()));
+    let moved = http
+        .get(format!("http://{front_addr}/api/v2/accounts/c/invoices/moved"))
+        .header("x-api-key", devhost::mapped_api::API_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(moved.status().as_u16(), 200);
 
     let reads: Vec<serde_json::Value> = captured.lines().into_iter().filter(|l| l["message"] == "read").collect();
     let values = |field: &str| -> Vec<String> {
@@ -102,5 +120,21 @@ async fn the_workbook_queries_read_fields_and_values_the_readers_lines_have() {
                 assert!(values(field).contains(&value.to_owned()), "the workbook compares {field} with {value:?}");
             }
         }
+    }
+    // The moved-back chart reads the front and write lines' counts.
+    let fronts: Vec<serde_json::Value> = captured.lines().into_iter().filter(|l| l["message"] == "front").collect();
+    assert!(fronts.iter().any(|l| l["moved_back"] == 1), "a front line counted the move-back: {fronts:?}");
+    let moved_back = book["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "moved-back")
+        .and_then(|i| i["content"]["query"].as_str())
+        .unwrap();
+    for field in moved_back.split("line.").skip(1).map(ident) {
+        assert!(
+            fronts.iter().all(|l| l.get(field).is_some()),
+            "the workbook reads `line.{field}`, which front lines lack"
+        );
     }
 }
