@@ -13,6 +13,8 @@
     scripts/contract_info.py FILE auth-audiences    bearer: the accepted audiences, comma-separated
     scripts/contract_info.py FILE unauthenticated   bearer: the status and content type a request
                                                     without a token answers ("401 ...")
+    scripts/contract_info.py FILE mode              serve, or front (docs/front-mode.md)
+    scripts/contract_info.py FILE front-upstream    front mode: the profile's front.upstream, or nothing
 
 FILE may be empty for the default profile. The reader itself checks the
 profile in full (a malformed one stops packaging, naming the key); this only
@@ -42,6 +44,10 @@ def main(path, what):
     if what == "not-found":
         nf = profile.get("not_found", {})
         return f'{nf.get("status", 404)} {nf.get("content_type", "application/json; charset=utf-8")}'
+    if what == "mode":
+        return "front" if "front" in profile else "serve"
+    if what == "front-upstream":
+        return profile.get("front", {}).get("upstream", "")
     auth = profile.get("auth", {})
     if what == "auth-mode":
         return auth.get("mode", "function-key")
@@ -50,7 +56,7 @@ def main(path, what):
     if what == "unauthenticated":
         return f'401 {auth.get("unauthenticated", {}).get("content_type", "application/json; charset=utf-8")}'
     sys.exit(f"contract_info.py: unknown field {what!r} (partition-key, smoke-path, not-found, auth-mode, "
-             "auth-issuers, auth-audiences, unauthenticated)")
+             "auth-issuers, auth-audiences, unauthenticated, mode, front-upstream)")
 
 
 if __name__ == "__main__":

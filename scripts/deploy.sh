@@ -118,6 +118,16 @@ partition_key="$(python3 scripts/contract_info.py "$contract" partition-key)" ||
 auth_mode="$(python3 scripts/contract_info.py "$contract" auth-mode)"
 auth_issuers="$(python3 scripts/contract_info.py "$contract" auth-issuers)"
 auth_audiences="$(python3 scripts/contract_info.py "$contract" auth-audiences)"
+# Front mode (docs/front-mode.md) forwards to the current API: the template must
+# know it (readerUpstreamUrl gives the reader READER_UPSTREAM_URL and the roles a
+# move-back needs). From --param, else from the profile's front.upstream.
+reader_mode="$(python3 scripts/contract_info.py "$contract" mode)"
+if [[ "$reader_mode" == front ]] && ! printf '%s\n' ${extra[@]+"${extra[@]}"} | grep -q '^readerUpstreamUrl=.'; then
+  front_upstream="$(python3 scripts/contract_info.py "$contract" front-upstream)"
+  [[ -n "$front_upstream" ]] ||
+    die "the contract profile is in front mode: give the current API with --param readerUpstreamUrl=https://... (or front.upstream)"
+  extra+=("readerUpstreamUrl=$front_upstream")
+fi
 # An anonymous reader trusts whoever reaches it: its gateway's sources must be
 # given, and narrow (docs/auth.md, "Behind a gateway").
 if [[ "$stage" == all || "$stage" == infra ]]; then
@@ -231,6 +241,9 @@ deploy_reader() {
   # issuer); behind a gateway, the platform's 403 (access restrictions: the
   # reader is closed to all but the gateway; check a record through it).
   local token=""
+  # In front mode the current API answers: its missing-record status (with the
+  # header DEPLOY_SMOKE_HEADER, when it wants credentials of its own).
+  local own="${DEPLOY_SMOKE_HEADER:-}"
   case "$auth_mode" in
     function-key) expected="$(python3 scripts/contract_info.py "$contract" not-found)" ;;
     bearer)
@@ -240,6 +253,9 @@ deploy_reader() {
       ;;
     anonymous) expected="403" ;;
   esac
+  if [[ "$reader_mode" == front && "$auth_mode" != anonymous ]]; then
+    expected="$(python3 scripts/contract_info.py "$contract" not-found | cut -d' ' -f1)"
+  fi
   step "smoke check: a record that does not exist answers $expected ($auth_mode)"
   body="$(mktemp)"
   # A fresh instance may need minutes to start and to create its keys, and new
@@ -254,8 +270,9 @@ deploy_reader() {
       [[ -n "$key" ]] || { sleep 10; continue; }
     fi
     status="$(curl -sS --connect-timeout 10 --max-time 30 -o "$body" -w '%{http_code} %{content_type}' \
-      ${key:+-H "x-functions-key: $key"} ${token:+-H "$token"} "$url" || echo "000 -")"
+      ${key:+-H "x-functions-key: $key"} ${token:+-H "$token"} ${own:+-H "$own"} "$url" || echo "000 -")"
     case "$status" in
+      508*) die "the reader's current API (readerUpstreamUrl) leads back to the reader itself: $(cat "$body")" ;;
       "$expected"*) step "reader answers: $status $(cat "$body")"; rm -f "$body"; return 0 ;;
       "$(python3 scripts/contract_info.py "$contract" not-found)"*)
         # Behind a gateway: this machine is among the gateway's sources.

@@ -84,7 +84,8 @@ code, out = run(routes("tokA"), routes("tokB"))
 summary = json.loads(out.strip().splitlines()[-1])
 check(code == 0 and "DIFF" not in out, "identical answers pass, each service followed with its own token")
 check(summary == {"records": 3, "revalidations": 2, "recordsDiffering": 0, "listPages": 2, "listPagesDiffering": 0,
-                  "unreachable": 0, "callers": 1, "recordStatuses": {"": {"200": 2, "404": 1}}},
+                  "writes": 0, "writesDiffering": 0, "unreachable": 0, "callers": 1,
+                  "recordStatuses": {"": {"200": 2, "404": 1}}},
       f"the summary counts records and pages ({summary})")
 
 for what, change in [

@@ -77,3 +77,17 @@ if [[ $status -eq 0 ]] || ! grep -q "only apply to a profile whose auth.mode is 
   exit 1
 fi
 echo "ok    deploy.sh: gateway sources are refused for a profile that is not behind a gateway"
+
+# Front mode needs the current API: refused without it, before az is called.
+status=0
+out="$(infra --contract contracts/examples/front-mapped.toml)" || status=$?
+if [[ $status -eq 0 ]] || ! grep -q "front mode: give the current API" <<<"$out" || grep -q "fake az: unexpected" <<<"$out"; then
+  echo "FAIL  a front-mode profile without readerUpstreamUrl must be refused before az is called (exit $status): $out" >&2
+  exit 1
+fi
+out="$(infra --contract contracts/examples/front-mapped.toml --param readerUpstreamUrl=https://billing.example.com)" || true
+if ! grep -q "fake az: unexpected: bicep build" <<<"$out"; then
+  echo "FAIL  a front-mode profile with readerUpstreamUrl must go on to the deployment: $out" >&2
+  exit 1
+fi
+echo "ok    deploy.sh: a front-mode profile needs the current API (readerUpstreamUrl or front.upstream)"
