@@ -3,9 +3,11 @@
 # the Cosmos emulator, seed realistic billing records, plan the archiving, archive
 # them through the archiver app under the host stand-in, read hot and archived
 # records back through the reader app, check every answer, print a report.
-#   ./scripts/demo.sh [--packaged] [--contract FILE] [--records N] [--max-kb N] [--sample N] [--blob-price P] ...
+#   ./scripts/demo.sh [--packaged] [--front | --contract FILE] [--records N] [--max-kb N] [--sample N] [--blob-price P] ...
 # --contract runs it with another read contract profile (docs/adopting.md),
-# e.g. contracts/examples/tenant-invoices.toml.
+# e.g. contracts/examples/tenant-invoices.toml. --front runs the reader in front
+# mode (docs/front-mode.md) before a stand-in of an API with its own bodies,
+# errors, lists and API key (contracts/examples/front-mapped.toml).
 # The apps are assembled from the debug build that test.sh also uses, so the demo
 # and the tests compile the workspace once between them (BENCHMARKS.md,
 # "Build times"). --packaged runs the release packages of scripts/package.sh instead:
@@ -24,6 +26,7 @@ contract=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --packaged) packaged=true ;;
+    --front) contract=(--contract "$PWD/contracts/examples/front-mapped.toml") ;;
     --contract)
       [[ -f "$(at_caller "${2:-}")" ]] || { echo "demo.sh: --contract needs a profile file (not \"${2:-}\")" >&2; exit 2; }
       contract=(--contract "$(at_caller "$2")"); shift ;;

@@ -120,9 +120,21 @@ pub async fn read_as(
     r: &SampleRecord,
     authorization: Option<&str>,
 ) -> anyhow::Result<(Seen, Duration)> {
+    let headers: Vec<(&str, &str)> = authorization.map(|v| ("authorization", v)).into_iter().collect();
+    read_with(http, base, contract, r, &headers).await
+}
+
+/// [`read`] with these headers (an API's own key, in front mode).
+pub async fn read_with(
+    http: &reqwest::Client,
+    base: &str,
+    contract: &Contract,
+    r: &SampleRecord,
+    headers: &[(&str, &str)],
+) -> anyhow::Result<(Seen, Duration)> {
     let mut request = http.get(record_url(base, contract, r));
-    if let Some(value) = authorization {
-        request = request.header(reqwest::header::AUTHORIZATION, value);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
     }
     let started = Instant::now();
     let response = request.send().await.with_context(|| format!("reading {}", r.id))?;

@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use chrono::Utc;
 use clap::Parser;
 use devhost::app::AppFolder;
-use devhost::drive::{app_settings, dataset, mb, ms, read, seed};
+use devhost::drive::{app_settings, dataset, mb, ms, read_with, seed};
 use devhost::host::Host;
 use devhost::stats::{Prices, monthly_cost, percentile};
 use testkit::cosmos::{Indexing, ensure_container};
@@ -90,10 +90,17 @@ fn without_system_properties(body: &[u8]) -> Vec<u8> {
 }
 
 /// `scripts/compare.py` with the contract, `side` (the current API's side) and the reader; exit code and output.
-async fn compare(args: &Args, side: &[&str], reader: &str, ids: &std::path::Path) -> anyhow::Result<(i32, String)> {
+/// `extra`: more arguments (front mode's API key, window and write).
+async fn compare(
+    args: &Args,
+    side: &[&str],
+    reader: &str,
+    ids: &std::path::Path,
+    extra: &[String],
+) -> anyhow::Result<(i32, String)> {
     let mut command = tokio::process::Command::new("python3");
     command.arg(devhost::repo_root().join("scripts/compare.py")).args(side).args(["--reader", reader]);
-    command.arg("--ids").arg(ids).args(["--pages", "2", "--page-size", "20"]);
+    command.arg("--ids").arg(ids).args(["--pages", "2", "--page-size", "20"]).args(extra);
     if let Some(path) = &args.contract {
         command.arg("--contract").arg(path);
     }
@@ -157,17 +164,49 @@ async fn main() -> anyhow::Result<()> {
     };
     let (old_sample, new_sample) = (pick(&old), pick(&new));
 
-    // 2. Start both apps under the host stand-in.
+    // 2. The team's current API, as it serves this profile today, straight from
+    // Cosmos (in front mode one that maps documents into its own bodies:
+    // docs/front-mode.md), and both apps under the host stand-in.
+    let front_mode = contract.front.is_some();
+    let current = if front_mode {
+        devhost::mapped_api::start(&stores).await?
+    } else {
+        devhost::current_api::start(contract.clone(), &stores).await?
+    };
     let mut settings = app_settings(&stores);
     settings.insert("ARCHIVE_AFTER_DAYS".into(), args.after_days.to_string());
+    if front_mode {
+        settings.insert("READER_UPSTREAM_URL".into(), format!("http://{current}"));
+    }
     let reader =
         Host::start(AppFolder::load(&args.dist.join("reader"))?, &settings).await.context("starting the reader app")?;
     let front = reader.serve_http(0).await?;
     let base = format!("http://{front}");
     let http = reqwest::Client::new();
     say(format!("reader app serving on {base}/{} (host stand-in), contract {}", contract.prefix, contract_name(&args)));
-    // The team's current API, as it serves this profile today, straight from Cosmos.
-    let current = devhost::current_api::start(contract.clone(), &stores).await?;
+    if front_mode {
+        say(format!("front mode: the reader forwards to the current API at http://{current}"));
+    }
+    let key: Vec<(&str, &str)> =
+        if front_mode { vec![("x-api-key", devhost::mapped_api::API_KEY)] } else { Vec::new() };
+    let direct = format!("http://{current}");
+    let compare_extra: Vec<String> = if front_mode {
+        let today = Utc::now().date_naive();
+        let header = format!("X-Api-Key: {}", devhost::mapped_api::API_KEY);
+        vec![
+            "--current-header".into(),
+            header.clone(),
+            "--reader-header".into(),
+            header,
+            "--window".into(),
+            format!("issuedFrom={}&issuedTo={}", today - chrono::Duration::days(400), today),
+            "--write".into(),
+            "PATCH".into(),
+            r#"{"status":"issued"}"#.into(),
+        ]
+    } else {
+        Vec::new()
+    };
     let api_base = |addr: String| if contract.prefix.is_empty() { addr } else { format!("{addr}/{}", contract.prefix) };
     let (current_url, reader_url) = (api_base(format!("http://{current}")), api_base(base.clone()));
     let ids = std::env::temp_dir().join(format!("demo-ids-{}.csv", std::process::id()));
@@ -177,8 +216,14 @@ async fn main() -> anyhow::Result<()> {
     let mut before = BTreeMap::new();
     let mut hot_before = Vec::new();
     for r in old_sample.iter().chain(&new_sample) {
-        let (seen, took) = read(&http, &base, &contract, r).await?;
-        if seen.status != 200 || !same_data(&without_system_properties(&seen.body), r.json.as_bytes()) {
+        let (seen, took) = read_with(&http, &base, &contract, r, &key).await?;
+        let right = if front_mode {
+            // The current API's own body: the reader forwards it unchanged.
+            seen.status == 200 && read_with(&http, &direct, &contract, r, &key).await?.0 == seen
+        } else {
+            seen.status == 200 && same_data(&without_system_properties(&seen.body), r.json.as_bytes())
+        };
+        if !right {
             failures.push(format!("hot read of {} returned {} or other data than seeded", r.id, seen.status));
         }
         hot_before.push(took);
@@ -192,9 +237,14 @@ async fn main() -> anyhow::Result<()> {
         .collect();
     lines.push(format!("{},{}", csv(all[0].partition_key(&property)), csv("no-such-invoice")));
     std::fs::write(&ids, lines.join("\n") + "\n")?;
-    let live =
-        compare(&args, &["--current", &current_url, "--record", &recording.to_string_lossy()], &reader_url, &ids)
-            .await?;
+    let live = compare(
+        &args,
+        &["--current", &current_url, "--record", &recording.to_string_lossy()],
+        &reader_url,
+        &ids,
+        &compare_extra,
+    )
+    .await?;
     if live.0 != 0 {
         failures
             .push(format!("compare.py found the reader differing from the current API before archiving: {}", live.1));
@@ -281,16 +331,20 @@ async fn main() -> anyhow::Result<()> {
     // 6. Read the same samples again: archived ones come from Blob now.
     let mut cold = Vec::new();
     let mut hot_after = Vec::new();
+    let mut moved_back = 0;
     for (r, is_old) in old_sample.iter().map(|r| (r, true)).chain(new_sample.iter().map(|r| (r, false))) {
-        let (seen, took) = read(&http, &base, &contract, r).await?;
+        let (seen, took) = read_with(&http, &base, &contract, r, &key).await?;
         if Some(&seen) != before.get(&r.id) {
             failures.push(format!("{} reads differently after archiving", r.id));
         }
         if is_old {
             cold.push(took);
-            if cosmos.read(r.partition_key(&property), &r.id).await.is_ok() {
-                failures.push(format!("{} is still in Cosmos", r.id));
+            let hot = cosmos.read(r.partition_key(&property), &r.id).await.is_ok();
+            // Front mode moves an archived record back on its read; serve mode reads the archive.
+            if hot != front_mode {
+                failures.push(format!("{} is {}in Cosmos after its read", r.id, if hot { "" } else { "not " }));
             }
+            moved_back += usize::from(hot);
         } else {
             hot_after.push(took);
         }
@@ -300,14 +354,20 @@ async fn main() -> anyhow::Result<()> {
         let customer = all[0].partition_key(&property).to_owned();
         let expected = all.iter().filter(|r| r.partition_key(&property) == customer).count();
         let path = list.fill(&contract.prefix, &std::collections::HashMap::from([(param.as_str(), customer.as_str())]));
-        let listed = http.get(format!("{base}{path}?pageSize=100")).send().await?.json::<serde_json::Value>().await?;
-        let got = listed["items"].as_array().map(Vec::len).unwrap_or(0);
+        let (size, items) = if front_mode { ("limit", "data") } else { ("pageSize", "items") };
+        let mut request = http.get(format!("{base}{path}?{size}=100"));
+        for (name, value) in &key {
+            request = request.header(*name, *value);
+        }
+        let listed = request.send().await?.json::<serde_json::Value>().await?;
+        let got = listed[items].as_array().map(Vec::len).unwrap_or(0);
         if got != expected.min(100) {
             failures.push(format!("list of {customer} held {got} records, expected {expected}"));
         }
     }
     // And the gate once more: the reader still answers as the current API did before.
-    let replayed = compare(&args, &["--replay", &recording.to_string_lossy()], &reader_url, &ids).await?;
+    let replayed =
+        compare(&args, &["--replay", &recording.to_string_lossy()], &reader_url, &ids, &compare_extra).await?;
     if replayed.0 != 0 {
         failures.push(format!("compare.py found the reader differing from the recorded answers: {}", replayed.1));
     }
@@ -380,6 +440,16 @@ async fn main() -> anyhow::Result<()> {
                 format!("2,000,000 x 300 KB: ${big_before:.2}/month before, ${big_after:.2}/month after"),
             ),
             ("apps".into(), if args.release_apps { "the release packages".into() } else { "debug builds".to_owned() }),
+            (
+                "reader mode".into(),
+                if front_mode {
+                    format!(
+                        "front mode before an API with its own bodies: {moved_back} archived records moved back into Cosmos on their first read (the archived reads above)"
+                    )
+                } else {
+                    "serve mode: archived records served from the archive".into()
+                },
+            ),
         ],
         cosmos_before: seeded_bytes,
         cosmos_after: kept_bytes,
@@ -453,6 +523,11 @@ async fn main() -> anyhow::Result<()> {
         "checks           {} sampled records compared before/after archiving, byte for byte with headers",
         before.len()
     );
+    if front_mode {
+        println!(
+            "front mode       {moved_back} archived records moved back into Cosmos on their first read (cold latency above)"
+        );
+    }
     println!(
         "compare gate     scripts/compare.py, contract {}: {} before archiving, {} after (against the recorded answers)",
         contract_name(&args),
