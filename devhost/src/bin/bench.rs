@@ -34,7 +34,7 @@ use anyhow::{Context, ensure};
 use bytes::Bytes;
 use clap::Parser;
 use devhost::app::AppFolder;
-use devhost::drive::{app_settings, dataset, mb, read, read_as, seed};
+use devhost::drive::{app_settings, dataset, mb, read, read_as, read_with, seed};
 use devhost::host::Host;
 use devhost::stats::percentile;
 use futures::StreamExt;
@@ -79,8 +79,14 @@ struct Args {
     /// Requests per page and customer in the list measurement.
     #[arg(long, default_value_t = 30)]
     list_rounds: usize,
+    /// Archived records of the customer paged through in front mode.
+    #[arg(long, default_value_t = 3000)]
+    front_archived: usize,
+    /// Their size, in KB (the in-memory emulators hold them all).
+    #[arg(long, default_value_t = 20)]
+    front_archived_kb: usize,
     /// Which measurements to run (all by default).
-    #[arg(long, value_delimiter = ',', default_value = "archive,reads,restore,memory,lists,index")]
+    #[arg(long, value_delimiter = ',', default_value = "archive,reads,front,restore,memory,lists,index")]
     parts: Vec<String>,
     #[arg(long, default_value = "dist")]
     dist: PathBuf,
@@ -382,6 +388,202 @@ async fn restore_pace(args: &Args, rtt: u64, results: &mut Results) -> anyhow::R
         ("the archive pass of the same records", archived.records_per_second),
         None,
     );
+    Ok(())
+}
+
+/// Front mode (docs/front-mode.md): the packaged reader before an API with its
+/// own bodies (`devhost::mapped_api`). Hot reads through the reader against the
+/// same reads sent straight to the API; archived reads that move the record
+/// back; the reader's memory while 4 clients list pages of 300 KB records
+/// (against serve mode's bounded pages on the same data); and a consumer paging
+/// through a customer whose records are all archived.
+async fn front(args: &Args, rtt: u64, results: &mut Results) -> anyhow::Result<()> {
+    let cold = dataset(args.reads, 300, 100..456, 21)
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| testkit::sample::invoice(&r.customer_id, &r.id, r.invoice_date, 300_000, i as u64))
+        .collect::<Vec<_>>();
+    let hot = dataset(args.reads, args.max_kb, 0..30, 22);
+    say(format!("front mode at {rtt} ms: {} hot reads (up to {} KB), {} archived (300 KB)", hot.len(), args.max_kb, cold.len()));
+    let direct = fresh(&cold).await?;
+    archiver(&args.dist, &direct, &[], cold.len()).await?;
+    seed(&CosmosStore::connect(&direct, Transport::BATCH).await?, &hot, |_| {}).await?;
+    let network = Network::new(&direct, Duration::from_millis(rtt)).await?;
+    let stores = network.through(&direct);
+    let api = devhost::mapped_api::start(&stores).await?;
+    let profile = devhost::repo_root().join("contracts/examples/front-mapped.toml");
+    let mut settings = app_settings(&stores);
+    settings.insert("RUST_LOG".into(), "warn".into());
+    settings.insert("READER_CONTRACT".into(), profile.display().to_string());
+    settings.insert("READER_UPSTREAM_URL".into(), format!("http://{api}"));
+    let host = Host::start(AppFolder::load(&args.dist.join("reader"))?, &settings).await?;
+    let contract = tiering::contract::Contract::parse(devhost::mapped_api::PROFILE)?;
+    let (reader, straight) = (host.handler_url(), format!("http://{api}"));
+    let key = [("x-api-key", devhost::mapped_api::API_KEY)];
+    let http = reqwest::Client::new();
+    let mut times: [Vec<Duration>; 3] = Default::default();
+    for i in 0..args.reads {
+        let (h, c) = (&hot[i % hot.len()], &cold[i % cold.len()]);
+        let (seen, took) = read_with(&http, &straight, &contract, h, &key).await?;
+        ensure!(seen.status == 200, "hot {} answered {} by the API", h.id, seen.status);
+        times[0].push(took);
+        let (seen, took) = read_with(&http, &reader, &contract, h, &key).await?;
+        ensure!(seen.status == 200, "hot {} answered {} through the reader", h.id, seen.status);
+        times[1].push(took);
+        if i < cold.len() {
+            let (seen, took) = read_with(&http, &reader, &contract, c, &key).await?;
+            ensure!(seen.status == 200, "archived {} answered {} through the reader", c.id, seen.status);
+            times[2].push(took);
+        }
+    }
+    host.stop().await?;
+    let ms = |t: &[Duration], q: f64| percentile(t, q).unwrap_or_default().as_secs_f64() * 1000.0;
+    let at_10 = rtt == 10;
+    for (q, label) in [(50.0, "p50"), (99.0, "p99")] {
+        results.ratio(
+            format!("front.hot_{label}.{rtt}ms"),
+            ms(&times[1], q),
+            "ms",
+            ("the same read sent straight to the API", ms(&times[0], q)),
+            (at_10 && q == 50.0).then_some(("<=", 1.15)),
+        );
+        results.ratio(
+            format!("front.archived_moved_back_300kb_{label}.{rtt}ms"),
+            ms(&times[2], q),
+            "ms",
+            ("a hot read sent straight to the API", ms(&times[0], q)),
+            None,
+        );
+    }
+    if at_10 {
+        results.absolute(format!("front.archived_moved_back_p99_limit.{rtt}ms"), ms(&times[2], 99.0), "ms", 1000.0);
+    }
+    Ok(())
+}
+
+/// Front mode's memory and lists, at the worst round trip: 4 clients listing
+/// 100-record pages of 300 KB records through the reader (which streams the
+/// API's answer) against serve mode's bounded pages on the same records; and a
+/// consumer paging through 3,000 archived records (pages of 100, 200 moved back
+/// a request), each page timed.
+async fn front_lists(args: &Args, rtt: u64, results: &mut Results) -> anyhow::Result<()> {
+    let today = chrono::Utc::now().date_naive();
+    let big: Vec<SampleRecord> = (0..200)
+        .map(|i| testkit::sample::invoice("acct-big", &format!("big-{i:04}"), today - chrono::Duration::days(5 + i / 4), 300_000, i as u64))
+        .collect();
+    let archived_n = args.front_archived;
+    let many: Vec<SampleRecord> = (0..archived_n)
+        .map(|i| {
+            let date = today - chrono::Duration::days(100 + (i / 10) as i64);
+            testkit::sample::invoice("acct-many", &format!("inv-{i:05}"), date, args.front_archived_kb * 1000, i as u64)
+        })
+        .collect();
+    say(format!(
+        "front mode lists at {rtt} ms: {} clients x 100 records of 300 KB; paging {archived_n} archived records of {} KB",
+        args.list_concurrency, args.front_archived_kb
+    ));
+    let mut data = big.clone();
+    data.extend(many.iter().cloned());
+    let direct = fresh(&data).await?;
+    // The packaged archiver, runs of 150 s (the host stand-in's 230 s limit) until complete.
+    let mut settings = app_settings(&direct);
+    settings.insert("RUST_LOG".into(), "warn".into());
+    settings.insert("ARCHIVE_TIME_BUDGET_SECONDS".into(), "150".into());
+    let archiver_host = Host::start(AppFolder::load(&args.dist.join("archiver"))?, &settings).await?;
+    let mut archived = 0;
+    for _ in 0..20 {
+        let s = archiver_host.fire_timer("ArchiveBillingRecords").await?.return_value;
+        archived += s["archived"].as_u64().unwrap_or(0);
+        if s["status"] == "complete" {
+            break;
+        }
+        ensure!(s["status"] == "partial", "an archive run failed: {s}");
+    }
+    archiver_host.stop().await?;
+    ensure!(archived == archived_n as u64, "archived {archived} of {archived_n}");
+    let network = Network::new(&direct, Duration::from_millis(rtt)).await?;
+    let stores = network.through(&direct);
+    let api = devhost::mapped_api::start(&stores).await?;
+    let profile = devhost::repo_root().join("contracts/examples/front-mapped.toml");
+    let mut front_settings = app_settings(&stores);
+    front_settings.insert("RUST_LOG".into(), "warn".into());
+    front_settings.insert("READER_CONTRACT".into(), profile.display().to_string());
+    front_settings.insert("READER_UPSTREAM_URL".into(), format!("http://{api}"));
+    front_settings.insert("READER_TIMEOUT_SECONDS".into(), "60".into());
+    let mut serve_settings = app_settings(&stores);
+    serve_settings.insert("RUST_LOG".into(), "warn".into());
+    let http = reqwest::Client::new();
+    let mut peaks = Vec::new();
+    for (mode, settings, path, size, token, items) in [
+        ("front", &front_settings, "/api/v2/accounts/acct-big/invoices", "limit", "cursor", "/paging/next"),
+        ("serve", &serve_settings, "/api/customers/acct-big/billing-records", "pageSize", "continuationToken", "/continuationToken"),
+    ] {
+        let host = Host::start(AppFolder::load(&args.dist.join("reader"))?, settings).await?;
+        let url = format!("{}{path}?{size}=100", host.handler_url());
+        let pages = futures::future::join_all((0..args.list_concurrency).map(|_| {
+            let (http, url) = (http.clone(), url.clone());
+            async move {
+                let mut next = url.clone();
+                loop {
+                    let page: serde_json::Value = http
+                        .get(&next)
+                        .header("x-api-key", devhost::mapped_api::API_KEY)
+                        .send()
+                        .await?
+                        .error_for_status()?
+                        .json()
+                        .await?;
+                    match page.pointer(items).and_then(|t| t.as_str()) {
+                        Some(t) => next = format!("{url}&{token}={t}"),
+                        None => return anyhow::Ok(()),
+                    }
+                }
+            }
+        }))
+        .await;
+        pages.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
+        let rss = host.peak_rss_bytes().unwrap_or(0) as f64 / 1e6;
+        host.stop().await?;
+        say(format!("  {mode} mode: reader peak RSS {rss:.0} MB"));
+        peaks.push(rss);
+    }
+    results.ratio(
+        format!("front.reader_list_peak_rss.{rtt}ms"),
+        peaks[0],
+        "MB",
+        ("serve mode, pages bounded at 4 MiB", peaks[1]),
+        Some(("<=", 1.5)),
+    );
+    // Paging through a customer whose records are all archived, as a consumer does.
+    let host = Host::start(AppFolder::load(&args.dist.join("reader"))?, &front_settings).await?;
+    let base = format!("{}/api/v2/accounts/acct-many/invoices?limit=100", host.handler_url());
+    let (mut next, mut seen, mut times) = (base.clone(), Vec::new(), Vec::new());
+    loop {
+        let started = Instant::now();
+        let page: serde_json::Value = http
+            .get(&next)
+            .header("x-api-key", devhost::mapped_api::API_KEY)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        times.push(started.elapsed());
+        seen.extend(page["data"].as_array().into_iter().flatten().filter_map(|d| d["invoiceNumber"].as_str().map(str::to_owned)));
+        match page.pointer("/paging/next").and_then(|t| t.as_str()) {
+            Some(t) => next = format!("{base}&cursor={t}"),
+            None => break,
+        }
+    }
+    host.stop().await?;
+    let unique: std::collections::HashSet<&String> = seen.iter().collect();
+    ensure!(seen.len() == archived_n && unique.len() == archived_n, "paging listed {} records ({} distinct) of {archived_n}", seen.len(), unique.len());
+    let ms = |q: f64| percentile(&times, q).unwrap_or_default().as_secs_f64() * 1000.0;
+    let slowest = times.iter().max().copied().unwrap_or_default().as_secs_f64() * 1000.0;
+    say(format!("  paged {archived_n} archived records in {} pages, each once", times.len()));
+    results.plain(format!("front.paging_{archived_n}_archived_pages.{rtt}ms"), times.len() as f64, "pages");
+    results.plain(format!("front.paging_{archived_n}_archived_page_p50.{rtt}ms"), ms(50.0), "ms");
+    results.absolute(format!("front.paging_{archived_n}_archived_slowest_page.{rtt}ms"), slowest, "ms", 230_000.0);
     Ok(())
 }
 
@@ -742,6 +944,9 @@ async fn main() -> anyhow::Result<()> {
         if part("restore") {
             restore_pace(&args, rtt, &mut results).await?;
         }
+        if part("front") {
+            front(&args, rtt, &mut results).await?;
+        }
     }
     let worst = args.rtt_ms.iter().copied().max().unwrap_or(0);
     if part("memory") {
@@ -749,6 +954,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if part("lists") {
         list_memory(&args, worst, &mut results).await?;
+    }
+    if part("front") {
+        front_lists(&args, worst, &mut results).await?;
     }
     if part("index") {
         list_pages(&args, worst, &mut results).await?;
