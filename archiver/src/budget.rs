@@ -59,9 +59,66 @@ impl RuBudget {
     }
 }
 
+/// The budget when the container's throughput cannot be known (a serverless
+/// account, an identity that may not read it and no ARCHIVE_CONTAINER_RU_PER_SECOND):
+/// about 6 records of 300 KB a second, never more than a 1,000 RU/s container's
+/// whole throughput. docs/operations.md, "The request-unit budget".
+pub const UNKNOWN_THROUGHPUT_BUDGET: u32 = 1000;
+
+/// The default budget (`ARCHIVE_MAX_RU_PER_SECOND` unset or `auto`):
+/// `share_percent` of the container's throughput (its manual RU/s, its autoscale
+/// maximum, or its database's shared throughput), else of the throughput the
+/// deployment read (`deployed`), else [`UNKNOWN_THROUGHPUT_BUDGET`]; with what
+/// it is, in words, for the start-up line and the run summary.
+pub fn from_throughput(
+    throughput: &tiering::cosmos::Throughput,
+    share_percent: u32,
+    deployed: Option<u32>,
+) -> (u32, String) {
+    use tiering::cosmos::Throughput;
+    let share = |ru: u64| u32::try_from(ru.saturating_mul(u64::from(share_percent)) / 100).unwrap_or(u32::MAX).max(1);
+    match (throughput, deployed) {
+        (Throughput::Manual(ru), _) => {
+            (share(*ru), format!("{share_percent}% of the container's {ru} RU/s (manual throughput)"))
+        }
+        (Throughput::Autoscale(max), _) => {
+            (share(*max), format!("{share_percent}% of the container's autoscale maximum of {max} RU/s"))
+        }
+        (Throughput::Database(ru), _) => (share(*ru), format!("{share_percent}% of the database's shared {ru} RU/s")),
+        (Throughput::Unknown(why), Some(ru)) => (
+            share(u64::from(ru)),
+            format!(
+                "{share_percent}% of {ru} RU/s, as the deployment read it (ARCHIVE_CONTAINER_RU_PER_SECOND): {why}"
+            ),
+        ),
+        (Throughput::Unknown(why), None) => (
+            UNKNOWN_THROUGHPUT_BUDGET,
+            format!("{UNKNOWN_THROUGHPUT_BUDGET} RU/s, the stated default: {why}; set ARCHIVE_MAX_RU_PER_SECOND"),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_budget_is_a_share_of_what_the_container_has() {
+        use tiering::cosmos::Throughput;
+        let cases = [
+            (Throughput::Manual(10_000), None, 5_000, "manual"),
+            (Throughput::Autoscale(40_000), None, 20_000, "autoscale maximum"),
+            (Throughput::Database(4_000), Some(99), 2_000, "shared"),
+            (Throughput::Unknown("serverless".into()), Some(12_000), 6_000, "as the deployment read it"),
+            (Throughput::Unknown("serverless".into()), None, UNKNOWN_THROUGHPUT_BUDGET, "stated default"),
+            (Throughput::Manual(1), None, 1, "manual"),
+        ];
+        for (throughput, deployed, budget, says) in cases {
+            let (got, why) = from_throughput(&throughput, 50, deployed);
+            assert_eq!(got, budget, "{throughput:?}");
+            assert!(why.contains(says), "{why}");
+        }
+    }
     use std::time::Instant;
 
     #[tokio::test]

@@ -30,6 +30,7 @@ use futures::stream::BoxStream;
 use serde::Serialize;
 use tiering::archive::{Archive, PutCondition};
 use tiering::codec::{self, AgeLookup, AgeStamp, ArchiveMeta};
+use tiering::cosmos::{FeedRange, RangeSlice};
 use tiering::index;
 use tiering::record::RawDocument;
 use tiering::settings::ArchiverSettings;
@@ -188,8 +189,15 @@ pub struct Summary {
     pub request_units: f64,
     /// Cosmos attempts answered 429 (retried by the SDK, and a signal to slow down).
     pub throttled: u64,
-    /// The records-in-flight limit the run settled on (at most `ARCHIVE_CONCURRENCY`).
+    /// The records-in-flight limit the run settled on (at most `ARCHIVE_CONCURRENCY`;
+    /// the sum of each range's own).
     pub concurrency: usize,
+    /// The physical partitions (feed ranges) queried side by side.
+    pub ranges: usize,
+    /// The request-unit budget the run kept to (0: unlimited), and where it came
+    /// from (`ARCHIVE_MAX_RU_PER_SECOND`, or a share of the container's throughput).
+    pub ru_budget: u32,
+    pub ru_budget_source: String,
     pub duration_ms: u64,
     /// The first blocked records (id and reason), logged once per run, not reported.
     #[serde(skip)]
@@ -272,7 +280,8 @@ impl Summary {
                     backlog_exact = self.backlog_exact, nights_left = self.nights_left,
                     bytes_read = self.bytes_read, bytes_stored = self.bytes_stored,
                     compression_ratio = self.compression_ratio, request_units = self.request_units,
-                    throttled = self.throttled, concurrency = self.concurrency,
+                    throttled = self.throttled, concurrency = self.concurrency, ranges = self.ranges,
+                    ru_budget = self.ru_budget, ru_budget_source = %self.ru_budget_source,
                     duration_ms = self.duration_ms, dry_run = self.dry_run, error = ?self.error,
                     "archive run finished"
                 )
@@ -284,6 +293,23 @@ impl Summary {
             line!(info);
         }
     }
+}
+
+/// What the ranges of a pass share: the summary and the observer.
+struct Shared<'a, F> {
+    summary: &'a mut Summary,
+    observe: F,
+    finished: u64,
+}
+
+/// What one range's slice of a pass spent and ended with.
+#[derive(Debug, Default)]
+struct RangeDone {
+    charge: f64,
+    throttled: u32,
+    error: Option<StoreError>,
+    /// The adaptive limit it settled on.
+    limit: usize,
 }
 
 /// Per-pass state shared by the record tasks.
@@ -313,6 +339,8 @@ impl Archiver {
             dry_run,
             age_field: field.name().to_owned(),
             cutoff: cutoff.age.to_metadata(),
+            ru_budget: self.settings.max_ru_per_second,
+            ru_budget_source: self.settings.ru_budget_note.clone(),
             ..Default::default()
         };
         // A dry run writes nothing, not even the lock blob.
@@ -482,108 +510,52 @@ impl Archiver {
 }
 
 impl Pass<'_> {
-    /// Works through the aged-records query until it is drained, the deadline
-    /// passes, the lease is lost or a store fails.
-    ///
-    /// A producer fetches query pages into a channel of one page, so the next page
-    /// is on its way while records are in flight. New records are admitted one at
-    /// a time, each after a place under the adaptive limit and after the RU budget
-    /// has room; records in flight never wait on either. Memory holds the channel,
-    /// the page being received and the records in flight.
-    async fn archive_aged(&self, summary: &mut Summary, deadline: Instant, mut observe: impl FnMut(&RecordResult)) {
+    /// Archives every aged record, one query per physical partition (feed
+    /// range), the ranges side by side. A query over the whole container would
+    /// be drained one range after another (azure_data_cosmos_driver 1.0,
+    /// `driver/dataflow/drain.rs`, `SequentialDrain`), so a container of K
+    /// physical partitions, each holding 1/K of its throughput, would give the
+    /// archiver 1/K of it. Each range has its own adaptive limit (a range that
+    /// throttles slows alone), and all of them share the run's in-flight bound
+    /// (`ARCHIVE_CONCURRENCY`), its request-unit budget, its deadline and the
+    /// run lease.
+    async fn archive_aged(&self, summary: &mut Summary, deadline: Instant, observe: impl FnMut(&RecordResult)) {
         let settings = &self.archiver.settings;
         let started = Instant::now();
-        let page_size = (settings.concurrency / 2).clamp(8, 50);
-        let mut pages = match self
-            .archiver
-            .cosmos
-            .aged_records(&self.cutoff.age, self.cutoff.written_before, page_size as u32)
-            .await
-        {
-            Ok(p) => p,
+        let ranges = if settings.range_queries { self.archiver.cosmos.feed_ranges().await } else { Ok(Vec::new()) };
+        let slices: Vec<RangeSlice> = match ranges {
+            Ok(ranges) if !ranges.is_empty() => ranges.iter().map(RangeSlice::of).collect(),
+            Ok(_) => vec![RangeSlice::of(&FeedRange::full())],
             Err(e) => {
                 summary.status = RunStatus::Failed;
-                summary.error = Some(format!("cannot query Cosmos for aged records: {e}"));
+                summary.error = Some(format!("cannot read the container's partition key ranges: {e}"));
                 return;
             }
         };
-        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(page_size);
-        let producer = async move {
-            let (mut charge, mut throttled) = (0.0, 0);
-            while let Some(page) = pages.next_page().await {
-                match page {
-                    Ok(page) => {
-                        self.budget.charge(page.request_charge);
-                        charge += page.request_charge;
-                        throttled += page.throttled;
-                        for doc in page.docs {
-                            if tx.send(doc).await.is_err() {
-                                return (charge, throttled, None);
-                            }
-                        }
-                    }
-                    Err(e) => return (charge, throttled, Some(e)),
-                }
-            }
-            (charge, throttled, None)
-        };
-
-        let limit = AdaptiveLimit::new(settings.concurrency, settings.adaptive);
+        summary.ranges = slices.len();
+        info!(ranges = slices.len(), "aged records queried in each physical partition, side by side");
+        let total = tokio::sync::Semaphore::new(settings.concurrency.max(1));
+        let shared = std::sync::Mutex::new(Shared { summary: &mut *summary, observe, finished: 0 });
         let outage = AtomicBool::new(false);
         let cut_short = AtomicBool::new(false);
-        let consumer = async {
-            let docs = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|doc| (doc, rx)) });
-            let (limit, outage, cut_short) = (&limit, &outage, &cut_short);
-            let admitted: BoxStream<'_, (Bytes, Slot)> = docs
-                .take_while(move |_| {
-                    let go_on = Instant::now() < deadline && (self.lease_holds)();
-                    if !go_on {
-                        cut_short.store(true, Ordering::SeqCst);
-                    }
-                    std::future::ready(go_on && !outage.load(Ordering::SeqCst))
-                })
-                .then(move |doc| async move {
-                    let slot = limit.acquire().await;
-                    self.budget.admit().await;
-                    (doc, slot)
-                })
-                .boxed();
-            let mut results: BoxStream<'_, (RecordResult, Slot)> = admitted
-                .map(move |(doc, slot)| async move { (self.archive_one(doc).await, slot) })
-                .buffer_unordered(settings.concurrency.max(1))
-                .boxed();
-            let mut finished: u64 = 0;
-            while let Some((result, slot)) = results.next().await {
-                limit.finished(slot, result.throttled);
-                summary.scanned += 1;
-                if let Outcome::Failed { reason, outage: true } = &result.outcome
-                    && !outage.swap(true, Ordering::SeqCst)
-                {
-                    summary.status = RunStatus::Failed;
-                    summary.error = Some(format!("store outage, run stopped: {reason}"));
-                }
-                summary.count(&result);
-                observe(&result);
-                finished += 1;
-                if finished.is_multiple_of(PROGRESS_EVERY) {
-                    info!(
-                        scanned = summary.scanned,
-                        archived = summary.archived + summary.already_archived,
-                        failed = summary.failed,
-                        concurrency = limit.current(),
-                        elapsed_ms = started.elapsed().as_millis() as u64,
-                        "archive run progress"
-                    );
-                }
-            }
-        };
-        let ((charge, throttled, page_error), ()) = futures::join!(producer, consumer);
+        let ranges = futures::future::join_all(
+            slices
+                .iter()
+                .map(|slice| self.archive_slice(slice, deadline, &total, &shared, &outage, &cut_short, started)),
+        )
+        .await;
         // What the last records in flight spent is paid before the pass ends, so that
         // back-to-back runs stay within the budget too.
         self.budget.admit().await;
-        summary.request_units += charge;
-        summary.throttled += u64::from(throttled);
-        summary.concurrency = limit.current();
+        let mut page_error = None;
+        let mut limits = 0;
+        for range in ranges {
+            summary.request_units += range.charge;
+            summary.throttled += u64::from(range.throttled);
+            limits += range.limit;
+            page_error = page_error.or(range.error);
+        }
+        summary.concurrency = limits.min(settings.concurrency);
         if let Some(e) = page_error
             && summary.status != RunStatus::Failed
         {
@@ -593,6 +565,131 @@ impl Pass<'_> {
             summary.status = RunStatus::Partial;
         }
         // Records fetched but not started are not counted as scanned: the next run sees them again.
+    }
+
+    /// One range's slice of the pass: its query's pages feed records to its own
+    /// adaptive limit, each record then waiting for a place under the run's
+    /// bound and for the budget.
+    #[allow(clippy::too_many_arguments)]
+    async fn archive_slice<F: FnMut(&RecordResult)>(
+        &self,
+        slice: &RangeSlice,
+        deadline: Instant,
+        total: &tokio::sync::Semaphore,
+        shared: &std::sync::Mutex<Shared<'_, F>>,
+        outage: &AtomicBool,
+        cut_short: &AtomicBool,
+        started: Instant,
+    ) -> RangeDone {
+        let settings = &self.archiver.settings;
+        let page_size = (settings.concurrency / 2).clamp(8, 50);
+        let limit = AdaptiveLimit::new(settings.concurrency, settings.adaptive);
+        let mut pages = match self
+            .archiver
+            .cosmos
+            .aged_records_in(slice, &self.cutoff.age, self.cutoff.written_before, page_size as u32)
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => return RangeDone { error: Some(e), limit: limit.current(), ..Default::default() },
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(page_size);
+        let producer = async move {
+            let (mut charge, mut throttled) = (0.0, 0);
+            // Where the range's query stands after the last page taken: a page
+            // throttled past the SDK's own retries (a hot partition) is asked for
+            // again from there after the delay Cosmos names, until the deadline.
+            let mut at = slice.clone();
+            loop {
+                let Some(page) = pages.next_page().await else { break };
+                match page {
+                    Ok(page) => {
+                        self.budget.charge(page.request_charge);
+                        charge += page.request_charge;
+                        throttled += page.throttled;
+                        at.continuation = pages.continuation();
+                        for doc in page.docs {
+                            if tx.send(doc).await.is_err() {
+                                return (charge, throttled, None);
+                            }
+                        }
+                    }
+                    Err(StoreError::Throttled { retry_after }) if Instant::now() + retry_after < deadline => {
+                        throttled += 1;
+                        debug!(range = %at.range, ?retry_after, "a range's query page throttled; asked again after the delay");
+                        tokio::time::sleep(retry_after).await;
+                        let cosmos = &self.archiver.cosmos;
+                        match cosmos
+                            .aged_records_in(&at, &self.cutoff.age, self.cutoff.written_before, page_size as u32)
+                            .await
+                        {
+                            Ok(again) => pages = again,
+                            Err(e) => return (charge, throttled, Some(e)),
+                        }
+                    }
+                    Err(StoreError::Throttled { .. }) => {
+                        // No time left to wait: the range goes on in the next run.
+                        cut_short.store(true, Ordering::SeqCst);
+                        return (charge, throttled + 1, None);
+                    }
+                    Err(e) => return (charge, throttled, Some(e)),
+                }
+            }
+            (charge, throttled, None)
+        };
+        let consumer = async {
+            let docs = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|doc| (doc, rx)) });
+            let limit = &limit;
+            let admitted: BoxStream<'_, (Bytes, Slot, tokio::sync::SemaphorePermit<'_>)> = docs
+                .take_while(move |_| {
+                    let go_on = Instant::now() < deadline && (self.lease_holds)();
+                    if !go_on {
+                        cut_short.store(true, Ordering::SeqCst);
+                    }
+                    std::future::ready(go_on && !outage.load(Ordering::SeqCst))
+                })
+                .filter_map(move |doc| async move {
+                    let slot = limit.acquire().await;
+                    let permit = total.acquire().await.ok()?;
+                    self.budget.admit().await;
+                    Some((doc, slot, permit))
+                })
+                .boxed();
+            let mut results: BoxStream<'_, (RecordResult, Slot)> = admitted
+                .map(move |(doc, slot, permit)| async move {
+                    let result = self.archive_one(doc).await;
+                    drop(permit);
+                    (result, slot)
+                })
+                .buffer_unordered(settings.concurrency.max(1))
+                .boxed();
+            while let Some((result, slot)) = results.next().await {
+                limit.finished(slot, result.throttled);
+                let Ok(mut shared) = shared.lock() else { continue };
+                let shared = &mut *shared;
+                shared.summary.scanned += 1;
+                if let Outcome::Failed { reason, outage: true } = &result.outcome
+                    && !outage.swap(true, Ordering::SeqCst)
+                {
+                    shared.summary.status = RunStatus::Failed;
+                    shared.summary.error = Some(format!("store outage, run stopped: {reason}"));
+                }
+                shared.summary.count(&result);
+                (shared.observe)(&result);
+                shared.finished += 1;
+                if shared.finished.is_multiple_of(PROGRESS_EVERY) {
+                    info!(
+                        scanned = shared.summary.scanned,
+                        archived = shared.summary.archived + shared.summary.already_archived,
+                        failed = shared.summary.failed,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "archive run progress"
+                    );
+                }
+            }
+        };
+        let ((charge, throttled, error), ()) = futures::join!(producer, consumer);
+        RangeDone { charge, throttled, error, limit: limit.current() }
     }
 
     /// Archives one record.

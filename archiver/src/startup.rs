@@ -7,9 +7,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use tiering::archive::{Archive, BlobArchive};
-use tiering::cosmos::CosmosStore;
+use tiering::cosmos::{CosmosStore, ThroughputControl};
 use tiering::record::{AgeField, AgeValue};
-use tiering::settings::ArchiverSettings;
+use tiering::settings::{ArchiverSettings, Priority, RuBudgetSetting};
 use tiering::store::Transport;
 
 /// Everything a pass or an operator command needs, built once per process.
@@ -43,8 +43,35 @@ impl Archiver {
 
 /// Connects to both stores and, unless this process only reads (`writes` false:
 /// a dry run, a report), makes sure the archive container exists.
-pub async fn build(settings: ArchiverSettings, transport: Transport, writes: bool) -> anyhow::Result<Archiver> {
-    let cosmos = CosmosStore::connect(&settings.stores, transport).await.context("connecting to Cosmos DB")?;
+pub async fn build(mut settings: ArchiverSettings, transport: Transport, writes: bool) -> anyhow::Result<Archiver> {
+    let control =
+        ThroughputControl { low_priority: settings.priority == Priority::Low, bucket: settings.throughput_bucket };
+    let cosmos = CosmosStore::connect_controlled(&settings.stores, transport, control)
+        .await
+        .context("connecting to Cosmos DB")?;
+    if let RuBudgetSetting::Auto { share_percent, deployed } = settings.ru_budget {
+        let (budget, note) = crate::budget::from_throughput(&cosmos.throughput().await, share_percent, deployed);
+        settings.max_ru_per_second = budget;
+        settings.ru_budget_note = note;
+    }
+    tracing::info!(
+        ru_budget = settings.max_ru_per_second,
+        priority = ?settings.priority,
+        throughput_bucket = ?settings.throughput_bucket,
+        "request units: {}; requests go at {} priority{} (docs/deployment.md, \"Sharing the throughput\")",
+        settings.ru_budget_note,
+        if control.low_priority { "low" } else { "high" },
+        match settings.throughput_bucket {
+            Some(b) => format!(
+                " in throughput bucket {b}, which holds them to its share when the container configures it (else they use the container's throughput as any request)"
+            ),
+            None => String::new(),
+        } + if control.low_priority {
+            ", which Cosmos throttles before the live API's only when priority-based execution is enabled on the account (otherwise the priority is ignored)"
+        } else {
+            ""
+        }
+    );
     let archive = BlobArchive::new(&settings.stores, transport).context("building the Blob client")?;
     if writes {
         archive.ensure_container().await.context("creating the archive container")?;

@@ -148,6 +148,123 @@ Documents.prototype.query = function cappedQuery(params, options = {}) {
   return unlimitedQuery.call(this, params, { ...options, maxItemCount: fit });
 };
 
+// --- Test aid: physical partitions --------------------------------------------
+// The server has one partition key range; Cosmos splits a container into
+// physical partitions (at most 50 GB each), each with its share of the
+// throughput, and SDKs drain a cross-partition query one range at a time. With
+// COSMOS_EMULATOR_PARTITIONS=K every container created with a hash partition
+// key (version 2, as azure_data_cosmos creates them) reports K ranges of the
+// effective-partition-key (EPK) space, hashed as Cosmos does (MurmurHash3 of the
+// key, from @azure/cosmos's own hashing), and answers what the Rust driver asks:
+// - `pkranges` (a ReadFeed with If-None-Match: 304 only when nothing changed
+//   since that etag, so a client refreshing after a split sees the children);
+// - queries scoped to a range (`x-ms-documentdb-partitionkeyrangeid`, narrowed
+//   by `x-ms-start-epk`/`x-ms-end-epk`) see only that range's documents; a range
+//   that no longer exists is 410 with sub-status 1002 (PartitionKeyRangeGone),
+//   on which the driver re-reads the ranges and goes on in the children;
+// - with COSMOS_EMULATOR_RANGE_RU_PER_SECOND=R each range spends at most R RU a
+//   second (a bucket of one second's worth), and a document request on a range
+//   whose bucket is spent is 429 with x-ms-retry-after-ms, as Cosmos throttles
+//   a hot partition;
+// - `POST /_emulator/split?db=D&coll=C&range=ID` splits a range in two at its
+//   EPK midpoint (children get new ids, the parent among their `parents`).
+// K=1 (the default) keeps the server's single range "" to "FF".
+const PARTITIONS = Math.max(1, Math.min(64, Number(process.env.COSMOS_EMULATOR_PARTITIONS || 1) | 0));
+const RANGE_RU_PER_SECOND = Number(process.env.COSMOS_EMULATOR_RANGE_RU_PER_SECOND || 0);
+const cosmosSdkRoot = path.dirname(require.resolve("@azure/cosmos/package.json"));
+// The package's exports map hides its internals; its hashing needs no other module.
+const { hashV2PartitionKey } = require(path.join(cosmosSdkRoot, "dist/commonjs/utils/hashing/v2.js"));
+// A V2 EPK is 32 hex digits whose first byte is at most 0x3F: the space ends at 0x40 << 120.
+const EPK_END = BigInt(0x40) << 120n;
+const toEpk = n => n.toString(16).toUpperCase().padStart(32, "0");
+const fromEpk = e => (e === "" ? 0n : e === "FF" ? EPK_END : BigInt(`0x${e}`));
+const topologies = new Map(); // collection _rid -> { version, nextId, ranges }
+let accountRef = null; // the server's account, for the split test aid
+
+function topologyOf(collection) {
+  let topo = topologies.get(collection._rid);
+  if (topo) return topo;
+  const pk = collection.partitionKey || {};
+  const k = pk.version === 2 && (pk.kind || "Hash") === "Hash" && (pk.paths || []).length === 1 ? PARTITIONS : 1;
+  const bounds = [""];
+  for (let i = 1; i < k; i += 1) bounds.push(toEpk((EPK_END * BigInt(i)) / BigInt(k)));
+  bounds.push("FF");
+  topo = {
+    version: 1,
+    nextId: k,
+    ranges: bounds.slice(0, -1).map((min, i) => ({ id: String(i), min, max: bounds[i + 1], parents: [], bucket: null }))
+  };
+  topologies.set(collection._rid, topo);
+  return topo;
+}
+
+// The EPK of a partition-key value (a string, number, boolean or null).
+function epkOf(value) {
+  if (value === undefined) return "";
+  try {
+    return hashV2PartitionKey([value]);
+  } catch (err) {
+    return "";
+  }
+}
+
+const inRange = (epk, min, max) => epk >= min && (max === "FF" || epk < max);
+const toEpkOrMax = n => (n >= EPK_END ? "FF" : toEpk(n));
+
+function rangeOfKey(topo, header) {
+  let values;
+  try {
+    values = JSON.parse(header);
+  } catch (err) {
+    return null;
+  }
+  if (!Array.isArray(values) || values.length !== 1 || (values[0] && typeof values[0] === "object")) return null;
+  const epk = epkOf(values[0]);
+  return topo.ranges.find(r => inRange(epk, r.min, r.max)) || null;
+}
+
+// Before a document request on `range`: its bucket refilled, and the milliseconds
+// to wait when it is spent (0: go ahead). The charge is taken after the answer.
+function throttleWait(range) {
+  if (!(RANGE_RU_PER_SECOND > 0) || !range) return 0;
+  const now = Date.now();
+  const b = range.bucket || (range.bucket = { balance: RANGE_RU_PER_SECOND, at: now });
+  b.balance = Math.min(RANGE_RU_PER_SECOND, b.balance + ((now - b.at) / 1000) * RANGE_RU_PER_SECOND);
+  b.at = now;
+  return b.balance >= 0 ? 0 : Math.ceil((-b.balance / RANGE_RU_PER_SECOND) * 1000);
+}
+
+function throttled(res, waitMs) {
+  res.statusCode = 429;
+  res.setHeader("x-ms-retry-after-ms", String(Math.max(1, waitMs)));
+  res.setHeader("x-ms-substatus", "3200");
+  res.emulatorCharge = 0;
+  return { code: "TooManyRequests", message: "Request rate is large (the emulator's per-range RU budget)." };
+}
+
+function splitRange(topo, id) {
+  const at = topo.ranges.findIndex(r => r.id === String(id));
+  if (at < 0) return false;
+  const r = topo.ranges[at];
+  const mid = toEpk((fromEpk(r.min) + fromEpk(r.max)) / 2n);
+  const parents = [...r.parents, r.id];
+  const left = { id: String(topo.nextId), min: r.min, max: mid, parents, bucket: null };
+  const right = { id: String(topo.nextId + 1), min: mid, max: r.max, parents, bucket: null };
+  topo.nextId += 2;
+  topo.ranges.splice(at, 1, left, right);
+  topo.version += 1;
+  return true;
+}
+
+function gone(res) {
+  res.statusCode = 410;
+  res.setHeader("x-ms-substatus", "1002");
+  return {
+    code: "Gone",
+    message: "The partition key range specified by the request is no longer present (split/merge)."
+  };
+}
+
 // --- Handler wrappers (must run before the package's router is loaded) ----
 const wrapHandler = (name, wrap) => {
   const mod = lib(`handler/${name}`);
@@ -242,15 +359,32 @@ wrapHandler("query-documents", orig => async (account, req, res, params) => {
     return partitionScope.run(filter, () => orig(account, req, res, params));
   }
   // Fix: the Rust SDK runs cross-partition queries by targeting each range
-  // (x-ms-documentdb-partitionkeyrangeid, or x-ms-start-epk/x-ms-end-epk for
-  // a feed range) without x-ms-documentdb-query-enablecrosspartition, which
-  // Cosmos accepts but the server rejected ("missing partition keys"). There
-  // is one range covering everything, so such a query spans all items.
-  if (
-    req.headers["x-ms-documentdb-partitionkeyrangeid"] !== undefined ||
-    req.headers["x-ms-start-epk"] !== undefined
-  ) {
+  // (x-ms-documentdb-partitionkeyrangeid, narrowed by x-ms-start-epk and
+  // x-ms-end-epk) without x-ms-documentdb-query-enablecrosspartition, which
+  // Cosmos accepts but the server rejected ("missing partition keys"). Such a
+  // query sees the documents of that range (of all, with one range).
+  const rangeHeader = req.headers["x-ms-documentdb-partitionkeyrangeid"];
+  if (rangeHeader !== undefined || req.headers["x-ms-start-epk"] !== undefined) {
     req.headers["x-ms-documentdb-query-enablecrosspartition"] = "True";
+    const data = account.database(params.dbId).collection(params.collId).read();
+    if (!data) return orig(account, req, res, params);
+    const topo = topologyOf(data);
+    let range = null;
+    if (rangeHeader !== undefined) {
+      const id = String(rangeHeader).split(",").pop().trim();
+      range = topo.ranges.find(r => r.id === id);
+      if (!range) return gone(res);
+    }
+    const wait = throttleWait(range);
+    if (wait > 0) return throttled(res, wait);
+    res.emulatorRange = range;
+    const lo = [range ? range.min : "", req.headers["x-ms-start-epk"] || ""].reduce((a, b) => (a > b ? a : b));
+    const his = [range ? range.max : "FF", req.headers["x-ms-end-epk"] || "FF"].map(fromEpk);
+    const hi = toEpkOrMax(his[0] < his[1] ? his[0] : his[1]);
+    const whole = lo === "" && hi === "FF";
+    if (whole) return orig(account, req, res, params);
+    const path = ((data.partitionKey || {}).paths || ["/id"])[0].slice(1).split("/");
+    return partitionScope.run(doc => inRange(epkOf(getValue(doc, path)), lo, hi), () => orig(account, req, res, params));
   }
   return orig(account, req, res, params);
 });
@@ -265,9 +399,38 @@ wrapHandler("read-documents", orig => (account, req, res, params) => {
   return partitionScope.run(filter, () => orig(account, req, res, params));
 });
 
+// Partition key ranges as the topology says (see "physical partitions" above).
+// The package answered a ReadFeed with If-None-Match with 304 whatever the etag
+// (after its own handler), so a-im is taken out of its sight.
+wrapHandler("read-partition-key-ranges", () => (account, req, res, params) => {
+  const data = account.database(params.dbId).collection(params.collId).read();
+  if (!data) return notFound(res);
+  const topo = topologyOf(data);
+  const etag = `"pkranges-${topo.version}"`;
+  const seen = req.headers["if-none-match"];
+  delete req.headers["a-im"];
+  res.setHeader("etag", etag);
+  if (seen === etag) {
+    res.statusCode = 304;
+    return {};
+  }
+  const ranges = topo.ranges.map(r => ({
+    id: r.id,
+    _rid: `${data._rid}${r.id}`,
+    minInclusive: r.min,
+    maxExclusive: r.max,
+    ridPrefix: Number(r.id),
+    throughputFraction: 1 / topo.ranges.length,
+    status: "online",
+    parents: r.parents
+  }));
+  return { _rid: data._rid, PartitionKeyRanges: ranges, _count: ranges.length };
+});
+
 // Fix: in plain-HTTP mode the account document still advertised https://
 // endpoints; SDKs then send every later request there and fail.
 wrapHandler("read-meta", orig => (account, req, res, params) => {
+  accountRef = account;
   const meta = orig(account, req, res, params);
   const endpoint = `http://${req.headers.host || `${HOST}:${req.socket.localPort}`}/`;
   const fix = locations =>
@@ -314,6 +477,22 @@ DOC_HANDLERS.forEach(name =>
     if (!collection.read()) return notFound(res);
     return orig(account, req, res, params);
   })
+);
+
+// Point operations spend their range's budget (see "physical partitions").
+["create-document", "delete-document", "patch-document", "read-document", "replace-document", "upsert-document"].forEach(
+  name =>
+    wrapHandler(name, orig => (account, req, res, params) => {
+      const header = req.headers[PK_HEADER];
+      if (RANGE_RU_PER_SECOND > 0 && header !== undefined) {
+        const data = account.database(params.dbId).collection(params.collId).read();
+        const range = data ? rangeOfKey(topologyOf(data), header) : null;
+        const wait = throttleWait(range);
+        if (wait > 0) return throttled(res, wait);
+        res.emulatorRange = range;
+      }
+      return orig(account, req, res, params);
+    })
 );
 
 // --- Response fixes (every request) ----------------------------------------
@@ -383,10 +562,10 @@ const fixExchange = (req, res) => {
           // not JSON: leave as is
         }
       }
-      res.setHeader(
-        "x-ms-request-charge",
-        requestCharge(req, res, typeof body === "string" ? Buffer.byteLength(body) : 0)
-      );
+      const charge =
+        res.emulatorCharge === 0 ? "0.00" : requestCharge(req, res, typeof body === "string" ? Buffer.byteLength(body) : 0);
+      res.setHeader("x-ms-request-charge", charge);
+      if (res.emulatorRange && res.emulatorRange.bucket) res.emulatorRange.bucket.balance -= Number(charge);
       // Same https-in-HTTP-mode defect as the account document.
       res.setHeader("content-location", `http://${req.headers.host}${req.url}`);
     }
@@ -468,6 +647,81 @@ function start(port = 0) {
   server.keepAliveTimeout = 120 * 1000;
   server.headersTimeout = 121 * 1000;
   server.prependListener("request", fixExchange);
+  // Test aid: POST /_emulator/split?db=D&coll=C&range=ID (see "physical partitions").
+  const handlers = server.listeners("request");
+  server.removeAllListeners("request");
+  server.on("request", (req, res) => {
+    const url = new URL(req.url || "/", "http://emulator");
+    // Test aid: offers (a container's throughput). With COSMOS_EMULATOR_THROUGHPUT
+    // unset the account answers as a serverless one does (400); "manual:N" or
+    // "autoscale:MAX" gives every container that offer.
+    if (req.method === "POST" && /^\/offers\/?$/.test(url.pathname)) {
+      let text = "";
+      req.on("data", chunk => {
+        text += chunk;
+      });
+      req.on("end", () => {
+        const offer = process.env.COSMOS_EMULATOR_THROUGHPUT || "";
+        res.setHeader("content-type", "application/json");
+        res.setHeader("x-ms-request-charge", "1");
+        if (!offer) {
+          res.statusCode = 400;
+          res.end(
+            JSON.stringify({
+              code: "BadRequest",
+              message: "Reading or replacing offers is not supported for serverless accounts."
+            })
+          );
+          return;
+        }
+        let rid = "";
+        try {
+          rid = (JSON.parse(text).parameters || []).find(p => p.name === "@rid").value;
+        } catch (err) {
+          // no parameter: no offer found
+        }
+        const [kind, amount] = offer.split(":");
+        const n = Number(amount);
+        const content =
+          kind === "autoscale"
+            ? { offerThroughput: Math.max(400, n / 10), offerAutopilotSettings: { maxThroughput: n } }
+            : { offerThroughput: n };
+        const offers = rid
+          ? [{ id: "of1", _rid: "of1", _self: "offers/of1/", _etag: '"of1"', _ts: Math.floor(Date.now() / 1000),
+               resource: `colls/${rid}/`, offerResourceId: rid, offerType: "Invalid", offerVersion: "V2", content }]
+          : [];
+        res.end(JSON.stringify({ _rid: "", Offers: offers, _count: offers.length }));
+      });
+      return;
+    }
+    // Test aid: COSMOS_EMULATOR_EXPECT_HEADERS="name=value;..." refuses (400) any
+    // document request that does not carry each header with that value: how a test
+    // proves a client sends its priority level and throughput bucket.
+    const expected = (process.env.COSMOS_EMULATOR_EXPECT_HEADERS || "").split(";").filter(Boolean);
+    if (expected.length && /\/docs(\/|$)/.test(url.pathname)) {
+      const missing = expected.find(pair => {
+        const [name, value] = pair.split("=");
+        return String(req.headers[name.toLowerCase()] || "") !== value;
+      });
+      if (missing) {
+        res.statusCode = 400;
+        res.setHeader("content-type", "application/json");
+        res.setHeader("x-ms-request-charge", "0");
+        res.end(JSON.stringify({ code: "BadRequest", message: `expected header ${missing} (COSMOS_EMULATOR_EXPECT_HEADERS)` }));
+        return;
+      }
+    }
+    if (req.method === "POST" && url.pathname === "/_emulator/split") {
+      const collection =
+        accountRef && accountRef.database(url.searchParams.get("db")).collection(url.searchParams.get("coll")).read();
+      const ok = Boolean(collection) && splitRange(topologyOf(collection), url.searchParams.get("range"));
+      res.statusCode = ok ? 200 : 404;
+      res.setHeader("content-type", "application/json");
+      res.end(JSON.stringify(ok ? { ranges: topologyOf(collection).ranges.map(r => ({ id: r.id, min: r.min, max: r.max })) } : { code: "NotFound" }));
+      return;
+    }
+    for (const handler of handlers) handler.call(server, req, res);
+  });
   injectFaults(
     server,
     Number(process.env.COSMOS_EMULATOR_THROTTLE_EVERY || 0),

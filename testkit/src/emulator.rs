@@ -83,6 +83,45 @@ impl OwnEmulator {
         )
     }
 
+    /// A private Cosmos emulator whose containers have `partitions` physical
+    /// partitions (feed ranges, hashed as Cosmos does), each held to
+    /// `ru_per_second` when given (429 past it), and whose containers have the
+    /// offer `throughput` (`"manual:4000"`, `"autoscale:20000"`; `None`: the
+    /// account answers as a serverless one). scripts/emulators/cosmos-server.js,
+    /// "physical partitions".
+    pub fn cosmos_partitioned(partitions: u32, ru_per_second: Option<u32>, throughput: Option<&str>) -> Self {
+        let mut env = vec![("COSMOS_EMULATOR_PARTITIONS", partitions.to_string())];
+        if let Some(ru) = ru_per_second {
+            env.push(("COSMOS_EMULATOR_RANGE_RU_PER_SECOND", ru.to_string()));
+        }
+        if let Some(offer) = throughput {
+            env.push(("COSMOS_EMULATOR_THROUGHPUT", offer.to_owned()));
+        }
+        Self::cosmos_with(free_port(), &env)
+    }
+
+    /// A private Cosmos emulator that refuses (400) any document request without
+    /// each of `headers` (`name=value`), and whose containers have the offer
+    /// `throughput` (as for [`cosmos_partitioned`](Self::cosmos_partitioned)).
+    pub fn cosmos_expecting(headers: &[&str], throughput: Option<&str>) -> Self {
+        let mut env = vec![("COSMOS_EMULATOR_EXPECT_HEADERS", headers.join(";"))];
+        if let Some(offer) = throughput {
+            env.push(("COSMOS_EMULATOR_THROUGHPUT", offer.to_owned()));
+        }
+        Self::cosmos_with(free_port(), &env)
+    }
+
+    /// Splits the feed range `range` of `database/container` in two (the
+    /// emulator's test aid); the ranges after the split, as JSON.
+    pub async fn split(&self, database: &str, container: &str, range: &str) -> anyhow::Result<serde_json::Value> {
+        let at = std::net::SocketAddr::from(([127, 0, 0, 1], self.port()));
+        let q = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+        let path = format!("/_emulator/split?db={}&coll={}&range={}", q(database), q(container), q(range));
+        let (status, head) = crate::raw::request(at, "POST", &path, &[]).await?;
+        anyhow::ensure!(status == 200, "the split of range {range} answered {status}: {head}");
+        Ok(serde_json::json!({"split": range}))
+    }
+
     fn cosmos_with(port: u16, env: &[(&str, String)]) -> Self {
         let script = format!("{}/../scripts/emulators/cosmos-server.js", env!("CARGO_MANIFEST_DIR"));
         let mut command = std::process::Command::new("node");

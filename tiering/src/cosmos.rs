@@ -8,11 +8,14 @@ use std::time::Duration;
 
 use azure_core::credentials::Secret;
 use azure_data_cosmos::clients::ContainerClient;
+/// A physical partition's share of the EPK space (the SDK's type).
+pub use azure_data_cosmos::feed::FeedRange;
 use azure_data_cosmos::feed::{ContinuationToken, FeedScope, QueryPageIterator};
 use azure_data_cosmos::models::{ContainerProperties, PartitionKeyKind};
 use azure_data_cosmos::options::{
     BinaryEncodingOptions, ConnectionPoolOptions, EndToEndOperationLatencyPolicy, ItemWriteOptions, MaxItemCountHint,
-    OperationOptionsBuilder, Precondition, QueryOptions, ThrottlingRetryOptionsBuilder,
+    OperationOptionsBuilder, Precondition, PriorityLevel, QueryOptions, ReadFeedRangesOptions,
+    ThrottlingRetryOptionsBuilder, ThroughputControlOptionsBuilder,
 };
 use azure_data_cosmos::{
     AccountEndpoint, AccountReference, CosmosClient, CosmosError, CosmosRuntime, Query, RoutingStrategy,
@@ -91,11 +94,63 @@ pub struct Deletion {
     pub attempts: Attempts,
 }
 
+/// How the archiver's requests share the container's throughput with the live
+/// API: Cosmos DB's priority-based execution (low-priority requests are throttled
+/// first) and throughput buckets (a request group held to a share of the
+/// container's RU). Both ride on every request as headers
+/// (`x-ms-cosmos-priority-level`, `x-ms-cosmos-throughput-bucket`:
+/// azure_data_cosmos_driver 1.0, `options/operation_options.rs`,
+/// `models/cosmos_headers.rs`). Microsoft's docs: an account without
+/// priority-based execution ignores the priority; a bucket id 1 to 5 that the
+/// container does not configure is no error, its requests use the container's
+/// throughput as any other (docs/deployment.md, "Sharing the throughput").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ThroughputControl {
+    pub low_priority: bool,
+    pub bucket: Option<u8>,
+}
+
+/// What a container's throughput is, as read at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Throughput {
+    /// Manual, provisioned on the container (RU/s).
+    Manual(u64),
+    /// Autoscale on the container, up to this maximum (RU/s).
+    Autoscale(u64),
+    /// Shared by the database's containers (manual RU/s, or autoscale maximum).
+    Database(u64),
+    /// Not readable: why (a serverless account, an identity without the right).
+    Unknown(String),
+}
+
+/// One physical partition's share of a query: its feed range (as the SDK
+/// prints it) and where the query stands in it (a continuation token; `None`:
+/// from the start). The unit of the archiver's work: serialisable, so that a
+/// later step can hand slices to other instances (docs/archive-protocol.md,
+/// "Spreading a backfill over instances").
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RangeSlice {
+    pub range: String,
+    pub continuation: Option<String>,
+}
+
+impl RangeSlice {
+    /// The whole of `range`, from its start.
+    pub fn of(range: &FeedRange) -> Self {
+        Self { range: range.to_string(), continuation: None }
+    }
+
+    pub fn feed_range(&self) -> Result<FeedRange, StoreError> {
+        self.range.parse().map_err(|e| StoreError::Other(format!("`{}` is not a feed range: {e}", self.range)))
+    }
+}
+
 /// The billing-records container.
 #[derive(Clone)]
 pub struct CosmosStore {
     client: CosmosClient,
     container: ContainerClient,
+    database: String,
     age_field: AgeField,
     partition_key: PartitionKeyPath,
     /// How many partition-key ranges a cross-partition query may plan for.
@@ -188,7 +243,16 @@ impl CosmosStore {
     ///
     /// With `COSMOS_KEY` the key signs requests (emulators); otherwise the managed identity does.
     pub async fn connect(settings: &StoreSettings, transport: Transport) -> Result<Self, ConnectError> {
-        let client = Self::client(settings, transport).await?;
+        Self::connect_controlled(settings, transport, ThroughputControl::default()).await
+    }
+
+    /// [`connect`](Self::connect), every request carrying `control`.
+    pub async fn connect_controlled(
+        settings: &StoreSettings,
+        transport: Transport,
+        control: ThroughputControl,
+    ) -> Result<Self, ConnectError> {
+        let client = Self::client_controlled(settings, transport, control).await?;
         let (database, name) = (&settings.cosmos_database, &settings.cosmos_container);
         let unreachable = |e: CosmosError| anyhow::anyhow!(open_error(database, name, &settings.cosmos_endpoint, e));
         let container = client
@@ -215,6 +279,7 @@ impl CosmosStore {
         Ok(Self {
             client,
             container,
+            database: database.clone(),
             age_field: settings.age_field.clone(),
             partition_key: settings.partition_key.clone(),
             max_fan_out,
@@ -224,6 +289,14 @@ impl CosmosStore {
 
     /// The account client alone (tests and the demo use it to create databases).
     pub async fn client(settings: &StoreSettings, transport: Transport) -> anyhow::Result<CosmosClient> {
+        Self::client_controlled(settings, transport, ThroughputControl::default()).await
+    }
+
+    async fn client_controlled(
+        settings: &StoreSettings,
+        transport: Transport,
+        control: ThroughputControl,
+    ) -> anyhow::Result<CosmosClient> {
         let endpoint: AccountEndpoint = settings.cosmos_endpoint.as_str().parse()?;
         let account = match &settings.cosmos_key {
             Some(key) => AccountReference::with_authentication_key(endpoint, Secret::new(key.secret().to_owned())),
@@ -242,7 +315,18 @@ impl CosmosStore {
             pool = pool.with_is_http2_allowed(false);
         }
         let runtime = CosmosRuntime::builder().with_connection_pool(pool.build()?).build().await?;
-        let operations = OperationOptionsBuilder::new()
+        let mut operations = OperationOptionsBuilder::new();
+        if control != ThroughputControl::default() {
+            let mut throughput = ThroughputControlOptionsBuilder::new();
+            if control.low_priority {
+                throughput = throughput.with_priority_level(PriorityLevel::Low);
+            }
+            if let Some(bucket) = control.bucket {
+                throughput = throughput.with_throughput_bucket(u32::from(bucket));
+            }
+            operations = operations.with_throughput_control(throughput.build());
+        }
+        let operations = operations
             .with_throttling_retry_options(
                 ThrottlingRetryOptionsBuilder::new()
                     .with_max_retry_count(transport.retries.max(1) * 3)
@@ -355,6 +439,60 @@ impl CosmosStore {
         let query =
             Query::from(sql).with_parameter("@cutoff", cutoff.to_json())?.with_parameter("@quiet", written_before)?;
         self.pages(query, FeedScope::full_container(), page_size, None).await
+    }
+
+    /// The container's physical partitions as feed ranges, in EPK order, read
+    /// afresh (a split since the last look is seen).
+    pub async fn feed_ranges(&self) -> Result<Vec<FeedRange>, StoreError> {
+        let options = ReadFeedRangesOptions::default().with_force_refresh(true);
+        Ok(self.container.read_feed_ranges(Some(options)).await?)
+    }
+
+    /// [`aged_records`](Self::aged_records) within one slice: its feed range,
+    /// from its continuation. A range that splits meanwhile is followed into its
+    /// children by the driver (a 410 with sub-status 1002, 1007 or 1008 makes it
+    /// re-read the ranges and go on in each child with the same position:
+    /// azure_data_cosmos_driver 1.0, `driver/dataflow/request.rs`,
+    /// `split_for_topology_change`; its continuation tokens name positions by
+    /// EPK, not by range id, so they survive splits too).
+    pub async fn aged_records_in(
+        &self,
+        slice: &RangeSlice,
+        cutoff: &AgeValue,
+        written_before: i64,
+        page_size: u32,
+    ) -> Result<Pages, StoreError> {
+        let sql = format!("SELECT * FROM c WHERE c[\"{}\"] < @cutoff AND c._ts < @quiet", self.age_field.name());
+        let query =
+            Query::from(sql).with_parameter("@cutoff", cutoff.to_json())?.with_parameter("@quiet", written_before)?;
+        let scope = FeedScope::range(slice.feed_range()?);
+        self.pages(query, scope, page_size, slice.continuation.clone()).await
+    }
+
+    /// The container's throughput: its own offer, else its database's (shared
+    /// throughput), else why it cannot be read. Offers are read on the data plane
+    /// (azure_data_cosmos 1.0, `clients/offers_client.rs`); Entra ID data-plane
+    /// roles do not cover them ("Read/Replace Container Throughput" is outside the
+    /// data-plane permission model), and a serverless account has none, so a
+    /// deployment passes the throughput it read as ARCHIVE_CONTAINER_RU_PER_SECOND.
+    pub async fn throughput(&self) -> Throughput {
+        let amount = |p: &azure_data_cosmos::models::ThroughputProperties| p.autoscale_maximum().or(p.throughput());
+        match self.container.read_throughput(None).await {
+            Ok(Some(offer)) => match (offer.autoscale_maximum(), offer.throughput()) {
+                (Some(max), _) => Throughput::Autoscale(max),
+                (None, Some(manual)) => Throughput::Manual(manual),
+                (None, None) => Throughput::Unknown("the container's offer names no throughput".into()),
+            },
+            Ok(None) => match self.client.database_client(&self.database).read_throughput(None).await {
+                Ok(Some(offer)) => match amount(&offer) {
+                    Some(n) => Throughput::Database(n),
+                    None => Throughput::Unknown("the database's offer names no throughput".into()),
+                },
+                Ok(None) => Throughput::Unknown("neither the container nor its database has an offer".into()),
+                Err(e) => Throughput::Unknown(format!("the database's throughput cannot be read: {}", first_line(&e))),
+            },
+            Err(e) => Throughput::Unknown(format!("the container's throughput cannot be read: {}", first_line(&e))),
+        }
     }
 
     /// What a plan needs of every aged record, and no more: `{id, pk, age, ts}`,
@@ -609,6 +747,10 @@ impl CosmosStore {
     }
 }
 
+fn first_line(e: &CosmosError) -> String {
+    e.to_string().lines().next().unwrap_or_default().chars().take(200).collect()
+}
+
 /// What a refused request cost; Cosmos reports it on error responses too.
 fn error_charge(e: &CosmosError) -> f64 {
     e.response().and_then(|r| r.headers().request_charge).map(|c| c.value()).unwrap_or(0.0)
@@ -703,6 +845,12 @@ impl std::fmt::Debug for Pages {
 }
 
 impl Pages {
+    /// Where the query stands: a token to go on from (with the same query and
+    /// scope), `None` when it cannot say.
+    pub fn continuation(&self) -> Option<String> {
+        self.inner.to_continuation_token().ok().map(|t| t.as_str().to_owned())
+    }
+
     /// The next page, or `None` when the query is drained.
     pub async fn next_page(&mut self) -> Option<Result<QueryPage, StoreError>> {
         use futures::TryStreamExt;

@@ -234,8 +234,23 @@ pub struct ArchiverSettings {
     pub dry_run: bool,
     /// The upper bound on records in flight (the adaptive limit stays below it).
     pub concurrency: usize,
-    /// 0 means unlimited.
+    /// The request-unit budget in force (0 means unlimited). With
+    /// `ru_budget: Auto` it is set from the container's throughput when the
+    /// archiver starts (`archiver::startup`).
     pub max_ru_per_second: u32,
+    /// Where the budget comes from (`ARCHIVE_MAX_RU_PER_SECOND`).
+    pub ru_budget: RuBudgetSetting,
+    /// The budget in force in words, as the run summary reports it
+    /// (`ruBudgetSource`): set with `max_ru_per_second`.
+    pub ru_budget_note: String,
+    /// The priority the archiver's Cosmos requests carry (`ARCHIVE_PRIORITY`).
+    pub priority: Priority,
+    /// The throughput bucket its requests go into, 1 to 5 (`ARCHIVE_THROUGHPUT_BUCKET`).
+    pub throughput_bucket: Option<u8>,
+    /// One aged-records query per physical partition, side by side
+    /// (`ARCHIVE_RANGE_QUERIES`, default true); false: one query over the whole
+    /// container, which the SDK drains one partition at a time.
+    pub range_queries: bool,
     pub time_budget: Duration,
     /// The timer's schedule (`ARCHIVE_SCHEDULE`, which function.json names as
     /// `%ARCHIVE_SCHEDULE%`): six-field NCRONTAB, UTC.
@@ -247,6 +262,28 @@ pub struct ArchiverSettings {
     /// (`ARCHIVE_RETENTION_DAYS`; `None`: kept for ever).
     pub retention_days: Option<u32>,
 }
+
+/// Where the archiver's request-unit budget comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuBudgetSetting {
+    /// `ARCHIVE_MAX_RU_PER_SECOND` unset or `auto`: `share_percent`
+    /// (`ARCHIVE_RU_SHARE_PERCENT`) of the container's throughput as read at
+    /// start; `deployed`: the throughput the deployment read
+    /// (`ARCHIVE_CONTAINER_RU_PER_SECOND`), for when the archiver cannot read it.
+    Auto { share_percent: u32, deployed: Option<u32> },
+    /// A number: that budget (`0`: unlimited).
+    Fixed(u32),
+}
+
+/// The priority of the archiver's requests (Cosmos DB priority-based execution).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    Low,
+    High,
+}
+
+/// The share of the container's throughput the archiver spends by default.
+pub const DEFAULT_RU_SHARE_PERCENT: u32 = 50;
 
 /// 30 days: a billing record is still written for weeks after its invoice date
 /// (payment, a dispute, a correction, a credit note), and rarely after a month.
@@ -271,6 +308,11 @@ impl ArchiverSettings {
             dry_run: false,
             concurrency: AUTO_CONCURRENCY,
             max_ru_per_second: 0,
+            ru_budget: RuBudgetSetting::Fixed(0),
+            ru_budget_note: "unlimited (ARCHIVE_MAX_RU_PER_SECOND=0)".into(),
+            priority: Priority::Low,
+            throughput_bucket: None,
+            range_queries: true,
             time_budget: Duration::from_secs(DEFAULT_TIME_BUDGET_SECONDS),
             schedule: DEFAULT_SCHEDULE.to_owned(),
             adaptive: true,
@@ -292,7 +334,49 @@ impl ArchiverSettings {
             "auto" => AUTO_CONCURRENCY,
             _ => r.ranged("ARCHIVE_CONCURRENCY", AUTO_CONCURRENCY, 1..=256, "`auto` or a whole number")?,
         };
-        let max_ru_per_second = r.parsed("ARCHIVE_MAX_RU_PER_SECOND", 0u32, "a whole number of request units")?;
+        let ru_budget = match r.or("ARCHIVE_MAX_RU_PER_SECOND", "auto").to_ascii_lowercase().as_str() {
+            "auto" => RuBudgetSetting::Auto {
+                share_percent: r.ranged(
+                    "ARCHIVE_RU_SHARE_PERCENT",
+                    DEFAULT_RU_SHARE_PERCENT,
+                    1..=100,
+                    "a whole percentage, 1 to 100",
+                )?,
+                deployed: match r.opt("ARCHIVE_CONTAINER_RU_PER_SECOND") {
+                    None => None,
+                    Some(_) => Some(r.ranged(
+                        "ARCHIVE_CONTAINER_RU_PER_SECOND",
+                        0u32,
+                        1..=u32::MAX,
+                        "the container's RU/s, a whole number",
+                    )?),
+                },
+            },
+            _ => RuBudgetSetting::Fixed(r.parsed(
+                "ARCHIVE_MAX_RU_PER_SECOND",
+                0u32,
+                "`auto` or a whole number of request units (0: unlimited)",
+            )?),
+        };
+        let max_ru_per_second = match ru_budget {
+            RuBudgetSetting::Fixed(n) => n,
+            RuBudgetSetting::Auto { .. } => 0,
+        };
+        let priority = match r.or("ARCHIVE_PRIORITY", "low").to_ascii_lowercase().as_str() {
+            "low" => Priority::Low,
+            "high" => Priority::High,
+            other => {
+                return Err(SettingsError {
+                    name: "ARCHIVE_PRIORITY",
+                    message: format!("is `{other}`, not `low` or `high`"),
+                });
+            }
+        };
+        let range_queries = parse_bool(&r, "ARCHIVE_RANGE_QUERIES", true)?;
+        let throughput_bucket = match r.opt("ARCHIVE_THROUGHPUT_BUCKET") {
+            None => None,
+            Some(_) => Some(r.ranged("ARCHIVE_THROUGHPUT_BUCKET", 1u8, 1..=5, "a bucket id, 1 to 5")?),
+        };
         let budget = r.ranged(
             "ARCHIVE_TIME_BUDGET_SECONDS",
             DEFAULT_TIME_BUDGET_SECONDS,
@@ -327,6 +411,15 @@ impl ArchiverSettings {
             dry_run,
             concurrency,
             max_ru_per_second,
+            ru_budget,
+            ru_budget_note: match ru_budget {
+                RuBudgetSetting::Fixed(0) => "unlimited (ARCHIVE_MAX_RU_PER_SECOND=0)".into(),
+                RuBudgetSetting::Fixed(n) => format!("{n} RU/s (ARCHIVE_MAX_RU_PER_SECOND)"),
+                RuBudgetSetting::Auto { .. } => "not resolved yet".into(),
+            },
+            priority,
+            throughput_bucket,
+            range_queries,
             time_budget: Duration::from_secs(budget),
             schedule,
             adaptive,
@@ -551,7 +644,11 @@ mod tests {
         assert_eq!(s.after_days, 90);
         assert_eq!(s.quiet_days, 30);
         assert!(!s.dry_run);
-        assert_eq!(s.max_ru_per_second, 0);
+        assert_eq!(
+            (s.ru_budget, s.priority, s.throughput_bucket, s.range_queries),
+            (RuBudgetSetting::Auto { share_percent: 50, deployed: None }, Priority::Low, None, true),
+            "by default: half the container's throughput, at low priority, per range"
+        );
         assert_eq!(s.concurrency, AUTO_CONCURRENCY);
         assert!(s.adaptive);
         assert_eq!(s.schedule, "0 0 2 * * *");
@@ -581,6 +678,14 @@ mod tests {
             ("ARCHIVE_SCHEDULE", "0 2 * * *"),
             ("ARCHIVE_SCHEDULE", "0 0 25 * * *"),
             ("ARCHIVE_MAX_RU_PER_SECOND", "-5"),
+            ("ARCHIVE_MAX_RU_PER_SECOND", "lots"),
+            ("ARCHIVE_RU_SHARE_PERCENT", "0"),
+            ("ARCHIVE_RU_SHARE_PERCENT", "150"),
+            ("ARCHIVE_CONTAINER_RU_PER_SECOND", "0"),
+            ("ARCHIVE_PRIORITY", "urgent"),
+            ("ARCHIVE_THROUGHPUT_BUCKET", "0"),
+            ("ARCHIVE_THROUGHPUT_BUCKET", "6"),
+            ("ARCHIVE_RANGE_QUERIES", "sometimes"),
             ("ARCHIVE_TIME_BUDGET_SECONDS", "1h"),
             ("ARCHIVE_TIME_BUDGET_SECONDS", "18446744073709551615"),
             ("ARCHIVE_AGE_FIELD", "a.b"),

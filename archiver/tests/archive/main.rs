@@ -34,6 +34,7 @@ mod budgets;
 mod faults;
 mod lease;
 mod ops;
+mod partitions;
 mod plan;
 mod protocol;
 mod retention;

@@ -404,7 +404,12 @@ async fn front(args: &Args, rtt: u64, results: &mut Results) -> anyhow::Result<(
         .map(|(i, r)| testkit::sample::invoice(&r.customer_id, &r.id, r.invoice_date, 300_000, i as u64))
         .collect::<Vec<_>>();
     let hot = dataset(args.reads, args.max_kb, 0..30, 22);
-    say(format!("front mode at {rtt} ms: {} hot reads (up to {} KB), {} archived (300 KB)", hot.len(), args.max_kb, cold.len()));
+    say(format!(
+        "front mode at {rtt} ms: {} hot reads (up to {} KB), {} archived (300 KB)",
+        hot.len(),
+        args.max_kb,
+        cold.len()
+    ));
     let direct = fresh(&cold).await?;
     archiver(&args.dist, &direct, &[], cold.len()).await?;
     seed(&CosmosStore::connect(&direct, Transport::BATCH).await?, &hot, |_| {}).await?;
@@ -469,7 +474,15 @@ async fn front(args: &Args, rtt: u64, results: &mut Results) -> anyhow::Result<(
 async fn front_lists(args: &Args, rtt: u64, results: &mut Results) -> anyhow::Result<()> {
     let today = chrono::Utc::now().date_naive();
     let big: Vec<SampleRecord> = (0..200)
-        .map(|i| testkit::sample::invoice("acct-big", &format!("big-{i:04}"), today - chrono::Duration::days(5 + i / 4), 300_000, i as u64))
+        .map(|i| {
+            testkit::sample::invoice(
+                "acct-big",
+                &format!("big-{i:04}"),
+                today - chrono::Duration::days(5 + i / 4),
+                300_000,
+                i as u64,
+            )
+        })
         .collect();
     let archived_n = args.front_archived;
     let many: Vec<SampleRecord> = (0..archived_n)
@@ -516,7 +529,14 @@ async fn front_lists(args: &Args, rtt: u64, results: &mut Results) -> anyhow::Re
     let mut peaks = Vec::new();
     for (mode, settings, path, size, token, items) in [
         ("front", &front_settings, "/api/v2/accounts/acct-big/invoices", "limit", "cursor", "/paging/next"),
-        ("serve", &serve_settings, "/api/customers/acct-big/billing-records", "pageSize", "continuationToken", "/continuationToken"),
+        (
+            "serve",
+            &serve_settings,
+            "/api/customers/acct-big/billing-records",
+            "pageSize",
+            "continuationToken",
+            "/continuationToken",
+        ),
     ] {
         let host = Host::start(AppFolder::load(&args.dist.join("reader"))?, settings).await?;
         let url = format!("{}{path}?{size}=100", host.handler_url());
@@ -569,7 +589,13 @@ async fn front_lists(args: &Args, rtt: u64, results: &mut Results) -> anyhow::Re
             .json()
             .await?;
         times.push(started.elapsed());
-        seen.extend(page["data"].as_array().into_iter().flatten().filter_map(|d| d["invoiceNumber"].as_str().map(str::to_owned)));
+        seen.extend(
+            page["data"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|d| d["invoiceNumber"].as_str().map(str::to_owned)),
+        );
         match page.pointer("/paging/next").and_then(|t| t.as_str()) {
             Some(t) => next = format!("{base}&cursor={t}"),
             None => break,
@@ -577,7 +603,12 @@ async fn front_lists(args: &Args, rtt: u64, results: &mut Results) -> anyhow::Re
     }
     host.stop().await?;
     let unique: std::collections::HashSet<&String> = seen.iter().collect();
-    ensure!(seen.len() == archived_n && unique.len() == archived_n, "paging listed {} records ({} distinct) of {archived_n}", seen.len(), unique.len());
+    ensure!(
+        seen.len() == archived_n && unique.len() == archived_n,
+        "paging listed {} records ({} distinct) of {archived_n}",
+        seen.len(),
+        unique.len()
+    );
     let ms = |q: f64| percentile(&times, q).unwrap_or_default().as_secs_f64() * 1000.0;
     let slowest = times.iter().max().copied().unwrap_or_default().as_secs_f64() * 1000.0;
     say(format!("  paged {archived_n} archived records in {} pages, each once", times.len()));
