@@ -75,7 +75,7 @@ kill_pid() {
   kill -KILL "$pid" 2>/dev/null || true
 }
 
-AZURITE_MAIN="$EMU/node_modules/azurite/dist/src/blob/main.js"
+AZURITE_MAIN="$EMU/azurite-server.js"
 COSMOS_MAIN="$EMU/cosmos-server.js"
 
 start() {
