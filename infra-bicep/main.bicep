@@ -64,8 +64,29 @@ param archiverPaused bool = false
 @description('Upper bound on records in flight in the archiver (1 to 256), or auto.')
 param archiveConcurrency string = 'auto'
 
-@description('Request units per second the nightly archiver may spend; 0 = unlimited.')
-param archiveMaxRuPerSecond int = 0
+@description('Request units per second the archiver may spend: auto (archiveRuSharePercent of the container\'s throughput), a number, or 0 = unlimited.')
+param archiveMaxRuPerSecond string = 'auto'
+
+@description('With archiveMaxRuPerSecond auto: the share of the container\'s throughput (manual RU/s or autoscale maximum) the archiver may spend.')
+@minValue(1)
+@maxValue(100)
+param archiveRuSharePercent int = 50
+
+@description('The container\'s RU/s as the deployment read it (scripts/deploy.sh fills it in); 0 = not read. The archiver reads the offer itself when its identity may.')
+@minValue(0)
+param archiveContainerRuPerSecond int = 0
+
+@description('Priority of the archiver\'s Cosmos requests: low (throttled before the live API\'s when the account has priority-based execution) or high.')
+@allowed([
+  'low'
+  'high'
+])
+param archivePriority string = 'low'
+
+@description('Throughput bucket (1 to 5) the archiver\'s Cosmos requests go into; 0 = none. docs/deployment.md, "Sharing the throughput".')
+@minValue(0)
+@maxValue(5)
+param archiveThroughputBucket int = 0
 
 @description('The archiver timer schedule: six-field NCRONTAB, UTC.')
 param archiveSchedule string = '0 0 2 * * *'
@@ -395,18 +416,24 @@ var apps = [
     maxInstances: 40
     alwaysReady: []
     inbound: { defaultAction: 'Allow', rules: [] }
-    settings: [
+    settings: concat([
       { name: 'ARCHIVE_AFTER_DAYS', value: string(archiveAfterDays) }
       { name: 'ARCHIVE_QUIET_DAYS', value: string(archiveQuietDays) }
       { name: 'ARCHIVE_RETENTION_DAYS', value: string(archiveRetentionDays) }
       { name: 'ARCHIVE_DRY_RUN', value: archiveDryRun ? 'true' : 'false' }
       { name: 'ARCHIVE_CONCURRENCY', value: archiveConcurrency }
-      { name: 'ARCHIVE_MAX_RU_PER_SECOND', value: string(archiveMaxRuPerSecond) }
+      { name: 'ARCHIVE_MAX_RU_PER_SECOND', value: archiveMaxRuPerSecond }
+      { name: 'ARCHIVE_RU_SHARE_PERCENT', value: string(archiveRuSharePercent) }
+      { name: 'ARCHIVE_PRIORITY', value: archivePriority }
       // host.json's functionTimeout is 30 minutes; stop starting work at 25.
       { name: 'ARCHIVE_TIME_BUDGET_SECONDS', value: '1500' }
       { name: 'ARCHIVE_SCHEDULE', value: archiveSchedule }
       { name: 'AzureWebJobs.ArchiveBillingRecords.Disabled', value: archiverPaused ? 'true' : 'false' }
-    ]
+    ], (archiveContainerRuPerSecond > 0) ? [
+      { name: 'ARCHIVE_CONTAINER_RU_PER_SECOND', value: string(archiveContainerRuPerSecond) }
+    ] : [], (archiveThroughputBucket > 0) ? [
+      { name: 'ARCHIVE_THROUGHPUT_BUCKET', value: string(archiveThroughputBucket) }
+    ] : [])
   }
   {
     name: 'reader'

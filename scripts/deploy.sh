@@ -21,7 +21,8 @@
 # --paused (the timer, default false), --after-days (ARCHIVE_AFTER_DAYS, 90) and
 # --schedule (ARCHIVE_SCHEDULE, nightly); any other template parameter (ageField,
 # archiveQuietDays, readerUpstreamUrl (write-through: docs/writes.md),
-# archiveMaxRuPerSecond, archiveConcurrency, cosmosDatabase, cosmosContainer, ...)
+# archiveMaxRuPerSecond, archivePriority, archiveThroughputBucket, archiveConcurrency,
+# cosmosDatabase, cosmosContainer, ...)
 # goes in --param name=value or DEPLOY_PARAMETERS ("name=value name=value").
 # --contract (DEPLOY_CONTRACT) is the read contract profile: packaged with the
 # reader, its partition key set for both apps (COSMOS_PARTITION_KEY), its
@@ -166,13 +167,45 @@ az_limit 60 "checking the sign-in" account show --query id -o tsv >/dev/null 2>&
 
 deployment="billing-archive"
 
+# A template parameter given with --param, else its default.
+given() { printf '%s\n' ${extra[@]+"${extra[@]}"} | sed -n "s/^$1=//p" | tail -n 1 | grep . || echo "$2"; }
+
+# The live container's RU/s (its manual throughput, its autoscale maximum, or its
+# database's shared throughput), for the archiver's default budget: the archiver's
+# identity may not read offers (they are outside Cosmos DB's data-plane roles), so
+# the deployment reads them on the control plane and passes the figure on
+# (archiveContainerRuPerSecond; docs/operations.md, "The request-unit budget").
+# Serverless, or not readable here: 0, and the archiver states its default.
+container_ru() {
+  local db container ru="" query="resource.autoscaleSettings.maxThroughput || resource.throughput"
+  db="$(given cosmosDatabase billing)"
+  container="$(given cosmosContainer records)"
+  ru="$(az_limit 120 "reading the container's throughput" cosmosdb sql container throughput show \
+    --account-name "$cosmos_account" --resource-group "$cosmos_resource_group" --database-name "$db" \
+    --name "$container" --query "$query" -o tsv 2>/dev/null)" ||
+    ru="$(az_limit 120 "reading the database's throughput" cosmosdb sql database throughput show \
+      --account-name "$cosmos_account" --resource-group "$cosmos_resource_group" --name "$db" \
+      --query "$query" -o tsv 2>/dev/null)" || ru=""
+  [[ "$ru" =~ ^[1-9][0-9]*$ ]] || ru=0
+  echo "$ru"
+}
+
 deploy_infra() {
+  local ru=0
+  if ! printf '%s\n' ${extra[@]+"${extra[@]}"} | grep -q '^archiveContainerRuPerSecond='; then
+    ru="$(container_ru)"
+    if [[ "$ru" -gt 0 ]]; then
+      step "the container's throughput: $ru RU/s (the archiver's default budget is a share of it)"
+    else
+      step "the container's throughput could not be read (serverless, or no right to): the archiver states its default"
+    fi
+  fi
   local params=(
     namePrefix="$name_prefix" cosmosAccountName="$cosmos_account"
     cosmosResourceGroup="$cosmos_resource_group" alertEmail="$alert_email" archiveDryRun="$dry_run"
     archiverPaused="$paused" archiveAfterDays="$after_days" archiveSchedule="$schedule"
     partitionKey="$partition_key" readerAuth="$auth_mode" readerAuthIssuers="$auth_issuers"
-    readerAuthAudiences="$auth_audiences" ${extra[@]+"${extra[@]}"}
+    readerAuthAudiences="$auth_audiences" archiveContainerRuPerSecond="$ru" ${extra[@]+"${extra[@]}"}
   )
   step "checking infra-bicep/main.bicep (az bicep build)"
   az_limit 300 "az bicep build" bicep build --file infra-bicep/main.bicep --stdout >/dev/null || die "the template does not build"

@@ -126,11 +126,15 @@ enum Command {
         wait: u64,
     },
     /// What archiving would do now: counts per month, bytes, compression, request
-    /// units, time and runs, storage cost before and after. Writes nothing.
+    /// units, time (from a timed trial of the run without its deletes) and runs,
+    /// storage cost before and after. Changes nothing in Cosmos.
     Plan {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Print the table and write the JSON to this file (one plan, both forms).
+        #[arg(long, conflicts_with = "json")]
+        json_out: Option<std::path::PathBuf>,
         /// Whole records read for sizes, compression and charges.
         #[arg(long, default_value_t = 1000)]
         sample: usize,
@@ -140,6 +144,11 @@ enum Command {
         /// A delete costs this many point reads of the same item (measure yours with a staging run).
         #[arg(long, default_value_t = 5.0)]
         delete_ru_factor: f64,
+        /// Seconds for the trial of the archive pass: the run's own pass over
+        /// the aged records without its deletes, copies written under
+        /// state/plan-trial/ and deleted after (docs/operations.md, "Plan first").
+        #[arg(long, default_value_t = 20.0, value_parser = trial_seconds)]
+        trial_seconds: f64,
         /// USD per GB-month of Cosmos DB storage.
         #[arg(long, default_value_t = plan::Prices::default().cosmos_gb_month)]
         cosmos_gb_price: f64,
@@ -156,6 +165,14 @@ enum Command {
         #[arg(long, default_value_t = plan::Prices::default().request_units_per_million)]
         ru_price: f64,
     },
+}
+
+/// A trial's length: 1 to 600 seconds.
+fn trial_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if (1.0..=600.0).contains(&s) => Ok(s),
+        _ => Err(format!("`{text}` is not a number of seconds from 1 to 600")),
+    }
 }
 
 /// An instant as RFC 3339, or a day (its start, UTC).
@@ -308,16 +325,19 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Plan {
             json,
+            json_out,
             sample,
             max_ru,
             delete_ru_factor,
+            trial_seconds,
             cosmos_gb_price,
             blob_gb_price,
             blob_write_price,
             blob_read_price,
             ru_price,
         } => {
-            let archiver = startup::build(settings, Transport::BATCH, false).await?;
+            // Writes: the trial's copies need the archive container.
+            let archiver = startup::build(settings, Transport::BATCH, true).await?;
             let prices = plan::Prices {
                 cosmos_gb_month: cosmos_gb_price,
                 blob_gb_month: blob_gb_price,
@@ -325,12 +345,17 @@ async fn main() -> anyhow::Result<()> {
                 blob_reads_per_10k: blob_read_price,
                 request_units_per_million: ru_price,
             };
-            let options = plan::PlanOptions { sample, max_request_units: max_ru, delete_ru_factor, prices };
+            let options =
+                plan::PlanOptions { sample, max_request_units: max_ru, delete_ru_factor, trial_seconds, prices };
             let plan = plan::plan(&archiver, chrono::Utc::now(), &options).await?;
             if json {
                 print_json(&plan)?;
             } else {
                 print!("{}", plan::render(&plan));
+            }
+            if let Some(path) = json_out {
+                std::fs::write(&path, serde_json::to_string_pretty(&plan)? + "\n")
+                    .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
             }
         }
     }

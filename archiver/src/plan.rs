@@ -1,12 +1,13 @@
-//! `archiver plan`: what archiving will do, before it is turned on. Writes nothing.
+//! `archiver plan`: what archiving will do, before it is turned on. Changes
+//! nothing in Cosmos; in the archive, its trial's copies (below) come and go.
 //!
 //! - **Counts** are exact: a light query walks the aged set (ids, partition keys and
 //!   age values only, no bodies) and applies the archiver's own rules, so it counts
-//!   exactly the records a run would archive, per month of age, and apart the aged
-//!   records the quiet period holds back (`ARCHIVE_QUIET_DAYS`). The Rust Cosmos SDK
-//!   cannot merge aggregates (`COUNT`) across partitions, so counting is a walk; it
-//!   stops at `--max-ru` request units, and then the counts are a lower bound
-//!   (`counted: "partial"`).
+//!   exactly the records a run would archive, per month of age and per physical
+//!   partition, and apart the aged records the quiet period holds back
+//!   (`ARCHIVE_QUIET_DAYS`). The Rust Cosmos SDK cannot merge aggregates
+//!   (`COUNT`) across partitions, so counting is a walk; it stops at `--max-ru`
+//!   request units, and then the counts are a lower bound (`counted: "partial"`).
 //! - **Bytes, compression, request units** come from a sample: the first `--sample`
 //!   aged records, read whole through the archiver's own query, stripped and
 //!   compressed as the archiver would, with the query's measured charge per KB and
@@ -14,11 +15,21 @@
 //!   as `--delete-ru-factor` (default 5) point reads of the same item: Cosmos
 //!   charges writes and deletes by size and indexed terms, and cannot be asked what
 //!   a delete would cost without deleting.
-//! - **Time** is a model: each record needs a query share, compression, two blob
-//!   round trips and a Cosmos delete; round trips are measured. The pace is the
-//!   lower of `ARCHIVE_CONCURRENCY` / time-per-record and the RU budget / RU per
-//!   record. The runs follow from `ARCHIVE_TIME_BUDGET_SECONDS` and
-//!   `ARCHIVE_SCHEDULE`.
+//! - **Time** is the tightest of three bounds, each from a measurement:
+//!   1. the pace of a **trial**: for `--trial-seconds` (20), the run's own pass
+//!      ([`Archiver::trial`]: the same queries per physical partition, in-flight
+//!      limits, compression, upload, read-back and list entry) with the copies
+//!      under `state/plan-trial/` and, in place of each delete, a conditional
+//!      point read that changes nothing; the copies are deleted after. A run
+//!      starts as the trial did and goes on at the pace of the trial's second
+//!      half, once its in-flight limit has found its level;
+//!   2. the **RU budget** (`ARCHIVE_MAX_RU_PER_SECOND`, by default a share of the
+//!      container's throughput) over the request units per record;
+//!   3. the **busiest physical partition**: each holds an even share of the
+//!      container's throughput, so the one with the most aged records needs its
+//!      records' request units at that share.
+//!
+//!   The runs follow from `ARCHIVE_TIME_BUDGET_SECONDS` and `ARCHIVE_SCHEDULE`.
 //! - **Cost** uses a price table with documented defaults (docs/operations.md),
 //!   each overridable.
 
@@ -30,12 +41,14 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use tiering::codec;
+use tiering::cosmos::Throughput;
 use tiering::record::{AgeField, AgeValue, RawDocument, RecordError, parse_iso_instant};
 use tiering::schedule::parse_schedule;
-use tiering::settings::ArchiverSettings;
+use tiering::settings::{ArchiverSettings, RuBudgetSetting};
 use tiering::store::StoreError;
 
 use crate::decide::{self, Cutoff, Eligibility, PartitionValue};
+use crate::run::Trial;
 use crate::startup::Archiver;
 
 /// Rows per page of the counting walk: tiny rows, so large pages.
@@ -79,12 +92,20 @@ pub struct PlanOptions {
     pub sample: usize,
     pub max_request_units: f64,
     pub delete_ru_factor: f64,
+    /// How long the trial of the archive pass may take.
+    pub trial_seconds: f64,
     pub prices: Prices,
 }
 
 impl Default for PlanOptions {
     fn default() -> Self {
-        Self { sample: 1000, max_request_units: 200_000.0, delete_ru_factor: 5.0, prices: Prices::default() }
+        Self {
+            sample: 1000,
+            max_request_units: 200_000.0,
+            delete_ru_factor: 5.0,
+            trial_seconds: 20.0,
+            prices: Prices::default(),
+        }
     }
 }
 
@@ -182,14 +203,40 @@ pub struct RequestUnits {
 #[serde(rename_all = "camelCase")]
 pub struct Pace {
     pub concurrency: usize,
+    /// The run's request-unit budget (0: unlimited) and where it comes from.
     pub max_ru_per_second: u32,
-    /// Measured: one Cosmos point read, one blob round trip; estimated: per record.
+    pub ru_budget_source: String,
+    /// Measured: one Cosmos point read, one blob round trip (for reference).
     pub cosmos_round_trip_ms: f64,
     pub blob_round_trip_ms: f64,
-    pub ms_per_record: f64,
+    /// The trial: aged records taken through every step of a run but the
+    /// delete, in how many seconds; `trialComplete` when it met them all.
+    pub trial_records: u64,
+    pub trial_seconds: f64,
+    pub trial_complete: bool,
+    /// Why the trial measured nothing, when it did not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trial_error: Option<String>,
+    /// What each bound allows, in records a second: the trial's pace, the RU
+    /// budget at the RU per record, and the busiest physical partition at its
+    /// share of the container's throughput (absent: no such bound).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub measured_per_second: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget_per_second: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition_per_second: Option<f64>,
+    /// Physical partitions, each one's share of the container's RU/s (when the
+    /// throughput is known), and the most records one of them holds.
+    pub ranges: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub range_ru_per_second: Option<f64>,
+    pub busiest_range_records: u64,
     pub records_per_second: f64,
-    /// `latency` (records in flight) or `request units` (the RU budget).
+    /// `measured pace`, `request units` (the budget), `a physical partition`
+    /// (the busiest one's share of the throughput), or `unknown` (no trial).
     pub bound_by: &'static str,
+    /// Seconds of work: what the tightest bound takes.
     pub seconds: f64,
     pub time_budget_seconds: u64,
     pub runs: u64,
@@ -235,19 +282,45 @@ fn median(mut values: Vec<Duration>) -> Duration {
     values.get(values.len() / 2).copied().unwrap_or_default()
 }
 
-/// Plans the archiving of everything aged at `now`. Writes nothing.
+/// Plans the archiving of everything aged at `now`. Changes nothing in Cosmos.
 ///
 /// Each bullet of the module docs is one step: [`count`], [`sample`],
-/// [`round_trips`] (the I/O) and [`estimate`] (pure arithmetic on what they found).
+/// [`round_trips`], the trial ([`Archiver::trial`]) and the container's
+/// throughput (the I/O), and [`estimate`] (pure arithmetic on what they found).
 pub async fn plan(archiver: &Archiver, now: DateTime<Utc>, options: &PlanOptions) -> Result<Plan, StoreError> {
     let settings = &archiver.settings;
     let cutoff = archiver.cutoffs(now);
     let counts = count(archiver, &cutoff, options.max_request_units).await?;
     let sample = sample(archiver, &cutoff, options.sample).await?;
     let trips = round_trips(archiver, &sample.to_read).await;
-    let mut plan = estimate(settings, now, &cutoff, options, &counts, &sample, &trips);
+    let trial = if counts.records > 0 { archiver.trial(now, options.trial_seconds).await } else { Trial::default() };
+    let throughput = container_ru(&archiver.cosmos.throughput().await, settings);
+    let found = Found { counts, sample, trips, trial, throughput };
+    let mut plan = estimate(settings, now, &cutoff, options, &found);
     plan.retention = retention(archiver, now).await?;
     Ok(plan)
+}
+
+/// The container's RU/s as far as it can be known: its offer (manual, or the
+/// autoscale maximum), its database's shared throughput, else what the
+/// deployment read (`ARCHIVE_CONTAINER_RU_PER_SECOND`).
+fn container_ru(throughput: &Throughput, settings: &ArchiverSettings) -> Option<u64> {
+    match (throughput, &settings.ru_budget) {
+        (Throughput::Manual(ru) | Throughput::Autoscale(ru) | Throughput::Database(ru), _) => Some(*ru),
+        (Throughput::Unknown(_), RuBudgetSetting::Auto { deployed: Some(ru), .. }) => Some(u64::from(*ru)),
+        (Throughput::Unknown(_), _) => None,
+    }
+}
+
+/// Everything the steps found, for [`estimate`].
+#[derive(Debug, Clone, Default)]
+pub struct Found {
+    pub counts: Counts,
+    pub sample: Sample,
+    pub trips: RoundTrips,
+    pub trial: Trial,
+    /// The container's RU/s, when known.
+    pub throughput: Option<u64>,
 }
 
 /// What the counting walk found.
@@ -262,6 +335,9 @@ pub struct Counts {
     /// The walk stopped at the request-unit limit: the counts are a lower bound.
     pub partial: bool,
     pub request_charge: f64,
+    /// Archivable records in each physical partition (one entry when the
+    /// container is queried whole); the last ones missing after a partial walk.
+    pub per_range: Vec<u64>,
 }
 
 /// Step 1. Counts, exactly, what a run would archive: the archiver's own rule
@@ -280,44 +356,53 @@ pub async fn count_paced(
     deadline: Option<tokio::time::Instant>,
 ) -> Result<Counts, StoreError> {
     let field = &archiver.settings.stores.age_field;
-    let mut pages = archiver.cosmos.aged_rows(&cutoff.age, COUNT_PAGE).await?;
+    // Range by range, as a run queries (`ARCHIVE_RANGE_QUERIES`), so that the
+    // plan knows how the records spread over the physical partitions.
+    let ranges = if archiver.settings.range_queries { archiver.cosmos.feed_ranges().await? } else { Vec::new() };
+    let ranges: Vec<Option<&tiering::cosmos::FeedRange>> =
+        if ranges.is_empty() { vec![None] } else { ranges.iter().map(Some).collect() };
     let mut counts = Counts::default();
-    loop {
-        if let Some(budget) = budget {
-            budget.admit().await;
-        }
-        if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
-            counts.partial = true;
-            break;
-        }
-        let Some(page) = pages.next_page().await else { break };
-        let page = page?;
-        counts.request_charge += page.request_charge;
-        if let Some(budget) = budget {
-            budget.charge(page.request_charge);
-        }
-        for raw in page.docs {
-            let row: Row = serde_json::from_slice(&raw)?;
-            let age = row
-                .age
-                .ok_or(RecordError::MissingProperty("age"))
-                .and_then(|a| AgeValue::from_json(field, a.get().as_bytes()));
-            let month = age.as_ref().map(|age| month_of(field, age)).unwrap_or_default();
-            let value = row.pk.as_ref().and_then(serde_json::Value::as_str);
-            let partition = PartitionValue { property: archiver.cosmos.partition_key().property(), value };
-            match decide::eligibility(row.id.as_deref(), partition, age, row.ts, cutoff) {
-                Eligibility::Archive { .. } => {
-                    counts.records += 1;
-                    *counts.months.entry(month).or_default() += 1;
-                }
-                Eligibility::Blocked(_) => counts.blocked += 1,
-                Eligibility::Quiet => counts.quiet += 1,
-                Eligibility::NotAged => {}
+    'ranges: for range in ranges {
+        let mut pages = archiver.cosmos.aged_rows(&cutoff.age, COUNT_PAGE, range).await?;
+        counts.per_range.push(0);
+        loop {
+            if let Some(budget) = budget {
+                budget.admit().await;
             }
-        }
-        if counts.request_charge >= max_request_units {
-            counts.partial = true;
-            break;
+            if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                counts.partial = true;
+                break 'ranges;
+            }
+            let Some(page) = pages.next_page().await else { break };
+            let page = page?;
+            counts.request_charge += page.request_charge;
+            if let Some(budget) = budget {
+                budget.charge(page.request_charge);
+            }
+            for raw in page.docs {
+                let row: Row = serde_json::from_slice(&raw)?;
+                let age = row
+                    .age
+                    .ok_or(RecordError::MissingProperty("age"))
+                    .and_then(|a| AgeValue::from_json(field, a.get().as_bytes()));
+                let month = age.as_ref().map(|age| month_of(field, age)).unwrap_or_default();
+                let value = row.pk.as_ref().and_then(serde_json::Value::as_str);
+                let partition = PartitionValue { property: archiver.cosmos.partition_key().property(), value };
+                match decide::eligibility(row.id.as_deref(), partition, age, row.ts, cutoff) {
+                    Eligibility::Archive { .. } => {
+                        counts.records += 1;
+                        *counts.months.entry(month).or_default() += 1;
+                        *counts.per_range.last_mut().unwrap_or(&mut 0) += 1;
+                    }
+                    Eligibility::Blocked(_) => counts.blocked += 1,
+                    Eligibility::Quiet => counts.quiet += 1,
+                    Eligibility::NotAged => {}
+                }
+            }
+            if counts.request_charge >= max_request_units {
+                counts.partial = true;
+                break 'ranges;
+            }
         }
     }
     Ok(counts)
@@ -426,10 +511,9 @@ pub fn estimate(
     now: DateTime<Utc>,
     cutoff: &Cutoff,
     options: &PlanOptions,
-    counts: &Counts,
-    sample: &Sample,
-    trips: &RoundTrips,
+    found: &Found,
 ) -> Plan {
+    let Found { counts, sample, trips, trial, throughput } = found;
     let field = &settings.stores.age_field;
     let records = counts.records;
     let (a, b) = fit(&trips.reads);
@@ -455,24 +539,46 @@ pub fn estimate(
     let total = read + delete;
     let per_record = if records == 0 { 0.0 } else { total / records as f64 };
 
-    let cosmos_ms = trips.cosmos.as_secs_f64() * 1000.0;
-    let blob_ms = trips.blob.as_secs_f64() * 1000.0;
-    let per_sample =
-        |d: Duration| if sample.records == 0 { 0.0 } else { d.as_secs_f64() * 1000.0 / sample.records as f64 };
-    // Upload and read back (two blob trips), delete (one Cosmos trip), a share of
-    // the query, and compression; the reads of the verify step decompress too.
-    let ms_per_record = 2.0 * blob_ms + cosmos_ms + per_sample(sample.elapsed) + 2.0 * per_sample(sample.compress_time);
-    let latency_rate = if ms_per_record > 0.0 { settings.concurrency as f64 * 1000.0 / ms_per_record } else { 0.0 };
-    let budget_rate = if settings.max_ru_per_second > 0 && per_record > 0.0 {
-        f64::from(settings.max_ru_per_second) / per_record
+    // Three bounds on the pace, and the run goes at the tightest.
+    // 1. The trial: the run's own pass on the real stores, minus the deletes.
+    //    Blocked records cost a run their share of the query, so they count.
+    let met = trial.records + trial.skipped + trial.failed;
+    let measured = (trial.records > 0 && trial.seconds > 0.0).then(|| met as f64 / trial.seconds);
+    let pace_seconds = measured.map(|rate| pace_seconds(trial, met, rate, records + counts.blocked));
+    // 2. The budget, at the RU per record.
+    let budget = f64::from(settings.max_ru_per_second);
+    let budget_rate = (budget > 0.0 && per_record > 0.0).then(|| budget / per_record);
+    // 3. Each physical partition has an even share of the container's RU/s
+    //    (docs/archive-protocol.md, "Physical partitions"): the one holding the
+    //    most aged records can go no faster than its share allows.
+    let ranges = counts.per_range.len().max(1);
+    let busiest = if counts.partial {
+        records.div_ceil(ranges as u64)
     } else {
-        f64::INFINITY
+        counts.per_range.iter().copied().max().unwrap_or(records)
     };
-    let (rate, bound_by) =
-        if budget_rate < latency_rate { (budget_rate, "request units") } else { (latency_rate, "latency") };
-    let seconds = if rate > 0.0 { records as f64 / rate } else { 0.0 };
+    let range_ru = throughput.map(|ru| ru as f64 / ranges as f64);
+    let partition_seconds =
+        range_ru.filter(|ru| *ru > 0.0 && per_record > 0.0).map(|ru| busiest as f64 * per_record / ru);
+    let bounds = [
+        ("measured pace", pace_seconds),
+        ("request units", budget_rate.map(|rate| records as f64 / rate)),
+        ("a physical partition", partition_seconds),
+    ];
+    let (bound_by, seconds) = bounds
+        .iter()
+        .filter_map(|(name, s)| s.map(|s| (*name, s)))
+        .max_by(|x, y| x.1.total_cmp(&y.1))
+        .filter(|_| measured.is_some() || records == 0)
+        .unwrap_or(("unknown", f64::NAN));
+    let seconds = if records == 0 { 0.0 } else { seconds };
+    let rate = if seconds > 0.0 { records as f64 / seconds } else { 0.0 };
     let budget_secs = settings.time_budget.as_secs().max(1);
-    let runs = (seconds / budget_secs as f64).ceil().max(if records > 0 { 1.0 } else { 0.0 }) as u64;
+    let runs = if seconds.is_nan() {
+        0
+    } else {
+        (seconds / budget_secs as f64).ceil().max(if records > 0 { 1.0 } else { 0.0 }) as u64
+    };
     let runs_per_day = runs_per_day(&settings.schedule, now);
     let days = if runs_per_day > 0.0 { runs as f64 / runs_per_day } else { f64::INFINITY };
 
@@ -483,7 +589,10 @@ pub fn estimate(
     let round2 = |x: f64| (x * 100.0).round() / 100.0;
     // Costs keep hundredths of a cent: a small container's saving is real, if tiny.
     let round4 = |x: f64| (x * 10_000.0).round() / 10_000.0;
-    let spent = counts.request_charge + sample.query_charge + trips.reads.iter().map(|r| r.1).sum::<f64>();
+    let spent = counts.request_charge
+        + sample.query_charge
+        + trips.reads.iter().map(|r| r.1).sum::<f64>()
+        + trial.request_units;
     Plan {
         age_field: field.name().to_owned(),
         cutoff: cutoff.age.to_metadata(),
@@ -507,9 +616,20 @@ pub fn estimate(
         pace: Pace {
             concurrency: settings.concurrency,
             max_ru_per_second: settings.max_ru_per_second,
-            cosmos_round_trip_ms: round2(cosmos_ms),
-            blob_round_trip_ms: round2(blob_ms),
-            ms_per_record: round2(ms_per_record),
+            ru_budget_source: settings.ru_budget_note.clone(),
+            cosmos_round_trip_ms: round2(trips.cosmos.as_secs_f64() * 1000.0),
+            blob_round_trip_ms: round2(trips.blob.as_secs_f64() * 1000.0),
+            trial_records: trial.records,
+            trial_seconds: round2(trial.seconds),
+            trial_complete: trial.complete,
+            trial_error: (measured.is_none() && records > 0)
+                .then(|| trial.error.clone().unwrap_or_else(|| "the trial took no record through its steps".into())),
+            measured_per_second: measured.map(round2),
+            budget_per_second: budget_rate.map(round2),
+            partition_per_second: partition_seconds.filter(|s| *s > 0.0).map(|s| round2(records as f64 / s)),
+            ranges,
+            range_ru_per_second: range_ru.map(round2),
+            busiest_range_records: busiest,
             records_per_second: round2(rate),
             bound_by,
             seconds: round2(seconds),
@@ -532,6 +652,19 @@ pub fn estimate(
         plan_request_units: round2(spent),
         retention: None,
     }
+}
+
+/// Seconds to take `n` records through at the trial's pace (`met` records at
+/// `rate` a second overall). A run starts as the trial did: its first half's
+/// records in its first half's time, then the second half's (steady) pace for
+/// the rest. A trial that met every record took as long as the run will.
+fn pace_seconds(trial: &Trial, met: u64, rate: f64, n: u64) -> f64 {
+    let steady_records = met.saturating_sub(trial.first_half_records);
+    let steady_seconds = trial.seconds - trial.half_seconds;
+    if trial.complete || n <= trial.first_half_records || steady_records == 0 || steady_seconds <= 0.0 {
+        return n as f64 / rate;
+    }
+    trial.half_seconds + (n - trial.first_half_records) as f64 * steady_seconds / steady_records as f64
 }
 
 /// Least-squares line through (KB, RU); a flat charge when the sample cannot tell.
@@ -600,17 +733,37 @@ pub fn render(plan: &Plan) -> String {
         ru.read, ru.delete, ru.delete_ru_factor, ru.total, ru.per_record
     );
     let p = &plan.pace;
-    let budget =
-        if p.max_ru_per_second == 0 { "unlimited".to_owned() } else { format!("{} RU/s", p.max_ru_per_second) };
+    let budget = if p.max_ru_per_second == 0 {
+        "unlimited".to_owned()
+    } else {
+        format!("{} RU/s ({})", p.max_ru_per_second, p.ru_budget_source)
+    };
+    let per_second = |x: Option<f64>| x.map_or_else(|| "no bound".to_owned(), |r| format!("{r:.1} records/s"));
+    let trial = match &p.trial_error {
+        Some(why) => format!("NOT MEASURED: {why}"),
+        None => format!(
+            "{} records in {:.1} s{}",
+            p.trial_records,
+            p.trial_seconds,
+            if p.trial_complete { ", every aged record" } else { "" }
+        ),
+    };
+    let _ = writeln!(out, "trial        the run's pass without its deletes: {trial}");
+    let range_ru =
+        p.range_ru_per_second.map_or_else(|| "throughput unknown".to_owned(), |ru| format!("{ru:.0} RU/s each"));
     let _ = writeln!(
         out,
-        "pace         {:.1} records/s ({} bound; up to {} in flight, {budget}; round trips Cosmos {:.1} ms, blob {:.1} ms)",
-        p.records_per_second, p.bound_by, p.concurrency, p.cosmos_round_trip_ms, p.blob_round_trip_ms
+        "pace         measured {}; budget {budget}: {}; {} physical partition(s), {range_ru}, the busiest with {} records: {}",
+        per_second(p.measured_per_second),
+        per_second(p.budget_per_second),
+        p.ranges,
+        p.busiest_range_records,
+        per_second(p.partition_per_second),
     );
     let _ = writeln!(
         out,
-        "runs         {:.0} s of work = {} run(s) of {} s; at `{}` ({:.2} a day): {:.1} day(s)",
-        p.seconds, p.runs, p.time_budget_seconds, p.schedule, p.runs_per_day, p.days
+        "runs         {:.0} s of work ({:.1} records/s, bound by {}) = {} run(s) of {} s; at `{}` ({:.2} a day): {:.1} day(s)",
+        p.seconds, p.records_per_second, p.bound_by, p.runs, p.time_budget_seconds, p.schedule, p.runs_per_day, p.days
     );
     let c = &plan.cost;
     let _ = writeln!(
@@ -655,7 +808,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_estimate_scales_the_sample_to_the_count_and_takes_the_slower_pace() {
+    fn the_estimate_scales_the_sample_to_the_count_and_takes_the_tightest_bound() {
         let stores = tiering::settings::StoreSettings::from_lookup(&|name: &str| match name {
             "COSMOS_ENDPOINT" => Some("http://127.0.0.1:1/".to_owned()),
             "ARCHIVE_BLOB_ENDPOINT" => Some("http://127.0.0.1:2/a".to_owned()),
@@ -665,6 +818,7 @@ mod tests {
         let mut settings = ArchiverSettings::defaults(stores);
         settings.concurrency = 10;
         let now = DateTime::parse_from_rfc3339("2026-11-22T12:00:00Z").unwrap().with_timezone(&Utc);
+        // 1,000 records (and 3 blocked) over 4 physical partitions, one holding 400.
         let counts = Counts {
             months: BTreeMap::from([("2026-01".into(), 600), ("2026-02".into(), 400)]),
             records: 1000,
@@ -672,6 +826,7 @@ mod tests {
             quiet: 7,
             partial: false,
             request_charge: 50.0,
+            per_range: vec![400, 200, 200, 200],
         };
         // Ten records of 10,000 bytes (11 KB whole), compressing tenfold; 10 RU to read them.
         let sample = Sample {
@@ -691,9 +846,21 @@ mod tests {
             cosmos: Duration::from_millis(4),
             blob: Duration::from_millis(4),
         };
+        // The trial met 200 records (one blocked) in 4 s, 50 of them in its
+        // first 2 s (finding its level) and 150 in the next 2: 75 a second then.
+        let trial = Trial {
+            records: 199,
+            skipped: 1,
+            seconds: 4.0,
+            request_units: 12.0,
+            first_half_records: 50,
+            half_seconds: 2.0,
+            ..Trial::default()
+        };
+        let mut found = Found { counts, sample, trips, trial, throughput: None };
         let options = PlanOptions::default();
         let cutoff = Cutoff { age: AgeValue::Seconds(0), written_before: 0 };
-        let plan = estimate(&settings, now, &cutoff, &options, &counts, &sample, &trips);
+        let plan = estimate(&settings, now, &cutoff, &options, &found);
         assert_eq!((plan.records, plan.blocked, plan.counted), (1000, 3, "exact"));
         assert_eq!((plan.held_back_by_quiet_period, plan.quiet_days), (7, 30));
         assert!(render(&plan).contains("written in the last 30 days"), "{}", render(&plan));
@@ -702,14 +869,30 @@ mod tests {
         // Reading: 10 RU per 110 KB, over 1000 x 11 KB; deleting: 5 x (1 + 0.1 x 11) per record.
         assert!((plan.request_units.read - 1000.0).abs() < 0.5, "{:?}", plan.request_units);
         assert!((plan.request_units.delete - 10_500.0).abs() < 0.5, "{:?}", plan.request_units);
-        // 13 ms per record (2 blob + 1 Cosmos trip, 1 ms of query) at 10 in flight.
-        assert_eq!(plan.pace.bound_by, "latency");
-        assert!((plan.pace.records_per_second - 769.23).abs() < 0.01, "{:?}", plan.pace);
+        // Unlimited budget, throughput unknown: the measured pace, blocked records
+        // included: 50 in the first 2 s, the other 953 at 75 a second.
+        assert_eq!(plan.pace.bound_by, "measured pace");
+        assert!((plan.pace.seconds - (2.0 + 953.0 / 75.0)).abs() < 0.01, "{:?}", plan.pace);
+        assert_eq!(plan.pace.measured_per_second, Some(50.0), "the trial's own pace, as it was");
+        assert_eq!((plan.pace.ranges, plan.pace.busiest_range_records), (4, 400));
+        // 11.5 RU a record: a budget of 115 RU/s allows 10 records a second.
         settings.max_ru_per_second = 115;
-        let capped = estimate(&settings, now, &cutoff, &options, &counts, &sample, &trips);
+        let capped = estimate(&settings, now, &cutoff, &options, &found);
         assert_eq!(capped.pace.bound_by, "request units");
         assert!((capped.pace.records_per_second - 10.0).abs() < 0.01, "{:?}", capped.pace);
-        assert_eq!(capped.plan_request_units, 63.2, "what the count, the sample and the reads spent");
+        assert_eq!(capped.plan_request_units, 75.2, "what the count, the sample, the reads and the trial spent");
+        // 400 RU/s over 4 partitions: the busiest one's 400 records at 100 RU/s take 46 s.
+        settings.max_ru_per_second = 0;
+        found.throughput = Some(400);
+        let partitioned = estimate(&settings, now, &cutoff, &options, &found);
+        assert_eq!(partitioned.pace.bound_by, "a physical partition");
+        assert!((partitioned.pace.seconds - 46.0).abs() < 0.01, "{:?}", partitioned.pace);
+        assert_eq!(partitioned.pace.range_ru_per_second, Some(100.0));
+        // A trial that took nothing through measures nothing, and the plan says so.
+        found.trial = Trial { failed: 5, seconds: 1.0, error: Some("store outage".into()), ..Trial::default() };
+        let unmeasured = estimate(&settings, now, &cutoff, &options, &found);
+        assert_eq!((unmeasured.pace.bound_by, unmeasured.pace.runs), ("unknown", 0));
+        assert!(render(&unmeasured).contains("NOT MEASURED: store outage"), "{}", render(&unmeasured));
     }
 
     #[test]

@@ -321,6 +321,36 @@ struct Pass<'a> {
     now: DateTime<Utc>,
     /// True while the run lease holds; checked before every destructive step.
     lease_holds: &'a LeaseHolds<'a>,
+    /// A plan's trial ([`Archiver::trial`]): copies go below this prefix and
+    /// nothing is deleted from Cosmos.
+    trial: Option<String>,
+}
+
+/// Where a plan's trials put their copies (below `state/`, which no reader,
+/// listing, retention or verification looks at).
+pub const TRIAL_PREFIX: &str = "state/plan-trial/";
+
+/// What a plan's trial did in its time ([`Archiver::trial`]).
+#[derive(Debug, Clone, Default)]
+pub struct Trial {
+    /// Records taken through every step but the delete.
+    pub records: u64,
+    /// Aged records the trial met and could not archive (blocked, changed).
+    pub skipped: u64,
+    pub failed: u64,
+    pub seconds: f64,
+    /// Its queries' and reads' request units.
+    pub request_units: f64,
+    /// Every aged record was met before the trial's time was up.
+    pub complete: bool,
+    /// Records met in the first `half_seconds` (the in-flight limit still
+    /// finding its level): the steady pace is the second half's.
+    pub first_half_records: u64,
+    pub half_seconds: f64,
+    pub ranges: usize,
+    pub concurrency: usize,
+    /// What stopped it, if something did (a store outage).
+    pub error: Option<String>,
 }
 
 impl Archiver {
@@ -414,7 +444,7 @@ impl Archiver {
         }
         self.expire(&mut summary, now, dry_run, started, &lease_holds).await;
         let budget = RuBudget::new(self.settings.max_ru_per_second);
-        let pass = Pass { archiver: self, cutoff, dry_run, budget, now, lease_holds: &lease_holds };
+        let pass = Pass { archiver: self, cutoff, dry_run, budget, now, lease_holds: &lease_holds, trial: None };
         pass.archive_aged(&mut summary, deadline, observe).await;
         if summary.status == RunStatus::Partial && !dry_run {
             self.count_backlog(&mut summary, now).await;
@@ -442,6 +472,52 @@ impl Archiver {
 }
 
 impl Archiver {
+    /// A plan's timed trial of the archive pass: for at most `seconds`, the
+    /// run's own pass over the aged records (the same queries per range, limits,
+    /// budget, compression, upload, read-back and list entry), with the copies
+    /// under [`TRIAL_PREFIX`] and, in place of the delete, a point read that
+    /// brings no body back ([`CosmosStore::read_unless_still`]): nothing changes
+    /// in Cosmos. The copies are deleted afterwards, with any a trial older than
+    /// an hour left behind (an interrupted plan).
+    ///
+    /// [`CosmosStore::read_unless_still`]: tiering::cosmos::CosmosStore::read_unless_still
+    pub async fn trial(&self, now: DateTime<Utc>, seconds: f64) -> Trial {
+        let started = Instant::now();
+        let prefix = format!("{TRIAL_PREFIX}{}-{}/", now.timestamp(), uuid::Uuid::new_v4().simple());
+        let deadline = started + std::time::Duration::from_secs_f64(seconds.max(0.0));
+        let mut summary = Summary::default();
+        let always = || true;
+        let pass = Pass {
+            archiver: self,
+            cutoff: self.cutoffs(now),
+            dry_run: false,
+            budget: RuBudget::new(self.settings.max_ru_per_second),
+            now,
+            lease_holds: &always,
+            trial: Some(prefix.clone()),
+        };
+        // Records met in the first half: the pace the second half shows is the
+        // steady one, after the in-flight limit has found its level.
+        let half = started + std::time::Duration::from_secs_f64(seconds.max(0.0) / 2.0);
+        let mut first_half = 0;
+        pass.archive_aged(&mut summary, deadline, |_| first_half += u64::from(Instant::now() < half)).await;
+        let elapsed = started.elapsed().as_secs_f64();
+        sweep_trials(self.archive.as_ref(), &prefix, now).await;
+        Trial {
+            first_half_records: first_half,
+            half_seconds: seconds.max(0.0) / 2.0,
+            records: summary.archived,
+            skipped: summary.scanned - summary.archived - summary.failed,
+            failed: summary.failed,
+            seconds: elapsed,
+            request_units: summary.request_units,
+            complete: summary.status == RunStatus::Complete,
+            ranges: summary.ranges,
+            concurrency: summary.concurrency,
+            error: summary.error,
+        }
+    }
+
     /// After a partial run, what is left: the dashboard's "nights left" (one
     /// light walk of the aged records, bounded by [`BACKLOG_MAX_RU`]).
     async fn count_backlog(&self, summary: &mut Summary, now: DateTime<Utc>) {
@@ -763,6 +839,10 @@ impl Pass<'_> {
             },
             AgeLookup::Missing | AgeLookup::NeedsBody => return Prep::NotAged,
         };
+        let (name, entry) = match &self.trial {
+            Some(prefix) => (format!("{prefix}{name}"), format!("{prefix}{entry}")),
+            None => (name, entry),
+        };
         Prep::Ready(Box::new(Prepared { customer_id, id, etag, name, entry, raw_len: body_len, compressed, meta }))
     }
 
@@ -799,7 +879,16 @@ impl Pass<'_> {
             index::remove(archive, &old).await;
         }
 
-        // 4. Delete the exact version we copied.
+        // 4. Delete the exact version we copied; a trial reads it instead.
+        if self.trial.is_some() {
+            return match self.archiver.cosmos.read_unless_still(&p.customer_id, &p.id, &p.etag).await {
+                Ok(charge) => {
+                    self.budget.charge(charge);
+                    RecordResult { request_units: charge, ..RecordResult::new(Outcome::Archived { raw, stored }) }
+                }
+                Err(e) => failed(format!("the trial's read in place of the delete: {e}"), Some(&e)),
+            };
+        }
         if !(self.lease_holds)() {
             return lease_may_lapse("the delete from Cosmos");
         }
@@ -858,6 +947,28 @@ enum Copied {
 
 /// Step 2: uploads the copy create-only; a copy in the way is decided by
 /// [`decide::existing_copy`].
+/// Deletes a plan trial's copies: those below `own`, and those of trials begun
+/// more than an hour before `now` (a plan interrupted before its own sweep).
+async fn sweep_trials(archive: &dyn Archive, own: &str, now: DateTime<Utc>) {
+    let stale = |name: &str| {
+        let begun = name.strip_prefix(TRIAL_PREFIX).and_then(|r| r.split_once('-')).map(|(t, _)| t.parse::<i64>());
+        matches!(begun, Some(Ok(t)) if t < now.timestamp() - 3600)
+    };
+    let doomed = archive
+        .list(TRIAL_PREFIX)
+        .filter_map(|blob| std::future::ready(blob.ok()))
+        .filter(|blob| std::future::ready(blob.name.starts_with(own) || stale(&blob.name)));
+    let left = doomed
+        .map(|blob| async move { archive.delete_if_match(&blob.name, &blob.etag).await.err().map(|e| (blob.name, e)) })
+        .buffer_unordered(16)
+        .filter_map(std::future::ready)
+        .collect::<Vec<_>>()
+        .await;
+    if let Some((name, e)) = left.first() {
+        warn!(left = left.len(), first = %name, error = %e, "a plan trial's copies were not all deleted; the next plan deletes them");
+    }
+}
+
 async fn copy(archive: &dyn Archive, p: &Prepared, lease_holds: &LeaseHolds<'_>) -> Copied {
     let metadata = || p.meta.to_metadata();
     let existing = match archive.put(&p.name, p.compressed.clone(), metadata(), PutCondition::Absent).await {

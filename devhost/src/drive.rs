@@ -54,9 +54,15 @@ pub async fn seed(
     records: &[SampleRecord],
     mut progress: impl FnMut(usize),
 ) -> anyhow::Result<()> {
-    let mut writes = futures::stream::iter(records)
-        .map(|r| upsert_raw(cosmos, r.partition_key(cosmos.partition_key().property()), &r.id, &r.json))
-        .buffer_unordered(8);
+    // A write throttled past the SDK's own retries (a container whose physical
+    // partitions are held to a rate) is written again after the delay named.
+    let write = async |r: &SampleRecord| loop {
+        match upsert_raw(cosmos, r.partition_key(cosmos.partition_key().property()), &r.id, &r.json).await {
+            Err(tiering::store::StoreError::Throttled { retry_after }) => tokio::time::sleep(retry_after).await,
+            other => return other,
+        }
+    };
+    let mut writes = futures::stream::iter(records).map(write).buffer_unordered(8);
     let mut done = 0;
     while let Some(result) = writes.next().await {
         result.context("seeding")?;
@@ -88,6 +94,9 @@ pub fn app_settings(stores: &StoreSettings) -> BTreeMap<String, String> {
     // The records were seeded a moment ago, so their last write (`_ts`) is now:
     // the quiet period would hold every one back (docs/writes.md).
     settings.insert("ARCHIVE_QUIET_DAYS".into(), "0".into());
+    // The emulators serve this run alone, with no live API to leave throughput
+    // for: no budget (a deployment's default is a share of the container's RU/s).
+    settings.insert("ARCHIVE_MAX_RU_PER_SECOND".into(), "0".into());
     settings.insert("RUST_LOG".into(), "warn,archiver=info".into());
     settings
 }
@@ -151,4 +160,36 @@ pub fn ms(d: Option<Duration>) -> String {
 
 pub fn mb(bytes: u64) -> f64 {
     bytes as f64 / 1_000_000.0
+}
+
+/// Both emulators behind proxies adding the same round trip
+/// (`testkit::proxy::Proxy`): the demo's and the benchmark's `--rtt-ms`.
+pub struct Network {
+    pub cosmos: testkit::proxy::Proxy,
+    pub blob: testkit::proxy::Proxy,
+}
+
+impl std::fmt::Debug for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Network").finish_non_exhaustive()
+    }
+}
+
+impl Network {
+    pub async fn new(direct: &StoreSettings, rtt: Duration) -> anyhow::Result<Self> {
+        let cosmos = testkit::proxy::Proxy::in_front_of(direct.cosmos_endpoint.as_str()).await?;
+        let blob = testkit::proxy::Proxy::in_front_of(direct.blob_endpoint.as_str()).await?;
+        cosmos.set_round_trip(rtt);
+        blob.set_round_trip(rtt);
+        Ok(Self { cosmos, blob })
+    }
+
+    /// `direct`, with both endpoints through the proxies.
+    pub fn through(&self, direct: &StoreSettings) -> StoreSettings {
+        let mut s = direct.clone();
+        s.cosmos_endpoint =
+            self.cosmos.endpoint_for(direct.cosmos_endpoint.as_str()).parse().unwrap_or(s.cosmos_endpoint);
+        s.blob_endpoint = self.blob.endpoint_for(direct.blob_endpoint.as_str()).parse().unwrap_or(s.blob_endpoint);
+        s
+    }
 }

@@ -17,6 +17,8 @@ case "$*" in
   "functionapp function list"*) echo ArchiveBillingRecords ;;
   "functionapp config appsettings list"*) echo true ;;
   "resource show"*siteUpdateStrategy*) echo RollingUpdate ;;
+  "cosmosdb sql container throughput show"*) [[ -n "${FAKE_AZ_RU:-}" ]] || exit 3; echo "$FAKE_AZ_RU" ;;
+  "cosmosdb sql database throughput show"*) exit 3 ;;
   *) echo "fake az: unexpected: $*" >&2; exit 9 ;;
 esac
 AZ
@@ -64,12 +66,22 @@ for case in "readerGatewayIpRanges=[]|auth.mode is anonymous" \
   fi
 done
 echo "ok    deploy.sh: an anonymous profile is refused without the gateway's sources, or with broad ones"
-out="$(infra --contract "$anonymous" --param 'readerGatewayIpRanges=["20.1.2.3/32"]')" || true
+out="$(FAKE_AZ_RU=12000 infra --contract "$anonymous" --param 'readerGatewayIpRanges=["20.1.2.3/32"]')" || true
 if ! grep -q "fake az: unexpected: bicep build" <<<"$out"; then
   echo "FAIL  an anonymous profile with its gateway's address must go on to the deployment: $out" >&2
   exit 1
 fi
 echo "ok    deploy.sh: an anonymous profile with its gateway's address goes on to the deployment"
+if ! grep -q "the container's throughput: 12000 RU/s" <<<"$out"; then
+  echo "FAIL  the deployment must read the container's throughput for the archiver's budget: $out" >&2
+  exit 1
+fi
+out="$(infra)" || true
+if ! grep -q "throughput could not be read" <<<"$out" || ! grep -q "fake az: unexpected: bicep build" <<<"$out"; then
+  echo "FAIL  a container whose throughput cannot be read (serverless) must not stop the deployment: $out" >&2
+  exit 1
+fi
+echo "ok    deploy.sh: reads the container's throughput for the archiver's budget, and goes on without it (serverless)"
 status=0
 out="$(infra --param 'readerGatewayIpRanges=["20.1.2.3/32"]')" || status=$?
 if [[ $status -eq 0 ]] || ! grep -q "only apply to a profile whose auth.mode is anonymous" <<<"$out"; then

@@ -88,7 +88,8 @@ COMMON_SETTINGS = ["AzureWebJobsStorage__accountName", "APPLICATIONINSIGHTS_CONN
                    "ARCHIVE_AGE_FIELD", "LOG_FORMAT", "COSMOS_DISABLE_IMDS"]
 APP_SETTINGS = {
     "archiver": ["ARCHIVE_AFTER_DAYS", "ARCHIVE_QUIET_DAYS", "ARCHIVE_RETENTION_DAYS", "ARCHIVE_DRY_RUN", "ARCHIVE_CONCURRENCY", "ARCHIVE_MAX_RU_PER_SECOND",
-                 "ARCHIVE_TIME_BUDGET_SECONDS", "ARCHIVE_SCHEDULE", "AzureWebJobs.ArchiveBillingRecords.Disabled"],
+                 "ARCHIVE_RU_SHARE_PERCENT", "ARCHIVE_PRIORITY", "ARCHIVE_TIME_BUDGET_SECONDS", "ARCHIVE_SCHEDULE",
+                 "AzureWebJobs.ArchiveBillingRecords.Disabled"],
     "reader": ["READER_TIMEOUT_SECONDS", "READER_PAGE_MAX_BYTES"],
 }
 SECRET_SETTINGS = {"COSMOS_KEY", "ARCHIVE_BLOB_SAS", "AzureWebJobsStorage", "APPINSIGHTS_INSTRUMENTATIONKEY"}
@@ -212,7 +213,7 @@ class Template:
                 for k, item in enumerate(items)]
 
     def array(self, node, env):
-        """The items of an array expression: a literal, a variable, concat(...), or <loop item>.<field>."""
+        """The items of an array expression: a literal, a variable, concat(...), a conditional, or <loop item>.<field>."""
         node = self.follow(node)
         if isinstance(node, list):
             return node
@@ -223,6 +224,9 @@ class Template:
         if op and op["type"] == "conditional" and self.src(op["operands"]["condition"]) in WRITE_THROUGH_FLAGS:
             branch = "true_value" if self.write_through else "false_value"
             return self.array(op["operands"][branch], env)
+        if op and op["type"] == "conditional":
+            # Another condition (an optional setting): what either branch may hold.
+            return [x for b in ("true_value", "false_value") for x in self.array(op["operands"][b], env)]
         if op and op["type"] == "property_accessor":
             item, field = op["operands"]["operand_1"], op["operands"]["operand_2"]
             if isinstance(env.get(item), dict) and isinstance(field, str) and field in env[item]:
@@ -979,6 +983,21 @@ def dry_run_default(x):
     need(p, f"ARCHIVE_DRY_RUN = {v}, not <param> ? 'true' : 'false'")
     need(p.get("type") == "bool" and p.get("default") is True,
          f"its parameter: {p.get('type')} = {x.m.src(p.get('default'))}, expected bool = true")
+
+
+@rule("archiver: shares the container's throughput by default (budget 'auto', priority 'low')")
+def shares_throughput(x):
+    """docs/deployment.md, "Sharing the throughput": the archiver spends a share of the container's throughput
+    (ARCHIVE_MAX_RU_PER_SECOND auto) at low priority unless the deployment says otherwise."""
+    settings = x.settings("archiver")
+    for name, want, allowed in (("ARCHIVE_MAX_RU_PER_SECOND", "auto", None), ("ARCHIVE_PRIORITY", "low", ["high", "low"])):
+        v = settings.get(name, "unset")
+        p = x.m.params.get(v)
+        need(p, f"{name} = {v}, not a parameter")
+        need(p.get("type") == "string" and p.get("default") == want,
+             f"{name}'s parameter {v}: {p.get('type')} = {x.m.src(p.get('default'))}, expected string = '{want}'")
+        got = next((d.get("argument") for d in p.get("decorators") or [] if d.get("type") == "allowed"), None)
+        need(allowed is None or sorted(got or []) == allowed, f"{v} allows {got}, expected {allowed}")
 
 
 @rule("no secrets: no COSMOS_KEY, ARCHIVE_BLOB_SAS, AzureWebJobsStorage connection string, AccountKey=, listKeys()")

@@ -234,6 +234,13 @@ MUTATIONS = [
     ("the \"no run\" alert waits", M, "tags: union(groupTags, { '${firstDeployedTag}': firstDeployed })",
      "tags: union(groupTags, { '${firstDeployedTag}': deployedAt })"),
     ("deploys without downtime", M, "alwaysReady: readerAlwaysReady > 0 ?", "alwaysReady: readerAlwaysReady > 5 ?"),
+    ("shares the container's throughput", M, "param archiveMaxRuPerSecond string = 'auto'",
+     "param archiveMaxRuPerSecond string = '0'"),
+    ("shares the container's throughput", M, "value: archiveMaxRuPerSecond }", "value: '0' }"),
+    ("shares the container's throughput", M, "param archivePriority string = 'low'", "param archivePriority string = 'high'"),
+    ("shares the container's throughput", M, "{ name: 'ARCHIVE_PRIORITY', value: archivePriority }\n", ""),
+    ("shares the container's throughput", M, "  'low'\n  'high'\n])\nparam archivePriority",
+     "  'low'\n  'high'\n  'highest'\n])\nparam archivePriority"),
 ]
 
 

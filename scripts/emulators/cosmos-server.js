@@ -286,7 +286,15 @@ wrapHandler("read-document", orig => (account, req, res, params) => {
       return { code: "BadRequest", message: err.message };
     }
     const collection = account.database(params.dbId).collection(params.collId);
-    if (!collection.document(params.docId, pk).read()) return notFound(res);
+    const doc = collection.document(params.docId, pk).read();
+    if (!doc) return notFound(res);
+    // Fix: If-None-Match was ignored on point reads; Cosmos answers 304 Not
+    // Modified, without a body, while the item is still at that ETag.
+    if (req.headers["if-none-match"] && req.headers["if-none-match"] === doc._etag) {
+      res.statusCode = 304;
+      res.setHeader("etag", doc._etag);
+      return {};
+    }
   }
   return orig(account, req, res, params);
 });

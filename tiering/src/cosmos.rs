@@ -13,8 +13,8 @@ pub use azure_data_cosmos::feed::FeedRange;
 use azure_data_cosmos::feed::{ContinuationToken, FeedScope, QueryPageIterator};
 use azure_data_cosmos::models::{ContainerProperties, PartitionKeyKind};
 use azure_data_cosmos::options::{
-    BinaryEncodingOptions, ConnectionPoolOptions, EndToEndOperationLatencyPolicy, ItemWriteOptions, MaxItemCountHint,
-    OperationOptionsBuilder, Precondition, PriorityLevel, QueryOptions, ReadFeedRangesOptions,
+    BinaryEncodingOptions, ConnectionPoolOptions, EndToEndOperationLatencyPolicy, ItemReadOptions, ItemWriteOptions,
+    MaxItemCountHint, OperationOptionsBuilder, Precondition, PriorityLevel, QueryOptions, ReadFeedRangesOptions,
     ThrottlingRetryOptionsBuilder, ThroughputControlOptionsBuilder,
 };
 use azure_data_cosmos::{
@@ -400,6 +400,30 @@ impl CosmosStore {
         deletion
     }
 
+    /// A point read that brings no body back while the item is still at `etag`
+    /// (`If-None-Match`: Cosmos answers 304 Not Modified): one point operation's
+    /// round trip on the item, changing nothing. A plan's trial times it in place
+    /// of the delete it must not send (crate docs of `archiver::plan`). The
+    /// request charge, whatever the answer.
+    pub async fn read_unless_still(&self, customer_id: &str, id: &str, etag: &str) -> Result<f64, StoreError> {
+        let options = ItemReadOptions::default().with_precondition(Precondition::if_none_match(etag.to_owned()));
+        match self.container.read_item(customer_id.to_owned(), id, Some(options)).await {
+            Ok(response) => {
+                let charge = response.headers().request_charge().map(|c| c.value()).unwrap_or(0.0);
+                self.spend(charge);
+                Ok(charge)
+            }
+            Err(e) => {
+                let charge = error_charge(&e);
+                self.spend(charge);
+                match StoreError::from(e) {
+                    StoreError::NotFound => Ok(charge),
+                    other => Err(other),
+                }
+            }
+        }
+    }
+
     /// True when the record is in Cosmos (at any version).
     pub async fn exists(&self, customer_id: &str, id: &str) -> Result<bool, StoreError> {
         match self.read(customer_id, id).await {
@@ -497,12 +521,19 @@ impl CosmosStore {
 
     /// What a plan needs of every aged record, and no more: `{id, pk, age, ts}`,
     /// the quiet period not applied (the plan counts what it holds back).
-    pub async fn aged_rows(&self, cutoff: &AgeValue, page_size: u32) -> Result<Pages, StoreError> {
+    /// Within one physical partition's range when `range` is given.
+    pub async fn aged_rows(
+        &self,
+        cutoff: &AgeValue,
+        page_size: u32,
+        range: Option<&FeedRange>,
+    ) -> Result<Pages, StoreError> {
         let (f, pk) = (self.age_field.name(), self.partition_key.property());
         let sql =
             format!("SELECT c.id, c[\"{pk}\"] AS pk, c[\"{f}\"] AS age, c._ts AS ts FROM c WHERE c[\"{f}\"] < @cutoff");
         let query = Query::from(sql).with_parameter("@cutoff", cutoff.to_json())?;
-        self.pages(query, FeedScope::full_container(), page_size, None).await
+        let scope = range.map_or_else(FeedScope::full_container, |r| FeedScope::range(r.clone()));
+        self.pages(query, scope, page_size, None).await
     }
 
     /// The first `limit` records of a customer inside `window`, in listing order

@@ -222,3 +222,40 @@ async fn a_container_whose_throughput_cannot_be_read_gets_the_stated_default_or_
     let b = archiver::startup::build(auto(Some(12_000)), TEST_TRANSPORT, false).await.unwrap();
     assert_eq!(b.settings.max_ru_per_second, 6_000, "{}", b.settings.ru_budget_note);
 }
+
+#[tokio::test]
+async fn the_plan_counts_each_physical_partition_and_bounds_the_pace_by_the_busiest() {
+    // 800 RU/s over 8 ranges: 100 each. One customer (one range) holds 80 records.
+    let emulator = OwnEmulator::cosmos_partitioned(8, None, Some("manual:800"));
+    let (stores, cosmos, blob) = on(&emulator).await;
+    let mut records: Vec<SampleRecord> =
+        (0..80).map(|i| invoice("cust-hot", &format!("hot-{i:03}"), date_days_ago(200), 4_000, i)).collect();
+    records.extend(aged(40, 20));
+    seed(&cosmos, &records).await;
+    let mut per_range = Vec::new();
+    for range in cosmos.feed_ranges().await.unwrap() {
+        per_range.push(ids_in(&cosmos, &RangeSlice::of(&range)).await.len() as u64);
+    }
+    let archiver = archiver_on(&stores, &cosmos, &blob);
+    let options = archiver::plan::PlanOptions { trial_seconds: 5.0, ..Default::default() };
+    let plan = archiver::plan::plan(&archiver, Utc::now(), &options).await.unwrap();
+    let p = &plan.pace;
+    assert_eq!((plan.records, p.ranges), (120, 8), "{plan:?}");
+    assert_eq!(p.busiest_range_records, *per_range.iter().max().unwrap(), "{per_range:?}");
+    assert!(p.busiest_range_records >= 80);
+    assert_eq!(p.range_ru_per_second, Some(100.0));
+    // The busiest range's records at its 100 RU/s, at the plan's RU per record.
+    let expected = p.busiest_range_records as f64 * plan.request_units.per_record / 100.0;
+    assert_eq!(p.bound_by, "a physical partition", "{p:?}");
+    assert!((p.seconds - expected).abs() < 0.1, "{} vs {expected}: {p:?}", p.seconds);
+    assert!(p.trial_complete && p.trial_records == 120, "the trial met every record: {p:?}");
+
+    // The trial's stand-in for a delete: a conditional read, 304 without a body
+    // while the record is at that ETag, the body once it changed; nothing changes.
+    let first = &records[0];
+    let etag = cosmos.read(&first.customer_id, &first.id).await.unwrap().doc.etag().unwrap();
+    let unchanged = cosmos.read_unless_still(&first.customer_id, &first.id, &etag).await.unwrap();
+    let changed = cosmos.read_unless_still(&first.customer_id, &first.id, "\"another\"").await.unwrap();
+    assert!(unchanged < 1.5 && changed > 1.2, "a 304 costs a bare read ({unchanged} RU), a body more ({changed} RU)");
+    assert_eq!(cosmos.read(&first.customer_id, &first.id).await.unwrap().doc.etag().unwrap(), etag);
+}

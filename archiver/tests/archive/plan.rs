@@ -23,6 +23,17 @@ async fn the_plan_predicts_what_the_following_run_does() {
     let now = Utc::now();
     let options = archiver::plan::PlanOptions::default();
     let plan = archiver::plan::plan(&archiver, now, &options).await.unwrap();
+    // The trial took every record through a run's steps but the delete, and
+    // left nothing behind: Cosmos as it was, no copy, no list entry, no trial blob.
+    assert!(plan.pace.trial_complete && plan.pace.trial_records == plan.records, "{:?}", plan.pace);
+    assert_eq!(plan.pace.bound_by, "measured pace", "{:?}", plan.pace);
+    for r in f.old.iter().chain(&more) {
+        assert!(f.cosmos.read(&r.customer_id, &r.id).await.is_ok(), "{} still in Cosmos", r.id);
+    }
+    for prefix in [layout::LAYOUT_PREFIX, tiering::index::INDEX_PREFIX, archiver::run::TRIAL_PREFIX] {
+        let left: Vec<_> = f.blob.list(prefix).try_collect().await.unwrap();
+        assert!(left.is_empty(), "{prefix}: {:?}", left.iter().map(|b| &b.name).collect::<Vec<_>>());
+    }
     let run = archiver.run(now, false).await;
     assert_eq!(plan.counted, "exact");
     assert_eq!(plan.records, run.archived, "plan {plan:?}\nrun {run:?}");

@@ -34,14 +34,13 @@ use anyhow::{Context, ensure};
 use bytes::Bytes;
 use clap::Parser;
 use devhost::app::AppFolder;
-use devhost::drive::{app_settings, dataset, mb, read, read_as, read_with, seed};
+use devhost::drive::{Network, app_settings, dataset, mb, read, read_as, read_with, seed};
 use devhost::host::Host;
 use devhost::stats::percentile;
 use futures::StreamExt;
 use serde::Serialize;
 use testkit::cosmos::{Indexing, ensure_container};
 use testkit::emulator::unique;
-use testkit::proxy::Proxy;
 use testkit::sample::SampleRecord;
 use tiering::archive::{Archive, BlobArchive, PutCondition};
 use tiering::codec;
@@ -85,8 +84,17 @@ struct Args {
     /// Their size, in KB (the in-memory emulators hold them all).
     #[arg(long, default_value_t = 20)]
     front_archived_kb: usize,
+    /// RU/s each of the 8 physical partitions is held to in the partitions measurement.
+    #[arg(long, default_value_t = 100)]
+    range_ru: u32,
+    /// Aged records seeded for it (one customer each; evened out over the ranges).
+    #[arg(long, default_value_t = 480)]
+    range_records: usize,
+    /// Their size, in KB.
+    #[arg(long, default_value_t = 20)]
+    range_kb: usize,
     /// Which measurements to run (all by default).
-    #[arg(long, value_delimiter = ',', default_value = "archive,reads,front,restore,memory,lists,index")]
+    #[arg(long, value_delimiter = ',', default_value = "archive,ranges,reads,front,restore,memory,lists,index")]
     parts: Vec<String>,
     #[arg(long, default_value = "dist")]
     dist: PathBuf,
@@ -133,6 +141,8 @@ impl Results {
         let (target, pass) = match bound {
             Some((">=", x)) => (Some(format!(">= {x}x")), Some(ratio >= x)),
             Some(("<=", x)) => (Some(format!("<= {x}x")), Some(ratio <= x)),
+            // Within x of 1 either way: 0.25 is "0.75x to 1.25x".
+            Some(("~", x)) => (Some(format!("{}-{}x", 1.0 - x, 1.0 + x)), Some((ratio - 1.0).abs() <= x)),
             _ => (None, None),
         };
         let baseline = Some(Baseline { name: baseline.0.to_owned(), value: round(baseline.1) });
@@ -166,33 +176,17 @@ fn say(line: impl AsRef<str>) {
     let _ = std::io::stdout().flush();
 }
 
-/// Both emulators behind proxies with the same added round trip.
-struct Network {
-    cosmos: Proxy,
-    blob: Proxy,
-}
-
-impl Network {
-    async fn new(direct: &StoreSettings, rtt: Duration) -> anyhow::Result<Self> {
-        let cosmos = Proxy::in_front_of(direct.cosmos_endpoint.as_str()).await?;
-        let blob = Proxy::in_front_of(direct.blob_endpoint.as_str()).await?;
-        cosmos.set_round_trip(rtt);
-        blob.set_round_trip(rtt);
-        Ok(Self { cosmos, blob })
-    }
-
-    fn through(&self, direct: &StoreSettings) -> StoreSettings {
-        let mut s = direct.clone();
-        s.cosmos_endpoint =
-            self.cosmos.endpoint_for(direct.cosmos_endpoint.as_str()).parse().unwrap_or(s.cosmos_endpoint);
-        s.blob_endpoint = self.blob.endpoint_for(direct.blob_endpoint.as_str()).parse().unwrap_or(s.blob_endpoint);
-        s
-    }
-}
-
 /// Fresh stores holding `data`, seeded directly (not through the proxies).
 async fn fresh(data: &[SampleRecord]) -> anyhow::Result<StoreSettings> {
+    fresh_on(data, None).await
+}
+
+/// [`fresh`], with Cosmos at `cosmos` when given (an emulator of the bench's own).
+async fn fresh_on(data: &[SampleRecord], cosmos: Option<&str>) -> anyhow::Result<StoreSettings> {
     let mut stores = StoreSettings::from_env().context("run through ./scripts/bench.sh (needs the emulators)")?;
+    if let Some(endpoint) = cosmos {
+        stores.cosmos_endpoint = endpoint.parse()?;
+    }
     stores.cosmos_database = unique("bench");
     stores.archive_container = unique("bench-archive");
     stores.age_field = AgeField::Iso("invoiceDate".into());
@@ -207,6 +201,9 @@ async fn fresh(data: &[SampleRecord]) -> anyhow::Result<StoreSettings> {
 /// What one archiving approach achieved.
 #[derive(Debug, Clone, Copy)]
 struct Rate {
+    /// The run's own duration (`durationMs`) and request units, for the archiver.
+    seconds: f64,
+    request_units: f64,
     records_per_second: f64,
     mb_per_second: f64,
     concurrency: f64,
@@ -231,11 +228,33 @@ async fn archiver(
     ensure!(s["archived"].as_u64() == Some(expect as u64), "the archiver did not archive everything: {s}");
     let secs = s["durationMs"].as_f64().unwrap_or(1.0) / 1000.0;
     Ok(Rate {
+        seconds: secs,
+        request_units: s["requestUnits"].as_f64().unwrap_or(0.0),
         records_per_second: expect as f64 / secs,
         mb_per_second: mb(s["bytesRead"].as_u64().unwrap_or(0)) / secs,
         concurrency: s["concurrency"].as_f64().unwrap_or(0.0),
         peak_rss_mb: rss,
     })
+}
+
+/// The packaged archiver's `plan --json` with the app's settings on `stores`.
+async fn plan(
+    dist: &std::path::Path,
+    stores: &StoreSettings,
+    extra: &[(&str, String)],
+) -> anyhow::Result<serde_json::Value> {
+    let binary = dist.join("archiver").join("archiver");
+    let mut env = app_settings(stores);
+    env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+    let out = tokio::process::Command::new(&binary)
+        .args(["plan", "--json"])
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .with_context(|| format!("running {}", binary.display()))?;
+    ensure!(out.status.success(), "archiver plan failed: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(serde_json::from_slice(&out.stdout)?)
 }
 
 /// Baseline (a): read pages, upload each record as it came, delete it; 64 at a
@@ -263,7 +282,14 @@ async fn copy_loop(stores: &StoreSettings, cutoff: &AgeValue, expect: usize) -> 
         .await;
     let secs = started.elapsed().as_secs_f64();
     ensure!(moved == expect, "the copy loop moved {moved} of {expect}");
-    Ok(Rate { records_per_second: expect as f64 / secs, mb_per_second: 0.0, concurrency: 64.0, peak_rss_mb: 0.0 })
+    Ok(Rate {
+        seconds: secs,
+        request_units: 0.0,
+        records_per_second: expect as f64 / secs,
+        mb_per_second: 0.0,
+        concurrency: 64.0,
+        peak_rss_mb: 0.0,
+    })
 }
 
 /// Baseline (b): one record at a time: read, gzip, upload, delete.
@@ -290,7 +316,14 @@ async fn sequential_gzip(stores: &StoreSettings, cutoff: &AgeValue, expect: usiz
     }
     let secs = started.elapsed().as_secs_f64();
     ensure!(moved == expect, "the sequential loop moved {moved} of {expect}");
-    Ok(Rate { records_per_second: expect as f64 / secs, mb_per_second: 0.0, concurrency: 1.0, peak_rss_mb: 0.0 })
+    Ok(Rate {
+        seconds: secs,
+        request_units: 0.0,
+        records_per_second: expect as f64 / secs,
+        mb_per_second: 0.0,
+        concurrency: 1.0,
+        peak_rss_mb: 0.0,
+    })
 }
 
 fn cutoff() -> AgeValue {
@@ -306,13 +339,27 @@ async fn archive_throughput(args: &Args, rtt: u64, results: &mut Results) -> any
         mb(json),
         args.max_kb
     ));
+    let plan_seconds = std::cell::Cell::new(None::<f64>);
     let measure = async |what: &str| -> anyhow::Result<Rate> {
         let direct = fresh(&data).await?;
         let network = Network::new(&direct, Duration::from_millis(rtt)).await?;
         let stores = network.through(&direct);
         say(format!("  {what} ..."));
         match what {
-            "archiver" => archiver(&args.dist, &stores, &[], data.len()).await,
+            "archiver" => {
+                // The plan first, on the same stores, as an operator would.
+                let planned = plan(&args.dist, &stores, &[]).await?;
+                let rate = archiver(&args.dist, &stores, &[], data.len()).await?;
+                let seconds = planned["pace"]["seconds"].as_f64().unwrap_or(f64::NAN);
+                say(format!(
+                    "  the plan: {seconds:.1} s of work (bound by {}, a {:.1} s trial); the run took {:.1} s",
+                    planned["pace"]["boundBy"].as_str().unwrap_or("?"),
+                    planned["pace"]["trialSeconds"].as_f64().unwrap_or(0.0),
+                    rate.seconds
+                ));
+                plan_seconds.set(Some(seconds));
+                Ok(rate)
+            }
             "archiver held at 64" => {
                 let fixed =
                     [("ARCHIVE_CONCURRENCY", "64".to_owned()), ("ARCHIVE_CONCURRENCY_ADAPTIVE", "false".to_owned())];
@@ -323,6 +370,7 @@ async fn archive_throughput(args: &Args, rtt: u64, results: &mut Results) -> any
         }
     };
     let ours = measure("archiver").await?;
+    let planned = plan_seconds.take().unwrap_or(f64::NAN);
     let held = measure("archiver held at 64").await?;
     let copy = measure("copy loop").await?;
     let sequential = measure("sequential gzip loop").await?;
@@ -343,6 +391,13 @@ async fn archive_throughput(args: &Args, rtt: u64, results: &mut Results) -> any
         ("sequential gzip loop", sequential.records_per_second),
         at_10.then_some((">=", 3.0)),
     );
+    results.ratio(
+        format!("archive.plan_vs_run.{rtt}ms"),
+        planned,
+        "s",
+        ("the run's own duration", ours.seconds),
+        Some(("~", 0.25)),
+    );
     results.plain(format!("archive.archiver_mb_per_second.{rtt}ms"), ours.mb_per_second, "MB/s");
     results.plain(format!("archive.archiver_settled_concurrency.{rtt}ms"), ours.concurrency, "records");
     // Not a target: tells the controller's share of the gap to (a) from the work's.
@@ -351,6 +406,103 @@ async fn archive_throughput(args: &Args, rtt: u64, results: &mut Results) -> any
         held.records_per_second,
         "records/s",
         ("copy loop, 64 in flight", copy.records_per_second),
+        None,
+    );
+    Ok(())
+}
+
+/// A container of 8 physical partitions, each held to `--range-ru` RU/s (the
+/// project's emulator with `COSMOS_EMULATOR_PARTITIONS`, answering 429 past
+/// it), as production has: the archiver (every default but an unlimited
+/// budget, so that the partitions bind) against the ceiling, the sum of the
+/// ranges' rates at the request units per record the run measured; and the
+/// same archiver querying the container whole (`ARCHIVE_RANGE_QUERIES=false`,
+/// which the SDK drains one range after another) as the baseline. The aged
+/// records are the same size and spread evenly over the ranges, so that the
+/// ceiling is reachable.
+async fn ranges(args: &Args, rtt: u64, results: &mut Results) -> anyhow::Result<()> {
+    const K: u32 = 8;
+    let per_range = args.range_ru;
+    let emulator = testkit::emulator::OwnEmulator::cosmos_partitioned(
+        K,
+        Some(per_range),
+        Some(&format!("manual:{}", K * per_range)),
+    );
+    let today = chrono::Utc::now().date_naive();
+    // One customer per record: the records spread over the ranges by hash.
+    let data: Vec<SampleRecord> = (0..args.range_records)
+        .map(|i| {
+            let date = today - chrono::Duration::days(100 + (i % 300) as i64);
+            testkit::sample::invoice(
+                &format!("cust-{i:05}"),
+                &format!("inv-{i:05}"),
+                date,
+                args.range_kb * 1000,
+                i as u64,
+            )
+        })
+        .collect();
+    let measure = async |range_queries: bool| -> anyhow::Result<(Rate, usize)> {
+        let direct = fresh_on(&data, Some(&emulator.endpoint)).await?;
+        // As many in each range as in the emptiest: the rest are deleted.
+        let cosmos = CosmosStore::connect(&direct, Transport::BATCH).await?;
+        let mut per = Vec::new();
+        for range in cosmos.feed_ranges().await? {
+            let slice = tiering::cosmos::RangeSlice::of(&range);
+            let mut pages = cosmos.aged_records_in(&slice, &cutoff(), i64::MAX, 100).await?;
+            let mut docs = Vec::new();
+            while let Some(page) = pages.next_page().await {
+                docs.extend(page?.docs);
+            }
+            per.push(docs);
+        }
+        let even = per.iter().map(Vec::len).min().unwrap_or(0);
+        for docs in &per {
+            for doc in &docs[even..] {
+                let doc = RawDocument::parse(doc.clone())?;
+                let customer: String = doc.get("customerId").context("customerId")?;
+                cosmos.delete(&customer, &doc.id()?).await?;
+            }
+        }
+        let network = Network::new(&direct, Duration::from_millis(rtt)).await?;
+        let stores = network.through(&direct);
+        let extra =
+            [("ARCHIVE_MAX_RU_PER_SECOND", "0".to_owned()), ("ARCHIVE_RANGE_QUERIES", range_queries.to_string())];
+        let n = even * per.len();
+        Ok((archiver(&args.dist, &stores, &extra, n).await?, per.len()))
+    };
+    say(format!(
+        "physical partitions at {rtt} ms: {K} ranges of {per_range} RU/s each, up to {} aged records of {} KB",
+        data.len(),
+        args.range_kb
+    ));
+    let (ours, k) = measure(true).await?;
+    let (whole, _) = measure(false).await?;
+    let archived = ours.records_per_second * ours.seconds;
+    let ru_per_record = ours.request_units / archived.max(1.0);
+    let ceiling = f64::from(per_range) * k as f64 / ru_per_record;
+    say(format!(
+        "  {k} ranges, {archived:.0} records, {ru_per_record:.1} RU each: the ceiling is {ceiling:.1} records/s"
+    ));
+    results.ratio(
+        format!("ranges.archiver_vs_ceiling.{rtt}ms"),
+        ours.records_per_second,
+        "records/s",
+        ("8 ranges' RU/s at the measured RU per record", ceiling),
+        Some((">=", 0.8)),
+    );
+    results.ratio(
+        format!("ranges.whole_container_query_vs_ceiling.{rtt}ms"),
+        whole.records_per_second,
+        "records/s",
+        ("8 ranges' RU/s at the measured RU per record", ceiling),
+        None,
+    );
+    results.ratio(
+        format!("ranges.archiver_vs_whole_container_query.{rtt}ms"),
+        ours.records_per_second,
+        "records/s",
+        ("the same archiver, the container queried whole", whole.records_per_second),
         None,
     );
     Ok(())
@@ -968,6 +1120,9 @@ async fn main() -> anyhow::Result<()> {
     for &rtt in &args.rtt_ms {
         if part("archive") {
             archive_throughput(&args, rtt, &mut results).await?;
+        }
+        if part("ranges") {
+            ranges(&args, rtt, &mut results).await?;
         }
         if part("reads") {
             reads(&args, rtt, &mut results).await?;
