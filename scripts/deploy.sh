@@ -111,6 +111,10 @@ fi
 [[ "$after_days" =~ ^[1-9][0-9]*$ ]] || die "--after-days must be a whole number of days, not \"$after_days\""
 for p in ${extra[@]+"${extra[@]}"}; do
   [[ "$p" =~ ^[A-Za-z][A-Za-z0-9]*=. ]] || die "--param must be name=value, not \"$p\""
+  if [[ "$p" == archiveMaxRuPerSecond=* ]]; then
+    [[ "${p#*=}" =~ ^(auto|[0-9]+)$ ]] ||
+      die "archiveMaxRuPerSecond must be auto or a whole number of RU/s (0: unlimited), not \"${p#*=}\""
+  fi
 done
 [[ $(wc -w <<<"$schedule") -eq 6 ]] || die "--schedule must have six fields (second minute hour day month weekday), not \"$schedule\""
 [[ -z "$contract" || -f "$contract" ]] || die "--contract names no file: \"$contract\""
@@ -180,14 +184,28 @@ container_ru() {
   local db container ru="" query="resource.autoscaleSettings.maxThroughput || resource.throughput"
   db="$(given cosmosDatabase billing)"
   container="$(given cosmosContainer records)"
+  # Its own throughput, else its database's (shared); az's complaints go to stderr.
   ru="$(az_limit 120 "reading the container's throughput" cosmosdb sql container throughput show \
     --account-name "$cosmos_account" --resource-group "$cosmos_resource_group" --database-name "$db" \
-    --name "$container" --query "$query" -o tsv 2>/dev/null)" ||
+    --name "$container" --query "$query" -o tsv)" ||
     ru="$(az_limit 120 "reading the database's throughput" cosmosdb sql database throughput show \
       --account-name "$cosmos_account" --resource-group "$cosmos_resource_group" --name "$db" \
-      --query "$query" -o tsv 2>/dev/null)" || ru=""
+      --query "$query" -o tsv)" || ru=""
   [[ "$ru" =~ ^[1-9][0-9]*$ ]] || ru=0
   echo "$ru"
+}
+
+# Low priority only counts once the account has priority-based execution on
+# (docs/deployment.md, "Sharing the throughput"): say so when it is off.
+check_priority() {
+  local on
+  on="$(az_limit 120 "reading the account's priority-based execution" cosmosdb show --name "$cosmos_account" \
+    --resource-group "$cosmos_resource_group" --query enablePriorityBasedExecution -o tsv)" || on=""
+  if [[ "$on" != true ]]; then
+    echo "deploy.sh: WARNING: priority-based execution is not on for $cosmos_account, so the archiver's" \
+      "low priority is ignored and only its budget holds it back from the live API's throughput; turn it on:" \
+      "az cosmosdb update -g $cosmos_resource_group -n $cosmos_account --enable-priority-based-execution true" >&2
+  fi
 }
 
 deploy_infra() {
@@ -197,9 +215,12 @@ deploy_infra() {
     if [[ "$ru" -gt 0 ]]; then
       step "the container's throughput: $ru RU/s (the archiver's default budget is a share of it)"
     else
-      step "the container's throughput could not be read (serverless, or no right to): the archiver states its default"
+      echo "deploy.sh: WARNING: the container's throughput could not be read (above; serverless, or no right" \
+        "to read it): the archiver keeps to its stated default of 1000 RU/s unless" \
+        "--param archiveMaxRuPerSecond=N or archiveContainerRuPerSecond=N is given" >&2
     fi
   fi
+  check_priority
   local params=(
     namePrefix="$name_prefix" cosmosAccountName="$cosmos_account"
     cosmosResourceGroup="$cosmos_resource_group" alertEmail="$alert_email" archiveDryRun="$dry_run"
@@ -288,6 +309,19 @@ deploy_reader() {
   esac
   if [[ "$reader_mode" == front && "$auth_mode" != anonymous ]]; then
     expected="$(python3 scripts/contract_info.py "$contract" not-found | cut -d' ' -f1)"
+    # The API's own answer to that path, status and content type, when this
+    # machine reaches it: the Functions host's bare 404 (a function not loaded)
+    # then cannot pass for a forwarded one.
+    local upstream api_answer
+    upstream="$(given readerUpstreamUrl "")"
+    api_answer="$(curl -sS --connect-timeout 10 --max-time 30 -o /dev/null -w '%{http_code} %{content_type}' \
+      ${own:+-H "$own"} "${upstream%/}$(python3 scripts/contract_info.py "$contract" smoke-path)" 2>/dev/null || true)"
+    if [[ "$api_answer" == "$expected "?* ]]; then
+      expected="$api_answer"
+    else
+      echo "deploy.sh: WARNING: the current API did not answer $expected with a content type from here" \
+        "(${api_answer:-unreachable}); the smoke check can tell the reader's forwarded 404 from the host's own only by its status" >&2
+    fi
   fi
   step "smoke check: a record that does not exist answers $expected ($auth_mode)"
   body="$(mktemp)"

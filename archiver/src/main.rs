@@ -146,7 +146,7 @@ enum Command {
         delete_ru_factor: f64,
         /// Seconds for the trial of the archive pass: the run's own pass over
         /// the aged records without its deletes, copies written under
-        /// state/plan-trial/ and deleted after (docs/operations.md, "Plan first").
+        /// state/plan-trial/ and deleted after (docs/operations.md, "Planning").
         #[arg(long, default_value_t = 20.0, value_parser = trial_seconds)]
         trial_seconds: f64,
         /// USD per GB-month of Cosmos DB storage.

@@ -290,8 +290,10 @@ fn median(mut values: Vec<Duration>) -> Duration {
 pub async fn plan(archiver: &Archiver, now: DateTime<Utc>, options: &PlanOptions) -> Result<Plan, StoreError> {
     let settings = &archiver.settings;
     let cutoff = archiver.cutoffs(now);
-    let counts = count(archiver, &cutoff, options.max_request_units).await?;
-    let sample = sample(archiver, &cutoff, options.sample).await?;
+    // Paced as a run is: a plan runs while the live API does.
+    let budget = crate::budget::RuBudget::new(settings.max_ru_per_second);
+    let counts = count_paced(archiver, &cutoff, options.max_request_units, Some(&budget), None).await?;
+    let sample = sample(archiver, &cutoff, options.sample, Some(&budget)).await?;
     let trips = round_trips(archiver, &sample.to_read).await;
     let trial = if counts.records > 0 { archiver.trial(now, options.trial_seconds).await } else { Trial::default() };
     let throughput = container_ru(&archiver.cosmos.throughput().await, settings);
@@ -427,15 +429,28 @@ pub struct Sample {
 }
 
 /// Step 2. Reads the first `limit` aged records whole, through the archiver's
-/// own query, and strips and compresses them as the archiver would.
-pub async fn sample(archiver: &Archiver, cutoff: &Cutoff, limit: usize) -> Result<Sample, StoreError> {
+/// own query, and strips and compresses them as the archiver would; each page
+/// paid to `budget` when given.
+pub async fn sample(
+    archiver: &Archiver,
+    cutoff: &Cutoff,
+    limit: usize,
+    budget: Option<&crate::budget::RuBudget>,
+) -> Result<Sample, StoreError> {
     let field = &archiver.settings.stores.age_field;
     let mut pages = archiver.cosmos.aged_records(&cutoff.age, cutoff.written_before, SAMPLE_PAGE).await?;
     let mut sample = Sample::default();
     let started = Instant::now();
-    'pages: while let Some(page) = pages.next_page().await {
+    'pages: loop {
+        if let Some(budget) = budget {
+            budget.admit().await;
+        }
+        let Some(page) = pages.next_page().await else { break };
         let page = page?;
         sample.query_charge += page.request_charge;
+        if let Some(budget) = budget {
+            budget.charge(page.request_charge);
+        }
         for raw in page.docs {
             let full_kb = raw.len() as f64 / 1024.0;
             let Ok(doc) = RawDocument::parse(raw) else { continue };
@@ -549,21 +564,28 @@ pub fn estimate(
     let budget = f64::from(settings.max_ru_per_second);
     let budget_rate = (budget > 0.0 && per_record > 0.0).then(|| budget / per_record);
     // 3. Each physical partition has an even share of the container's RU/s
-    //    (docs/archive-protocol.md, "Physical partitions"): the one holding the
-    //    most aged records can go no faster than its share allows.
+    //    (docs/archive-protocol.md, "Physical partitions"), and the archiver
+    //    takes at most its budget's even share of each: the one holding the most
+    //    aged records can go no faster than that allows.
     let ranges = counts.per_range.len().max(1);
     let busiest = if counts.partial {
         records.div_ceil(ranges as u64)
     } else {
         counts.per_range.iter().copied().max().unwrap_or(records)
     };
-    let range_ru = throughput.map(|ru| ru as f64 / ranges as f64);
+    let range_ru = match (*throughput, budget > 0.0) {
+        (Some(ru), true) => Some((ru as f64).min(budget) / ranges as f64),
+        (Some(ru), false) => Some(ru as f64 / ranges as f64),
+        (None, true) => Some(budget / ranges as f64),
+        (None, false) => None,
+    };
     let partition_seconds =
         range_ru.filter(|ru| *ru > 0.0 && per_record > 0.0).map(|ru| busiest as f64 * per_record / ru);
+    // Ties go to the last: the budget, which the operator sets.
     let bounds = [
         ("measured pace", pace_seconds),
-        ("request units", budget_rate.map(|rate| records as f64 / rate)),
         ("a physical partition", partition_seconds),
+        ("request units", budget_rate.map(|rate| records as f64 / rate)),
     ];
     let (bound_by, seconds) = bounds
         .iter()
@@ -875,9 +897,12 @@ mod tests {
         assert!((plan.pace.seconds - (2.0 + 953.0 / 75.0)).abs() < 0.01, "{:?}", plan.pace);
         assert_eq!(plan.pace.measured_per_second, Some(50.0), "the trial's own pace, as it was");
         assert_eq!((plan.pace.ranges, plan.pace.busiest_range_records), (4, 400));
-        // 11.5 RU a record: a budget of 115 RU/s allows 10 records a second.
+        // 11.5 RU a record: a budget of 115 RU/s allows 10 records a second (the
+        // records spread evenly, so each partition's share of it keeps up).
         settings.max_ru_per_second = 115;
+        found.counts.per_range = vec![250; 4];
         let capped = estimate(&settings, now, &cutoff, &options, &found);
+        found.counts.per_range = vec![400, 200, 200, 200];
         assert_eq!(capped.pace.bound_by, "request units");
         assert!((capped.pace.records_per_second - 10.0).abs() < 0.01, "{:?}", capped.pace);
         assert_eq!(capped.plan_request_units, 75.2, "what the count, the sample, the reads and the trial spent");
@@ -888,6 +913,13 @@ mod tests {
         assert_eq!(partitioned.pace.bound_by, "a physical partition");
         assert!((partitioned.pace.seconds - 46.0).abs() < 0.01, "{:?}", partitioned.pace);
         assert_eq!(partitioned.pace.range_ru_per_second, Some(100.0));
+        // With a budget of 200 RU/s the archiver takes 50 of each partition's 100:
+        // the busiest partition's records need 92 s, more than the budget's 57.5.
+        settings.max_ru_per_second = 200;
+        let shared = estimate(&settings, now, &cutoff, &options, &found);
+        assert_eq!((shared.pace.bound_by, shared.pace.range_ru_per_second), ("a physical partition", Some(50.0)));
+        assert!((shared.pace.seconds - 92.0).abs() < 0.01, "{:?}", shared.pace);
+        settings.max_ru_per_second = 0;
         // A trial that took nothing through measures nothing, and the plan says so.
         found.trial = Trial { failed: 5, seconds: 1.0, error: Some("store outage".into()), ..Trial::default() };
         let unmeasured = estimate(&settings, now, &cutoff, &options, &found);

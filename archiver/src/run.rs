@@ -49,6 +49,8 @@ use crate::{index as backfill_index, restamp, retention};
 const PROGRESS_EVERY: u64 = 500;
 /// Blocked records named in a run's log (the summary counts them all).
 const BLOCKED_LOGGED: usize = 100;
+/// Times a delete throttled past the SDK's retries is asked again.
+const DELETE_THROTTLED_AGAIN: usize = 4;
 /// The most request units a partial run spends counting its backlog.
 pub const BACKLOG_MAX_RU: f64 = 20_000.0;
 
@@ -78,6 +80,9 @@ pub enum Outcome {
     Blocked { id: String, reason: String },
     /// A step failed; the record stays in Cosmos.
     Failed { reason: String, outage: bool },
+    /// Delivered a second time in one pass: the first delivery has it; this one
+    /// did nothing.
+    Repeated,
 }
 
 /// What became of a copy that had to be withdrawn after a definite failure.
@@ -154,6 +159,8 @@ pub struct Summary {
     pub not_aged: u64,
     /// Aged records that can never be archived as they are (docs/operations.md, "Known limits").
     pub blocked: u64,
+    /// Records the query delivered twice in this pass; the second time did nothing.
+    pub repeated: u64,
     pub failed: u64,
     /// Copies withdrawn after a definite failure (so they never resurrect a record).
     pub withdrawn: u64,
@@ -248,6 +255,7 @@ impl Summary {
                 }
             }
             Outcome::Failed { .. } => self.failed += 1,
+            Outcome::Repeated => self.repeated += 1,
         }
     }
 
@@ -272,7 +280,7 @@ impl Summary {
                     status = self.status.as_str(), scanned = self.scanned, archived = self.archived,
                     already_archived = self.already_archived, would_archive = self.would_archive,
                     changed_during_run = self.changed_during_run, deleted_by_others = self.deleted_by_others,
-                    conflicts = self.conflicts, not_aged = self.not_aged, blocked = self.blocked, failed = self.failed,
+                    conflicts = self.conflicts, not_aged = self.not_aged, blocked = self.blocked, repeated = self.repeated, failed = self.failed,
                     withdrawn = self.withdrawn, withdraw_failed = self.withdraw_failed, restamped = self.restamped,
                     expired = self.expired, expired_bytes = self.expired_bytes, held = self.held,
                     expiry_complete = self.expiry_complete, indexed = self.indexed,
@@ -302,6 +310,25 @@ struct Shared<'a, F> {
     finished: u64,
 }
 
+/// What each range's slice of a pass is given besides its slice.
+struct Side<'s, 'a, F> {
+    deadline: Instant,
+    started: Instant,
+    /// The run's bound on records in flight, over all ranges.
+    total: &'s tokio::sync::Semaphore,
+    shared: &'s std::sync::Mutex<Shared<'a, F>>,
+    outage: &'s AtomicBool,
+    cut_short: &'s AtomicBool,
+    /// Each range's share of the budget (0: none), and of the page buffers.
+    range_budget: u32,
+    page_size: usize,
+}
+
+/// Ranges queried at once: each holds a page and a channel of records, so
+/// memory grows with them (100 ranges of 300 KB records at the smallest page
+/// would hold about 500 MB); the rest wait for one to finish.
+const MAX_OPEN_RANGES: usize = 32;
+
 /// What one range's slice of a pass spent and ended with.
 #[derive(Debug, Default)]
 struct RangeDone {
@@ -324,6 +351,11 @@ struct Pass<'a> {
     /// A plan's trial ([`Archiver::trial`]): copies go below this prefix and
     /// nothing is deleted from Cosmos.
     trial: Option<String>,
+    /// Every record this pass has taken (a hash of partition key and id). A
+    /// record delivered twice (a query re-opened from an earlier position) is
+    /// left to the first delivery: the second would find the record gone from
+    /// Cosmos, take that for a deletion by someone else and withdraw the copy.
+    taken: std::sync::Mutex<std::collections::HashSet<u64>>,
 }
 
 /// Where a plan's trials put their copies (below `state/`, which no reader,
@@ -444,7 +476,16 @@ impl Archiver {
         }
         self.expire(&mut summary, now, dry_run, started, &lease_holds).await;
         let budget = RuBudget::new(self.settings.max_ru_per_second);
-        let pass = Pass { archiver: self, cutoff, dry_run, budget, now, lease_holds: &lease_holds, trial: None };
+        let pass = Pass {
+            archiver: self,
+            cutoff,
+            dry_run,
+            budget,
+            now,
+            lease_holds: &lease_holds,
+            trial: None,
+            taken: Default::default(),
+        };
         pass.archive_aged(&mut summary, deadline, observe).await;
         if summary.status == RunStatus::Partial && !dry_run {
             self.count_backlog(&mut summary, now).await;
@@ -482,39 +523,68 @@ impl Archiver {
     ///
     /// [`CosmosStore::read_unless_still`]: tiering::cosmos::CosmosStore::read_unless_still
     pub async fn trial(&self, now: DateTime<Utc>, seconds: f64) -> Trial {
+        // The run lease, as a run holds it: a trial never adds its spending to a
+        // run's, and an operator's `forget` waits for it (no trial copy of a
+        // record erased meanwhile).
+        let lease = match RunLease::acquire(self.archive.clone()).await {
+            Ok(Some(lease)) => lease,
+            Ok(None) => {
+                let error = "an archive run or an operator command holds the run lease; no trial".to_owned();
+                return Trial { error: Some(error), ..Trial::default() };
+            }
+            Err(e) => return Trial { error: Some(format!("cannot take the run lease: {e}")), ..Trial::default() },
+        };
         let started = Instant::now();
         let prefix = format!("{TRIAL_PREFIX}{}-{}/", now.timestamp(), uuid::Uuid::new_v4().simple());
         let deadline = started + std::time::Duration::from_secs_f64(seconds.max(0.0));
         let mut summary = Summary::default();
-        let always = || true;
+        let lease_holds = || lease.holds();
         let pass = Pass {
             archiver: self,
             cutoff: self.cutoffs(now),
             dry_run: false,
             budget: RuBudget::new(self.settings.max_ru_per_second),
             now,
-            lease_holds: &always,
+            lease_holds: &lease_holds,
             trial: Some(prefix.clone()),
+            taken: Default::default(),
         };
         // Records met in the first half: the pace the second half shows is the
-        // steady one, after the in-flight limit has found its level.
+        // steady one, after the in-flight limit has found its level. And the
+        // first failure, to say why a trial that took nothing through measured nothing.
         let half = started + std::time::Duration::from_secs_f64(seconds.max(0.0) / 2.0);
-        let mut first_half = 0;
-        pass.archive_aged(&mut summary, deadline, |_| first_half += u64::from(Instant::now() < half)).await;
+        let (mut first_half, mut first_failure) = (0, None);
+        pass.archive_aged(&mut summary, deadline, |r| {
+            first_half += u64::from(Instant::now() < half);
+            if let (Outcome::Failed { reason, .. }, None) = (&r.outcome, &first_failure) {
+                first_failure = Some(reason.clone());
+            }
+        })
+        .await;
         let elapsed = started.elapsed().as_secs_f64();
         sweep_trials(self.archive.as_ref(), &prefix, now).await;
+        lease.release().await;
+        let error = summary.error.or_else(|| {
+            (summary.archived == 0).then_some(first_failure).flatten().map(|why| {
+                format!(
+                    "{} record(s) failed in the trial, the first: {why} (a 403 means this identity may not write \
+                     to the archive: docs/operations.md, \"Who may run what\")",
+                    summary.failed
+                )
+            })
+        });
         Trial {
             first_half_records: first_half,
             half_seconds: seconds.max(0.0) / 2.0,
             records: summary.archived,
-            skipped: summary.scanned - summary.archived - summary.failed,
+            skipped: summary.scanned.saturating_sub(summary.archived + summary.failed),
             failed: summary.failed,
             seconds: elapsed,
             request_units: summary.request_units,
             complete: summary.status == RunStatus::Complete,
             ranges: summary.ranges,
             concurrency: summary.concurrency,
-            error: summary.error,
+            error,
         }
     }
 
@@ -612,14 +682,28 @@ impl Pass<'_> {
         info!(ranges = slices.len(), "aged records queried in each physical partition, side by side");
         let total = tokio::sync::Semaphore::new(settings.concurrency.max(1));
         let shared = std::sync::Mutex::new(Shared { summary: &mut *summary, observe, finished: 0 });
-        let outage = AtomicBool::new(false);
-        let cut_short = AtomicBool::new(false);
-        let ranges = futures::future::join_all(
-            slices
-                .iter()
-                .map(|slice| self.archive_slice(slice, deadline, &total, &shared, &outage, &cut_short, started)),
-        )
-        .await;
+        let (outage, cut_short) = (AtomicBool::new(false), AtomicBool::new(false));
+        let side = Side {
+            deadline,
+            started,
+            total: &total,
+            shared: &shared,
+            outage: &outage,
+            cut_short: &cut_short,
+            // Each physical partition holds an even share of the container's
+            // throughput: the archiver takes at most its budget's share of each
+            // (docs/operations.md, "The request-unit budget").
+            range_budget: settings.max_ru_per_second.div_ceil(u32::try_from(slices.len()).unwrap_or(u32::MAX).max(1)),
+            // Pages and channels held per range: together about what one range
+            // held before there were several (docs/archive-protocol.md).
+            page_size: (2 * settings.concurrency / slices.len().max(1)).clamp(4, 50),
+        };
+        let side = &side;
+        let ranges: Vec<RangeDone> = futures::stream::iter(slices.iter().cloned())
+            .map(|slice| async move { self.archive_slice(&slice, side).await })
+            .buffer_unordered(MAX_OPEN_RANGES)
+            .collect()
+            .await;
         // What the last records in flight spent is paid before the pass ends, so that
         // back-to-back runs stay within the budget too.
         self.budget.admit().await;
@@ -645,20 +729,12 @@ impl Pass<'_> {
 
     /// One range's slice of the pass: its query's pages feed records to its own
     /// adaptive limit, each record then waiting for a place under the run's
-    /// bound and for the budget.
-    #[allow(clippy::too_many_arguments)]
-    async fn archive_slice<F: FnMut(&RecordResult)>(
-        &self,
-        slice: &RangeSlice,
-        deadline: Instant,
-        total: &tokio::sync::Semaphore,
-        shared: &std::sync::Mutex<Shared<'_, F>>,
-        outage: &AtomicBool,
-        cut_short: &AtomicBool,
-        started: Instant,
-    ) -> RangeDone {
+    /// bound, for the run's budget and for the range's share of it.
+    async fn archive_slice<F: FnMut(&RecordResult)>(&self, slice: &RangeSlice, side: &Side<'_, '_, F>) -> RangeDone {
         let settings = &self.archiver.settings;
-        let page_size = (settings.concurrency / 2).clamp(8, 50);
+        let Side { deadline, started, total, shared, outage, cut_short, range_budget, page_size } = *side;
+        let local = RuBudget::new(range_budget);
+        let local = &local;
         let limit = AdaptiveLimit::new(settings.concurrency, settings.adaptive);
         let mut pages = match self
             .archiver
@@ -675,22 +751,32 @@ impl Pass<'_> {
             // Where the range's query stands after the last page taken: a page
             // throttled past the SDK's own retries (a hot partition) is asked for
             // again from there after the delay Cosmos names, until the deadline.
+            // When the SDK cannot say where the query stands, it is not asked
+            // again from an older position: records already taken would come
+            // twice; the range goes on in the next run instead.
             let mut at = slice.clone();
+            let mut resumable = true;
             loop {
                 let Some(page) = pages.next_page().await else { break };
                 match page {
                     Ok(page) => {
                         self.budget.charge(page.request_charge);
+                        local.charge(page.request_charge);
                         charge += page.request_charge;
                         throttled += page.throttled;
-                        at.continuation = pages.continuation();
+                        match pages.continuation() {
+                            Some(token) => (at.continuation, resumable) = (Some(token), true),
+                            None => resumable = false,
+                        }
                         for doc in page.docs {
                             if tx.send(doc).await.is_err() {
                                 return (charge, throttled, None);
                             }
                         }
                     }
-                    Err(StoreError::Throttled { retry_after }) if Instant::now() + retry_after < deadline => {
+                    Err(StoreError::Throttled { retry_after })
+                        if resumable && Instant::now() + retry_after < deadline =>
+                    {
                         throttled += 1;
                         debug!(range = %at.range, ?retry_after, "a range's query page throttled; asked again after the delay");
                         tokio::time::sleep(retry_after).await;
@@ -728,6 +814,7 @@ impl Pass<'_> {
                     let slot = limit.acquire().await;
                     let permit = total.acquire().await.ok()?;
                     self.budget.admit().await;
+                    local.admit().await;
                     Some((doc, slot, permit))
                 })
                 .boxed();
@@ -741,6 +828,7 @@ impl Pass<'_> {
                 .boxed();
             while let Some((result, slot)) = results.next().await {
                 limit.finished(slot, result.throttled);
+                local.charge(result.request_units);
                 let Ok(mut shared) = shared.lock() else { continue };
                 let shared = &mut *shared;
                 shared.summary.scanned += 1;
@@ -780,6 +868,16 @@ impl Pass<'_> {
             }
         };
         let p = &prepared;
+        let key = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            (&p.customer_id, &p.id).hash(&mut h);
+            h.finish()
+        };
+        if !self.taken.lock().map(|mut taken| taken.insert(key)).unwrap_or(true) {
+            warn!(customer_id = %p.customer_id, id = %p.id, "delivered twice in one pass; left to the first delivery");
+            return RecordResult::new(Outcome::Repeated);
+        }
         if self.dry_run {
             return RecordResult::new(Outcome::WouldArchive { raw: p.raw_len, stored: p.compressed.len() as u64 });
         }
@@ -874,6 +972,7 @@ impl Pass<'_> {
         }
         if let Some(old) = replaced.and_then(|old| index::entry_of(&p.customer_id, &p.id, &old, self.age_field()))
             && old != p.entry
+            && self.trial.is_none()
         {
             // The older copy was dated otherwise: its entry now names nothing.
             index::remove(archive, &old).await;
@@ -892,10 +991,28 @@ impl Pass<'_> {
         if !(self.lease_holds)() {
             return lease_may_lapse("the delete from Cosmos");
         }
-        let deletion = self.archiver.cosmos.delete_if_match(&p.customer_id, &p.id, &p.etag).await;
+        let mut deletion = self.archiver.cosmos.delete_if_match(&p.customer_id, &p.id, &p.etag).await;
+        self.budget.charge(deletion.attempts.request_charge);
+        // Throttled past the SDK's own retries (a hot partition): a 429 was not
+        // applied, so the delete is asked again after the delay Cosmos names, a
+        // few times, before the record is left for the next run.
+        for _ in 0..DELETE_THROTTLED_AGAIN {
+            let Err(StoreError::Throttled { retry_after }) = &deletion.result else { break };
+            tokio::time::sleep((*retry_after).min(std::time::Duration::from_secs(5))).await;
+            if !(self.lease_holds)() {
+                break;
+            }
+            let again = self.archiver.cosmos.delete_if_match(&p.customer_id, &p.id, &p.etag).await;
+            self.budget.charge(again.attempts.request_charge);
+            let (before, now) = (deletion.attempts, again.attempts);
+            deletion.attempts = tiering::cosmos::Attempts {
+                request_charge: before.request_charge + now.request_charge,
+                throttled: before.throttled + now.throttled,
+                last_is_authoritative: before.last_is_authoritative && now.last_is_authoritative,
+            };
+            deletion.result = again.result;
+        }
         let attempts = deletion.attempts;
-        // Refused deletes cost request units too.
-        self.budget.charge(attempts.request_charge);
         let (what, withdraw_copy) = decide::after_delete(&deletion.result, attempts.last_is_authoritative);
         let mut result = match (what, &deletion.result) {
             (Deletion::Deleted, _) if already => RecordResult::new(Outcome::AlreadyArchived { raw, stored }),

@@ -19,6 +19,7 @@ case "$*" in
   "resource show"*siteUpdateStrategy*) echo RollingUpdate ;;
   "cosmosdb sql container throughput show"*) [[ -n "${FAKE_AZ_RU:-}" ]] || exit 3; echo "$FAKE_AZ_RU" ;;
   "cosmosdb sql database throughput show"*) exit 3 ;;
+  "cosmosdb show"*enablePriorityBasedExecution*) echo "${FAKE_AZ_PBE:-false}" ;;
   *) echo "fake az: unexpected: $*" >&2; exit 9 ;;
 esac
 AZ
@@ -72,8 +73,19 @@ if ! grep -q "fake az: unexpected: bicep build" <<<"$out"; then
   exit 1
 fi
 echo "ok    deploy.sh: an anonymous profile with its gateway's address goes on to the deployment"
-if ! grep -q "the container's throughput: 12000 RU/s" <<<"$out"; then
-  echo "FAIL  the deployment must read the container's throughput for the archiver's budget: $out" >&2
+if ! grep -q "the container's throughput: 12000 RU/s" <<<"$out" || ! grep -q "priority-based execution is not on" <<<"$out"; then
+  echo "FAIL  the deployment must read the container's throughput for the archiver's budget, and warn without priority-based execution: $out" >&2
+  exit 1
+fi
+out="$(FAKE_AZ_RU=12000 FAKE_AZ_PBE=true infra)" || true
+if grep -q "priority-based execution is not on" <<<"$out"; then
+  echo "FAIL  no warning when priority-based execution is on: $out" >&2
+  exit 1
+fi
+status=0
+out="$(infra --param archiveMaxRuPerSecond=lots)" || status=$?
+if [[ $status -eq 0 ]] || ! grep -q "archiveMaxRuPerSecond must be auto or a whole number" <<<"$out"; then
+  echo "FAIL  a malformed archiveMaxRuPerSecond must be refused before az is called (exit $status): $out" >&2
   exit 1
 fi
 out="$(infra)" || true

@@ -397,6 +397,20 @@ wrapHandler("query-documents", orig => async (account, req, res, params) => {
   return orig(account, req, res, params);
 });
 
+// Test aid: with COSMOS_EMULATOR_REPEAT_FIRST=1 every query page carries its
+// first document twice, as a query re-opened from an earlier position would
+// deliver records again; the archiver must take each record once.
+if (process.env.COSMOS_EMULATOR_REPEAT_FIRST === "1") {
+  wrapHandler("query-documents", orig => async (account, req, res, params) => {
+    const body = await orig(account, req, res, params);
+    if (!isTrue(req, "x-ms-cosmos-is-query-plan-request") && body && Array.isArray(body.Documents) && body.Documents.length > 0) {
+      body.Documents.push(body.Documents[0]);
+      body._count = body.Documents.length;
+    }
+    return body;
+  });
+}
+
 wrapHandler("read-documents", orig => (account, req, res, params) => {
   const header = req.headers[PK_HEADER];
   if (header === undefined) return orig(account, req, res, params);

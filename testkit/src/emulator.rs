@@ -103,6 +103,13 @@ impl OwnEmulator {
         Self::cosmos_with(free_port(), &env)
     }
 
+    /// A private Cosmos emulator whose query pages each carry their first
+    /// document twice (`COSMOS_EMULATOR_REPEAT_FIRST`): a query that delivers a
+    /// record twice.
+    pub fn cosmos_repeating() -> Self {
+        Self::cosmos_with(free_port(), &[("COSMOS_EMULATOR_REPEAT_FIRST", "1".into())])
+    }
+
     /// A private Cosmos emulator that refuses (400) any document request without
     /// each of `headers` (`name=value`), and whose containers have the offer
     /// `throughput` (as for [`cosmos_partitioned`](Self::cosmos_partitioned)).

@@ -294,6 +294,11 @@ pub struct ListWindow {
     /// The largest page the API serves: a list request moves back at least
     /// this many archived records (docs/front-mode.md, "Lists").
     pub max_page_size: usize,
+    /// Query parameters that page or shape a list without narrowing it (page
+    /// size, cursor, fields). A list request with any other parameter but the
+    /// bounds is taken as narrowed (a filter, a search): its whole window is
+    /// moved back first.
+    pub paging: Vec<String>,
 }
 
 impl Default for ListWindow {
@@ -304,6 +309,7 @@ impl Default for ListWindow {
             format: BoundFormat::Date,
             order: ListOrder::NewestFirst,
             max_page_size: DEFAULT_MAX_PAGE_SIZE,
+            paging: Vec::new(),
         }
     }
 }
@@ -422,6 +428,8 @@ struct FrontListSection {
     format: Option<BoundFormat>,
     order: Option<ListOrder>,
     max_page_size: Option<usize>,
+    #[serde(default)]
+    paging: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -718,6 +726,9 @@ impl Contract {
                             return Err(bad(key, "is not a query parameter name"));
                         }
                     }
+                    if l.paging.iter().any(|n| n.is_empty() || n.contains(['&', '=', '#'])) {
+                        return Err(bad("front.list.paging", "holds something that is not a query parameter name"));
+                    }
                     if l.from.is_some() && l.from == l.to {
                         return Err(bad("front.list.to", "names the same parameter as front.list.from"));
                     }
@@ -727,6 +738,7 @@ impl Contract {
                         format: l.format.unwrap_or(list.format),
                         order: l.order.unwrap_or(list.order),
                         max_page_size: l.max_page_size.unwrap_or(DEFAULT_MAX_PAGE_SIZE),
+                        paging: l.paging.clone(),
                     };
                     if !(1..=1000).contains(&list.max_page_size) {
                         return Err(bad("front.list.max_page_size", "must be 1 to 1000"));

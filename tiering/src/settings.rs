@@ -334,24 +334,20 @@ impl ArchiverSettings {
             "auto" => AUTO_CONCURRENCY,
             _ => r.ranged("ARCHIVE_CONCURRENCY", AUTO_CONCURRENCY, 1..=256, "`auto` or a whole number")?,
         };
+        // Checked whatever the budget, so that a malformed one stops the start.
+        let share_percent =
+            r.ranged("ARCHIVE_RU_SHARE_PERCENT", DEFAULT_RU_SHARE_PERCENT, 1..=100, "a whole percentage, 1 to 100")?;
+        let deployed = match r.opt("ARCHIVE_CONTAINER_RU_PER_SECOND") {
+            None => None,
+            Some(_) => Some(r.ranged(
+                "ARCHIVE_CONTAINER_RU_PER_SECOND",
+                0u32,
+                1..=u32::MAX,
+                "the container's RU/s, a whole number",
+            )?),
+        };
         let ru_budget = match r.or("ARCHIVE_MAX_RU_PER_SECOND", "auto").to_ascii_lowercase().as_str() {
-            "auto" => RuBudgetSetting::Auto {
-                share_percent: r.ranged(
-                    "ARCHIVE_RU_SHARE_PERCENT",
-                    DEFAULT_RU_SHARE_PERCENT,
-                    1..=100,
-                    "a whole percentage, 1 to 100",
-                )?,
-                deployed: match r.opt("ARCHIVE_CONTAINER_RU_PER_SECOND") {
-                    None => None,
-                    Some(_) => Some(r.ranged(
-                        "ARCHIVE_CONTAINER_RU_PER_SECOND",
-                        0u32,
-                        1..=u32::MAX,
-                        "the container's RU/s, a whole number",
-                    )?),
-                },
-            },
+            "auto" => RuBudgetSetting::Auto { share_percent, deployed },
             _ => RuBudgetSetting::Fixed(r.parsed(
                 "ARCHIVE_MAX_RU_PER_SECOND",
                 0u32,
@@ -693,6 +689,10 @@ mod tests {
             ("COSMOS_PARTITION_KEY", "customerId"),
             ("COSMOS_PARTITION_KEY", "/a/b"),
         ];
+        // A malformed share is refused even when a fixed budget leaves it unused.
+        let mut pairs = BASE.to_vec();
+        pairs.extend([("ARCHIVE_MAX_RU_PER_SECOND", "500"), ("ARCHIVE_RU_SHARE_PERCENT", "half")]);
+        assert_eq!(ArchiverSettings::from_lookup(&env(&pairs)).unwrap_err().name, "ARCHIVE_RU_SHARE_PERCENT");
         for (name, value) in [
             ("READER_TIMEOUT_SECONDS", "0"),
             ("READER_TIMEOUT_SECONDS", "soon"),

@@ -151,6 +151,8 @@ async fn a_run_stopped_midway_is_resumed_by_the_next_and_a_split_is_followed() {
     let split_once = std::sync::atomic::AtomicBool::new(false);
     let (db, coll) = (stores.cosmos_database.clone(), stores.cosmos_container.clone());
     archiver.settings.time_budget = Duration::from_secs(120);
+    // Few records in flight, so that the second split lands while range 5 still has records.
+    archiver.settings.concurrency = 2;
     let second = archiver
         .run_observed(Utc::now(), false, |_| {
             if !split_once.swap(true, std::sync::atomic::Ordering::SeqCst) {
@@ -258,4 +260,25 @@ async fn the_plan_counts_each_physical_partition_and_bounds_the_pace_by_the_busi
     let changed = cosmos.read_unless_still(&first.customer_id, &first.id, "\"another\"").await.unwrap();
     assert!(unchanged < 1.5 && changed > 1.2, "a 304 costs a bare read ({unchanged} RU), a body more ({changed} RU)");
     assert_eq!(cosmos.read(&first.customer_id, &first.id).await.unwrap().doc.etag().unwrap(), etag);
+}
+
+#[tokio::test]
+async fn a_record_delivered_twice_in_one_pass_is_archived_once_and_never_withdrawn() {
+    // Every query page carries its first record twice, as a query asked again
+    // from an earlier position would: the second delivery would find the record
+    // deleted by the first, take that for a deletion by someone else, and
+    // withdraw the only copy.
+    let emulator = OwnEmulator::cosmos_repeating();
+    let (stores, cosmos, blob) = on(&emulator).await;
+    let old = aged(60, 20);
+    seed(&cosmos, &old).await;
+    let summary = archiver_on(&stores, &cosmos, &blob).run(Utc::now(), false).await;
+    assert_eq!((summary.archived, summary.failed, summary.withdrawn), (60, 0, 0), "{summary:?}");
+    assert!(summary.repeated > 0, "the emulator repeated records: {summary:?}");
+    assert_eq!(summary.deleted_by_others, 0, "{summary:?}");
+    let copies: Vec<_> = blob.list(layout::LAYOUT_PREFIX).try_collect().await.unwrap();
+    assert_eq!(copies.len(), 60, "every record in the archive");
+    for r in &old {
+        assert!(cosmos.read(&r.customer_id, &r.id).await.is_err(), "{} left Cosmos", r.id);
+    }
 }
