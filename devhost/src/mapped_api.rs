@@ -272,20 +272,16 @@ async fn delete(
     Path((account, invoice)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    match load(&api, &account, &invoice).await {
-        Ok(Some(_)) => {}
-        Ok(None) => return not_found(&account, &invoice),
-        Err(e) => return e,
-    }
+    // Idempotent, as many APIs are: deleting what is not there is 204 too (so
+    // an archived record it cannot see must be moved back before, never after).
     match api.cosmos.delete(&account, &invoice).await {
-        Ok(true) => {
+        Ok(_) => {
             let mut r = StatusCode::NO_CONTENT.into_response();
             if let Some(origin) = headers.get(header::ORIGIN) {
                 r.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
             }
             r
         }
-        Ok(false) => not_found(&account, &invoice),
         Err(e) => unavailable(e),
     }
 }
@@ -309,7 +305,7 @@ async fn list(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let (mut from, mut to, mut limit, mut after) = (None, None, DEFAULT_LIMIT, None);
+    let (mut from, mut to, mut limit, mut after, mut status) = (None, None, DEFAULT_LIMIT, None, None::<String>);
     for (k, v) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
         let date = || chrono::NaiveDate::parse_from_str(&v, "%Y-%m-%d").ok().map(|d| d.to_string());
         match k.as_ref() {
@@ -347,6 +343,8 @@ async fn list(
                 Some(c) => after = Some(c),
                 None => return problem(StatusCode::BAD_REQUEST, "Bad Request", "The cursor is not valid.".into()),
             },
+            // A filter the reader's profile does not name.
+            "status" => status = Some(v.to_lowercase()),
             _ => {}
         }
     }
@@ -368,16 +366,18 @@ async fn list(
     let key = |d: &Value| {
         (d["invoiceDate"].as_str().unwrap_or_default().to_owned(), d["id"].as_str().unwrap_or_default().to_owned())
     };
-    // Newest first, then by number.
+    // Newest first, then by number, highest first: ties in another order than
+    // the reader's list index (id ascending), as an API may break them.
     docs.sort_by(|a, b| {
         let (ka, kb) = (key(a), key(b));
-        kb.0.cmp(&ka.0).then(ka.1.cmp(&kb.1))
+        kb.0.cmp(&ka.0).then(kb.1.cmp(&ka.1))
     });
     let in_window = |d: &Value| {
         let (date, id) = key(d);
         from.as_ref().is_none_or(|f| date.as_str() >= f.as_str())
             && to.as_ref().is_none_or(|t| date.as_str() <= t.as_str())
-            && after.as_ref().is_none_or(|(ad, ai)| date < *ad || (date == *ad && id > *ai))
+            && after.as_ref().is_none_or(|(ad, ai)| date < *ad || (date == *ad && id < *ai))
+            && status.as_ref().is_none_or(|s| d["status"].as_str().is_some_and(|have| have.eq_ignore_ascii_case(s)))
     };
     let page: Vec<&Value> = docs.iter().filter(|d| in_window(d)).take(limit + 1).collect();
     let more = page.len() > limit;

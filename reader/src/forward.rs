@@ -14,8 +14,10 @@
 //!   route's own segments;
 //! - `https` for any upstream not on loopback ([`Upstream::new`]);
 //! - never forwarded: the Functions key (`x-functions-key`, the `code`
-//!   parameter), hop-by-hop headers (RFC 9110, 7.6.1), and, where the reader
-//!   itself authorizes, method overrides and URL rewrites ([`Headers`]);
+//!   parameter, and App Service's copies of the URL it may be in:
+//!   `X-Original-URL`, `X-WAWS-Unencoded-URL`), hop-by-hop headers (RFC 9110,
+//!   7.6.1), and, where the reader itself authorizes, method overrides and URL
+//!   rewrites ([`Headers`]);
 //! - every forwarded request carries a mark ([`LOOP_MARK`]); a request that
 //!   arrives with it came back to the reader (an upstream URL that leads to the
 //!   gateway in front of the reader) and is answered once with 508, never
@@ -328,10 +330,18 @@ pub enum Headers {
 }
 
 /// What goes to the upstream: the request's end-to-end headers, without the
-/// Functions key, `Host` and `Content-Length` (the client sets both), with the
-/// reader's mark.
+/// Functions key, the original URL's headers, `Host` and `Content-Length` (the
+/// client sets both), with the reader's mark.
 pub fn outgoing(headers: &HeaderMap, which: Headers) -> HeaderMap {
-    let mut drop = vec![header::HOST, header::CONTENT_LENGTH, HeaderName::from_static("x-functions-key")];
+    // App Service's front end passes the URL as the consumer sent it, query and
+    // all (`code=` too), in these two: never forwarded.
+    let mut drop = vec![
+        header::HOST,
+        header::CONTENT_LENGTH,
+        HeaderName::from_static("x-functions-key"),
+        HeaderName::from_static("x-original-url"),
+        HeaderName::from_static("x-waws-unencoded-url"),
+    ];
     if which == Headers::Authorized {
         drop.extend(OVERRIDES.iter().map(|n| HeaderName::from_static(n)));
     }
@@ -407,7 +417,8 @@ mod tests {
             ("x-functions-key", "k"),
             ("content-type", "application/json"),
             ("x-http-method-override", "DELETE"),
-            ("x-original-url", "/api/customers/b/billing-records/r"),
+            ("x-original-url", "/api/customers/b/billing-records/r?code=secret"),
+            ("x-waws-unencoded-url", "/api/customers/b/billing-records/r?code=secret"),
         ] {
             h.append(HeaderName::from_static(name), value.parse().unwrap());
         }
@@ -423,8 +434,8 @@ mod tests {
         );
         assert_eq!(
             names(Headers::AsSent),
-            ["authorization", "content-type", "if-match", "x-http-method-override", "x-original-url", LOOP_MARK],
-            "the upstream authorizes: its own headers pass"
+            ["authorization", "content-type", "if-match", "x-http-method-override", LOOP_MARK],
+            "the upstream authorizes: its own headers pass, but not the URL with the Functions key in it"
         );
     }
 

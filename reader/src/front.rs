@@ -91,9 +91,24 @@ fn upstream_of(app: &App) -> Result<Upstream, ApiError> {
     })
 }
 
-fn left(deadline: Instant) -> Duration {
-    deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1))
+/// What is left of the request's time for one more forward; too little, 503
+/// (nothing more forwarded).
+fn left(deadline: Instant) -> Result<Duration, ApiError> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left < Duration::from_secs(1) {
+        return Err(ApiError::Unavailable {
+            tier: "the current API",
+            retry_after: 1,
+            detail: "the request's time ran out; nothing more was forwarded".into(),
+        });
+    }
+    Ok(left)
 }
+
+/// After a move-back the current API may still answer missing for a moment (a
+/// read in another session of a replicated account, a cache): asked again
+/// after these pauses, then its answer is the consumer's.
+const AGAIN_AFTER: [Duration; 2] = [Duration::from_millis(200), Duration::from_millis(800)];
 
 /// A record, or one of its sub-paths: forward, and on the missing answer move
 /// the record back and forward again.
@@ -121,7 +136,10 @@ pub async fn record_route(
     let route_len = forward::route_len(&app.contract, &app.contract.record);
     let outgoing = Outgoing::of(&upstream, request, route_len, headers_for(&app)).await?;
     let deadline = Instant::now() + FRONT_TIMEOUT;
-    let answer = outgoing.send(&upstream, None, left(deadline)).await?;
+    if access(&outgoing.method) == Access::Write {
+        return write(&app, &upstream, &outgoing, &partition_key, &id, deadline, started).await;
+    }
+    let answer = outgoing.send(&upstream, None, left(deadline)?).await?;
     if answer.status().as_u16() != app.contract.not_found.status {
         log("record", &outgoing.method, answer.status().as_u16(), 0, started);
         return Ok(forward::relay(answer));
@@ -133,20 +151,64 @@ pub async fn record_route(
             return Ok(forward::relay(answer));
         }
         Found::Hot => Hydrated::Hot,
-        Found::Archived => match hydrate::move_back_within(&app.tiers, app.request_timeout, &partition_key, &id).await?
-        {
-            MovedBack::Restored { archived_etag, etag, .. } => Hydrated::Moved { archived_etag, etag },
-            MovedBack::AlreadyHot { .. } | MovedBack::NotArchived => Hydrated::Hot,
-        },
+        Found::Archived => hydrate_record(&app, &partition_key, &id).await?,
     };
     drop(answer);
     let renamed = match &hydrated {
         Hydrated::Moved { archived_etag, etag } => Some((archived_etag.as_str(), etag.as_str())),
         Hydrated::Hot => None,
     };
-    let again = outgoing.send(&upstream, renamed, left(deadline)).await?;
+    let mut again = outgoing.send(&upstream, renamed, left(deadline)?).await?;
+    for pause in AGAIN_AFTER {
+        if again.status().as_u16() != app.contract.not_found.status {
+            break;
+        }
+        drop(again);
+        tokio::time::sleep(pause).await;
+        again = outgoing.send(&upstream, renamed, left(deadline)?).await?;
+    }
     log("record", &outgoing.method, again.status().as_u16(), usize::from(renamed.is_some()), started);
     Ok(forward::relay(again))
+}
+
+/// A write to a record (any method but GET and HEAD, on the record or its
+/// sub-paths): an archived record is moved back first, then the write is
+/// forwarded once, as write-through does (docs/writes.md). Forwarding first
+/// would let a write that succeeds without the record (a DELETE answered 204
+/// for a missing record, an upsert) leave the archived copy behind, for a later
+/// read to bring back.
+async fn write(
+    app: &App,
+    upstream: &Upstream,
+    outgoing: &Outgoing,
+    partition_key: &str,
+    id: &str,
+    deadline: Instant,
+    started: Instant,
+) -> Result<Response, ApiError> {
+    let hydrated = match tiering::layout::blob_name(partition_key, id) {
+        Ok(name) => match app.tiers.archive.head(&name).await {
+            Ok(_) => hydrate_record(app, partition_key, id).await?,
+            Err(StoreError::NotFound) => Hydrated::Hot,
+            Err(e) => return Err(ApiError::from_store(ARCHIVE, e)),
+        },
+        // No name the archive could hold: nothing of it is archived.
+        Err(_) => Hydrated::Hot,
+    };
+    let renamed = match &hydrated {
+        Hydrated::Moved { archived_etag, etag } => Some((archived_etag.as_str(), etag.as_str())),
+        Hydrated::Hot => None,
+    };
+    let answer = outgoing.send(upstream, renamed, left(deadline)?).await?;
+    log("record", &outgoing.method, answer.status().as_u16(), usize::from(renamed.is_some()), started);
+    Ok(forward::relay(answer))
+}
+
+async fn hydrate_record(app: &App, partition_key: &str, id: &str) -> Result<Hydrated, ApiError> {
+    Ok(match hydrate::move_back_within(&app.tiers, app.request_timeout, partition_key, id).await? {
+        MovedBack::Restored { archived_etag, etag, .. } => Hydrated::Moved { archived_etag, etag },
+        MovedBack::AlreadyHot { .. } | MovedBack::NotArchived => Hydrated::Hot,
+    })
 }
 
 /// What the archive and Cosmos say of a record the current API called missing.
@@ -209,7 +271,7 @@ pub async fn list_route(
     let route_len = forward::route_len(&app.contract, list);
     let outgoing = Outgoing::of(&upstream, request, route_len, headers_for(&app)).await?;
     let deadline = Instant::now() + FRONT_TIMEOUT;
-    let answer = outgoing.send(&upstream, None, left(deadline)).await?;
+    let answer = outgoing.send(&upstream, None, left(deadline)?).await?;
     let reads = outgoing.method == Method::GET || outgoing.method == Method::HEAD;
     let Some(front) = app.contract.front.as_ref().filter(|_| reads && answer.status().is_success()) else {
         log("list", &outgoing.method, answer.status().as_u16(), 0, started);
@@ -217,31 +279,67 @@ pub async fn list_route(
     };
     let window = window_of(&front.list, &app.tiers.age_field, query.as_deref());
     let newest = front.list.order == ListOrder::NewestFirst;
-    let ids = app.tiers.archived_in_window(&partition_key, &window, app.list_moveback_max, newest).await?;
-    if ids.is_empty() {
+    // A list narrowed by a parameter the profile does not name (a status, a
+    // search) may need any archived record of its window, not the first K:
+    // then the whole window is moved back first.
+    let narrowed = narrowed_by(&front.list, query.as_deref());
+    let mut moved = 0;
+    loop {
+        let ids = app.tiers.archived_in_window(&partition_key, &window, app.list_moveback_max, newest).await?;
+        if ids.is_empty() {
+            break;
+        }
+        let batch = ids.len();
+        let now_hot = move_back_all(&app, &partition_key, ids, deadline).await?;
+        moved += now_hot;
+        // Done: the first K (not narrowed), the window's last, or copies that
+        // stay beside records already hot (verify --shadowed reports them).
+        if !narrowed || batch < app.list_moveback_max || now_hot == 0 {
+            break;
+        }
+    }
+    if moved == 0 {
         log("list", &outgoing.method, answer.status().as_u16(), 0, started);
         return Ok(forward::relay(answer));
     }
     drop(answer);
-    let moved = move_back_all(&app, &partition_key, ids).await?;
-    let again = outgoing.send(&upstream, None, left(deadline)).await?;
+    let again = outgoing.send(&upstream, None, left(deadline)?).await?;
     log("list", &outgoing.method, again.status().as_u16(), moved, started);
     Ok(forward::relay(again))
 }
 
+/// Time kept back from move-backs for the forward after them.
+const FORWARD_RESERVE: Duration = Duration::from_secs(30);
+
 /// Moves each record back, a few at a time; all must be hot before the list is
-/// forwarded again, so the first failure answers (503: nothing forwarded).
-async fn move_back_all(app: &App, partition_key: &str, ids: Vec<String>) -> Result<usize, ApiError> {
-    let mut steps = futures::stream::iter(ids)
-        .map(|id| async move { hydrate::move_back_within(&app.tiers, app.request_timeout, partition_key, &id).await })
-        .buffer_unordered(MOVE_BACK_CONCURRENCY);
-    let mut moved = 0;
-    while let Some(outcome) = steps.next().await {
-        if matches!(outcome?, MovedBack::Restored { .. }) {
-            moved += 1;
+/// forwarded again, so the first failure answers (503: nothing forwarded), as
+/// does running out of the request's time (what moved stays hot: a retry goes on).
+async fn move_back_all(app: &App, partition_key: &str, ids: Vec<String>, deadline: Instant) -> Result<usize, ApiError> {
+    let until = tokio::time::Instant::from_std(deadline.checked_sub(FORWARD_RESERVE).unwrap_or(deadline));
+    hydrate::within(until, "moving the list's archived records back", async {
+        let mut steps =
+            futures::stream::iter(ids)
+                .map(|id| async move {
+                    hydrate::move_back_within(&app.tiers, app.request_timeout, partition_key, &id).await
+                })
+                .buffer_unordered(MOVE_BACK_CONCURRENCY);
+        let mut moved = 0;
+        while let Some(outcome) = steps.next().await {
+            if matches!(outcome?, MovedBack::Restored { .. }) {
+                moved += 1;
+            }
         }
-    }
-    Ok(moved)
+        Ok(moved)
+    })
+    .await?
+}
+
+/// True when the request names a query parameter the profile's `[front.list]`
+/// does not: neither a bound of the window nor one of its `paging` parameters.
+pub fn narrowed_by(list: &ListWindow, raw_query: Option<&str>) -> bool {
+    url::form_urlencoded::parse(raw_query.unwrap_or("").as_bytes()).any(|(key, _)| {
+        list.from.as_deref() != Some(&key) && list.to.as_deref() != Some(&key) && !list.paging.iter().any(|p| *p == key)
+    })
 }
 
 /// The request's window as the profile's parameters give it, each bound taken
@@ -296,6 +394,11 @@ mod tests {
         let epoch = ListWindow { format: BoundFormat::EpochSeconds, ..list.clone() };
         let w = window_of(&epoch, &AgeField::Ts, Some("issuedFrom=1735732800&issuedTo=1735732800"));
         assert_eq!((w.from, w.until), (Some(AgeValue::Seconds(1735689600)), Some(AgeValue::Seconds(1735776000))));
+        let paged = ListWindow { paging: vec!["limit".into(), "cursor".into()], ..list.clone() };
+        assert!(!narrowed_by(&paged, Some("issuedFrom=2025-01-01&limit=10&cursor=abc")), "bounds and paging");
+        assert!(!narrowed_by(&paged, None));
+        assert!(narrowed_by(&paged, Some("limit=10&status=unpaid")), "a filter the profile does not name");
+        assert!(narrowed_by(&list, Some("limit=10")), "paging not declared: taken as narrowing");
         let times = ListWindow { format: BoundFormat::DateTime, ..list };
         let w = window_of(&times, &field, Some("issuedFrom=2025-01-01T23%3A00%3A00-02%3A00"));
         assert_eq!(w.from, text("2025-01-02"), "the day in UTC");

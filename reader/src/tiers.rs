@@ -263,11 +263,13 @@ impl Tiers {
         Ok((Page { items: items.into_iter().flatten().collect(), next: page.next }, next_marker))
     }
 
-    /// The ids of a partition's archived records in `window`, in listing order
-    /// (newest first), at most `limit` from the newest end (`newest`) or from
-    /// the oldest end: what front mode moves back before a list is forwarded.
-    /// From the list index once complete (in proportion to `limit` for the
-    /// newest end), else from a listing of the partition's copies.
+    /// The ids of a partition's archived records in `window`, in the API's
+    /// order: at most `limit` from the newest end (`newest`) or from the oldest
+    /// end, and then every record sharing the last one's age, so that an API
+    /// which breaks ties otherwise than by id finds the whole tie group hot
+    /// (docs/front-mode.md, "Lists"). What front mode moves back before a list
+    /// is forwarded. From the list index once complete (in proportion to
+    /// `limit` for the newest end), else from a listing of the partition's copies.
     pub async fn archived_in_window(
         &self,
         customer_id: &str,
@@ -275,20 +277,48 @@ impl Tiers {
         limit: usize,
         newest: bool,
     ) -> Result<Vec<String>, ApiError> {
-        let mut ids: Vec<String> = if newest && self.index_ready().await {
+        let mut ask = limit.max(1) + 1;
+        loop {
+            let ordered = self.archived_in_order(customer_id, window, ask, newest).await?;
+            let exhausted = ordered.len() < ask;
+            if let Some(ids) = cut_after_ties(&ordered, limit.max(1)) {
+                return Ok(ids);
+            }
+            if exhausted || ask >= MAX_TIE_GROUP {
+                if !exhausted {
+                    warn!(
+                        customer_id,
+                        records = ordered.len(),
+                        "a tie group of archived records longer than can be moved back at once"
+                    );
+                }
+                return Ok(ordered.into_iter().map(|(_, id)| id).collect());
+            }
+            ask = (ask * 2).min(MAX_TIE_GROUP);
+        }
+    }
+
+    /// The first `limit` archived records of the window in the API's order, as (age, id).
+    async fn archived_in_order(
+        &self,
+        customer_id: &str,
+        window: &Window,
+        limit: usize,
+        newest: bool,
+    ) -> Result<Vec<(AgeValue, String)>, ApiError> {
+        let mut all: Vec<(AgeValue, String)> = if newest && self.index_ready().await {
             let indexed = self.indexed_candidates(customer_id, window, limit, None).await?;
-            indexed.list.items.into_iter().map(|c| c.id).collect()
+            indexed.list.items.into_iter().map(|c| (c.age, c.id)).collect()
         } else {
             let keep = if newest { limit } else { usize::MAX / 4 };
             let (list, _) = self.archived_candidates(customer_id, window, keep).await?;
-            list.items.into_iter().map(|c| c.id).collect()
+            list.items.into_iter().map(|c| (c.age, c.id)).collect()
         };
-        if newest {
-            ids.truncate(limit);
-        } else {
-            ids = ids.split_off(ids.len().saturating_sub(limit));
+        if !newest {
+            all.reverse();
         }
-        Ok(ids)
+        all.truncate(limit);
+        Ok(all)
     }
 
     /// True when lists may read the index ([`IndexState`]).
@@ -654,9 +684,36 @@ async fn verified(stored: Bytes, metadata: &HashMap<String, String>) -> Result<(
     Ok((doc, meta))
 }
 
+/// The longest tie group a list request moves back at once.
+const MAX_TIE_GROUP: usize = 5000;
+
+/// The ids of `ordered` up to `limit` and then while the age stays the
+/// `limit`-th one's; `None` when `ordered` may not hold the whole group (it
+/// ends inside it).
+fn cut_after_ties(ordered: &[(AgeValue, String)], limit: usize) -> Option<Vec<String>> {
+    if ordered.len() <= limit {
+        return Some(ordered.iter().map(|(_, id)| id.clone()).collect());
+    }
+    let edge = &ordered[limit - 1].0;
+    let more = ordered[limit..].iter().position(|(age, _)| age != edge)?;
+    Some(ordered[..limit + more].iter().map(|(_, id)| id.clone()).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_move_back_takes_the_whole_tie_group_at_its_edge() {
+        let day = |d: &str, id: &str| (AgeValue::Text(d.into()), id.to_owned());
+        let ordered =
+            [day("2025-03", "a"), day("2025-02", "b"), day("2025-02", "c"), day("2025-02", "d"), day("2025-01", "e")];
+        let ids = |v: Option<Vec<String>>| v.map(|v| v.join(","));
+        assert_eq!(ids(cut_after_ties(&ordered, 1)), Some("a".into()), "no tie at the edge");
+        assert_eq!(ids(cut_after_ties(&ordered, 2)), Some("a,b,c,d".into()), "b's day, whole");
+        assert_eq!(ids(cut_after_ties(&ordered[..4], 2)), None, "the group may go on past what was read");
+        assert_eq!(ids(cut_after_ties(&ordered, 9)), Some("a,b,c,d,e".into()));
+    }
 
     #[test]
     fn the_next_marker_is_where_a_listing_started_at_or_before_the_pages_end() {
