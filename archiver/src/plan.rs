@@ -579,8 +579,12 @@ pub fn estimate(
         (None, true) => Some(budget / ranges as f64),
         (None, false) => None,
     };
-    let partition_seconds =
-        range_ru.filter(|ru| *ru > 0.0 && per_record > 0.0).map(|ru| busiest as f64 * per_record / ru);
+    // A run queries at most MAX_OPEN_RANGES ranges at once: past that many,
+    // the ranges' shares add up to less than the whole.
+    let open = ranges.min(crate::run::MAX_OPEN_RANGES) as f64;
+    let partition_seconds = range_ru
+        .filter(|ru| *ru > 0.0 && per_record > 0.0)
+        .map(|ru| (busiest as f64 * per_record / ru).max(records as f64 * per_record / (ru * open)));
     // Ties go to the last: the budget, which the operator sets.
     let bounds = [
         ("measured pace", pace_seconds),
@@ -919,7 +923,17 @@ mod tests {
         let shared = estimate(&settings, now, &cutoff, &options, &found);
         assert_eq!((shared.pace.bound_by, shared.pace.range_ru_per_second), ("a physical partition", Some(50.0)));
         assert!((shared.pace.seconds - 92.0).abs() < 0.01, "{:?}", shared.pace);
+        // 64 partitions, the records even over them, 6,400 RU/s, a fast trial:
+        // a run has 32 ranges open at once at 100 RU/s each, half the
+        // throughput, so the 1,000 records' 11,500 RU take 3.6 s, not 1.8.
         settings.max_ru_per_second = 0;
+        let mut wide = found.clone();
+        wide.throughput = Some(6400);
+        wide.counts.per_range = vec![1000 / 64; 64];
+        wide.trial = Trial { records: 1000, seconds: 1.0, complete: true, ..Trial::default() };
+        let wide = estimate(&settings, now, &cutoff, &options, &wide);
+        assert_eq!(wide.pace.bound_by, "a physical partition", "{:?}", wide.pace);
+        assert!((wide.pace.seconds - 11_500.0 / 3200.0).abs() < 0.01, "{:?}", wide.pace);
         // A trial that took nothing through measures nothing, and the plan says so.
         found.trial = Trial { failed: 5, seconds: 1.0, error: Some("store outage".into()), ..Trial::default() };
         let unmeasured = estimate(&settings, now, &cutoff, &options, &found);

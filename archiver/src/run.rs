@@ -326,8 +326,11 @@ struct Side<'s, 'a, F> {
 
 /// Ranges queried at once: each holds a page and a channel of records, so
 /// memory grows with them (100 ranges of 300 KB records at the smallest page
-/// would hold about 500 MB); the rest wait for one to finish.
-const MAX_OPEN_RANGES: usize = 32;
+/// would hold about 500 MB); the rest wait for one to finish. Each range
+/// spends at most its partition's share of the budget, so past this many
+/// physical partitions a run spends at most this many shares at once
+/// (`archiver plan` counts that).
+pub const MAX_OPEN_RANGES: usize = 32;
 
 /// What one range's slice of a pass spent and ended with.
 #[derive(Debug, Default)]

@@ -200,7 +200,8 @@ async fn read(
     answer(StatusCode::OK, &headers, body, Some(&tag))
 }
 
-/// Applies `change` to the stored invoice, if `If-Match` (when sent) names its current ETag.
+/// Applies `change` to the stored invoice, if `If-Match` (when sent) names its
+/// current ETag: 412 when it does not, and when there is no such invoice.
 async fn write(
     api: &Api,
     account: &str,
@@ -210,6 +211,10 @@ async fn write(
 ) -> Response {
     let mut doc = match load(api, account, invoice).await {
         Ok(Some(doc)) => doc,
+        // RFC 9110, 13.1.1: If-Match is false where there is no representation.
+        Ok(None) if headers.contains_key(header::IF_MATCH) => {
+            return problem(StatusCode::PRECONDITION_FAILED, "Precondition Failed", "The invoice has changed.".into());
+        }
         Ok(None) => return not_found(account, invoice),
         Err(e) => return e,
     };

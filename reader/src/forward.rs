@@ -259,6 +259,9 @@ fn check_segment(raw: &str) -> Result<String, ApiError> {
     Ok(once.into_owned())
 }
 
+/// The Functions key's query parameter (any case).
+pub const FUNCTIONS_KEY_PARAM: &str = "code";
+
 /// The query as sent, without the Functions key's `code` parameter (the host
 /// checked it; the upstream has no business with it).
 fn without_functions_key(raw: Option<&str>) -> Option<String> {
@@ -267,7 +270,7 @@ fn without_functions_key(raw: Option<&str>) -> Option<String> {
         .split('&')
         .filter(|pair| {
             let key = pair.split('=').next().unwrap_or_default();
-            !percent_decode_str(&key.replace('+', " ")).decode_utf8_lossy().eq_ignore_ascii_case("code")
+            !percent_decode_str(&key.replace('+', " ")).decode_utf8_lossy().eq_ignore_ascii_case(FUNCTIONS_KEY_PARAM)
         })
         .collect();
     (!kept.is_empty()).then(|| kept.join("&"))

@@ -8,10 +8,12 @@
 //!   answer is the profile's missing-record status and the archive holds a
 //!   copy of that record, move it back and forward the same request once more
 //!   (a condition naming the archived ETag renamed to the moved-back record's);
-//!   that answer is the consumer's. No copy: Cosmos is read once more before
-//!   the missing answer goes out (a move-back by another request may have just
-//!   made the record hot), so a record being moved back is never answered
-//!   missing;
+//!   that answer is the consumer's (a write answered 412 to its `If-Match`
+//!   is taken as missing too). No copy: Cosmos is read once before the missing
+//!   answer goes out, and when a move-back by another request has just made
+//!   the record hot the request is forwarded once more, so a record being
+//!   moved back is never answered missing. A delete of the record answered
+//!   2xx removes any copy of it;
 //! - **a list**: forward; when the answer is a success and the archive holds
 //!   records of that partition in the request's window (the profile's
 //!   `[front.list]` parameters), move back the first `READER_LIST_MOVEBACK_MAX`
@@ -110,8 +112,14 @@ fn left(deadline: Instant) -> Result<Duration, ApiError> {
 /// after these pauses, then its answer is the consumer's.
 const AGAIN_AFTER: [Duration; 2] = [Duration::from_millis(200), Duration::from_millis(800)];
 
-/// A record, or one of its sub-paths: forward, and on the missing answer move
-/// the record back and forward again.
+/// A record, or one of its sub-paths, any method: forward; on the missing
+/// answer (or 412 to a write with `If-Match`, which an API that checks
+/// conditions first gives a record it cannot find), move the record back if it
+/// is archived and forward again. Nothing moves before the current API has
+/// answered, so a caller it refuses moves nothing. A delete of the record
+/// itself answered 2xx takes its copy too: an API that deletes a missing
+/// record with 204 never saw the archived one, which a later read would bring
+/// back.
 pub async fn record_route(
     State(app): State<App>,
     path: Result<Path<Vec<(String, String)>>, PathRejection>,
@@ -122,6 +130,7 @@ pub async fn record_route(
         return Ok(forward::loop_detected());
     }
     let upstream = upstream_of(&app)?;
+    let sub_path = path.as_ref().is_ok_and(|Path(values)| values.iter().any(|(k, _)| k == REST_PARAM));
     let path = path.map(|Path(values)| Path(values.into_iter().filter(|(k, _)| k != REST_PARAM).collect()));
     let values = route_values(path)?;
     let (partition_key, id) = app.contract.key_of(&values).ok_or_else(|| ApiError::Internal {
@@ -135,23 +144,34 @@ pub async fn record_route(
     let (partition_key, id) = (partition_key.to_owned(), id.to_owned());
     let route_len = forward::route_len(&app.contract, &app.contract.record);
     let outgoing = Outgoing::of(&upstream, request, route_len, headers_for(&app)).await?;
+    let deletes_record = outgoing.method == Method::DELETE && !sub_path;
     let deadline = Instant::now() + FRONT_TIMEOUT;
-    if access(&outgoing.method) == Access::Write {
-        return write(&app, &upstream, &outgoing, &partition_key, &id, deadline, started).await;
-    }
     let answer = outgoing.send(&upstream, None, left(deadline)?).await?;
-    if answer.status().as_u16() != app.contract.not_found.status {
-        log("record", &outgoing.method, answer.status().as_u16(), 0, started);
+    let status = answer.status().as_u16();
+    let missing = status == app.contract.not_found.status;
+    let unmet = status == 412
+        && access(&outgoing.method) == Access::Write
+        && outgoing.headers.contains_key(axum::http::header::IF_MATCH);
+    // A preflight asks what the API allows, not for the record: nothing moves.
+    if outgoing.method == Method::OPTIONS || !(missing || unmet) {
+        if deletes_record && answer.status().is_success() {
+            hydrate::remove_copy(&app.tiers, &partition_key, &id).await;
+        }
+        log("record", &outgoing.method, status, 0, started);
         return Ok(forward::relay(answer));
     }
-    // The current API says missing: archived? (one metadata lookup, nothing moves otherwise)
-    let hydrated = match archived(&app, &partition_key, &id).await? {
-        Found::Missing => {
-            log("record", &outgoing.method, answer.status().as_u16(), 0, started);
+    // Archived? (one metadata lookup, nothing moves otherwise)
+    let until = move_back_until(deadline);
+    let found = hydrate::within(until, "looking the record up", archived(&app, &partition_key, &id)).await??;
+    let hydrated = match found {
+        Found::Archived => hydrate_record(&app, &partition_key, &id, until).await?,
+        // Moved back by another request meanwhile: asked once more. A 412 to a
+        // record that is hot is the condition's own answer.
+        Found::Hot if missing => Hydrated::Hot,
+        Found::Hot | Found::Missing => {
+            log("record", &outgoing.method, status, 0, started);
             return Ok(forward::relay(answer));
         }
-        Found::Hot => Hydrated::Hot,
-        Found::Archived => hydrate_record(&app, &partition_key, &id).await?,
     };
     drop(answer);
     let renamed = match &hydrated {
@@ -159,53 +179,43 @@ pub async fn record_route(
         Hydrated::Hot => None,
     };
     let mut again = outgoing.send(&upstream, renamed, left(deadline)?).await?;
-    for pause in AGAIN_AFTER {
-        if again.status().as_u16() != app.contract.not_found.status {
-            break;
+    if renamed.is_some() {
+        for pause in AGAIN_AFTER {
+            if again.status().as_u16() != app.contract.not_found.status {
+                break;
+            }
+            drop(again);
+            tokio::time::sleep(pause).await;
+            again = outgoing.send(&upstream, renamed, left(deadline)?).await?;
         }
-        drop(again);
-        tokio::time::sleep(pause).await;
-        again = outgoing.send(&upstream, renamed, left(deadline)?).await?;
+    }
+    if deletes_record && again.status().is_success() {
+        hydrate::remove_copy(&app.tiers, &partition_key, &id).await;
     }
     log("record", &outgoing.method, again.status().as_u16(), usize::from(renamed.is_some()), started);
     Ok(forward::relay(again))
 }
 
-/// A write to a record (any method but GET and HEAD, on the record or its
-/// sub-paths): an archived record is moved back first, then the write is
-/// forwarded once, as write-through does (docs/writes.md). Forwarding first
-/// would let a write that succeeds without the record (a DELETE answered 204
-/// for a missing record, an upsert) leave the archived copy behind, for a later
-/// read to bring back.
-async fn write(
-    app: &App,
-    upstream: &Upstream,
-    outgoing: &Outgoing,
-    partition_key: &str,
-    id: &str,
-    deadline: Instant,
-    started: Instant,
-) -> Result<Response, ApiError> {
-    let hydrated = match tiering::layout::blob_name(partition_key, id) {
-        Ok(name) => match app.tiers.archive.head(&name).await {
-            Ok(_) => hydrate_record(app, partition_key, id).await?,
-            Err(StoreError::NotFound) => Hydrated::Hot,
-            Err(e) => return Err(ApiError::from_store(ARCHIVE, e)),
-        },
-        // No name the archive could hold: nothing of it is archived.
-        Err(_) => Hydrated::Hot,
-    };
-    let renamed = match &hydrated {
-        Hydrated::Moved { archived_etag, etag } => Some((archived_etag.as_str(), etag.as_str())),
-        Hydrated::Hot => None,
-    };
-    let answer = outgoing.send(upstream, renamed, left(deadline)?).await?;
-    log("record", &outgoing.method, answer.status().as_u16(), usize::from(renamed.is_some()), started);
-    Ok(forward::relay(answer))
+/// Until when move-backs (and the lookups before them) may run: the request's
+/// deadline less the time kept for the forward after them.
+fn move_back_until(deadline: Instant) -> tokio::time::Instant {
+    tokio::time::Instant::from_std(deadline.checked_sub(FORWARD_RESERVE).unwrap_or(deadline))
 }
 
-async fn hydrate_record(app: &App, partition_key: &str, id: &str) -> Result<Hydrated, ApiError> {
-    Ok(match hydrate::move_back_within(&app.tiers, app.request_timeout, partition_key, id).await? {
+/// Moves one record back within `until` (and `READER_TIMEOUT_SECONDS`).
+async fn hydrate_record(
+    app: &App,
+    partition_key: &str,
+    id: &str,
+    until: tokio::time::Instant,
+) -> Result<Hydrated, ApiError> {
+    let moved = hydrate::within(
+        until,
+        "moving the record back",
+        hydrate::move_back_within(&app.tiers, app.request_timeout, partition_key, id),
+    )
+    .await??;
+    Ok(match moved {
         MovedBack::Restored { archived_etag, etag, .. } => Hydrated::Moved { archived_etag, etag },
         MovedBack::AlreadyHot { .. } | MovedBack::NotArchived => Hydrated::Hot,
     })
@@ -283,21 +293,26 @@ pub async fn list_route(
     // search) may need any archived record of its window, not the first K:
     // then the whole window is moved back first.
     let narrowed = narrowed_by(&front.list, query.as_deref());
-    let mut moved = 0;
-    loop {
-        let ids = app.tiers.archived_in_window(&partition_key, &window, app.list_moveback_max, newest).await?;
-        if ids.is_empty() {
-            break;
+    let until = move_back_until(deadline);
+    let moved = hydrate::within(until, "moving the list's archived records back", async {
+        let mut moved = 0;
+        loop {
+            let (ids, last) =
+                app.tiers.archived_in_window(&partition_key, &window, app.list_moveback_max, newest).await?;
+            if ids.is_empty() {
+                break;
+            }
+            let now_hot = move_back_all(&app, &partition_key, ids).await?;
+            moved += now_hot;
+            // Done: the first K (not narrowed), the window's last, or copies that
+            // stay beside records already hot (verify --shadowed reports them).
+            if !narrowed || last || now_hot == 0 {
+                break;
+            }
         }
-        let batch = ids.len();
-        let now_hot = move_back_all(&app, &partition_key, ids, deadline).await?;
-        moved += now_hot;
-        // Done: the first K (not narrowed), the window's last, or copies that
-        // stay beside records already hot (verify --shadowed reports them).
-        if !narrowed || batch < app.list_moveback_max || now_hot == 0 {
-            break;
-        }
-    }
+        Ok::<_, ApiError>(moved)
+    })
+    .await??;
     if moved == 0 {
         log("list", &outgoing.method, answer.status().as_u16(), 0, started);
         return Ok(forward::relay(answer));
@@ -313,32 +328,30 @@ const FORWARD_RESERVE: Duration = Duration::from_secs(30);
 
 /// Moves each record back, a few at a time; all must be hot before the list is
 /// forwarded again, so the first failure answers (503: nothing forwarded), as
-/// does running out of the request's time (what moved stays hot: a retry goes on).
-async fn move_back_all(app: &App, partition_key: &str, ids: Vec<String>, deadline: Instant) -> Result<usize, ApiError> {
-    let until = tokio::time::Instant::from_std(deadline.checked_sub(FORWARD_RESERVE).unwrap_or(deadline));
-    hydrate::within(until, "moving the list's archived records back", async {
-        let mut steps =
-            futures::stream::iter(ids)
-                .map(|id| async move {
-                    hydrate::move_back_within(&app.tiers, app.request_timeout, partition_key, &id).await
-                })
-                .buffer_unordered(MOVE_BACK_CONCURRENCY);
-        let mut moved = 0;
-        while let Some(outcome) = steps.next().await {
-            if matches!(outcome?, MovedBack::Restored { .. }) {
-                moved += 1;
-            }
+/// does running out of the request's time (the caller's `within`: what moved
+/// stays hot, and a retry goes on).
+async fn move_back_all(app: &App, partition_key: &str, ids: Vec<String>) -> Result<usize, ApiError> {
+    let mut steps = futures::stream::iter(ids)
+        .map(|id| async move { hydrate::move_back_within(&app.tiers, app.request_timeout, partition_key, &id).await })
+        .buffer_unordered(MOVE_BACK_CONCURRENCY);
+    let mut moved = 0;
+    while let Some(outcome) = steps.next().await {
+        if matches!(outcome?, MovedBack::Restored { .. }) {
+            moved += 1;
         }
-        Ok(moved)
-    })
-    .await?
+    }
+    Ok(moved)
 }
 
 /// True when the request names a query parameter the profile's `[front.list]`
-/// does not: neither a bound of the window nor one of its `paging` parameters.
+/// does not: neither a bound of the window nor one of its `paging` parameters,
+/// nor the Functions key (`code`, never forwarded).
 pub fn narrowed_by(list: &ListWindow, raw_query: Option<&str>) -> bool {
     url::form_urlencoded::parse(raw_query.unwrap_or("").as_bytes()).any(|(key, _)| {
-        list.from.as_deref() != Some(&key) && list.to.as_deref() != Some(&key) && !list.paging.iter().any(|p| *p == key)
+        !key.eq_ignore_ascii_case(forward::FUNCTIONS_KEY_PARAM)
+            && list.from.as_deref() != Some(&key)
+            && list.to.as_deref() != Some(&key)
+            && !list.paging.iter().any(|p| *p == key)
     })
 }
 
@@ -398,6 +411,7 @@ mod tests {
         assert!(!narrowed_by(&paged, Some("issuedFrom=2025-01-01&limit=10&cursor=abc")), "bounds and paging");
         assert!(!narrowed_by(&paged, None));
         assert!(narrowed_by(&paged, Some("limit=10&status=unpaid")), "a filter the profile does not name");
+        assert!(!narrowed_by(&paged, Some("limit=10&code=functions-key")), "the Functions key is no filter");
         assert!(narrowed_by(&list, Some("limit=10")), "paging not declared: taken as narrowing");
         let times = ListWindow { format: BoundFormat::DateTime, ..list };
         let w = window_of(&times, &field, Some("issuedFrom=2025-01-01T23%3A00%3A00-02%3A00"));

@@ -209,7 +209,7 @@ impl Tiers {
             boundary: slice.boundary,
         };
         let (mut archive, listed_etags, indexed) = if self.index_ready().await {
-            let mut indexed = self.indexed_candidates(customer_id, window, n + 1, marker).await?;
+            let mut indexed = self.indexed_candidates(customer_id, window, n + 1, marker, MAX_INDEX_CALLS).await?;
             let lengths = indexed.lengths.iter().map(|(id, len)| (id.clone(), (String::new(), *len))).collect();
             let list = std::mem::replace(&mut indexed.list, TierList { items: Vec::new(), boundary: None });
             (list, lengths, Some(indexed))
@@ -270,19 +270,24 @@ impl Tiers {
     /// (docs/front-mode.md, "Lists"). What front mode moves back before a list
     /// is forwarded. From the list index once complete (in proportion to
     /// `limit` for the newest end), else from a listing of the partition's copies.
+    /// True with them when nothing of the window comes after them.
     pub async fn archived_in_window(
         &self,
         customer_id: &str,
         window: &Window,
         limit: usize,
         newest: bool,
-    ) -> Result<Vec<String>, ApiError> {
-        let mut ask = limit.max(1) + 1;
+    ) -> Result<(Vec<String>, bool), ApiError> {
+        let limit = limit.max(1);
+        let mut ask = limit + 1;
         loop {
-            let ordered = self.archived_in_order(customer_id, window, ask, newest).await?;
-            let exhausted = ordered.len() < ask;
-            if let Some(ids) = cut_after_ties(&ordered, limit.max(1)) {
-                return Ok(ids);
+            let (ordered, exhausted) = self.archived_in_order(customer_id, window, ask, newest).await?;
+            // Fewer than asked without the window's end: entries dropped as
+            // stale duplicates. Asked again for more, never taken for the end.
+            let short = !exhausted && ordered.len() < ask;
+            if let Some(ids) = cut_after_ties(&ordered, limit).filter(|_| !short) {
+                let last = exhausted && ids.len() == ordered.len();
+                return Ok((ids, last));
             }
             if exhausted || ask >= MAX_TIE_GROUP {
                 if !exhausted {
@@ -292,33 +297,41 @@ impl Tiers {
                         "a tie group of archived records longer than can be moved back at once"
                     );
                 }
-                return Ok(ordered.into_iter().map(|(_, id)| id).collect());
+                return Ok((ordered.into_iter().map(|(_, id)| id).collect(), exhausted));
             }
             ask = (ask * 2).min(MAX_TIE_GROUP);
         }
     }
 
-    /// The first `limit` archived records of the window in the API's order, as (age, id).
+    /// The first `limit` archived records of the window in the API's order, as
+    /// (age, id), and whether they are all the window holds. The index is read
+    /// until `limit` are found or the window ends, however many listing calls
+    /// that takes (the caller bounds the time): a partition with many records
+    /// newer than the window must not look empty.
     async fn archived_in_order(
         &self,
         customer_id: &str,
         window: &Window,
         limit: usize,
         newest: bool,
-    ) -> Result<Vec<(AgeValue, String)>, ApiError> {
-        let mut all: Vec<(AgeValue, String)> = if newest && self.index_ready().await {
-            let indexed = self.indexed_candidates(customer_id, window, limit, None).await?;
-            indexed.list.items.into_iter().map(|c| (c.age, c.id)).collect()
+    ) -> Result<(Vec<(AgeValue, String)>, bool), ApiError> {
+        let (mut all, ended): (Vec<(AgeValue, String)>, bool) = if newest && self.index_ready().await {
+            let indexed = self.indexed_candidates(customer_id, window, limit, None, usize::MAX).await?;
+            let ended = indexed.list.boundary.is_none();
+            (indexed.list.items.into_iter().map(|c| (c.age, c.id)).collect(), ended)
         } else {
+            // The whole partition is listed: the best `keep` are exact.
             let keep = if newest { limit } else { usize::MAX / 4 };
             let (list, _) = self.archived_candidates(customer_id, window, keep).await?;
-            list.items.into_iter().map(|c| (c.age, c.id)).collect()
+            let ended = list.items.len() < keep;
+            (list.items.into_iter().map(|c| (c.age, c.id)).collect(), ended)
         };
         if !newest {
             all.reverse();
         }
+        let exhausted = ended && all.len() <= limit;
         all.truncate(limit);
-        Ok(all)
+        Ok((all, exhausted))
     }
 
     /// True when lists may read the index ([`IndexState`]).
@@ -350,7 +363,8 @@ impl Tiers {
 
     /// The first archived records of the partition in the window, from the
     /// index: entries from `marker` on, in listing order, until `limit` are in
-    /// the window, the window's lower bound is passed, or the index ends. A
+    /// the window, the window's lower bound is passed, the index ends, or
+    /// `max_calls` listing calls were made. A
     /// listing page that holds nothing in the window makes the next one as large
     /// as the service allows (a token from before markers, or a `to` date far
     /// back, starts far from the window).
@@ -360,6 +374,7 @@ impl Tiers {
         window: &Window,
         limit: usize,
         marker: Option<String>,
+        max_calls: usize,
     ) -> Result<Indexed, ApiError> {
         use std::cmp::Ordering;
         use tiering::listing::{Cursor, listing_order};
@@ -370,7 +385,7 @@ impl Tiers {
         let mut marker = marker;
         let (mut items, mut lengths, mut pages) = (Vec::new(), HashMap::new(), Vec::new());
         let (mut seen_last, mut ended) = (None::<Cursor>, false);
-        for call in 0..MAX_INDEX_CALLS {
+        for call in 0..max_calls {
             let start = marker.clone();
             let (entries, next) = match self.archive.list_page(&prefix, start.as_deref(), fetch).await {
                 Ok(page) => page,

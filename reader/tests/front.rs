@@ -13,7 +13,7 @@ use std::time::Duration;
 use archiver::startup::Archiver;
 use chrono::Utc;
 use devhost::mapped_api::{self, API_KEY};
-use testkit::cosmos::{fresh_stores, seed};
+use testkit::cosmos::{copy_as_a_run_left_it, fresh_stores, seed};
 use testkit::emulator::TEST_TRANSPORT;
 use testkit::proxy::Proxy;
 use testkit::sample::{SampleRecord, invoice};
@@ -258,11 +258,14 @@ async fn a_condition_on_the_archived_etag_is_renamed_when_the_api_serves_the_doc
 
 #[tokio::test]
 async fn writes_to_archived_records_move_them_back_and_a_delete_leaves_nothing_to_resurrect() {
-    let w = world(3, 1, 200, 100).await;
+    let w = world(5, 1, 200, 100).await;
     let (patched, voided, deleted) = (&w.old[0], &w.old[1], &w.old[2]);
     let tag = w.get(w.api, &path(patched), &[]).await.header("etag").unwrap().to_owned();
     w.archive().await;
     let key = [("x-api-key", API_KEY), ("if-match", tag.as_str())];
+    // The API answers If-Match on an invoice it cannot find with 412 (RFC 9110):
+    // the record is moved back on that too, and the write applies.
+    assert_eq!(w.send(w.api, "PATCH", &path(patched), &key, Some(r#"{"status":"paid"}"#)).await.status, 412);
     let answer = w.send(w.reader, "PATCH", &path(patched), &key, Some(r#"{"status":"paid"}"#)).await;
     assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
     assert_eq!(answer.json()["status"], "Paid");
@@ -270,10 +273,24 @@ async fn writes_to_archived_records_move_them_back_and_a_delete_leaves_nothing_t
     assert_eq!(stale.status, 412, "the API's own If-Match, on its own ETag");
     let action = w.send(w.reader, "POST", &format!("{}/void", path(voided)), &[("x-api-key", API_KEY)], None).await;
     assert_eq!((action.status, action.json()["status"].as_str()), (200, Some("Void")), "a sub-path moves it back too");
+    // The API deletes what it does not have with 204: the copy goes too.
     let gone = w.send(w.reader, "DELETE", &path(deleted), &[("x-api-key", API_KEY)], None).await;
     assert_eq!(gone.status, 204);
     assert!(!w.hot(deleted).await && !w.archived(deleted).await, "deleted from both tiers");
     assert_eq!(w.get(w.reader, &path(deleted), &[]).await.status, 404, "never served again");
+    // A delete that reaches the API while a run takes the record (copied and
+    // verified, not yet deleted from Cosmos): the run's copy goes with it.
+    let taken = &w.old[3];
+    assert_eq!(w.get(w.reader, &path(taken), &[]).await.status, 200, "moved back");
+    copy_as_a_run_left_it(&w.cosmos, &w.blob, &w.stores.age_field, taken, true).await.unwrap();
+    assert_eq!(w.send(w.reader, "DELETE", &path(taken), &[("x-api-key", API_KEY)], None).await.status, 204);
+    assert!(!w.hot(taken).await && !w.archived(taken).await, "deleted from both tiers");
+    assert_eq!(w.get(w.reader, &path(taken), &[]).await.status, 404, "never brought back");
+    // A delete of a sub-path deletes nothing of the record.
+    let kept = &w.old[4];
+    let sub = w.send(w.reader, "DELETE", &format!("{}/notes", path(kept)), &[("x-api-key", API_KEY)], None).await;
+    assert_ne!(sub.status / 100, 2, "the API has no such sub-path");
+    assert!(w.archived(kept).await || w.hot(kept).await, "the record is in one tier");
 }
 
 #[tokio::test]
@@ -286,6 +303,21 @@ async fn nothing_moves_for_a_refused_caller_a_bad_path_or_an_api_that_is_down() 
     assert_eq!(refused, w.send(w.api, "GET", &path(old), &[], None).await);
     assert_eq!(refused.status, 401);
     assert!(w.archived(old).await && !w.hot(old).await, "nothing moved back for a refused caller");
+    // Nor for its writes, nor for a preflight: nothing moves before the API answers.
+    for (method, body) in [("PATCH", Some(r#"{"status":"paid"}"#)), ("DELETE", None), ("POST", None)] {
+        let at = if method == "POST" { format!("{}/void", path(old)) } else { path(old) };
+        let refused = w.send(w.reader, method, &at, &[], body).await;
+        assert_eq!(refused.status, 401, "{method}");
+    }
+    let preflight = [("origin", "https://app.example"), ("access-control-request-method", "PATCH")];
+    let answered = w.send(w.reader, "OPTIONS", &path(old), &preflight, None).await;
+    assert_eq!(answered, w.send(w.api, "OPTIONS", &path(old), &preflight, None).await, "the API's own answer");
+    assert!(w.archived(old).await && !w.hot(old).await, "nothing moved back for refused writes or a preflight");
+    // A conditional write to a record that was never there: the API's 412, nothing moved.
+    let ghost = "/api/v2/accounts/acct-1/invoices/ghost";
+    let condition = [("x-api-key", API_KEY), ("if-match", "W/\"x\"")];
+    let unmet = w.send(w.reader, "PATCH", ghost, &condition, Some(r#"{"status":"paid"}"#)).await;
+    assert_eq!(unmet.status, 412);
     // Paths that would resolve elsewhere: 400 here, nothing forwarded.
     let counting = Proxy::start(w.api).await.unwrap();
     let guarded = serve(&w.stores, profile(100), counting.addr, 200, None).await;

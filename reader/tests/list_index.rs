@@ -12,12 +12,12 @@ use std::time::Duration;
 
 use archiver::startup::Archiver;
 use chrono::{NaiveDate, Utc};
-use testkit::cosmos::{fresh_stores, seed};
+use testkit::cosmos::{copy_as_a_run_left_it, fresh_stores, seed};
 use testkit::emulator::TEST_TRANSPORT;
 use testkit::hooks::{HookedArchive, Hooks, hook};
 use testkit::sample::{SampleRecord, invoice};
-use tiering::archive::{Archive, BlobArchive, PutCondition};
-use tiering::codec::{self, AgeStamp, ArchiveMeta};
+use tiering::archive::{Archive, BlobArchive};
+use tiering::codec::{AgeStamp, ArchiveMeta};
 use tiering::cosmos::CosmosStore;
 use tiering::record::{AgeField, AgeValue};
 use tiering::settings::{ArchiverSettings, ReaderSettings, StoreSettings};
@@ -143,28 +143,6 @@ async fn lists_read_the_index_in_order_with_a_bounded_number_of_calls_per_page()
     assert_eq!(ids, expected(&in_window));
 }
 
-/// Puts `r`'s current version as its archived copy, and (with `entry`) its index
-/// entry, as a run stopped just after that step would leave them.
-async fn copy_as_a_run_left_it(w: &World, r: &SampleRecord, entry: bool) {
-    let doc = w.cosmos.read(&r.customer_id, &r.id).await.unwrap().doc;
-    let body = doc.as_bytes().to_vec();
-    let field = &w.stores.age_field;
-    let meta = ArchiveMeta {
-        sha256: codec::sha256_hex(&body),
-        length: body.len() as u64,
-        etag: doc.etag().unwrap(),
-        ts: doc.ts().unwrap(),
-        stamp: AgeStamp::new(field, Some(&AgeValue::Text(r.invoice_date.to_string()))),
-        archived_at: Utc::now(),
-    };
-    let name = tiering::layout::blob_name(&r.customer_id, &r.id).unwrap();
-    w.blob.put(&name, codec::compress(&body).into(), meta.to_metadata(), PutCondition::Absent).await.unwrap();
-    if entry {
-        let entry = tiering::index::entry_of(&r.customer_id, &r.id, &meta, field).unwrap();
-        tiering::index::write(&w.blob, &entry, &meta).await.unwrap();
-    }
-}
-
 #[tokio::test]
 async fn a_run_stopped_before_or_after_the_index_entry_leaves_lists_right_and_the_next_run_finishes() {
     let w = world().await;
@@ -193,7 +171,7 @@ async fn a_run_stopped_before_or_after_the_index_entry_leaves_lists_right_and_th
     // entry and its delete from Cosmos left it in both tiers, indexed.
     let late = invoice("c", "late-1", days_ago(200), 1_500, 99);
     seed(&w.cosmos, std::slice::from_ref(&late)).await;
-    copy_as_a_run_left_it(&w, &late, true).await;
+    copy_as_a_run_left_it(&w.cosmos, &w.blob, &w.stores.age_field, &late, true).await.unwrap();
 
     let mut all = records.clone();
     all.push(late.clone());

@@ -107,3 +107,35 @@ pub async fn seed(cosmos: &CosmosStore, records: &[SampleRecord]) {
         upsert_raw(cosmos, &r.customer_id, &r.id, &r.json).await.unwrap_or_else(|e| panic!("seeding {}: {e}", r.id));
     }
 }
+
+/// Puts `r`'s current version in Cosmos as its archived copy (and, with
+/// `entry`, its list index entry), as a run stopped just after that step
+/// leaves them: the copy verified, the record not yet deleted.
+pub async fn copy_as_a_run_left_it(
+    cosmos: &CosmosStore,
+    blob: &BlobArchive,
+    field: &tiering::record::AgeField,
+    r: &SampleRecord,
+    entry: bool,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use tiering::archive::{Archive, PutCondition};
+    use tiering::codec::{self, AgeStamp, ArchiveMeta};
+    let doc = cosmos.read(&r.customer_id, &r.id).await?.doc;
+    let body = doc.as_bytes().to_vec();
+    let meta = ArchiveMeta {
+        sha256: codec::sha256_hex(&body),
+        length: body.len() as u64,
+        etag: doc.etag().context("the record's _etag")?,
+        ts: doc.ts().context("the record's _ts")?,
+        stamp: AgeStamp::new(field, Some(&tiering::record::AgeValue::Text(r.invoice_date.to_string()))),
+        archived_at: chrono::Utc::now(),
+    };
+    let name = tiering::layout::blob_name(&r.customer_id, &r.id)?;
+    blob.put(&name, codec::compress(&body).into(), meta.to_metadata(), PutCondition::Absent).await?;
+    if entry {
+        let entry = tiering::index::entry_of(&r.customer_id, &r.id, &meta, field).context("an index entry")?;
+        tiering::index::write(blob, &entry, &meta).await?;
+    }
+    Ok(())
+}
