@@ -272,6 +272,10 @@ async fn main() -> anyhow::Result<()> {
     let plan_file = std::env::temp_dir().join(format!("demo-plan-{}.json", std::process::id()));
     let planned = tokio::process::Command::new(&archiver_app.executable)
         .arg("plan")
+        // A quarter of the run or so, so that the plan extrapolates from its
+        // trial as it must on a real backfill (a trial that met every record
+        // would be the run itself, minus the deletes).
+        .args(["--trial-seconds", "4"])
         .arg("--json-out")
         .arg(&plan_file)
         .envs(&plan_env)
