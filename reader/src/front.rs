@@ -11,9 +11,10 @@
 //!   that answer is the consumer's (a write answered 412 to its `If-Match`
 //!   is taken as missing too). No copy: Cosmos is read once before the missing
 //!   answer goes out, and when a move-back by another request has just made
-//!   the record hot the request is forwarded once more, so a record being
-//!   moved back is never answered missing. A delete of the record answered
-//!   2xx removes any copy of it;
+//!   the record hot the request is forwarded once more. After a write your API
+//!   applied (2xx), a copy still in the archive is moved back (a stale one
+//!   beside an upsert is deleted), and after a delete of the record, when
+//!   Cosmos holds it again, the delete is sent once more ([`after_write`]);
 //! - **a list**: forward; when the answer is a success and the archive holds
 //!   records of that partition in the request's window (the profile's
 //!   `[front.list]` parameters), move back the first `READER_LIST_MOVEBACK_MAX`
@@ -44,7 +45,7 @@ use tiering::listing::Window;
 use tiering::moveback::MovedBack;
 use tiering::record::AgeField;
 use tiering::store::StoreError;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::app::App;
 use crate::auth::{Access, Caller, refusal};
@@ -149,51 +150,145 @@ pub async fn record_route(
     let answer = outgoing.send(&upstream, None, left(deadline)?).await?;
     let status = answer.status().as_u16();
     let missing = status == app.contract.not_found.status;
-    let unmet = status == 412
-        && access(&outgoing.method) == Access::Write
-        && outgoing.headers.contains_key(axum::http::header::IF_MATCH);
-    // A preflight asks what the API allows, not for the record: nothing moves.
-    if outgoing.method == Method::OPTIONS || !(missing || unmet) {
-        if deletes_record && answer.status().is_success() {
-            hydrate::remove_copy(&app.tiers, &partition_key, &id).await;
-        }
-        log("record", &outgoing.method, status, 0, started);
-        return Ok(forward::relay(answer));
-    }
-    // Archived? (one metadata lookup, nothing moves otherwise)
+    let writes = access(&outgoing.method) == Access::Write && outgoing.method != Method::OPTIONS;
+    let unmet = status == 412 && writes && outgoing.headers.contains_key(axum::http::header::IF_MATCH);
     let until = move_back_until(deadline);
-    let found = hydrate::within(until, "looking the record up", archived(&app, &partition_key, &id)).await??;
-    let hydrated = match found {
-        Found::Archived => hydrate_record(&app, &partition_key, &id, until).await?,
-        // Moved back by another request meanwhile: asked once more. A 412 to a
-        // record that is hot is the condition's own answer.
-        Found::Hot if missing => Hydrated::Hot,
-        Found::Hot | Found::Missing => {
-            log("record", &outgoing.method, status, 0, started);
-            return Ok(forward::relay(answer));
-        }
-    };
-    drop(answer);
-    let renamed = match &hydrated {
-        Hydrated::Moved { archived_etag, etag } => Some((archived_etag.as_str(), etag.as_str())),
-        Hydrated::Hot => None,
-    };
-    let mut again = outgoing.send(&upstream, renamed, left(deadline)?).await?;
-    if renamed.is_some() {
-        for pause in AGAIN_AFTER {
-            if again.status().as_u16() != app.contract.not_found.status {
-                break;
+    // A preflight asks what the API allows, not for the record: nothing moves.
+    let (answer, moved) = if outgoing.method == Method::OPTIONS || !(missing || unmet) {
+        (answer, None)
+    } else {
+        // Archived? (one metadata lookup, nothing moves otherwise)
+        let found = hydrate::within(until, "looking the record up", archived(&app, &partition_key, &id)).await??;
+        let hydrated = match found {
+            Found::Archived => hydrate_record(&app, &partition_key, &id, until).await?,
+            // Moved back by another request meanwhile: asked once more. A 412 to a
+            // record that is hot is the condition's own answer.
+            Found::Hot if missing => Hydrated::Hot,
+            Found::Hot | Found::Missing => {
+                log("record", &outgoing.method, status, 0, started);
+                return Ok(forward::relay(answer));
             }
-            drop(again);
-            tokio::time::sleep(pause).await;
-            again = outgoing.send(&upstream, renamed, left(deadline)?).await?;
+        };
+        drop(answer);
+        let moved = match hydrated {
+            Hydrated::Moved { archived_etag, etag } => Some((archived_etag, etag)),
+            Hydrated::Hot => None,
+        };
+        let renamed = moved.as_ref().map(|(a, n)| (a.as_str(), n.as_str()));
+        let mut again = outgoing.send(&upstream, renamed, left(deadline)?).await?;
+        if renamed.is_some() {
+            for pause in AGAIN_AFTER {
+                if again.status().as_u16() != app.contract.not_found.status {
+                    break;
+                }
+                drop(again);
+                tokio::time::sleep(pause).await;
+                again = outgoing.send(&upstream, renamed, left(deadline)?).await?;
+            }
+        }
+        (again, moved)
+    };
+    let mut count = usize::from(moved.is_some());
+    let answer = if writes && answer.status().is_success() {
+        let after = Written { outgoing: &outgoing, deletes_record, moved: moved.as_ref(), deadline };
+        let (answer, moved_after) = after_write(&app, &upstream, &partition_key, &id, after, answer).await?;
+        count += moved_after;
+        answer
+    } else {
+        answer
+    };
+    log("record", &outgoing.method, answer.status().as_u16(), count, started);
+    Ok(forward::relay(answer))
+}
+
+/// A write your API applied (2xx), as [`after_write`] needs it.
+struct Written<'a> {
+    outgoing: &'a Outgoing,
+    /// DELETE on the record route itself (not a sub-path).
+    deletes_record: bool,
+    /// This request's own move-back: the archived ETag and the record's now.
+    moved: Option<&'a (String, String)>,
+    deadline: Instant,
+}
+
+/// After your API applied a write (2xx), no copy of the record may stay behind
+/// it: a copy beside a record an upsert just wrote would be a stale version,
+/// and the copy of a record your API deleted without seeing it (a DELETE of a
+/// missing record answered 204, or one that reached it while a move-back or
+/// an archive run had the record between the tiers) would bring it back. So
+/// a copy found now is moved back (the usual move-back: it waits for one in
+/// flight, and deletes a copy that Cosmos has superseded), and after a
+/// delete of the record, when Cosmos holds it again, the delete is sent once
+/// more for your API to apply to it. Returns the answer and the records moved.
+async fn after_write(
+    app: &App,
+    upstream: &Upstream,
+    partition_key: &str,
+    id: &str,
+    written: Written<'_>,
+    answer: reqwest13::Response,
+) -> Result<(reqwest13::Response, usize), ApiError> {
+    let Written { outgoing, deletes_record, moved, deadline } = written;
+    let until = move_back_until(deadline);
+    let applied = |step: &str, e: String| ApiError::Unavailable {
+        tier: "the archive or Cosmos DB",
+        retry_after: 1,
+        detail: format!("your API applied the delete, but {step} failed ({e}); send the DELETE again"),
+    };
+    let copy = match tiering::layout::blob_name(partition_key, id) {
+        Ok(name) => match tokio::time::timeout_at(until, app.tiers.archive.head(&name)).await {
+            Ok(Ok(_)) => true,
+            Ok(Err(StoreError::NotFound)) => false,
+            Ok(Err(e)) if deletes_record => {
+                return Err(applied("looking for the record's archived copy", e.to_string()));
+            }
+            Ok(Err(e)) => {
+                warn!(partition_key, id, error = %e, "written; the archive could not be checked for a copy left behind");
+                false
+            }
+            Err(_) if deletes_record => {
+                return Err(applied("looking for the record's archived copy", "timed out".into()));
+            }
+            Err(_) => false,
+        },
+        Err(_) => false,
+    };
+    let mut renamed = moved.map(|(a, n)| (a.clone(), n.clone()));
+    let mut count = 0;
+    if copy {
+        match tokio::time::timeout_at(until, hydrate::move_back(&app.tiers, partition_key, id)).await {
+            Ok(Ok(MovedBack::Restored { archived_etag, etag, .. })) => {
+                count = 1;
+                renamed.get_or_insert((archived_etag, etag));
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) if deletes_record => return Err(applied("moving its archived copy back", e.to_string())),
+            Err(_) if deletes_record => return Err(applied("moving its archived copy back", "timed out".into())),
+            Ok(Err(_)) | Err(_) => {
+                warn!(
+                    partition_key,
+                    id, "written; a copy of the record stays in the archive beside it (`archiver verify --shadowed`)"
+                );
+            }
         }
     }
-    if deletes_record && again.status().is_success() {
-        hydrate::remove_copy(&app.tiers, &partition_key, &id).await;
+    if !deletes_record {
+        return Ok((answer, count));
     }
-    log("record", &outgoing.method, again.status().as_u16(), usize::from(renamed.is_some()), started);
-    Ok(forward::relay(again))
+    // Hot again (moved back by this request or another): your API deletes it now.
+    let cosmos = app.tiers.cosmos.get().await.map_err(|e| applied("reaching Cosmos DB", e.to_string()))?;
+    let hot = match tokio::time::timeout_at(until, cosmos.read(partition_key, id)).await {
+        Ok(Ok(_)) => true,
+        Ok(Err(StoreError::NotFound)) => false,
+        Ok(Err(e)) => return Err(applied("reading the record in Cosmos", e.to_string())),
+        Err(_) => return Err(applied("reading the record in Cosmos", "timed out".into())),
+    };
+    if !hot {
+        return Ok((answer, count));
+    }
+    drop(answer);
+    let renamed = renamed.as_ref().map(|(a, n)| (a.as_str(), n.as_str()));
+    Ok((outgoing.send(upstream, renamed, left(deadline)?).await?, count))
 }
 
 /// Until when move-backs (and the lookups before them) may run: the request's

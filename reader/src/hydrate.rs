@@ -4,13 +4,12 @@
 //! reaches into the archive is forwarded (front mode). Each record goes by
 //! `tiering::moveback` (the copy checked, created only where Cosmos has no such
 //! record, read back, the copy deleted at its ETag under its lease), so a
-//! hydrated record is hot with a fresh `_ts` and lives in one tier again. And
-//! after the current API deleted a record, its copy goes too ([`remove_copy`]).
+//! hydrated record is hot with a fresh `_ts` and lives in one tier again.
 
 use std::time::Duration;
 
 use tiering::moveback::{self, MoveBackError, MovedBack};
-use tracing::{info, warn};
+use tracing::warn;
 
 use crate::error::{ARCHIVE, ApiError};
 use crate::tiers::Tiers;
@@ -75,31 +74,4 @@ pub async fn move_back_within(
 ) -> Result<MovedBack, ApiError> {
     let deadline = tokio::time::Instant::now() + limit;
     within(deadline, "moving the record back", move_back(tiers, partition_key, id)).await?
-}
-
-/// After a delete the current API answered 2xx: a copy left in the archive (a
-/// stale copy beside the hot record, or the only copy of a record the API never
-/// saw, when it answers a delete of a missing record with 2xx too; either would
-/// serve or bring back the deleted record from now on) is deleted at the ETag
-/// it was found at. Best effort: a copy leased
-/// by a move-back in progress, or changed meanwhile, is logged as an error for
-/// a person (`archiver forget` removes it): to every command it looks like an
-/// archived record, which it now serves.
-pub async fn remove_copy(tiers: &Tiers, partition_key: &str, id: &str) {
-    let Ok(name) = tiering::layout::blob_name(partition_key, id) else { return };
-    match tiers.archive.head(&name).await {
-        Err(tiering::store::StoreError::NotFound) => {}
-        Ok(info) => match tiers.archive.delete_if_match(&name, &info.etag).await {
-            Ok(()) => {
-                if let Ok(meta) = tiering::codec::ArchiveMeta::from_metadata(&info.metadata) {
-                    tiering::index::remove_for_copy(tiers.archive.as_ref(), &name, &meta).await;
-                }
-                info!(partition_key, id, "deleted: its stale archived copy removed too");
-            }
-            Err(e) => {
-                tracing::error!(partition_key, id, error = %e, "deleted, but its archived copy could not be removed: it serves the record until `archiver forget` removes it")
-            }
-        },
-        Err(e) => warn!(partition_key, id, error = %e, "deleted, but the archive could not be checked for a copy"),
-    }
 }

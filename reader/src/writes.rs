@@ -27,13 +27,14 @@ use axum::extract::{Path, Request, State};
 use axum::http::Method;
 use axum::response::Response;
 use tiering::moveback::MovedBack;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::app::App;
 use crate::error::ApiError;
 use crate::forward::{self, Headers, Outgoing};
 use crate::hydrate;
 use crate::route::route_values;
+use crate::tiers::Tiers;
 
 /// How long a write may take in all, forwards and move-backs together: below
 /// the Functions host's 230-second limit on an HTTP request, and independent of
@@ -102,7 +103,7 @@ pub async fn write_record(
     }
     let status = answer.status();
     if outgoing.method == Method::DELETE && status.is_success() {
-        hydrate::remove_copy(&app.tiers, &partition_key, &id).await;
+        remove_copy(&app.tiers, &partition_key, &id).await;
     }
     let restored = |m: &MovedBack| u64::from(matches!(m, MovedBack::Restored { .. }));
     info!(
@@ -116,4 +117,29 @@ pub async fn write_record(
         "write"
     );
     Ok(forward::relay(answer))
+}
+
+/// After a delete the current API answered 2xx: a copy left in the archive (a
+/// stale copy beside the hot record, which would serve the deleted record from
+/// now on) is deleted at the ETag it was found at. Best effort: a copy leased
+/// by a move-back in progress, or changed meanwhile, is logged as an error for
+/// a person (`archiver forget` removes it): to every command it looks like an
+/// archived record, which it now serves.
+async fn remove_copy(tiers: &Tiers, partition_key: &str, id: &str) {
+    let Ok(name) = tiering::layout::blob_name(partition_key, id) else { return };
+    match tiers.archive.head(&name).await {
+        Err(tiering::store::StoreError::NotFound) => {}
+        Ok(info) => match tiers.archive.delete_if_match(&name, &info.etag).await {
+            Ok(()) => {
+                if let Ok(meta) = tiering::codec::ArchiveMeta::from_metadata(&info.metadata) {
+                    tiering::index::remove_for_copy(tiers.archive.as_ref(), &name, &meta).await;
+                }
+                info!(partition_key, id, "deleted: its stale archived copy removed too");
+            }
+            Err(e) => {
+                tracing::error!(partition_key, id, error = %e, "deleted, but its archived copy could not be removed: it serves the record until `archiver forget` removes it")
+            }
+        },
+        Err(e) => warn!(partition_key, id, error = %e, "deleted, but the archive could not be checked for a copy"),
+    }
 }

@@ -294,6 +294,33 @@ async fn writes_to_archived_records_move_them_back_and_a_delete_leaves_nothing_t
 }
 
 #[tokio::test]
+async fn a_delete_that_races_a_move_back_leaves_the_record_in_neither_tier() {
+    let w = world(1, 0, 200, 100).await;
+    w.archive().await;
+    let r = &w.old[0];
+    let name = tiering::layout::blob_name(&r.customer_id, &r.id).unwrap();
+    // Another request's move-back holds the copy: the record is not in Cosmos
+    // yet when the DELETE reaches the API, which answers 204 for what it does
+    // not have; the move-back then creates the record and deletes the copy.
+    let hold = "another-move-back";
+    assert!(w.blob.acquire_lease(&name, 60, hold).await.unwrap());
+    let other = {
+        let (cosmos, blob, name, r) = (w.cosmos.clone(), w.blob.clone(), name.clone(), r.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            testkit::cosmos::upsert_raw(&cosmos, &r.customer_id, &r.id, &r.json).await.unwrap();
+            let etag = blob.head(&name).await.unwrap().etag;
+            blob.delete_leased(&name, &etag, hold).await.unwrap();
+        })
+    };
+    let deleted = w.send(w.reader, "DELETE", &path(r), &[("x-api-key", API_KEY)], None).await;
+    other.await.unwrap();
+    assert_eq!(deleted.status, 204, "{}", String::from_utf8_lossy(&deleted.body));
+    assert!(!w.hot(r).await && !w.archived(r).await, "the record the other move-back brought back is deleted too");
+    assert_eq!(w.get(w.reader, &path(r), &[]).await.status, 404);
+}
+
+#[tokio::test]
 async fn nothing_moves_for_a_refused_caller_a_bad_path_or_an_api_that_is_down() {
     let w = world(2, 0, 200, 100).await;
     w.archive().await;
