@@ -14,7 +14,8 @@
 //!   the record hot the request is forwarded once more. After a write your API
 //!   applied (2xx), a copy still in the archive is moved back (a stale one
 //!   beside an upsert is deleted), and after a delete of the record, when
-//!   Cosmos holds it again, the delete is sent once more ([`after_write`]);
+//!   Cosmos holds the copy's version by then, the delete is sent once more
+//!   ([`after_write`]);
 //! - **a list**: forward; when the answer is a success and the archive holds
 //!   records of that partition in the request's window (the profile's
 //!   `[front.list]` parameters), move back the first `READER_LIST_MOVEBACK_MAX`
@@ -218,8 +219,11 @@ struct Written<'a> {
 /// an archive run had the record between the tiers) would bring it back. So
 /// a copy found now is moved back (the usual move-back: it waits for one in
 /// flight, and deletes a copy that Cosmos has superseded), and after a
-/// delete of the record, when Cosmos holds it again, the delete is sent once
-/// more for your API to apply to it. Returns the answer and the records moved.
+/// delete of the record, when Cosmos then holds that copy's version (moved
+/// back by this request or by another), the delete is sent once more for
+/// your API to apply to it. Any other version in Cosmos (a record created
+/// anew under the id since, a soft delete's mark) is left alone. Returns the
+/// answer and the records moved.
 async fn after_write(
     app: &App,
     upstream: &Upstream,
@@ -235,60 +239,76 @@ async fn after_write(
         retry_after: 1,
         detail: format!("your API applied the delete, but {step} failed ({e}); send the DELETE again"),
     };
-    let copy = match tiering::layout::blob_name(partition_key, id) {
-        Ok(name) => match tokio::time::timeout_at(until, app.tiers.archive.head(&name)).await {
-            Ok(Ok(_)) => true,
-            Ok(Err(StoreError::NotFound)) => false,
-            Ok(Err(e)) if deletes_record => {
-                return Err(applied("looking for the record's archived copy", e.to_string()));
-            }
+    let Ok(name) = tiering::layout::blob_name(partition_key, id) else { return Ok((answer, 0)) };
+    // For a delete, the copy's document itself, to know it again in Cosmos.
+    let copy = if deletes_record {
+        match tokio::time::timeout_at(until, archived_document(app, &name)).await {
+            Ok(Ok(copy)) => copy.map(Some),
+            Ok(Err(e)) => return Err(applied("reading the record's archived copy", e)),
+            Err(_) => return Err(applied("reading the record's archived copy", "timed out".into())),
+        }
+    } else {
+        match tokio::time::timeout_at(until, app.tiers.archive.head(&name)).await {
+            Ok(Ok(_)) => Some(None),
+            Ok(Err(StoreError::NotFound)) => None,
             Ok(Err(e)) => {
                 warn!(partition_key, id, error = %e, "written; the archive could not be checked for a copy left behind");
-                false
+                None
             }
-            Err(_) if deletes_record => {
-                return Err(applied("looking for the record's archived copy", "timed out".into()));
-            }
-            Err(_) => false,
-        },
-        Err(_) => false,
+            Err(_) => None,
+        }
     };
+    let Some(copy) = copy else { return Ok((answer, 0)) };
     let mut renamed = moved.map(|(a, n)| (a.clone(), n.clone()));
     let mut count = 0;
-    if copy {
-        match tokio::time::timeout_at(until, hydrate::move_back(&app.tiers, partition_key, id)).await {
-            Ok(Ok(MovedBack::Restored { archived_etag, etag, .. })) => {
-                count = 1;
-                renamed.get_or_insert((archived_etag, etag));
-            }
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) if deletes_record => return Err(applied("moving its archived copy back", e.to_string())),
-            Err(_) if deletes_record => return Err(applied("moving its archived copy back", "timed out".into())),
-            Ok(Err(_)) | Err(_) => {
-                warn!(
-                    partition_key,
-                    id, "written; a copy of the record stays in the archive beside it (`archiver verify --shadowed`)"
-                );
-            }
+    match tokio::time::timeout_at(until, hydrate::move_back(&app.tiers, partition_key, id)).await {
+        Ok(Ok(MovedBack::Restored { archived_etag, etag, .. })) => {
+            count = 1;
+            renamed.get_or_insert((archived_etag, etag));
+        }
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) if deletes_record => return Err(applied("moving its archived copy back", e.to_string())),
+        Err(_) if deletes_record => return Err(applied("moving its archived copy back", "timed out".into())),
+        Ok(Err(_)) | Err(_) => {
+            warn!(
+                partition_key,
+                id, "written; a copy of the record stays in the archive beside it (`archiver verify --shadowed`)"
+            );
         }
     }
-    if !deletes_record {
-        return Ok((answer, count));
-    }
-    // Hot again (moved back by this request or another): your API deletes it now.
+    let Some(copy) = copy else { return Ok((answer, count)) };
+    // The copy's version in Cosmos now: your API deletes it.
     let cosmos = app.tiers.cosmos.get().await.map_err(|e| applied("reaching Cosmos DB", e.to_string()))?;
-    let hot = match tokio::time::timeout_at(until, cosmos.read(partition_key, id)).await {
-        Ok(Ok(_)) => true,
+    let again = match tokio::time::timeout_at(until, cosmos.read(partition_key, id)).await {
+        Ok(Ok(item)) => document_value(&item.doc.without_system_properties()) == Some(copy),
         Ok(Err(StoreError::NotFound)) => false,
         Ok(Err(e)) => return Err(applied("reading the record in Cosmos", e.to_string())),
         Err(_) => return Err(applied("reading the record in Cosmos", "timed out".into())),
     };
-    if !hot {
+    if !again {
         return Ok((answer, count));
     }
     drop(answer);
     let renamed = renamed.as_ref().map(|(a, n)| (a.as_str(), n.as_str()));
     Ok((outgoing.send(upstream, renamed, left(deadline)?).await?, count))
+}
+
+/// The archived copy's document without its system properties, checked
+/// against its hash; `None` when there is no copy.
+async fn archived_document(app: &App, name: &str) -> Result<Option<serde_json::Value>, String> {
+    let stored = match app.tiers.archive.get(name).await {
+        Ok(stored) => stored,
+        Err(StoreError::NotFound) => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
+    let meta = tiering::codec::ArchiveMeta::from_metadata(&stored.info.metadata).map_err(|e| e.to_string())?;
+    let body = tiering::codec::decode_verified(&stored.body, &meta).map_err(|e| e.to_string())?;
+    let doc = tiering::record::RawDocument::parse(body).map_err(|e| e.to_string())?;
+    document_value(&doc.without_system_properties()).map(Some).ok_or_else(|| "the copy is not JSON".into())
+}
+
+fn document_value(bytes: &[u8]) -> Option<serde_json::Value> {
+    serde_json::from_slice(bytes).ok()
 }
 
 /// Until when move-backs (and the lookups before them) may run: the request's

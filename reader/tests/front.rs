@@ -321,6 +321,40 @@ async fn a_delete_that_races_a_move_back_leaves_the_record_in_neither_tier() {
 }
 
 #[tokio::test]
+async fn a_record_created_anew_right_after_a_delete_is_never_deleted_by_it() {
+    let w = world(1, 0, 200, 100).await;
+    w.archive().await;
+    let r = &w.old[0];
+    let mut anew: serde_json::Value = serde_json::from_str(&r.json).unwrap();
+    anew["note"] = "created anew under the same id".into();
+    // Another consumer creates the id once the API has answered the delete,
+    // before the reader looks at the archive after it.
+    let once = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hooks = testkit::hooks::Hooks {
+        before_get: testkit::hooks::hook({
+            let (cosmos, r, anew, once) = (w.cosmos.clone(), r.clone(), anew.to_string(), once.clone());
+            move |_| {
+                let (cosmos, r, anew, once) = (cosmos.clone(), r.clone(), anew.clone(), once.clone());
+                async move {
+                    if !once.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                        testkit::cosmos::upsert_raw(&cosmos, &r.customer_id, &r.id, &anew).await.unwrap();
+                    }
+                }
+            }
+        }),
+        ..Default::default()
+    };
+    let hooked = testkit::hooks::HookedArchive { inner: Arc::new(w.blob.clone()), hooks };
+    let reader = serve(&w.stores, profile(100), w.api, 200, Some(Arc::new(hooked))).await;
+    let deleted = w.send(reader, "DELETE", &path(r), &[("x-api-key", API_KEY)], None).await;
+    assert_eq!(deleted.status, 204, "{}", String::from_utf8_lossy(&deleted.body));
+    assert!(once.load(std::sync::atomic::Ordering::SeqCst), "the other consumer wrote");
+    let now = w.cosmos.read(&r.customer_id, &r.id).await.expect("the new record stays");
+    assert!(String::from_utf8_lossy(now.doc.as_bytes()).contains("created anew"));
+    assert!(!w.archived(r).await, "the deleted version's copy is gone");
+}
+
+#[tokio::test]
 async fn nothing_moves_for_a_refused_caller_a_bad_path_or_an_api_that_is_down() {
     let w = world(2, 0, 200, 100).await;
     w.archive().await;
