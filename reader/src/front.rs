@@ -220,10 +220,11 @@ struct Written<'a> {
 /// a copy found now is moved back (the usual move-back: it waits for one in
 /// flight, and deletes a copy that Cosmos has superseded), and after a
 /// delete of the record, when Cosmos then holds that copy's version (moved
-/// back by this request or by another), the delete is sent once more for
-/// your API to apply to it. Any other version in Cosmos (a record created
-/// anew under the id since, a soft delete's mark) is left alone. Returns the
-/// answer and the records moved.
+/// back by this request), or any version after another request took the
+/// copy (its move-back, and perhaps the write that met "missing" after it),
+/// the delete is sent once more for your API to apply to it. Any other
+/// version in Cosmos (a record created anew under the id since, a soft
+/// delete's mark) is left alone. Returns the answer and the records moved.
 async fn after_write(
     app: &App,
     upstream: &Upstream,
@@ -261,12 +262,16 @@ async fn after_write(
     let Some(copy) = copy else { return Ok((answer, 0)) };
     let mut renamed = moved.map(|(a, n)| (a.clone(), n.clone()));
     let mut count = 0;
+    // The copy seen a moment ago, gone now: another request moved it back
+    // (and may have written the record since, as a write that met "missing" does).
+    let mut taken_by_another = false;
     match tokio::time::timeout_at(until, hydrate::move_back(&app.tiers, partition_key, id)).await {
         Ok(Ok(MovedBack::Restored { archived_etag, etag, .. })) => {
             count = 1;
             renamed.get_or_insert((archived_etag, etag));
         }
-        Ok(Ok(_)) => {}
+        Ok(Ok(MovedBack::NotArchived)) => taken_by_another = true,
+        Ok(Ok(MovedBack::AlreadyHot { .. })) => {}
         Ok(Err(e)) if deletes_record => return Err(applied("moving its archived copy back", e.to_string())),
         Err(_) if deletes_record => return Err(applied("moving its archived copy back", "timed out".into())),
         Ok(Err(_)) | Err(_) => {
@@ -277,10 +282,11 @@ async fn after_write(
         }
     }
     let Some(copy) = copy else { return Ok((answer, count)) };
-    // The copy's version in Cosmos now: your API deletes it.
+    // The copy's version in Cosmos now, or whatever another request's
+    // move-back left there: your API deletes it.
     let cosmos = app.tiers.cosmos.get().await.map_err(|e| applied("reaching Cosmos DB", e.to_string()))?;
     let again = match tokio::time::timeout_at(until, cosmos.read(partition_key, id)).await {
-        Ok(Ok(item)) => document_value(&item.doc.without_system_properties()) == Some(copy),
+        Ok(Ok(item)) => taken_by_another || document_value(&item.doc.without_system_properties()) == Some(copy),
         Ok(Err(StoreError::NotFound)) => false,
         Ok(Err(e)) => return Err(applied("reading the record in Cosmos", e.to_string())),
         Err(_) => return Err(applied("reading the record in Cosmos", "timed out".into())),

@@ -301,14 +301,18 @@ async fn a_delete_that_races_a_move_back_leaves_the_record_in_neither_tier() {
     let name = tiering::layout::blob_name(&r.customer_id, &r.id).unwrap();
     // Another request's move-back holds the copy: the record is not in Cosmos
     // yet when the DELETE reaches the API, which answers 204 for what it does
-    // not have; the move-back then creates the record and deletes the copy.
+    // not have; the move-back then creates the record and deletes the copy,
+    // and the write that had met "missing" changes it.
     let hold = "another-move-back";
     assert!(w.blob.acquire_lease(&name, 60, hold).await.unwrap());
+    let mut written: serde_json::Value = serde_json::from_str(&r.json).unwrap();
+    written["status"] = "paid".into();
     let other = {
         let (cosmos, blob, name, r) = (w.cosmos.clone(), w.blob.clone(), name.clone(), r.clone());
+        let written = written.to_string();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(500)).await;
-            testkit::cosmos::upsert_raw(&cosmos, &r.customer_id, &r.id, &r.json).await.unwrap();
+            testkit::cosmos::upsert_raw(&cosmos, &r.customer_id, &r.id, &written).await.unwrap();
             let etag = blob.head(&name).await.unwrap().etag;
             blob.delete_leased(&name, &etag, hold).await.unwrap();
         })
