@@ -13,6 +13,11 @@ pub fn percentile(samples: &[Duration], p: f64) -> Option<Duration> {
     Some(sorted[rank.min(sorted.len()) - 1])
 }
 
+/// [`percentile`] in milliseconds; 0 for no samples.
+pub fn percentile_ms(samples: &[Duration], p: f64) -> f64 {
+    percentile(samples, p).unwrap_or_default().as_secs_f64() * 1000.0
+}
+
 /// Monthly list prices (USD per GB-month) the projection uses; defaults are
 /// pay-as-you-go list prices for a single region, to be replaced with your own.
 #[derive(Debug, Clone, Copy)]

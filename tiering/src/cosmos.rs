@@ -459,10 +459,13 @@ impl CosmosStore {
         written_before: i64,
         page_size: u32,
     ) -> Result<Pages, StoreError> {
+        self.pages(self.aged_query(cutoff, written_before)?, FeedScope::full_container(), page_size, None).await
+    }
+
+    /// The aged-records query: aged by the age field, last written before the quiet period.
+    fn aged_query(&self, cutoff: &AgeValue, written_before: i64) -> Result<Query, StoreError> {
         let sql = format!("SELECT * FROM c WHERE c[\"{}\"] < @cutoff AND c._ts < @quiet", self.age_field.name());
-        let query =
-            Query::from(sql).with_parameter("@cutoff", cutoff.to_json())?.with_parameter("@quiet", written_before)?;
-        self.pages(query, FeedScope::full_container(), page_size, None).await
+        Ok(Query::from(sql).with_parameter("@cutoff", cutoff.to_json())?.with_parameter("@quiet", written_before)?)
     }
 
     /// The container's physical partitions as feed ranges, in EPK order, read
@@ -486,11 +489,8 @@ impl CosmosStore {
         written_before: i64,
         page_size: u32,
     ) -> Result<Pages, StoreError> {
-        let sql = format!("SELECT * FROM c WHERE c[\"{}\"] < @cutoff AND c._ts < @quiet", self.age_field.name());
-        let query =
-            Query::from(sql).with_parameter("@cutoff", cutoff.to_json())?.with_parameter("@quiet", written_before)?;
         let scope = FeedScope::range(slice.feed_range()?);
-        self.pages(query, scope, page_size, slice.continuation.clone()).await
+        self.pages(self.aged_query(cutoff, written_before)?, scope, page_size, slice.continuation.clone()).await
     }
 
     /// The container's throughput: its own offer, else its database's (shared

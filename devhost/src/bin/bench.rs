@@ -36,7 +36,7 @@ use clap::Parser;
 use devhost::app::AppFolder;
 use devhost::drive::{Network, app_settings, dataset, mb, read, read_as, read_with, seed};
 use devhost::host::Host;
-use devhost::stats::percentile;
+use devhost::stats::percentile_ms;
 use futures::StreamExt;
 use serde::Serialize;
 use testkit::cosmos::{Indexing, ensure_container};
@@ -600,7 +600,7 @@ async fn front(args: &Args, rtt: u64, results: &mut Results) -> anyhow::Result<(
         }
     }
     host.stop().await?;
-    let ms = |t: &[Duration], q: f64| percentile(t, q).unwrap_or_default().as_secs_f64() * 1000.0;
+    let ms = percentile_ms;
     let at_10 = rtt == 10;
     for (q, label) in [(50.0, "p50"), (99.0, "p99")] {
         results.ratio(
@@ -767,7 +767,7 @@ async fn front_lists(args: &Args, rtt: u64, results: &mut Results) -> anyhow::Re
         seen.len(),
         unique.len()
     );
-    let ms = |q: f64| percentile(&times, q).unwrap_or_default().as_secs_f64() * 1000.0;
+    let ms = |q: f64| percentile_ms(&times, q);
     let slowest = times.iter().max().copied().unwrap_or_default().as_secs_f64() * 1000.0;
     say(format!("  paged {archived_n} archived records in {} pages, each once", times.len()));
     results.plain(format!("front.paging_{archived_n}_archived_pages.{rtt}ms"), times.len() as f64, "pages");
@@ -936,7 +936,7 @@ async fn reads(args: &Args, rtt: u64, results: &mut Results) -> anyhow::Result<(
     }
     host.stop().await?;
     bearer_host.stop().await?;
-    let ms = |t: &[Duration], q: f64| percentile(t, q).unwrap_or_default().as_secs_f64() * 1000.0;
+    let ms = percentile_ms;
     let at_10 = rtt == 10;
     for (q, label) in [(50.0, "p50"), (99.0, "p99")] {
         results.ratio(
@@ -1079,7 +1079,7 @@ async fn list_pages(args: &Args, rtt: u64, results: &mut Results) -> anyhow::Res
             let rounds = args.list_rounds as f64;
             let cosmos = (network.cosmos.requests() - cosmos_before) as f64 / rounds;
             let blob = (network.blob.requests() - blob_before) as f64 / rounds;
-            let ms = |q: f64| percentile(&times, q).unwrap_or_default().as_secs_f64() * 1000.0;
+            let ms = |q: f64| percentile_ms(&times, q);
             say(format!(
                 "  {name} {which} page: p50 {:.1} ms, p95 {:.1} ms; {cosmos:.1} Cosmos and {blob:.1} blob requests",
                 ms(50.0),
